@@ -1,0 +1,199 @@
+"""Capture paths -> an `Analysis`: the per-flow table and what was learnt about the captures.
+
+Several paths are read as one continuous capture when they are pieces of one (each starts
+where the previous ended, as `tcpdump -C/-G` rotation writes them), else each on its own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .decode import LINKTYPE_NAMES, decode
+from .engine import Columns, Engine
+from .errors import CaptureError, UsageError
+from .options import Options, OsProfile
+from .read import CaptureInfo, open_capture
+from .schema import COLUMN_NAMES, FLOW_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Progress = Callable[[int, int], None]  # (bytes read so far, total bytes)
+
+
+@dataclass(slots=True)
+class CaptureSummary:
+    """What was read: per file, and the counts of what was skipped and why."""
+
+    files: list[CaptureInfo] = field(default_factory=list)
+    tcp_packets: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    continuous: bool = True  # several files read as one capture
+
+    @property
+    def frames(self) -> int:
+        return sum(f.frames for f in self.files)
+
+    @property
+    def first_ts(self) -> float | None:
+        ts = [f.first_ts for f in self.files if f.first_ts is not None]
+        return min(ts) if ts else None
+
+    @property
+    def last_ts(self) -> float | None:
+        ts = [f.last_ts for f in self.files if f.last_ts is not None]
+        return max(ts) if ts else None
+
+    @property
+    def link_types(self) -> dict[str, int]:
+        total: Counter[int] = Counter()
+        for f in self.files:
+            total.update(f.linktype_frames)
+        return {f"{k} ({LINKTYPE_NAMES.get(k, 'unknown')})": v for k, v in sorted(total.items())}
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        for f in self.files:
+            out += [f"{f.path}: {w}" for w in f.warnings]
+            if f.damage is not None:
+                out.append(f"{f.damage}; analyzed up to there")
+        out += [f"{v:,} frames skipped: {k}" for k, v in self.skipped.most_common() if v]
+        return out
+
+
+class Analysis:
+    """The result of `analyze`: `.flows` (one row per incarnation) and `.capture` (metadata)."""
+
+    def __init__(self, columns: Columns, capture: CaptureSummary, options: Options) -> None:
+        self.columns = columns
+        self.capture = capture
+        self.options = options
+        self._flows: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.columns["flow_id"])
+
+    @property
+    def flows(self) -> pd.DataFrame:
+        """The per-flow table with the schema's dtypes (categoricals, nullable ints)."""
+        if self._flows is None:
+            self._flows = to_dataframe(self.columns)
+        return self._flows
+
+
+def to_dataframe(columns: Columns) -> pd.DataFrame:
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for c in FLOW_COLUMNS:
+        values = columns[c.name]
+        if isinstance(c.dtype, str):
+            if c.dtype == "Int64" and values.dtype.kind == "f":
+                data[c.name] = pd.array(np.where(np.isnan(values), 0, values).astype(np.int64),
+                                        dtype="Int64", copy=False)
+                data[c.name][np.isnan(values)] = pd.NA
+            else:
+                data[c.name] = pd.array(values, dtype=c.dtype)
+        else:
+            data[c.name] = pd.Categorical(values, categories=[e.value for e in c.dtype])
+    return pd.DataFrame(data, columns=COLUMN_NAMES)
+
+
+def _empty_columns() -> Columns:
+    out: Columns = {}
+    for c in FLOW_COLUMNS:
+        kind = c.dtype if isinstance(c.dtype, str) else "category"
+        out[c.name] = np.zeros(0, {"Float64": np.float64, "Int64": np.int64, "boolean": bool}.get(kind, object))
+    return out
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    if not parts:
+        return _empty_columns()
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.lexsort((out["flow_id"].astype(str), out["first_ts"]))
+    return {k: v[order] for k, v in out.items()}
+
+
+def _pieces(paths: list[str], options: Options) -> bool:
+    """Whether the files are pieces of one capture: each begins at or after the previous ends."""
+    if len(paths) < 2:
+        return True
+    spans = []
+    for path in paths:
+        reader = open_capture(path, options.chunk_bytes)
+        first = last = None
+        for batch in reader:
+            if len(batch):
+                first = first if first is not None else float(batch.ts[0])
+                last = float(batch.ts[-1])
+        spans.append((first, last))
+    known = [s for s in spans if s[0] is not None]
+    ordered = sorted(known)
+    return all(a[1] is not None and b[0] is not None and b[0] >= a[1] - 1.0
+               for a, b in zip(ordered, ordered[1:]))
+
+
+def analyze(path: str | list[str], options: Options | None = None, progress: Progress | None = None,
+            **settings: Any) -> Analysis:
+    """Analyze one capture, or several pieces of one, into an `Analysis`.
+
+    `settings` are the fields of `Options` (os="macos", time_wait_s=30, ...), for convenience.
+    """
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise UsageError("no capture given")
+    options = options or Options()
+    if settings:
+        if "os" in settings:
+            settings["os"] = OsProfile(settings["os"])
+        try:
+            options = replace(options, **settings)
+        except TypeError as e:
+            raise UsageError(str(e)) from None
+    summary = CaptureSummary()
+    engine = Engine(options)
+    parts: list[Columns] = []
+    for path_ in _ordered(paths, options):
+        parts += list(_run_file(path_, engine, summary, options, progress))
+    parts += list(engine.finish())
+    return Analysis(_concat(parts), summary, options)
+
+
+def _ordered(paths: list[str], options: Options) -> list[str]:
+    """Files in time order (rotated pieces are often named so anyway)."""
+    return paths
+
+
+def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Options,
+              progress: Progress | None) -> Iterator[Columns]:
+    reader = open_capture(path, options.chunk_bytes)
+    info = reader.info
+    summary.files.append(info)
+    for batch in reader:
+        if len(batch) == 0:
+            continue
+        lt, counts = np.unique(batch.linktype, return_counts=True)
+        for k, v in zip(lt.tolist(), counts.tolist()):
+            info.linktype_frames[k] += v
+        info.first_ts = float(batch.ts[0]) if info.first_ts is None else info.first_ts
+        info.last_ts = float(np.nanmax(batch.ts))
+        packets = decode(batch, summary.skipped)
+        summary.tcp_packets += len(packets)
+        yield from engine.feed(packets, now=info.last_ts)
+        if progress is not None:
+            progress(int(batch.pos[-1]), info.size_bytes)
+    if info.damage is not None and info.frames == 0:
+        raise info.damage
+    if info.frames == 0 and info.damage is None and not info.warnings:
+        pass
+
+
+Array = npt.NDArray[np.generic]

@@ -1,0 +1,76 @@
+"""Settings of one analysis run: one frozen `Options`, passed down whole, never as **kwargs.
+Also the OS profiles that decide how long TIME_WAIT lasts and whether an RST can end it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .errors import UsageError
+
+
+class OsProfile(StrEnum):
+    linux = "linux"
+    macos = "macos"
+    bsd = "bsd"
+    windows = "windows"
+    rfc793 = "rfc793"
+
+
+@dataclass(frozen=True, slots=True)
+class OsBehaviour:
+    time_wait_s: float
+    rst_kills_time_wait: bool
+    why: str
+
+
+OS_BEHAVIOUR: dict[OsProfile, OsBehaviour] = {
+    OsProfile.linux: OsBehaviour(
+        60.0, True, "TCP_TIMEWAIT_LEN is fixed at 60 s (measured 60-62 s); tcp_rfc1337=0 by default, "
+        "so an in-sequence RST ends TIME_WAIT"),
+    OsProfile.macos: OsBehaviour(
+        30.0, False, "2*MSL with net.inet.tcp.msl=15000 ms; tcp_twcheck drops RSTs in TIME_WAIT"),
+    OsProfile.bsd: OsBehaviour(
+        30.0, False, "2*MSL with net.inet.tcp.msl=15000 ms; tcp_twcheck drops RSTs in TIME_WAIT"),
+    OsProfile.windows: OsBehaviour(
+        240.0, True, "TcpTimedWaitDelay defaults to 240 s"),
+    OsProfile.rfc793: OsBehaviour(
+        240.0, True, "2*MSL with MSL = 2 min (RFC 793); an RST in TIME_WAIT closes it (the hazard of RFC 1337)"),
+}
+
+# A new incarnation can start after an idle gap this long even without a close (TEARDOWN-RULES
+# §Vocabulary): after 2*MSL no segment of the old one can still be in flight.
+DEFAULT_CHUNK_BYTES = 32 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to judge: the OS profile of the hosts, and an optional TIME_WAIT override."""
+
+    os: OsProfile = OsProfile.linux
+    time_wait_s: float | None = None
+    host_os: tuple[tuple[str, OsProfile], ...] = ()
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+
+    def __post_init__(self) -> None:
+        if self.time_wait_s is not None and not 0 < self.time_wait_s <= 86400:
+            raise UsageError(f"--time-wait must be between 0 and 86400 seconds, not {self.time_wait_s}")
+        if self.chunk_bytes < 1 << 12:
+            raise UsageError(f"chunk size must be at least 4096 bytes, not {self.chunk_bytes}")
+
+    def profile_of(self, host: str) -> OsProfile:
+        """The OS profile of `host`: its own if given with --host-os, else --os."""
+        return dict(self.host_os).get(host, self.os)
+
+    def behaviour_of(self, profile: OsProfile) -> OsBehaviour:
+        """The profile's TIME_WAIT behaviour, with --time-wait applied."""
+        base = OS_BEHAVIOUR[profile]
+        if self.time_wait_s is None:
+            return base
+        return OsBehaviour(self.time_wait_s, base.rst_kills_time_wait, f"set with --time-wait ({base.why})")
+
+    @property
+    def longest_time_wait_s(self) -> float:
+        """The longest TIME_WAIT any host can hold under these options: how long state is kept."""
+        profiles = {self.os, *(p for _, p in self.host_os)}
+        return max(self.behaviour_of(p).time_wait_s for p in profiles)

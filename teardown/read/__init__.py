@@ -1,0 +1,174 @@
+"""Bytes -> frame batches. `open_capture` recognises the format by its magic bytes (gzip
+included) and returns a reader that yields `FrameBatch`es of a bounded size, plus what it
+learnt about the capture in `CaptureInfo` (link types, span, damage)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import CaptureDamaged, CaptureError
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": (False, 1e-6), b"\xa1\xb2\xc3\xd4": (True, 1e-6),
+    b"\x4d\x3c\xb2\xa1": (False, 1e-9), b"\xa1\xb2\x3c\x4d": (True, 1e-9),
+}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC = b"\x1f\x8b"
+
+# What a file that is not a capture probably is, from its first bytes: for the error message.
+KNOWN_MAGICS = [
+    (b"PK\x03\x04", "a zip archive?", "unzip it first"),
+    (b"BZh", "a bzip2 file?", "bunzip2 it first"),
+    (b"\xfd7zXZ\x00", "an xz file?", "unxz it first"),
+    (b"(\xb5/\xfd", "a zstd file?", "unzstd it first"),
+    (b"7z\xbc\xaf", "a 7-zip archive?", "extract it first"),
+    (b"%PDF", "a PDF document?", "give the capture itself"),
+    (b"\x7fELF", "an executable?", "give a capture file"),
+    (b"\x00\x00\x00\x00\x00\x00\x00\x00", "an empty or zeroed file?", "give a pcap or pcapng file"),
+    (b"\x52\x54\x53\x53", "a Windows NetMon capture?", "convert it with editcap -F pcapng"),
+    (b"snoop\x00\x00\x00", "a snoop capture?", "convert it with editcap -F pcapng"),
+]
+
+
+@dataclass(slots=True)
+class FrameBatch:
+    """Frames read from one chunk: where each starts in `data` and its record header.
+
+    `data` is the chunk's bytes followed by zero padding, so a decoder may read a few bytes past
+    a short frame without an index error (its validity masks discard what it read there).
+    """
+
+    data: npt.NDArray[np.uint8]
+    pos: npt.NDArray[np.int64]
+    caplen: npt.NDArray[np.uint32]
+    wirelen: npt.NDArray[np.uint32]
+    ts: npt.NDArray[np.float64]
+    linktype: npt.NDArray[np.uint16]
+    iface: npt.NDArray[np.uint16]
+    frame: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+
+@dataclass(slots=True)
+class Interface:
+    linktype: int
+    snaplen: int
+    name: str = ""
+    ts_units_per_s: int = 1_000_000
+    ts_offset_s: int = 0
+
+
+@dataclass(slots=True)
+class CaptureInfo:
+    """What the reader learnt about one capture file."""
+
+    path: str
+    format: str = ""
+    compressed: bool = False
+    size_bytes: int = 0
+    frames: int = 0
+    interfaces: list[Interface] = field(default_factory=list)
+    linktype_frames: Counter[int] = field(default_factory=Counter)
+    first_ts: float | None = None
+    last_ts: float | None = None
+    damage: CaptureDamaged | None = None
+    warnings: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+
+
+class Reader(Protocol):
+    info: CaptureInfo
+
+    def __iter__(self) -> Iterator[FrameBatch]: ...
+
+
+PAD = 128  # zero bytes after each chunk: the longest header a decoder peeks at without checks
+
+
+class ChunkStream:
+    """A file read in chunks, keeping the unread tail of one chunk at the head of the next."""
+
+    def __init__(self, fh: BinaryIO, chunk_bytes: int) -> None:
+        self.fh = fh
+        self.chunk_bytes = chunk_bytes
+        self.buf = b""
+        self.base = 0  # file offset of buf[0]
+        self.eof = False
+
+    def fill(self, keep_from: int) -> bool:
+        """Drop buf[:keep_from], read another chunk; False when the file has no more bytes."""
+        self.base += keep_from
+        tail = self.buf[keep_from:]
+        want = max(self.chunk_bytes, 2 * len(tail))
+        more = self.fh.read(want - len(tail)) if not self.eof else b""
+        if not more:
+            self.eof = True
+            self.buf = tail
+            return False
+        self.buf = tail + more
+        return True
+
+    def padded(self) -> npt.NDArray[np.uint8]:
+        arr = np.zeros(len(self.buf) + PAD, dtype=np.uint8)
+        arr[: len(self.buf)] = np.frombuffer(self.buf, dtype=np.uint8)
+        return arr
+
+
+def describe_start(head: bytes) -> str:
+    """'starts with 50 4b 03 04, a zip archive?; unzip it first' for a file that is no capture."""
+    shown = " ".join(f"{b:02x}" for b in head[:4])
+    for magic, what, todo in KNOWN_MAGICS:
+        if head.startswith(magic):
+            return f"not a pcap or pcapng file (starts with {shown}, {what}); {todo}"
+    if head[:1] in (b"<", b"{", b"[") or head[:64].isascii() and head[:64].strip():
+        return f"not a pcap or pcapng file (starts with {shown}, text); give a binary capture file"
+    return f"not a pcap or pcapng file (starts with {shown}); give a capture written by tcpdump, dumpcap or Wireshark"
+
+
+def open_capture(path: str, chunk_bytes: int) -> Reader:
+    """Open `path` (pcap, pcapng, or either gzipped) for streaming; CaptureError if unreadable."""
+    from .pcap import PcapReader
+    from .pcapng import PcapngReader
+
+    if os.path.isdir(path):
+        raise CaptureError(path, "is a directory; give a capture file (or a glob of them)")
+    try:
+        fh: BinaryIO = open(path, "rb")
+    except FileNotFoundError:
+        raise CaptureError(path, "no such file") from None
+    except PermissionError:
+        raise CaptureError(path, "permission denied; check the file's mode or run with access to it") from None
+    except OSError as e:
+        raise CaptureError(path, f"cannot open: {e.strerror}") from None
+    size = os.fstat(fh.fileno()).st_size
+    head = fh.read(4)
+    compressed = head[:2] == GZIP_MAGIC
+    if compressed:
+        fh.seek(0)
+        fh = gzip.open(fh, "rb")  # type: ignore[assignment]
+        try:
+            head = fh.read(4)
+        except (OSError, EOFError) as e:
+            raise CaptureError(path, f"damaged gzip file ({e})") from None
+    if not head:
+        raise CaptureError(path, "empty file" + (" inside the gzip" if compressed else ""))
+    info = CaptureInfo(path=path, compressed=compressed, size_bytes=size)
+    if head in PCAP_MAGICS:
+        big_endian, resolution = PCAP_MAGICS[head]
+        return PcapReader(fh, head, info, big_endian, resolution, chunk_bytes)
+    if head == PCAPNG_MAGIC:
+        return PcapngReader(fh, head, info, chunk_bytes)
+    if len(head) < 4:
+        raise CaptureError(path, f"too short to be a capture ({len(head)} bytes)")
+    rest = fh.read(60)
+    raise CaptureError(path, describe_start(head + rest))

@@ -1,0 +1,96 @@
+"""Classic pcap (both byte orders, micro- and nanosecond timestamps) -> frame batches.
+The records are walked by the C walker in `_walk.c`; this module handles the header, chunking
+and damage."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import CaptureDamaged, CaptureError
+from . import CaptureInfo, ChunkStream, FrameBatch, Interface
+from ._walk import walk_pcap
+
+# Record lengths above this are corrupt whatever the header's snaplen says: libpcap and
+# Wireshark refuse records above 256 KiB for ordinary link types (WTAP_MAX_PACKET_SIZE_STANDARD).
+MAX_RECORD_BYTES = 262_144
+NEED_MORE, CORRUPT, FULL = 0, 1, 2
+RECORDS_PER_CALL = 1 << 18
+
+
+class PcapReader:
+    def __init__(self, fh: BinaryIO, magic: bytes, info: CaptureInfo, big_endian: bool,
+                 resolution: float, chunk_bytes: int) -> None:
+        self.fh = fh
+        self.info = info
+        self.info.format = "pcap"
+        self.swapped = big_endian  # the walker reads little-endian natively
+        self.resolution = resolution
+        self.stream = ChunkStream(fh, chunk_bytes)
+        try:
+            rest = fh.read(20)
+        except (OSError, EOFError, zlib.error) as e:
+            raise CaptureError(info.path, f"damaged gzip stream in the file header ({e})") from None
+        if len(rest) < 20:
+            raise CaptureError(info.path, f"truncated pcap file header ({4 + len(rest)} of 24 bytes)")
+        order = ">" if big_endian else "<"
+        _major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII", rest)
+        self.linktype = linktype & 0xFFFF  # upper bits carry the FCS length, not the link type
+        self.max_caplen = MAX_RECORD_BYTES
+        if 0 < snaplen <= 16 << 20:
+            self.max_caplen = max(snaplen, MAX_RECORD_BYTES)
+        elif snaplen:
+            info.warnings.append(f"header snaplen {snaplen:,} is absurd; records checked against "
+                                 f"{MAX_RECORD_BYTES:,} bytes instead")
+        info.interfaces.append(Interface(self.linktype, snaplen))
+        self.stream.base = 24
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        stream, info = self.stream, self.info
+        frames = 0
+        offset = 0  # into stream.buf
+        while True:
+            try:
+                more = stream.fill(offset)
+            except (OSError, EOFError, zlib.error) as e:
+                info.damage = CaptureDamaged(info.path, stream.base + len(stream.buf), frames,
+                                             f"damaged gzip stream ({e})")
+                more = False
+            offset = 0
+            data = stream.padded()
+            payload = memoryview(data)[: len(stream.buf)]
+            parts = []
+            status = FULL
+            while status == FULL:
+                out = [np.empty(RECORDS_PER_CALL, dt) for dt in (np.int64, np.uint32, np.uint32, np.uint32, np.uint32)]
+                n, offset, status = walk_pcap(payload, offset, self.swapped, self.max_caplen, *out)
+                if n:
+                    parts.append([a[:n] for a in out])
+            if parts:
+                pos, caplen, wirelen, sec, frac = (np.concatenate(c) for c in zip(*parts))
+                n = len(pos)
+                ts = sec.astype(np.float64) + frac.astype(np.float64) * self.resolution
+                batch = FrameBatch(
+                    data=data, pos=pos, caplen=caplen, wirelen=wirelen, ts=ts,
+                    linktype=np.full(n, self.linktype, np.uint16), iface=np.zeros(n, np.uint16),
+                    frame=np.arange(frames + 1, frames + n + 1, dtype=np.int64))
+                frames += n
+                info.frames = frames
+                yield batch
+            if status == CORRUPT:
+                length = struct.unpack_from(">I" if self.swapped else "<I", stream.buf, offset + 8)[0]
+                info.damage = CaptureDamaged(info.path, stream.base + offset, frames,
+                                             f"corrupt record length {length:,}")
+                break
+            if not more and info.damage is None:
+                if offset < len(stream.buf):
+                    info.damage = CaptureDamaged(info.path, stream.base + offset, frames,
+                                                 "file ends inside a record (truncated)")
+                break
+            if info.damage is not None:
+                break
+        self.fh.close()
