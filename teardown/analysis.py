@@ -176,10 +176,13 @@ def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Optio
               progress: Progress | None) -> Iterator[Columns]:
     reader = open_capture(path, options.chunk_bytes)
     info = reader.info
+    # Frame numbers run on across the pieces of one capture: the engine orders by them.
+    frames_before = summary.frames
     summary.files.append(info)
     for batch in reader:
         if len(batch) == 0:
             continue
+        batch.frame += frames_before
         lt, counts = np.unique(batch.linktype, return_counts=True)
         for k, v in zip(lt.tolist(), counts.tolist()):
             info.linktype_frames[k] += v
@@ -192,8 +195,6 @@ def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Optio
             progress(int(batch.pos[-1]), info.size_bytes)
     if info.damage is not None and info.frames == 0:
         raise info.damage
-    if info.frames == 0 and info.damage is None and not info.warnings:
-        pass
 
 
 Array = npt.NDArray[np.generic]

@@ -383,7 +383,7 @@ def build(o: Ordered, idle_gap_s: float) -> Incarnations:
     """Split rows into incarnations, assign roles, unwrap sequence numbers, sum up each side."""
     rows, p = o.rows, o.rows.p
     inc = split_incarnations(o, idle_gap_s)
-    n = int(inc[-1]) + 1 if len(inc) else 0
+    n = int(inc.max()) + 1 if len(inc) else 0
     first_row = _first_by_frame(inc, np.ones(len(inc), bool), p.frame, n)
     tuple_id = o.tuple_id[first_row] if n else np.zeros(0, np.int64)
     tuple_first_inc = np.r_[0, np.flatnonzero(tuple_id[1:] != tuple_id[:-1]) + 1] if n else np.zeros(0, np.int64)

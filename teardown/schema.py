@@ -118,7 +118,8 @@ FLOW_COLUMNS: list[Column] = [
            empty_when="first incarnation of its tuple, or the previous one held no TIME_WAIT"),
     Column("capture_loss", "boolean", "Bytes were acknowledged that the capture never saw."),
     Column("capture_loss_bytes", "Int64", "How many.", unit="bytes"),
-    Column("evidence_frames", "string", "Frame numbers the close verdict rests on (SYN, FINs, RSTs, final ACKs)."),
+    Column("evidence_frames", "string", "Frame numbers the close verdict rests on (SYN, FINs, RSTs, final ACKs); "
+           "they run on across the files of one continuous capture."),
     Column("notes", "string", "Plain-language remarks: inferred roles, lost final ACKs, fingerprints, anomalies."),
 ]
 ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict, DataAfterFin]

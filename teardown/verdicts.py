@@ -32,6 +32,7 @@ class Closes:
     active_closer: Obj  # side index 0/1, 2 both, -1 none
     closer: I64
     closing_rst_row: I64  # the RST that ended the connection, -1 where none
+    first_rst_row: I64  # the first RST outside a handshake that completed later, -1 where none
     complete_frame: I64  # frame of the last ACK completing an orderly close; -1 where incomplete
 
 
@@ -131,7 +132,8 @@ def close_kind(inc: Incarnations) -> Closes:
          closer == 2, fin.any(axis=1), has_rst],
         [CloseKind.refused, CloseKind.unanswered, CloseKind.rst, CloseKind.fin_then_rst,
          CloseKind.simultaneous, CloseKind.fin, CloseKind.rst], CloseKind.open).astype(object)
-    return Closes(hs, kind, closer, closer, np.where(has_rst, closing_rst_row, -1), complete_frame)
+    closing_rst_row = np.where(has_rst, closing_rst_row, -1)
+    return Closes(hs, kind, closer, closer, closing_rst_row, closing_rst_row, complete_frame)
 
 
 def side_names(idx: I64) -> Obj:
@@ -298,7 +300,11 @@ def reuse_in_time_wait(inc: Incarnations, tw: TimeWait) -> Reuse:
     old_nxt = s.nxt_u[j, old_side]
     isn = p.seq[syn].astype(np.int64)
     linux_isn[k] = (old_nxt > -(1 << 61)) & (isn == (old_nxt + LINUX_TW_REUSE_ISN_STEP) % (1 << 32))
-    answered = s.syn_row[k, SERVER] >= 0
+    # The holder's first answer decides: a SYN-ACK accepts; a bare ACK of the old connection
+    # rejects, even if a retransmitted SYN is accepted later (by the listener, once the
+    # client's RST has ended the TIME_WAIT).
+    answer = s.first_row[k, SERVER]
+    answered = (answer >= 0) & ((p.flags[np.maximum(answer, 0)] & SYN) != 0)
     last_old = s.last_row[j, old_side]
     old_ts = np.where(last_old >= 0, p.tsval[np.maximum(last_old, 0)], -1)
     new_ts = p.tsval[syn]
@@ -377,12 +383,8 @@ def judge(inc: Incarnations, options: Options) -> dict[str, npt.NDArray[np.gener
 
     first_ts = np.fmin(_ts(inc, s.first_row[:, 0]), _ts(inc, s.first_row[:, 1]))
     last_ts = np.fmax(_ts(inc, s.last_row[:, 0]), _ts(inc, s.last_row[:, 1]))
-    fin_c, fin_s = _frame(inc, s.fin_row[:, CLIENT]), _frame(inc, s.fin_row[:, SERVER])
-    has_fin = (s.fin_row >= 0).any(axis=1)
-    first_fin_by = np.where(has_fin, np.where(fin_c <= fin_s, CLIENT, SERVER), -1)
-    rst_c, rst_s = _frame(inc, s.rst_row[:, CLIENT]), _frame(inc, s.rst_row[:, SERVER])
-    has_rst = (s.rst_row >= 0).any(axis=1)
-    first_rst_by = np.where(has_rst, np.where(rst_c <= rst_s, CLIENT, SERVER), -1)
+    rst_row = c.first_rst_row
+    first_rst_by = np.where(rst_row >= 0, inc.side[np.maximum(rst_row, 0)], -1)
 
     # Half-close and data after FIN: data segments sent after a FIN (the peer's, or one's own).
     g = inc.inc * 2 + inc.side
@@ -412,8 +414,8 @@ def judge(inc: Incarnations, options: Options) -> dict[str, npt.NDArray[np.gener
     flow_id = (vlan_prefix + bracket(client_ip) + ":" + c_port.astype(str) + ">" + bracket(server_ip) + ":"
                + s_port.astype(str) + "/" + index.astype(str))
     evidence = _evidence(inc, c, s)
-    final_ack_missing = (holder >= 0) & ~np.where(holder == 2, tw.final_ack_seen.all(axis=1),
-                                                  tw.final_ack_seen[np.arange(n), np.maximum(holder, 0)])
+    holds = ~np.isnan(tw.start)
+    final_ack_missing = (holds & ~tw.final_ack_seen).any(axis=1)
     fin_wait_2 = (c.close_kind == CloseKind.fin) & ((s.fin_row >= 0).sum(axis=1) == 1)
     rst_ignored = kill.seen & ~rst_kills
     notes = _notes(
@@ -434,9 +436,9 @@ def judge(inc: Incarnations, options: Options) -> dict[str, npt.NDArray[np.gener
         "duration_s": last_ts - first_ts, "packets_c2s": s.packets[:, CLIENT], "packets_s2c": s.packets[:, SERVER],
         "bytes_c2s": s.bytes[:, CLIENT], "bytes_s2c": s.bytes[:, SERVER], "handshake": c.handshake,
         "close_kind": c.close_kind, "half_close": half, "half_close_s": half_s,
-        "active_closer": side_names(c.active_closer), "first_fin_by": side_names(first_fin_by),
+        "active_closer": side_names(c.active_closer), "first_fin_by": side_names(c.closer),
         "first_fin_ts": first_fin_ts, "first_rst_by": side_names(first_rst_by),
-        "first_rst_ts": np.fmin(_ts(inc, s.rst_row[:, 0]), _ts(inc, s.rst_row[:, 1])),
+        "first_rst_ts": _ts(inc, rst_row),
         "rst_class": rst_class(inc, c.closing_rst_row),
         "fin_retransmissions_client": np.maximum(s.fin_copies[:, CLIENT] - 1, 0),
         "fin_retransmissions_server": np.maximum(s.fin_copies[:, SERVER] - 1, 0),

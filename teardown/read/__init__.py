@@ -137,9 +137,6 @@ def describe_start(head: bytes) -> str:
 
 def open_capture(path: str, chunk_bytes: int) -> Reader:
     """Open `path` (pcap, pcapng, or either gzipped) for streaming; CaptureError if unreadable."""
-    from .pcap import PcapReader
-    from .pcapng import PcapngReader
-
     if os.path.isdir(path):
         raise CaptureError(path, "is a directory; give a capture file (or a glob of them)")
     try:
@@ -150,12 +147,23 @@ def open_capture(path: str, chunk_bytes: int) -> Reader:
         raise CaptureError(path, "permission denied; check the file's mode or run with access to it") from None
     except OSError as e:
         raise CaptureError(path, f"cannot open: {e.strerror}") from None
+    try:
+        return _recognise(path, fh, chunk_bytes)
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _recognise(path: str, fh: BinaryIO, chunk_bytes: int) -> Reader:
+    from .pcap import PcapReader
+    from .pcapng import PcapngReader
+
     size = os.fstat(fh.fileno()).st_size
     head = fh.read(4)
     compressed = head[:2] == GZIP_MAGIC
     if compressed:
-        fh.seek(0)
-        fh = gzip.open(fh, "rb")  # type: ignore[assignment]
+        fh.close()
+        fh = gzip.open(path, "rb")  # type: ignore[assignment]
         try:
             head = fh.read(4)
         except (OSError, EOFError) as e:

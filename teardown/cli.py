@@ -1,0 +1,206 @@
+"""Command line: arguments in; a summary, table files and exit codes out.
+
+Exit codes: 0 success, 1 a finding listed in --fail-on is present, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .analysis import Analysis, analyze
+from .errors import TeardownError, UsageError
+from .options import Options, OsProfile
+
+FORMATS = ("csv", "json", "parquet")
+# --fail-on names -> the flow condition that triggers exit 1.
+FINDINGS = {
+    "assassination": lambda c: c["tw_assassination"],
+    "fin-retransmission": lambda c: (c["fin_retransmissions_client"] + c["fin_retransmissions_server"]) > 0,
+    "reuse-in-time-wait": lambda c: c["reuses_tuple_in_time_wait"],
+    "reuse-rejected": lambda c: c["reuse_verdict"] == "rejected",
+    "rst": lambda c: np.isin(c["close_kind"], ["rst", "fin_then_rst"]),
+    "refused": lambda c: c["close_kind"] == "refused",
+    "unanswered": lambda c: c["close_kind"] == "unanswered",
+    "simultaneous": lambda c: c["close_kind"] == "simultaneous",
+    "data-after-fin": lambda c: c["data_after_fin"] == "new_data",
+    "capture-loss": lambda c: c["capture_loss"],
+    "server-close": lambda c: c["active_closer"] == "server",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="teardown", description="How every TCP connection in a capture "
+                                     "ended, and who is left holding TIME_WAIT.")
+    parser.add_argument("--version", action="version", version=f"teardown {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="judge every connection in pcap/pcapng captures",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  teardown analyze captures/server_first_close.pcap -o flows.csv")
+    a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file, optionally gzipped")
+    a.add_argument("-o", "--output", metavar="OUT", help="write the per-flow table; the suffix picks the format")
+    a.add_argument("--format", choices=FORMATS, help="force the output format")
+    a.add_argument("--os", choices=[p.value for p in OsProfile], default="linux",
+                   help="OS profile of the hosts: TIME_WAIT length and RST handling (default linux)")
+    a.add_argument("--time-wait", type=float, metavar="SECONDS", help="override the TIME_WAIT length")
+    a.add_argument("--host-os", action="append", default=[], metavar="IP=PROFILE",
+                   help="OS profile of one host (repeatable)")
+    a.add_argument("--fail-on", metavar="FINDING,...", default="",
+                   help="exit 1 when any listed finding is present: " + ", ".join(FINDINGS))
+    a.add_argument("--quiet", action="store_true", help="no summary on stdout")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> Options:
+    host_os = []
+    for item in args.host_os:
+        host, _, profile = item.partition("=")
+        if profile not in {p.value for p in OsProfile}:
+            raise UsageError(f"--host-os {item}: expected IP=PROFILE with PROFILE one of "
+                             + ", ".join(p.value for p in OsProfile))
+        host_os.append((host, OsProfile(profile)))
+    return Options(os=OsProfile(args.os), time_wait_s=args.time_wait, host_os=tuple(host_os))
+
+
+def _format_of(out: str, forced: str | None) -> str:
+    if forced:
+        return forced
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix in FORMATS:
+        return suffix
+    raise UsageError(f"-o {out}: cannot tell the format from the suffix; use .csv, .json or .parquet, "
+                     "or --format")
+
+
+def write_table(result: Analysis, out: str, fmt: str) -> None:
+    flows = result.flows
+    try:
+        if fmt == "csv":
+            flows.to_csv(out, index=False)
+        elif fmt == "json":
+            flows.to_json(out, orient="records", lines=False, indent=1)
+        else:
+            flows.to_parquet(out, index=False)
+    except OSError as e:
+        raise UsageError(f"-o {out}: cannot write ({e.strerror or e})") from None
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most a few times a second."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.25 or not total:
+            return
+        self.last = now
+        share = min(done / total, 1.0)
+        bar = "#" * int(share * 30)
+        sys.stderr.write(f"\r[{bar:<30}] {share:6.1%} of {total / 1e6:,.1f} MB")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+
+
+def summary_text(result: Analysis) -> str:
+    c = result.columns
+    cap = result.capture
+    n = len(result)
+    lines = []
+    names = ", ".join(f.path for f in cap.files)
+    span = ""
+    if cap.first_ts is not None and cap.last_ts is not None:
+        start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(cap.first_ts))
+        span = f", {start} UTC + {cap.last_ts - cap.first_ts:,.3f} s"
+    lines.append(f"{names}: {cap.frames:,} frames, {cap.tcp_packets:,} TCP segments{span}")
+    if len(cap.files) > 1:
+        lines.append("read as one continuous capture (pieces in time order)" if cap.continuous
+                     else "read as separate captures")
+    lines.append(f"{n:,} connections (incarnations); TIME_WAIT {result.options.behaviour_of(result.options.os).time_wait_s:g} s "
+                 f"({result.options.os.value} profile)")
+    if n:
+        lines.append("")
+        lines.append("close kind        connections  client closed  server closed  both   TIME_WAIT on client/server")
+        for kind in ["fin", "simultaneous", "rst", "fin_then_rst", "refused", "unanswered", "open"]:
+            sel = c["close_kind"] == kind
+            k = int(sel.sum())
+            if not k:
+                continue
+            closer = c["active_closer"][sel]
+            tw = c["time_wait_on"][sel]
+            lines.append(f"{kind:<17} {k:>11,}  {int((closer == 'client').sum()):>13,}  "
+                         f"{int((closer == 'server').sum()):>13,}  {int((closer == 'both').sum()):>4,}   "
+                         f"{int(np.isin(tw, ['client', 'both']).sum()):,}/{int(np.isin(tw, ['server', 'both']).sum()):,}")
+        notable = [
+            ("TIME_WAIT assassinations", c["tw_assassination"]),
+            ("retransmitted FINs (lost final ACK)", (c["fin_retransmissions_client"] + c["fin_retransmissions_server"]) > 0),
+            ("4-tuple reused during TIME_WAIT", c["reuses_tuple_in_time_wait"]),
+            ("half-closed", c["half_close"]),
+            ("new data after own FIN", c["data_after_fin"] == "new_data"),
+            ("capture loss", c["capture_loss"]),
+            ("roles inferred", c["roles_inferred"]),
+        ]
+        shown = [(label, np.flatnonzero(mask)) for label, mask in notable if mask.any()]
+        if shown:
+            lines.append("")
+            lines.append("notable flows")
+            for label, idx in shown:
+                examples = ", ".join(str(c["flow_id"][i]) for i in idx[:3])
+                more = f" (+{len(idx) - 3:,} more)" if len(idx) > 3 else ""
+                lines.append(f"  {label}: {len(idx):,}: {examples}{more}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _analyze(args)
+    except TeardownError as e:
+        print(f"teardown: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("teardown: interrupted", file=sys.stderr)
+        return 130
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    fail_on = [f for f in args.fail_on.split(",") if f]
+    unknown = [f for f in fail_on if f not in FINDINGS]
+    if unknown:
+        raise UsageError(f"--fail-on {','.join(unknown)}: unknown finding; choose from {', '.join(FINDINGS)}")
+    fmt = _format_of(args.output, args.format) if args.output else None
+    options = _options(args)
+    progress = _Progress() if sys.stderr.isatty() else None
+    try:
+        result = analyze(args.captures, options, progress=progress)
+    finally:
+        if progress:
+            progress.close()
+    if args.output and fmt:
+        write_table(result, args.output, fmt)
+    if not args.quiet:
+        print(summary_text(result))
+        if args.output:
+            print(f"\nwrote {len(result):,} flows to {args.output}")
+    for w in result.capture.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    hits = [f for f in fail_on if np.asarray(FINDINGS[f](result.columns)).any()]
+    if hits:
+        print(f"teardown: findings present: {', '.join(hits)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

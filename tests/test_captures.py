@@ -1,0 +1,98 @@
+"""Golden captures: each sample in captures/ is analyzed and compared with the table checked in
+beside it (`*.expected.csv`, rewritten by `pytest --regen`: review that diff), and with the
+verdicts its construction guarantees (`*.truth.json`, written when the sample was made)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import teardown
+from teardown.analysis import to_dataframe
+
+from .conftest import CAPTURES
+
+SAMPLES = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng", ".gz"))
+HEADER = "# generated: pytest --regen; review the diff before committing\n"
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+def _expected_path(path: Path) -> Path:
+    return path.with_name(_stem(path) + ".expected.csv")
+
+
+@pytest.mark.parametrize("capture", SAMPLES, ids=_stem)
+def test_matches_expected_table(capture: Path, regen: bool) -> None:
+    flows = teardown.analyze(str(capture)).flows
+    expected_path = _expected_path(capture)
+    if regen or not expected_path.exists():
+        with expected_path.open("w") as fh:
+            fh.write(HEADER)
+            flows.to_csv(fh, index=False)
+        if not regen:
+            pytest.fail(f"{expected_path.name} was missing and has been written: review it and commit it")
+        return
+    raw = pd.read_csv(expected_path, comment=None, skiprows=1, dtype=str, keep_default_na=False)
+    got = flows.astype(str).replace({"<NA>": "", "nan": ""})
+    raw = raw.replace({"nan": ""})
+    assert list(raw.columns) == list(got.columns), "columns changed: run pytest --regen and review"
+    diffs = []
+    for i in range(max(len(raw), len(got))):
+        if i >= len(raw) or i >= len(got):
+            diffs.append(f"row {i}: only in {'analysis' if i >= len(raw) else 'expected'}")
+            continue
+        for col in got.columns:
+            a, b = raw.iloc[i][col], got.iloc[i][col]
+            if a != b and not _close(a, b):
+                diffs.append(f"{got.iloc[i]['flow_id']} {col}: expected {a!r}, got {b!r}")
+    assert not diffs, "\n".join(diffs[:30])
+
+
+def _close(a: str, b: str) -> bool:
+    try:
+        return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a)))
+    except ValueError:
+        return False
+
+
+TRUTHS = sorted(CAPTURES.glob("*.truth.json"))
+
+
+@pytest.mark.parametrize("truth_path", TRUTHS, ids=lambda p: p.name.split(".")[0])
+def test_verdicts_match_construction(truth_path: Path) -> None:
+    """The verdicts the sample's construction guarantees (independent of the analyzer)."""
+    truth = json.loads(truth_path.read_text())
+    capture = CAPTURES / truth["capture"]
+    flows = teardown.analyze(str(capture)).flows
+    for want in truth["flows"]:
+        sel = flows
+        for key in ("client_ip", "client_port", "server_ip", "server_port"):
+            if key in want:
+                sel = sel[sel[key].astype(str) == str(want[key])]
+        if "incarnation" in want:  # the truth files count incarnations from 1
+            sel = sel[sel["incarnation"] == want["incarnation"] - 1]
+        assert len(sel) >= 1, f"no flow {want} in {capture.name}"
+        row = sel.iloc[0]
+        for key, value in want.items():
+            if key in ("client_ip", "client_port", "server_ip", "server_port", "incarnation") or key not in flows:
+                continue
+            got = row[key]
+            got = None if pd.isna(got) else got
+            if isinstance(value, bool) or isinstance(got, bool):
+                got = bool(got) if got is not None else None
+            assert (str(got) if got is not None else None) == (str(value) if value is not None else None), (
+                f"{capture.name} {row['flow_id']} {key}: construction says {value!r}, analysis says {got!r}")
+
+
+def test_to_dataframe_keeps_schema_dtypes() -> None:
+    flows = teardown.analyze(str(SAMPLES[0])).flows
+    assert str(flows["close_kind"].dtype) == "category"
+    assert str(flows["client_port"].dtype) == "Int64"
+    assert str(flows["first_ts"].dtype) == "Float64"
+    assert list(to_dataframe(teardown.analyze(str(SAMPLES[0])).columns).columns) == list(flows.columns)
