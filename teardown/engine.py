@@ -29,6 +29,7 @@ class Engine:
         self.options = options
         self.idle_gap_s = options.longest_time_wait_s
         self.carry: Rows | None = None
+        self.carried_verdicts: Columns | None = None  # the carried tuples' rows as last judged
         self.emitted_per_tuple: dict[bytes, int] = {}
 
     def feed(self, packets: Packets, now: float | None = None) -> Iterator[Columns]:
@@ -44,11 +45,14 @@ class Engine:
 
     def finish(self) -> Iterator[Columns]:
         """Everything still held, as the capture ends."""
-        if self.carry is not None and len(self.carry):
-            rows, self.carry = self.carry, None
-            yield from self._judge(rows, np.inf, final=True)
+        # Nothing arrived since the carried tuples were judged: their rows are final as they are.
+        if self.carried_verdicts is not None and len(self.carried_verdicts["flow_id"]):
+            out, self.carried_verdicts, self.carry = self.carried_verdicts, None, None
+            if self.emitted_per_tuple:
+                self._renumber(out)
+            yield out
 
-    def _judge(self, rows: Rows, now: float, final: bool = False) -> Iterator[Columns]:
+    def _judge(self, rows: Rows, now: float) -> Iterator[Columns]:
         o = order(rows)
         inc = build(o, self.idle_gap_s)
         cols = judge(inc, self.options)
@@ -64,10 +68,10 @@ class Engine:
         carried = o.rows.take(keep_rows)
         carried.known_u[:] = True
         self.carry = carried
+        self.carried_verdicts = {k: v[~done] for k, v in cols.items()}
         if done.any():
             out = {k: v[done] for k, v in cols.items()}
-            if self.emitted_per_tuple or not final:
-                self._renumber(out)
+            self._renumber(out)
             yield out
 
     def _renumber(self, out: Columns) -> None:
