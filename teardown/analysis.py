@@ -161,15 +161,10 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     summary = CaptureSummary()
     engine = Engine(options)
     parts: list[Columns] = []
-    for path_ in _ordered(paths, options):
+    for path_ in paths:
         parts += list(_run_file(path_, engine, summary, options, progress))
     parts += list(engine.finish())
     return Analysis(_concat(parts), summary, options)
-
-
-def _ordered(paths: list[str], options: Options) -> list[str]:
-    """Files in time order (rotated pieces are often named so anyway)."""
-    return paths
 
 
 def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Options,
@@ -196,5 +191,3 @@ def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Optio
     if info.damage is not None and info.frames == 0:
         raise info.damage
 
-
-Array = npt.NDArray[np.generic]

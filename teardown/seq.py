@@ -27,18 +27,3 @@ def seq_lt(a: A, b: A) -> A | bool:
 def seq_le(a: A, b: A) -> A | bool:
     return seq_diff(a, b) <= 0  # type: ignore[return-value]
 
-
-def unwrap(raw: npt.NDArray[np.int64], group_start: npt.NDArray[np.bool_],
-           base: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Unwrap 32-bit values into int64 along runs that start where `group_start` is True.
-
-    Each run starts at `base` (the unwrapped value of its first element, already known) and
-    then moves by the signed 32-bit distance between consecutive values, so a connection that
-    sends more than 4 GiB keeps increasing instead of jumping back to 0.
-    """
-    step = seq_diff(raw, np.roll(raw, 1))
-    step[group_start] = 0
-    total = np.cumsum(step)
-    starts = np.flatnonzero(group_start)
-    run = np.cumsum(group_start) - 1
-    return base[run] + total - total[starts][run]
