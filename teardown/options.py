@@ -3,6 +3,7 @@ Also the OS profiles that decide how long TIME_WAIT lasts and whether an RST can
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,6 +42,8 @@ OS_BEHAVIOUR: dict[OsProfile, OsBehaviour] = {
 # A new incarnation can start after an idle gap this long even without a close (TEARDOWN-RULES
 # §Vocabulary): after 2*MSL no segment of the old one can still be in flight.
 DEFAULT_CHUNK_BYTES = 32 << 20
+# Linux's net.ipv4.ip_local_port_range default: 28,232 ephemeral ports for connect().
+DEFAULT_PORT_RANGE = (32768, 60999)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +54,25 @@ class Options:
     time_wait_s: float | None = None
     host_os: tuple[tuple[str, OsProfile], ...] = ()
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    port_range: tuple[int, int] = DEFAULT_PORT_RANGE  # clients' ephemeral ports, inclusive
 
     def __post_init__(self) -> None:
+        lo, hi = self.port_range
+        if not 1 <= lo <= hi <= 65535:
+            raise UsageError(f"--port-range {lo}-{hi}: expected LOW-HIGH with 1 <= LOW <= HIGH <= 65535")
         if self.time_wait_s is not None and not 0 < self.time_wait_s <= 86400:
             raise UsageError(f"--time-wait must be between 0 and 86400 seconds, not {self.time_wait_s}")
         if self.chunk_bytes < 1 << 12:
             raise UsageError(f"chunk size must be at least 4096 bytes, not {self.chunk_bytes}")
+
+    @staticmethod
+    def parse_port_range(text: str) -> tuple[int, int]:
+        """'32768-60999' (or '32768 60999', as sysctl prints it) -> (32768, 60999)."""
+        found = re.fullmatch(r"\s*(\d{1,5})\s*(?:-|\s)\s*(\d{1,5})\s*", text)
+        if found is None:
+            raise UsageError(f"--port-range {text}: expected LOW-HIGH, e.g. 32768-60999 "
+                             "(sysctl net.ipv4.ip_local_port_range)")
+        return int(found[1]), int(found[2])
 
     def profile_of(self, host: str) -> OsProfile:
         """The OS profile of `host`: its own if given with --host-os, else --os."""

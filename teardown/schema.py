@@ -57,6 +57,34 @@ class DataAfterFin(StrEnum):
     new_data = "new_data"  # new data after the sender's own FIN: a protocol violation
 
 
+class CloseCause(StrEnum):
+    http10_request = "http10_request"  # the client's request was HTTP/1.0 without keep-alive
+    connection_close_request = "connection_close_request"  # the client's request said `Connection: close`
+    http10_response = "http10_response"  # the server answered HTTP/1.0 without keep-alive
+    connection_close_response = "connection_close_response"  # the server's response said `Connection: close`
+    http_keep_alive = "http_keep_alive"  # the first exchange kept the connection open: the server closed it later (idle timeout, request limit)
+    not_http = "not_http"  # payload seen, not HTTP/1.x
+    no_payload = "no_payload"  # neither side's payload is in the capture
+
+
+class Severity(StrEnum):
+    critical = "critical"  # a limit is reached, or will be at the observed rate: connections fail
+    warning = "warning"  # a habit that costs TIME_WAIT, ports or data; fix it before the load grows
+    info = "info"  # worth knowing; nothing fails at the observed load
+
+
+class FindingKind(StrEnum):
+    port_exhaustion = "port-exhaustion"  # a client held (nearly) all its ephemeral ports toward one destination
+    port_pressure = "port-pressure"  # a client opens connections to one destination faster than its ports can sustain
+    server_close = "server-close"  # a server endpoint closes most connections first and holds their TIME_WAIT
+    time_wait_pile_up = "time-wait-pile-up"  # a host held many TIME_WAIT sockets at once
+    abort_habit = "abort-habit"  # a host ends most connections with an RST (SO_LINGER {1,0} pattern)
+    refused = "refused"  # connections refused: nothing listening on a port
+    assassination = "assassination"  # TIME_WAITs ended early by an in-sequence RST (RFC 1337)
+    reuse_rejected = "reuse-rejected"  # SYNs reusing a 4-tuple were rejected by its TIME_WAIT
+    hidden_before_capture = "hidden-before-capture"  # a peak lies where TIME_WAITs begun before the capture would add to it
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
@@ -122,8 +150,97 @@ FLOW_COLUMNS: list[Column] = [
            "they run on across the files of one continuous capture."),
     Column("notes", "string", "Plain-language remarks: inferred roles, lost final ACKs, fingerprints, anomalies."),
 ]
-ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict, DataAfterFin]
+ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict, DataAfterFin,
+                              CloseCause, Severity, FindingKind]
 COLUMN_NAMES = [c.name for c in FLOW_COLUMNS]
+# Kept beside the flow columns in `Analysis.columns` for later stages, never written out.
+INTERNAL_COLUMNS = {
+    "client_head": "first payload bytes the client sent, in sequence order (up to 256), or None",
+    "server_head": "first payload bytes the server sent, in sequence order (up to 256), or None",
+    "first_frame": "frame number of the incarnation's first segment: orders rows with equal first_ts",
+}
+
+# Host-level views (TEARDOWN-RULES.md "Host-level views"), computed from the per-flow table.
+_PEAK_TS = dict(unit="s since the epoch", empty_when="no TIME_WAIT")
+HOST_COLUMNS: list[Column] = [
+    Column("host", "string", "IP address, as client or server (vlanN/ in front when VLAN-tagged)."),
+    Column("connections", "Int64", "Incarnations with this host at either end."),
+    Column("connections_as_client", "Int64", "Of those, the ones this host opened."),
+    Column("connections_as_server", "Int64", "Of those, the ones this host accepted."),
+    Column("closed_first", "Int64", "Connections this host closed first (both sides after a simultaneous close)."),
+    Column("time_wait_total", "Int64", "TIME_WAIT sockets this host held over the capture."),
+    Column("time_wait_peak", "Int64", "Most TIME_WAIT sockets held at one instant (restarts, assassination "
+           "and accepted reuse applied)."),
+    Column("time_wait_peak_ts", "Float64", "First instant of that peak.", **_PEAK_TS),
+    Column("time_wait_peak_peers", "string", "Peers whose TIME_WAITs made up the peak, most first, with "
+           "counts (at most 3).", empty_when="no TIME_WAIT"),
+    Column("time_wait_peak_may_be_low", "boolean", "The peak lies within one TIME_WAIT length of the capture "
+           "start, where TIME_WAITs begun before the capture (invisible) would add to it."),
+    Column("time_wait_s", "Float64", "This host's TIME_WAIT length under its OS profile and --time-wait.", unit="s"),
+    Column("aborts_sent", "Int64", "Connections this host ended with an RST (close kinds rst, fin_then_rst)."),
+    Column("refused_sent", "Int64", "SYNs this host refused with RST+ACK (nothing listening)."),
+]
+DESTINATION_COLUMNS: list[Column] = [
+    Column("client_ip", "string", "The client whose ephemeral ports are counted."),
+    Column("server_ip", "string", "Server address."),
+    Column("server_port", "Int64", "Server port."),
+    Column("connections", "Int64", "Incarnations from this client to this server endpoint."),
+    Column("client_ports_seen", "Int64", "Distinct client ports used."),
+    Column("client_time_wait_share", "Float64", "Share of the connections that left the client in TIME_WAIT "
+           "(it closed first, or both did): only those hold a port after the close.", unit="fraction"),
+    Column("client_ports_outside_range", "Int64", "Connections whose client port lies outside --port-range "
+           "(then that range is not this client's)."),
+    Column("ports_in_use_peak", "Int64", "Most client ports held at one instant: open connections plus the "
+           "client's TIME_WAITs."),
+    Column("ports_in_use_peak_ts", "Float64", "First instant of that peak.", unit="s since the epoch"),
+    Column("port_range_size", "Int64", "Ports in --port-range (Linux default 32768-60999: 28,232)."),
+    Column("port_utilisation_peak", "Float64", "ports_in_use_peak / port_range_size.", unit="fraction"),
+    Column("observed_rate_peak", "Float64", "Most new connections in any 1 s window.", unit="connections/s"),
+    Column("observed_rate_peak_ts", "Float64", "Start of that window.", unit="s since the epoch"),
+    Column("observed_rate_peak_10s", "Float64", "Most new connections in any 10 s window, divided by 10.",
+           unit="connections/s", empty_when="the capture spans less than 10 s"),
+    Column("sustainable_rate", "Float64", "port_range_size / the client's TIME_WAIT length: the steady rate of "
+           "new connections the range sustains when the client closes first.", unit="connections/s"),
+    Column("seconds_to_exhaustion", "Float64", "How long the range lasts from empty when connections that "
+           "leave the client in TIME_WAIT arrive at observed_rate_peak × client_time_wait_share: "
+           "port_range_size / that rate; 0 when ports_in_use_peak reached the range.", unit="s",
+           empty_when="that rate is within the sustainable rate and the range was never full"),
+    Column("time_wait_reuses", "Int64", "Connections that reused a 4-tuple still in TIME_WAIT."),
+]
+SERVER_COLUMNS: list[Column] = [
+    Column("server_ip", "string", "Server address."),
+    Column("server_port", "Int64", "Server port."),
+    Column("connections", "Int64", "Incarnations to this server endpoint."),
+    Column("closed", "Int64", "Of those, the ones that ended with FIN or RST: the shares' denominator."),
+    Column("server_closed_first_share", "Float64", "Share of closed connections whose first FIN was the "
+           "server's (also when an RST followed).", unit="fraction", empty_when="closed is 0"),
+    Column("client_closed_first_share", "Float64", "Share whose first FIN was the client's.", unit="fraction",
+           empty_when="closed is 0"),
+    Column("simultaneous_share", "Float64", "Share closed by crossing FINs.", unit="fraction",
+           empty_when="closed is 0"),
+    Column("aborted_share", "Float64", "Share ended by an RST without any FIN.", unit="fraction",
+           empty_when="closed is 0"),
+    Column("aborted_by_server", "Int64", "Connections the server ended with an RST (close kinds rst, fin_then_rst)."),
+    Column("refused", "Int64", "SYNs refused with RST+ACK."),
+    Column("server_time_wait_total", "Int64", "TIME_WAIT sockets the server held for this endpoint."),
+    Column("server_time_wait_peak", "Int64", "Most of them at one instant."),
+    Column("server_time_wait_peak_ts", "Float64", "First instant of that peak.", **_PEAK_TS),
+    Column("client_time_wait_total", "Int64", "TIME_WAIT sockets the clients held."),
+    Column("cause", CloseCause, "Most common cause of the server-first closes, read from the first payload "
+           "bytes of each direction.", empty_when="the server closed none first, or payload heads are not available"),
+    Column("cause_share", "Float64", "Share of the server-first closes with that cause.", unit="fraction",
+           empty_when="cause is empty"),
+]
+FINDING_COLUMNS: list[Column] = [
+    Column("severity", Severity, "How urgent."),
+    Column("kind", FindingKind, "What was found; also a --fail-on name."),
+    Column("subject", "string", "The host, server endpoint or client -> destination it is about."),
+    Column("message", "string", "What was found, in plain words with the numbers behind it."),
+    Column("advice", "string", "What to do, from the mitigations of TEARDOWN-RULES.md."),
+]
+TABLES: dict[str, list[Column]] = {"flows": FLOW_COLUMNS, "hosts": HOST_COLUMNS,
+                                   "destinations": DESTINATION_COLUMNS, "servers": SERVER_COLUMNS,
+                                   "findings": FINDING_COLUMNS}
 
 
 def _enum_meanings(e: type[StrEnum]) -> list[str]:
@@ -139,9 +256,9 @@ def _enum_meanings(e: type[StrEnum]) -> list[str]:
     return out
 
 
-def markdown() -> str:
+def markdown(columns: list[Column] = FLOW_COLUMNS) -> str:
     lines = ["| column | type | meaning |", "| --- | --- | --- |"]
-    for c in FLOW_COLUMNS:
+    for c in columns:
         kind = c.dtype if isinstance(c.dtype, str) else "category"
         text = c.meaning
         if c.unit:
@@ -157,12 +274,23 @@ def markdown() -> str:
 START, END = "<!-- schema:start -->", "<!-- schema:end -->"
 
 
+def markers(table: str) -> tuple[str, str]:
+    """The README markers around a table's columns: the flows' are START/END."""
+    if table == "flows":
+        return START, END
+    return f"<!-- schema:{table}:start -->", f"<!-- schema:{table}:end -->"
+
+
 def rewrite_readme(path: Path) -> bool:
-    """Put the column table between the markers; True when the file changed."""
-    text = path.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{markdown()}{END}{tail}"
+    """Put each table's columns between its markers (where present); True when the file changed."""
+    text = new = path.read_text()
+    for table, columns in TABLES.items():
+        start, end = markers(table)
+        if start not in new:
+            continue
+        head, rest = new.split(start, 1)
+        _, tail = rest.split(end, 1)
+        new = f"{head}{start}\n{markdown(columns)}{end}{tail}"
     if new != text:
         path.write_text(new)
     return new != text
