@@ -19,7 +19,8 @@ from .engine import Columns, Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile
 from .read import CaptureInfo, open_capture
-from .schema import COLUMN_NAMES, FLOW_COLUMNS
+from .schema import DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS, Column
+from .timewait import HostViews, host_views
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,6 +77,8 @@ class Analysis:
         self.capture = capture
         self.options = options
         self._flows: pd.DataFrame | None = None
+        self._host_views: HostViews | None = None
+        self._tables: dict[str, pd.DataFrame] = {}
 
     def __len__(self) -> int:
         return len(self.columns["flow_id"])
@@ -87,12 +90,56 @@ class Analysis:
             self._flows = to_dataframe(self.columns)
         return self._flows
 
+    @property
+    def host_views(self) -> HostViews:
+        """TIME_WAIT as a resource (TEARDOWN-RULES.md "Host-level views"), as numpy tables and
+        findings; computed on first use."""
+        if self._host_views is None:
+            self._host_views = host_views(self.columns, self.capture.first_ts, self.capture.last_ts, self.options)
+        return self._host_views
 
-def to_dataframe(columns: Columns) -> pd.DataFrame:
+    def _table(self, name: str, spec: list[Column]) -> pd.DataFrame:
+        if name not in self._tables:
+            v = self.host_views
+            data = {"hosts": v.hosts_table, "destinations": lambda: v.tables.destinations,
+                    "servers": lambda: v.tables.servers, "findings": v.findings_table}[name]()
+            self._tables[name] = to_dataframe(data, spec)
+        return self._tables[name]
+
+    @property
+    def hosts(self) -> pd.DataFrame:
+        """Per host: connections, who closed first, TIME_WAIT held (total, peak, when, with whom)."""
+        return self._table("hosts", HOST_COLUMNS)
+
+    @property
+    def destinations(self) -> pd.DataFrame:
+        """Per client -> server endpoint: ephemeral ports held, rates, time to exhaustion."""
+        return self._table("destinations", DESTINATION_COLUMNS)
+
+    @property
+    def servers(self) -> pd.DataFrame:
+        """Per server endpoint: shares of who closed first, the server's TIME_WAIT, the cause."""
+        return self._table("servers", SERVER_COLUMNS)
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        """Plain-language findings with severity and advice, most severe first."""
+        return self._table("findings", FINDING_COLUMNS)
+
+    def time_wait_series(self, host: str) -> pd.DataFrame:
+        """TIME_WAIT sockets held by `host` ("198.18.0.2"), or by the server of one endpoint
+        ("198.18.0.2:8080"), as a step series: `time_wait` holds from `ts` until the next row."""
+        import pandas as pd
+
+        ts, count = self.host_views.series(host)
+        return pd.DataFrame({"ts": ts, "time_wait": count})
+
+
+def to_dataframe(columns: Columns, spec: list[Column] = FLOW_COLUMNS) -> pd.DataFrame:
     import pandas as pd
 
     data: dict[str, Any] = {}
-    for c in FLOW_COLUMNS:
+    for c in spec:
         values = columns[c.name]
         if isinstance(c.dtype, str):
             if c.dtype == "Int64" and values.dtype.kind == "f":
@@ -103,7 +150,7 @@ def to_dataframe(columns: Columns) -> pd.DataFrame:
                 data[c.name] = pd.array(values, dtype=c.dtype)
         else:
             data[c.name] = pd.Categorical(values, categories=[e.value for e in c.dtype])
-    return pd.DataFrame(data, columns=COLUMN_NAMES)
+    return pd.DataFrame(data, columns=[c.name for c in spec])
 
 
 def _empty_columns() -> Columns:
@@ -154,6 +201,8 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     if settings:
         if "os" in settings:
             settings["os"] = OsProfile(settings["os"])
+        if isinstance(settings.get("port_range"), str):
+            settings["port_range"] = Options.parse_port_range(settings["port_range"])
         try:
             options = replace(options, **settings)
         except TypeError as e:

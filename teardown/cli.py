@@ -10,12 +10,19 @@ import sys
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import __version__
 from .analysis import Analysis, analyze
 from .errors import TeardownError, UsageError
-from .options import Options, OsProfile
+from .options import DEFAULT_PORT_RANGE, Options, OsProfile
+from .schema import TABLES, FindingKind
+from .timewait.findings import percent
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("csv", "json", "parquet")
 # --fail-on names -> the flow condition that triggers exit 1.
@@ -32,6 +39,9 @@ FINDINGS = {
     "capture-loss": lambda c: c["capture_loss"],
     "server-close": lambda c: c["active_closer"] == "server",
 }
+# --fail-on names judged on the host-level findings (TEARDOWN-RULES.md "Host-level views"); a
+# name in both lists fails on either.
+HOST_FINDINGS = [k.value for k in FindingKind if k.value not in FINDINGS]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,15 +53,19 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  teardown analyze captures/server_first_close.pcap -o flows.csv")
     a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file, optionally gzipped")
-    a.add_argument("-o", "--output", metavar="OUT", help="write the per-flow table; the suffix picks the format")
+    a.add_argument("-o", "--output", metavar="OUT", help="write the per-flow table; the suffix picks the format. "
+                   "A directory (trailing slash or existing) gets every table: flows, hosts, destinations, "
+                   "servers, findings (default format parquet)")
     a.add_argument("--format", choices=FORMATS, help="force the output format")
     a.add_argument("--os", choices=[p.value for p in OsProfile], default="linux",
                    help="OS profile of the hosts: TIME_WAIT length and RST handling (default linux)")
     a.add_argument("--time-wait", type=float, metavar="SECONDS", help="override the TIME_WAIT length")
     a.add_argument("--host-os", action="append", default=[], metavar="IP=PROFILE",
                    help="OS profile of one host (repeatable)")
+    a.add_argument("--port-range", metavar="LOW-HIGH",
+                   help="the clients' ephemeral port range (net.ipv4.ip_local_port_range; default 32768-60999)")
     a.add_argument("--fail-on", metavar="FINDING,...", default="",
-                   help="exit 1 when any listed finding is present: " + ", ".join(FINDINGS))
+                   help="exit 1 when any listed finding is present: " + ", ".join([*FINDINGS, *HOST_FINDINGS]))
     a.add_argument("--quiet", action="store_true", help="no summary on stdout")
     return parser
 
@@ -64,12 +78,19 @@ def _options(args: argparse.Namespace) -> Options:
             raise UsageError(f"--host-os {item}: expected IP=PROFILE with PROFILE one of "
                              + ", ".join(p.value for p in OsProfile))
         host_os.append((host, OsProfile(profile)))
-    return Options(os=OsProfile(args.os), time_wait_s=args.time_wait, host_os=tuple(host_os))
+    port_range = DEFAULT_PORT_RANGE if args.port_range is None else Options.parse_port_range(args.port_range)
+    return Options(os=OsProfile(args.os), time_wait_s=args.time_wait, host_os=tuple(host_os), port_range=port_range)
+
+
+def _is_directory(out: str) -> bool:
+    return out.endswith(("/", "\\")) or Path(out).is_dir()
 
 
 def _format_of(out: str, forced: str | None) -> str:
     if forced:
         return forced
+    if _is_directory(out):
+        return "parquet"
     suffix = Path(out).suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
@@ -77,15 +98,31 @@ def _format_of(out: str, forced: str | None) -> str:
                      "or --format")
 
 
-def write_table(result: Analysis, out: str, fmt: str) -> None:
-    flows = result.flows
+def write_tables(result: Analysis, out: str, fmt: str) -> list[str]:
+    """Every table into directory `out` as NAME.FORMAT; the paths written."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"-o {out}: cannot create the directory ({e.strerror or e})") from None
+    tables = {"flows": lambda: result.flows, "hosts": lambda: result.hosts,
+              "destinations": lambda: result.destinations, "servers": lambda: result.servers,
+              "findings": lambda: result.findings}
+    written = []
+    for name in TABLES:
+        path = str(Path(out) / f"{name}.{fmt}")
+        write_table(tables[name](), path, fmt)
+        written.append(path)
+    return written
+
+
+def write_table(table: pd.DataFrame, out: str, fmt: str) -> None:
     try:
         if fmt == "csv":
-            flows.to_csv(out, index=False)
+            table.to_csv(out, index=False)
         elif fmt == "json":
-            flows.to_json(out, orient="records", lines=False, indent=1)
+            table.to_json(out, orient="records", lines=False, indent=1)
         else:
-            flows.to_parquet(out, index=False)
+            table.to_parquet(out, index=False)
     except OSError as e:
         raise UsageError(f"-o {out}: cannot write ({e.strerror or e})") from None
 
@@ -162,6 +199,30 @@ def summary_text(result: Analysis) -> str:
     return "\n".join(lines)
 
 
+def findings_text(result: Analysis) -> str:
+    """The host-level findings, most severe first, each with its advice; or, when there are
+    none, the highest TIME_WAIT and port use seen, so that "nothing found" has its numbers."""
+    found = result.host_views.findings
+    lines = ["findings (TIME_WAIT, ports, who closes first)"]
+    for f in found:
+        lines.append(f"  {f.severity.value.upper():<8} {f.kind.value}: {f.message}")
+        lines.append(f"           advice: {f.advice}")
+    if not found:
+        t = result.host_views.tables
+        hosts, dests = t.hosts, t.destinations
+        if len(hosts["host"]):
+            h = int(np.argmax(hosts["time_wait_peak"]))
+            d = int(np.argmax(dests["port_utilisation_peak"])) if len(dests["client_ip"]) else None
+            ports = "" if d is None else (
+                f"; busiest client {dests['client_ip'][d]} -> {dests['server_ip'][d]}:{dests['server_port'][d]} "
+                f"held {int(dests['ports_in_use_peak'][d]):,} of {int(dests['port_range_size'][d]):,} ports "
+                f"({percent(float(dests['port_utilisation_peak'][d]))})")
+            lines.append(f"  none: peak TIME_WAIT {int(hosts['time_wait_peak'][h]):,} on {hosts['host'][h]}{ports}")
+        else:
+            lines.append("  none: no connections")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -176,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     fail_on = [f for f in args.fail_on.split(",") if f]
-    unknown = [f for f in fail_on if f not in FINDINGS]
+    unknown = [f for f in fail_on if f not in FINDINGS and f not in HOST_FINDINGS]
     if unknown:
-        raise UsageError(f"--fail-on {','.join(unknown)}: unknown finding; choose from {', '.join(FINDINGS)}")
+        raise UsageError(f"--fail-on {','.join(unknown)}: unknown finding; choose from "
+                         f"{', '.join([*FINDINGS, *HOST_FINDINGS])}")
     fmt = _format_of(args.output, args.format) if args.output else None
     options = _options(args)
     progress = _Progress() if sys.stderr.isatty() else None
@@ -187,15 +249,24 @@ def _analyze(args: argparse.Namespace) -> int:
     finally:
         if progress:
             progress.close()
+    written = []
     if args.output and fmt:
-        write_table(result, args.output, fmt)
+        if _is_directory(args.output):
+            written = write_tables(result, args.output, fmt)
+        else:
+            write_table(result.flows, args.output, fmt)
+            written = [args.output]
     if not args.quiet:
+        print(findings_text(result))
+        print()
         print(summary_text(result))
-        if args.output:
-            print(f"\nwrote {len(result):,} flows to {args.output}")
+        if written:
+            print(f"\nwrote {len(result):,} flows to {args.output}"
+                  + (f" ({', '.join(Path(w).name for w in written)})" if len(written) > 1 else ""))
     for w in result.capture.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    hits = [f for f in fail_on if np.asarray(FINDINGS[f](result.columns)).any()]
+    kinds = {f.kind.value for f in result.host_views.findings} if fail_on else set()
+    hits = [f for f in fail_on if f in kinds or (f in FINDINGS and np.asarray(FINDINGS[f](result.columns)).any())]
     if hits:
         print(f"teardown: findings present: {', '.join(hits)}", file=sys.stderr)
         return 1

@@ -1,0 +1,245 @@
+"""Per-flow verdict columns -> the host-level tables: TIME_WAIT per host, ephemeral-port
+pressure per client -> server endpoint, and who closes first per server endpoint
+(TEARDOWN-RULES.md "Host-level views"). Every table is a dict of numpy arrays in the order
+of its schema list; everything is computed on whole columns, never flow by flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..options import Options
+from ..schema import CloseCause
+from .http import NONE, close_causes
+from .occupancy import StepSeries, covering, peaks, step_series, window_peaks
+
+Table = dict[str, npt.NDArray[Any]]  # one array per column, in the schema list's order
+Columns = Mapping[str, npt.NDArray[Any]]  # the per-flow columns (teardown.schema.FLOW_COLUMNS)
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+RATE_WINDOWS_S = (1.0, 10.0)  # sliding windows for the observed new-connection rate
+ENDED = ("fin", "simultaneous", "rst", "fin_then_rst")  # close kinds of a connection that was closed
+CAUSES = [c.value for c in CloseCause]
+
+
+@dataclass(slots=True)
+class Tables:
+    """The three tables, plus what the findings and the step series need beside them."""
+
+    hosts: Table
+    destinations: Table
+    servers: Table
+    host_series: StepSeries  # TIME_WAIT per host code
+    server_series: StepSeries  # the server's TIME_WAIT per server endpoint code
+    peak_peers: tuple[Ints, Ints, Ints]  # (host code, peer host code, TIME_WAITs at the host's peak)
+    host_labels: npt.NDArray[np.object_]  # host code -> label
+    server_of_destination: Ints  # destination row -> server endpoint row
+    capture_span: tuple[float, float]
+
+
+def _host_labels(ip: npt.NDArray[Any], vlan: Floats | None) -> npt.NDArray[Any]:
+    """Addresses as host labels; VLAN-tagged ones as vlanN/ip, as flow_id writes them, so that
+    overlapping address spaces never mix (TEARDOWN-RULES.md "Vocabulary")."""
+    if vlan is None or not np.any(~np.isnan(vlan)):
+        return ip
+    tagged = ~np.isnan(vlan)
+    out = ip.copy()
+    prefix = np.char.add("vlan", np.where(tagged, vlan, 0).astype(np.int64).astype(str))
+    out[tagged] = np.char.add(np.char.add(prefix[tagged], "/"), ip[tagged].astype(str)).astype(object)
+    return out
+
+
+def _words(values: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
+    """An enum column as fixed-width text: one pass over the Python strings, after which every
+    comparison runs in C (comparing object arrays costs a pass over the objects each time)."""
+    return values.astype("U16")
+
+
+def _is(values: npt.NDArray[np.str_], *words: str) -> Bools:
+    out = values == words[0]
+    for w in words[1:]:
+        out = out | (values == w)
+    return np.asarray(out, bool)
+
+
+def _count(group: Ints, size: int, weights: Bools | None = None) -> Ints:
+    w = None if weights is None else weights.astype(np.float64)
+    return np.bincount(group, weights=w, minlength=size).astype(np.int64)
+
+
+def _share(part: Ints, whole: Ints) -> Floats:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(whole > 0, part / np.maximum(whole, 1), np.nan)
+
+
+def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: Options) -> Tables:
+    n = len(c["first_ts"])  # not flow_id: text columns are built only when shown
+    start_ts = float(first_ts) if first_ts is not None else 0.0
+    end_ts = float(last_ts) if last_ts is not None else start_ts
+    vlan = np.asarray(c["vlan"], np.float64) if "vlan" in c else None
+    client_ip = _host_labels(c["client_ip"], vlan)
+    server_ip = _host_labels(c["server_ip"], vlan)
+    labels, inverse = np.unique(np.concatenate([client_ip.astype(str), server_ip.astype(str)]), return_inverse=True)
+    client, server = inverse[:n].astype(np.int64), inverse[n:].astype(np.int64)
+    hosts = len(labels)
+    tw_s = np.full(hosts, options.behaviour_of(options.os).time_wait_s)
+    for ip, profile in options.host_os:
+        at = np.flatnonzero(labels == ip)
+        tw_s[at] = options.behaviour_of(profile).time_wait_s
+
+    kind, closer = _words(c["close_kind"]), _words(c["active_closer"])
+    on, rst_by = _words(c["time_wait_on"]), _words(c["first_rst_by"])
+    client_holds, server_holds = _is(on, "client", "both"), _is(on, "server", "both")
+    tw_start = np.asarray(c["time_wait_start_ts"], np.float64)
+    tw_end = np.asarray(c["time_wait_end_ts"], np.float64)
+    holder_tw = np.where(server_holds & ~client_holds, tw_s[server], tw_s[client])
+    tw_end = np.where(np.isnan(tw_end), tw_start + holder_tw, tw_end)
+    client_holds &= ~np.isnan(tw_start)
+    server_holds &= ~np.isnan(tw_start)
+
+    # --- TIME_WAIT per host: one interval per holder (two after a simultaneous close)
+    tw_host = np.concatenate([client[client_holds], server[server_holds]])
+    tw_peer = np.concatenate([server[client_holds], client[server_holds]])
+    tw_a = np.concatenate([tw_start[client_holds], tw_start[server_holds]])
+    tw_b = np.concatenate([tw_end[client_holds], tw_end[server_holds]])
+    host_series = step_series(tw_host, tw_a, tw_b)
+    tw_peak, tw_peak_ts = peaks(host_series, hosts)
+    at_peak = covering(tw_host, tw_a, tw_b, tw_peak_ts)
+    pair, pair_count = np.unique(tw_host[at_peak] * hosts + tw_peer[at_peak], return_counts=True)
+    other = server != client  # a connection to itself counts once for the host
+    both_sides = _is(closer, "both")
+    hosts_table: Table = {
+        "host": labels.astype(object),
+        "connections": _count(client, hosts) + _count(server, hosts, other),
+        "connections_as_client": _count(client, hosts),
+        "connections_as_server": _count(server, hosts),
+        "closed_first": _count(client, hosts, _is(closer, "client") | both_sides)
+        + _count(server, hosts, (_is(closer, "server") | both_sides) & other),
+        "time_wait_total": _count(tw_host, hosts),
+        "time_wait_peak": tw_peak,
+        "time_wait_peak_ts": tw_peak_ts,
+        "time_wait_peak_peers": np.full(hosts, None, object),  # filled when a DataFrame is built
+        "time_wait_peak_may_be_low": np.where(np.isnan(tw_peak_ts), end_ts, tw_peak_ts) < start_ts + tw_s,
+        "time_wait_s": tw_s,
+        "aborts_sent": _count(client, hosts, _is(kind, "rst", "fin_then_rst") & _is(rst_by, "client", "both"))
+        + _count(server, hosts, _is(kind, "rst", "fin_then_rst") & _is(rst_by, "server", "both")),
+        "refused_sent": _count(server, hosts, _is(kind, "refused")),
+    }
+
+    # --- server endpoints: who closes first, the server's TIME_WAIT, the cause
+    port = np.asarray(c["server_port"], np.int64)
+    endpoint_keys, endpoint = np.unique(server * 65536 + port, return_inverse=True)
+    endpoint = endpoint.astype(np.int64)
+    servers = len(endpoint_keys)
+    fin_first = _is(kind, "fin", "fin_then_rst")
+    server_first = fin_first & _is(closer, "server")
+    closed = _count(endpoint, servers, _is(kind, *ENDED))
+    server_series = step_series(endpoint[server_holds], tw_start[server_holds], tw_end[server_holds])
+    server_peak, server_peak_ts = peaks(server_series, servers)
+    cause, cause_share = _causes(c, endpoint, servers, server_first)
+    servers_table: Table = {
+        "server_ip": labels[endpoint_keys // 65536].astype(object),
+        "server_port": endpoint_keys % 65536,
+        "connections": _count(endpoint, servers),
+        "closed": closed,
+        "server_closed_first_share": _share(_count(endpoint, servers, server_first), closed),
+        "client_closed_first_share": _share(_count(endpoint, servers, fin_first & _is(closer, "client")), closed),
+        "simultaneous_share": _share(_count(endpoint, servers, _is(kind, "simultaneous")), closed),
+        "aborted_share": _share(_count(endpoint, servers, _is(kind, "rst")), closed),
+        "aborted_by_server": _count(endpoint, servers, _is(kind, "rst", "fin_then_rst") & _is(rst_by, "server", "both")),
+        "refused": _count(endpoint, servers, _is(kind, "refused")),
+        "server_time_wait_total": _count(endpoint, servers, server_holds),
+        "server_time_wait_peak": server_peak,
+        "server_time_wait_peak_ts": server_peak_ts,
+        "client_time_wait_total": _count(endpoint, servers, client_holds),
+        "cause": cause,
+        "cause_share": cause_share,
+    }
+
+    # --- ephemeral ports per client -> server endpoint (TIME_WAIT plus open connections)
+    dest_keys, dest = np.unique(client * servers + endpoint, return_inverse=True)
+    dest = dest.astype(np.int64)
+    dests = len(dest_keys)
+    first = np.asarray(c["first_ts"], np.float64)
+    held_until = np.asarray(c["last_ts"], np.float64)
+    held_until = np.where(client_holds, np.fmax(held_until, tw_end), held_until)
+    held_until = np.where(_is(kind, "open"), np.fmax(held_until, end_ts), held_until)
+    # An incarnation holds its port from its first packet; a zero-length one (a lone SYN seen
+    # at the last instant) still holds it for that instant.
+    held_until = np.where(held_until > first, held_until, np.nextafter(first, np.inf))
+    ports_series = step_series(dest, first, held_until)
+    ports_peak, ports_peak_ts = peaks(ports_series, dests)
+    lo, hi = options.port_range
+    range_size = hi - lo + 1
+    client_port = np.asarray(c["client_port"], np.int64)
+    seen_ports = np.unique(dest * 65536 + client_port) // 65536
+    new = ~np.asarray(c["roles_inferred"], bool)  # the opening (SYN or SYN-ACK) is in the capture
+    rate_1, rate_1_ts = window_peaks(dest[new], first[new], dests, RATE_WINDOWS_S[0])
+    rate_10, _ = window_peaks(dest[new], first[new], dests, RATE_WINDOWS_S[1])
+    rate_10s = rate_10 / RATE_WINDOWS_S[1] if end_ts - start_ts >= RATE_WINDOWS_S[1] else np.full(dests, np.nan)
+    dest_client = dest_keys // servers
+    sustainable = range_size / tw_s[dest_client]
+    rate = rate_1 / RATE_WINDOWS_S[0]
+    connections = _count(dest, dests)
+    tw_share = _count(dest, dests, client_holds) / np.maximum(connections, 1)
+    # Only connections that leave the client in TIME_WAIT keep a port after they close.
+    holding_rate = rate * tw_share
+    with np.errstate(divide="ignore"):
+        to_exhaustion = np.where(ports_peak >= range_size, 0.0,
+                                 np.where(holding_rate > sustainable, range_size / np.maximum(holding_rate, 1e-9),
+                                          np.nan))
+    destinations_table: Table = {
+        "client_ip": labels[dest_client].astype(object),
+        "server_ip": servers_table["server_ip"][dest_keys % servers],
+        "server_port": servers_table["server_port"][dest_keys % servers],
+        "connections": connections,
+        "client_ports_seen": _count(seen_ports, dests),
+        "client_time_wait_share": tw_share,
+        "client_ports_outside_range": _count(dest, dests, (client_port < lo) | (client_port > hi)),
+        "ports_in_use_peak": ports_peak,
+        "ports_in_use_peak_ts": ports_peak_ts,
+        "port_range_size": np.full(dests, range_size, np.int64),
+        "port_utilisation_peak": ports_peak / range_size,
+        "observed_rate_peak": rate,
+        "observed_rate_peak_ts": rate_1_ts,
+        "observed_rate_peak_10s": rate_10s,
+        "sustainable_rate": sustainable,
+        "seconds_to_exhaustion": to_exhaustion,
+        "time_wait_reuses": _count(dest, dests, np.asarray(c["reuses_tuple_in_time_wait"], bool)),
+    }
+    return Tables(hosts_table, destinations_table, servers_table, host_series, server_series,
+                  (pair // hosts, pair % hosts, pair_count), labels.astype(object),
+                  dest_keys % servers, (start_ts, end_ts))
+
+
+def _causes(c: Columns, endpoint: Ints, servers: int, server_first: Bools) -> tuple[npt.NDArray[np.object_], Floats]:
+    """Per server endpoint, the most common cause of its server-first closes and its share;
+    empty where the flow columns carry no payload heads (client_head, server_head)."""
+    cause = np.full(servers, None, object)
+    share = np.full(servers, np.nan)
+    if "client_head" not in c or "server_head" not in c or not server_first.any():
+        return cause, share
+    client_heads, server_heads = c["client_head"][server_first], c["server_head"][server_first]
+    if np.equal(client_heads, NONE).all() and np.equal(server_heads, NONE).all():
+        cause[np.unique(endpoint[server_first])] = CloseCause.no_payload.value
+        share[np.isin(np.arange(servers), endpoint[server_first])] = 1.0
+        return cause, share
+    ordered = np.array(CAUSES, object)
+    code = np.argmax(close_causes(client_heads, server_heads)[:, None] == ordered[None, :], axis=1)
+    e = endpoint[server_first]
+    pair, count = np.unique(e * len(CAUSES) + code, return_counts=True)
+    # most common first within each endpoint, then the first row per endpoint
+    order = np.lexsort((-count, pair // len(CAUSES)))
+    pair, count = pair[order], count[order]
+    firsts = np.flatnonzero(np.r_[True, pair[1:] // len(CAUSES) != pair[:-1] // len(CAUSES)])
+    top_endpoint = pair[firsts] // len(CAUSES)
+    cause[top_endpoint] = ordered[pair[firsts] % len(CAUSES)]
+    share[top_endpoint] = count[firsts] / _count(e, servers)[top_endpoint]
+    return cause, share
