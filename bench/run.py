@@ -89,6 +89,9 @@ def teardown_cmd(python: str, explicit: str | None) -> list[str]:
 def make_peers(capture: str, python: str, teardown: list[str], limit: dict[str, int], tmp: str) -> list[Peer]:
     return [
         Peer("teardown", [*teardown, "analyze", capture], "`teardown analyze` (terminal summary)"),
+        Peer("teardown-quiet", [*teardown, "analyze", capture, "--quiet"],
+             "`teardown analyze --quiet`: no terminal output, so no host-level views (findings); "
+             "the difference to `teardown` is their cost"),
         Peer("teardown-parquet", [*teardown, "analyze", capture, "-o", f"{tmp}/x.parquet"],
              "`teardown analyze -o x.parquet` (per-connection table)"),
         Peer("tshark", ["tshark", "-q", "-n", "-z", "conv,tcp", "-r", capture], "TCP conversations table"),
@@ -220,7 +223,8 @@ def main() -> int:
     ap.add_argument("capture", type=Path)
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python peers (default: this one)")
     ap.add_argument("--teardown", help="teardown command (default: beside --python, then PATH)")
-    ap.add_argument("--only", help="comma-separated subset: teardown,teardown-parquet,tshark,tcptrace,dpkt,scapy,pyshark")
+    ap.add_argument("--only", help="comma-separated subset: teardown,teardown-quiet,teardown-parquet,tshark,tcptrace,"
+                    "dpkt,scapy,pyshark")
     ap.add_argument("--repeat", type=int, default=1, help="best of K runs")
     ap.add_argument("--limit", type=int, help="records read by slow peers (scapy, pyshark); 0 = whole file "
                     f"(default {SLOW_DEFAULT_LIMIT})")

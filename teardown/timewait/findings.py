@@ -177,9 +177,13 @@ def time_wait_pile_up(t: Tables, c: Columns, options: Options) -> Iterator[Findi
         msg = (f"{h['host'][i]} held {peak:,} TIME_WAIT sockets at {clock(float(h['time_wait_peak_ts'][i]))}, "
                f"with {peers_text(t, int(i))}; {int(h['time_wait_total'][i]):,} over the capture, "
                f"{float(h['time_wait_s'][i]):g} s each")
+        as_server = h["connections_as_server"][i] >= h["connections_as_client"][i]
+        advice = ("let clients close first, or keep connections alive (pooling)" if as_server else
+                  "reuse connections (keep-alive, pooling); net.ipv4.tcp_tw_reuse=1 lets outbound "
+                  "connections take over TIME_WAITs (needs TCP timestamps)")
         yield Finding(severity, FindingKind.time_wait_pile_up, str(h["host"][i]), msg + ".",
-                      "each TIME_WAIT costs a socket's memory and a slot in tcp_max_tw_buckets (beyond it "
-                      "Linux drops TIME_WAIT and its protection); " + LET_CLIENTS_CLOSE, weight=peak)
+                      advice + "; each TIME_WAIT holds memory and a slot of tcp_max_tw_buckets, beyond which "
+                      "Linux skips TIME_WAIT and its protection", weight=peak)
 
 
 def abort_habit(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
