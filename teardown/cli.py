@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("csv", "json", "parquet")
 # --fail-on names -> the flow condition that triggers exit 1.
-FINDINGS = {
+FINDINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "assassination": lambda c: c["tw_assassination"],
     "fin-retransmission": lambda c: (c["fin_retransmissions_client"] + c["fin_retransmissions_server"]) > 0,
     "reuse-in-time-wait": lambda c: c["reuses_tuple_in_time_wait"],
@@ -217,7 +218,9 @@ def findings_text(result: Analysis) -> str:
                 f"; busiest client {dests['client_ip'][d]} -> {dests['server_ip'][d]}:{dests['server_port'][d]} "
                 f"held {int(dests['ports_in_use_peak'][d]):,} of {int(dests['port_range_size'][d]):,} ports "
                 f"({percent(float(dests['port_utilisation_peak'][d]))})")
-            lines.append(f"  none: peak TIME_WAIT {int(hosts['time_wait_peak'][h]):,} on {hosts['host'][h]}{ports}")
+            low = " (or more: TIME_WAITs begun before the capture are not in it)" if (
+                hosts["time_wait_peak_may_be_low"][h] and hosts["time_wait_peak"][h]) else ""
+            lines.append(f"  none: peak TIME_WAIT {int(hosts['time_wait_peak'][h]):,} on {hosts['host'][h]}{low}{ports}")
         else:
             lines.append("  none: no connections")
     return "\n".join(lines)

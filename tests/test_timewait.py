@@ -158,7 +158,10 @@ def test_time_waits_begun_before_the_capture_make_early_peaks_a_lower_bound() ->
     assert row["time_wait_peak"] == 2 and not row["time_wait_peak_may_be_low"]
     early = views(flows(dict(at=(0, 1), tw=(1, 61)), dict(at=(2, 3), tw=(3, 63))), span=(0, 90))
     assert table_row(early.tables.hosts, host="198.18.0.2")["time_wait_peak_may_be_low"]
-    assert FindingKind.hidden_before_capture in {f.kind for f in early.findings}
+    assert not early.findings  # two TIME_WAITs: nothing to qualify
+    many = views(flows(*[dict(at=(i, i + 1), tw=(i + 1, i + 61)) for i in range(25)]), span=(0, 90))
+    assert [f.kind for f in many.findings] == [FindingKind.server_close, FindingKind.hidden_before_capture]
+    assert "198.18.0.2 (25)" in many.findings[1].message
 
 
 def test_simultaneous_close_counts_a_time_wait_on_each_side() -> None:
@@ -256,7 +259,8 @@ def test_close_causes_on_many_connections_equals_one_by_one() -> None:
 # ---------------------------------------------------------------- wording and options
 
 def test_percent_never_rounds_to_all_or_nothing() -> None:
-    assert [percent(x) for x in (1.0, 0.996, 0.5, 0.004, 0.0)] == ["100 %", "99 %", "50 %", "1 %", "0 %"]
+    assert [percent(x) for x in (1.0, 0.996, 0.5, 0.006, 0.004, 0.0)] == ["100 %", "99 %", "50 %", "1 %", "< 1 %",
+                                                                          "0 %"]
 
 
 @pytest.mark.parametrize("text", ["40000", "40000-", "a-b", "1-2-3", "40000:40049", "-1-5", "70000-80000"])
@@ -268,3 +272,13 @@ def test_a_malformed_port_range_is_a_usage_error(text: str) -> None:
 @pytest.mark.parametrize("text", ["40000-40049", "40000 40049", "40000\t40049"])
 def test_port_range_as_sysctl_prints_it(text: str) -> None:
     assert Options.parse_port_range(text) == (40000, 40049)
+
+
+def test_no_connections_give_empty_tables() -> None:
+    cols = {k: np.zeros(0, object if isinstance(v, (str, type(None))) else float) for k, v in DEFAULTS.items()}
+    cols.update(first_ts=np.zeros(0), last_ts=np.zeros(0), client_port=np.zeros(0, np.int64),
+                server_port=np.zeros(0, np.int64), roles_inferred=np.zeros(0, bool),
+                tw_assassination=np.zeros(0, bool), reuses_tuple_in_time_wait=np.zeros(0, bool))
+    v = host_views(cols, None, None, Options())
+    assert not v.findings and all(len(t["connections"]) == 0 for t in (v.tables.hosts, v.tables.servers,
+                                                                       v.tables.destinations))

@@ -25,6 +25,9 @@ TIME_WAIT_MANY = 1_000  # TIME_WAITs held at once by one host: worth knowing
 TIME_WAIT_TOO_MANY = 10_000  # ...a tenth of tcp_max_tw_buckets on a machine with ~24 GB (131,072)
 REFUSED_MANY = 10  # refused SYNs to one endpoint before it is worth a line
 
+# Findings whose numbers count TIME_WAITs, and so are lower bounds early in a capture.
+COUNTS_TIME_WAIT = {FindingKind.port_exhaustion, FindingKind.port_pressure, FindingKind.server_close,
+                    FindingKind.time_wait_pile_up}
 SEVERITY_RANK = {Severity.critical: 0, Severity.warning: 1, Severity.info: 2}
 
 CAUSE_TEXT = {
@@ -64,8 +67,10 @@ class Finding:
 def findings(t: Tables, c: Columns, options: Options) -> list[Finding]:
     rules: list[Callable[[Tables, Columns, Options], Iterator[Finding]]] = [
         port_exhaustion, server_close, time_wait_pile_up, abort_habit, refused, assassination,
-        reuse_rejected, hidden_before_capture]
+        reuse_rejected]
     out = [f for rule in rules for f in rule(t, c, options)]
+    if {f.kind for f in out} & COUNTS_TIME_WAIT:  # the caveat qualifies those numbers
+        out += hidden_before_capture(t, c, options)
     return sorted(out, key=lambda f: (SEVERITY_RANK[f.severity], -f.weight, f.kind.value, f.subject))
 
 
@@ -78,8 +83,8 @@ def percent(share: float) -> str:
     value = round(share * 100)
     if share < 1:
         value = min(value, 99)
-    if share > 0:
-        value = max(value, 1)
+    if 0 < share and value == 0:
+        return "< 1 %"
     return f"{value} %"
 
 
