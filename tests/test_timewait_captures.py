@@ -4,8 +4,13 @@ and against the kernel's own TIME_WAIT count (`ss`) taken while the sample was m
 
 from __future__ import annotations
 
+import gzip
 import json
+import socket
+import struct
+from collections import Counter
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +18,7 @@ import pytest
 
 import teardown
 from teardown.schema import FindingKind, Severity
+from teardown.timewait.http import close_causes
 
 from .conftest import CAPTURES
 
@@ -143,3 +149,43 @@ def test_mixed_servers_causes_from_the_payload() -> None:
     for name, want in truth["host_views"]["servers"].items():
         if want["cause"] is not None:
             assert servers.loc[name, "cause"] == want["cause"], name
+
+
+def first_payloads(path: Path) -> dict[tuple[str, int, str, int], list[bytes | None]]:
+    """(client ip, port, server ip, port) -> first payload of each direction, read with the
+    standard library from a gzipped Ethernet/IPv4 pcap (a reader independent of teardown's)."""
+    data = gzip.decompress(path.read_bytes())
+    assert struct.unpack("<I", data[:4])[0] == 0xA1B2C3D4 and struct.unpack("<I", data[20:24])[0] == 1
+    heads: dict[tuple[str, int, str, int], list[bytes | None]] = {}
+    at = 24
+    while at < len(data):
+        caplen = struct.unpack("<I", data[at + 8: at + 12])[0]
+        frame, at = data[at + 16: at + 16 + caplen], at + 16 + caplen
+        ip = frame[14:]
+        ihl, total = (ip[0] & 15) * 4, struct.unpack("!H", ip[2:4])[0]
+        tcp = ip[ihl:]
+        sport, dport = struct.unpack("!HH", tcp[:4])
+        payload = tcp[(tcp[12] >> 4) * 4: total - ihl]
+        if not payload:
+            continue
+        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+        to_server = dport in (8080, 9000)
+        key = (src, sport, dst, dport) if to_server else (dst, dport, src, sport)
+        pair = heads.setdefault(key, [None, None])
+        if pair[0 if to_server else 1] is None:
+            pair[0 if to_server else 1] = payload
+    return heads
+
+
+def test_mixed_servers_payload_heads_name_each_cause() -> None:
+    """Independent of the flow engine: the first payload of each direction in the 128-byte
+    snaplen capture holds the whole HTTP head, and `close_causes` names the cause each
+    server's construction guarantees."""
+    _, truth = sample("tw_mixed_servers")
+    heads = first_payloads(CAPTURES / truth["capture"])
+    keys = list(heads)
+    causes = close_causes(np.array([heads[k][0] for k in keys], object), np.array([heads[k][1] for k in keys], object))
+    found = Counter((f"{k[2]}:{k[3]}", cause) for k, cause in zip(keys, causes))
+    for name, want in truth["host_views"]["servers"].items():
+        if want["cause"] is not None:
+            assert found[(name, want["cause"])] == want["connections"], (name, found)

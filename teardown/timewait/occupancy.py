@@ -73,18 +73,6 @@ def peaks(series: StepSeries, groups: int) -> tuple[Ints, Floats]:
     return peak, peak_ts
 
 
-def count_at(series: StepSeries, group: Ints, ts: Floats) -> Ints:
-    """The count of `group[i]` at instant `ts[i]` (events at exactly `ts[i]` applied)."""
-    if len(series.group) == 0:
-        return np.zeros(len(group), np.int64)
-    ranks = np.unique(np.concatenate([series.ts, ts]), return_inverse=True)[1].astype(np.int64)
-    scale = len(ranks) + 1
-    key = series.group * scale + ranks[: len(series.ts)]  # sorted: series is group-major, time within
-    pos = np.searchsorted(key, group * scale + ranks[len(series.ts):], side="right") - 1
-    valid = (pos >= 0) & (series.group[np.maximum(pos, 0)] == group)
-    return np.where(valid, series.count[np.maximum(pos, 0)], 0)
-
-
 def covering(group: Ints, start: Floats, end: Floats, at: Floats) -> npt.NDArray[np.bool_]:
     """Which intervals are open at their group's instant `at[group]` (start <= t < end)."""
     t = at[group]

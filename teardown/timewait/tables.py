@@ -40,7 +40,6 @@ class Tables:
     server_series: StepSeries  # the server's TIME_WAIT per server endpoint code
     peak_peers: tuple[Ints, Ints, Ints]  # (host code, peer host code, TIME_WAITs at the host's peak)
     host_labels: npt.NDArray[np.object_]  # host code -> label
-    server_of_destination: Ints  # destination row -> server endpoint row
     capture_span: tuple[float, float]
 
 
@@ -79,103 +78,143 @@ def _share(part: Ints, whole: Ints) -> Floats:
         return np.where(whole > 0, part / np.maximum(whole, 1), np.nan)
 
 
-def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: Options) -> Tables:
+@dataclass(slots=True)
+class Flows:
+    """The per-flow facts every table needs, derived once: host codes, enum columns as text,
+    and each flow's TIME_WAIT interval (end filled in where the engine left it empty)."""
+
+    labels: npt.NDArray[Any]  # host code -> label
+    client: Ints  # host code of each flow's client
+    server: Ints
+    tw_s: Floats  # TIME_WAIT length per host code under its OS profile
+    kind: npt.NDArray[np.str_]  # close_kind
+    closer: npt.NDArray[np.str_]  # active_closer
+    rst_by: npt.NDArray[np.str_]  # first_rst_by
+    client_holds: Bools  # the client ends in TIME_WAIT
+    server_holds: Bools
+    tw_start: Floats
+    tw_end: Floats
+    span: tuple[float, float]  # capture start, end
+
+
+def flows(c: Columns, first_ts: float | None, last_ts: float | None, options: Options) -> Flows:
     n = len(c["first_ts"])  # not flow_id: text columns are built only when shown
     start_ts = float(first_ts) if first_ts is not None else 0.0
     end_ts = float(last_ts) if last_ts is not None else start_ts
     vlan = np.asarray(c["vlan"], np.float64) if "vlan" in c else None
-    client_ip = _host_labels(c["client_ip"], vlan)
-    server_ip = _host_labels(c["server_ip"], vlan)
-    labels, inverse = np.unique(np.concatenate([client_ip.astype(str), server_ip.astype(str)]), return_inverse=True)
+    client_ip = _host_labels(c["client_ip"], vlan).astype(str)
+    server_ip = _host_labels(c["server_ip"], vlan).astype(str)
+    labels, inverse = np.unique(np.concatenate([client_ip, server_ip]), return_inverse=True)
     client, server = inverse[:n].astype(np.int64), inverse[n:].astype(np.int64)
-    hosts = len(labels)
-    tw_s = np.full(hosts, options.behaviour_of(options.os).time_wait_s)
+    tw_s = np.full(len(labels), options.behaviour_of(options.os).time_wait_s)
     for ip, profile in options.host_os:
-        at = np.flatnonzero(labels == ip)
-        tw_s[at] = options.behaviour_of(profile).time_wait_s
-
-    kind, closer = _words(c["close_kind"]), _words(c["active_closer"])
-    on, rst_by = _words(c["time_wait_on"]), _words(c["first_rst_by"])
+        tw_s[labels == ip] = options.behaviour_of(profile).time_wait_s
+    on = _words(c["time_wait_on"])
     client_holds, server_holds = _is(on, "client", "both"), _is(on, "server", "both")
     tw_start = np.asarray(c["time_wait_start_ts"], np.float64)
     tw_end = np.asarray(c["time_wait_end_ts"], np.float64)
     holder_tw = np.where(server_holds & ~client_holds, tw_s[server], tw_s[client])
     tw_end = np.where(np.isnan(tw_end), tw_start + holder_tw, tw_end)
-    client_holds &= ~np.isnan(tw_start)
-    server_holds &= ~np.isnan(tw_start)
+    known = ~np.isnan(tw_start)
+    return Flows(labels.astype(object), client, server, tw_s, _words(c["close_kind"]), _words(c["active_closer"]),
+                 _words(c["first_rst_by"]), client_holds & known, server_holds & known, tw_start, tw_end,
+                 (start_ts, end_ts))
 
-    # --- TIME_WAIT per host: one interval per holder (two after a simultaneous close)
-    tw_host = np.concatenate([client[client_holds], server[server_holds]])
-    tw_peer = np.concatenate([server[client_holds], client[server_holds]])
-    tw_a = np.concatenate([tw_start[client_holds], tw_start[server_holds]])
-    tw_b = np.concatenate([tw_end[client_holds], tw_end[server_holds]])
-    host_series = step_series(tw_host, tw_a, tw_b)
-    tw_peak, tw_peak_ts = peaks(host_series, hosts)
-    at_peak = covering(tw_host, tw_a, tw_b, tw_peak_ts)
+
+def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: Options) -> Tables:
+    f = flows(c, first_ts, last_ts, options)
+    hosts, host_series, peak_peers = _hosts(f)
+    servers, server_series, endpoint = _servers(f, c)
+    destinations = _destinations(f, c, servers, endpoint, options)
+    return Tables(hosts, destinations, servers, host_series, server_series, peak_peers, f.labels, f.span)
+
+
+def _hosts(f: Flows) -> tuple[Table, StepSeries, tuple[Ints, Ints, Ints]]:
+    """TIME_WAIT per host: one interval per holder (two after a simultaneous close)."""
+    hosts = len(f.labels)
+    tw_host = np.concatenate([f.client[f.client_holds], f.server[f.server_holds]])
+    tw_peer = np.concatenate([f.server[f.client_holds], f.client[f.server_holds]])
+    tw_a = np.concatenate([f.tw_start[f.client_holds], f.tw_start[f.server_holds]])
+    tw_b = np.concatenate([f.tw_end[f.client_holds], f.tw_end[f.server_holds]])
+    series = step_series(tw_host, tw_a, tw_b)
+    peak, peak_ts = peaks(series, hosts)
+    at_peak = covering(tw_host, tw_a, tw_b, peak_ts)
     pair, pair_count = np.unique(tw_host[at_peak] * hosts + tw_peer[at_peak], return_counts=True)
-    other = server != client  # a connection to itself counts once for the host
-    both_sides = _is(closer, "both")
-    hosts_table: Table = {
-        "host": labels.astype(object),
-        "connections": _count(client, hosts) + _count(server, hosts, other),
-        "connections_as_client": _count(client, hosts),
-        "connections_as_server": _count(server, hosts),
-        "closed_first": _count(client, hosts, _is(closer, "client") | both_sides)
-        + _count(server, hosts, (_is(closer, "server") | both_sides) & other),
+    other = f.server != f.client  # a connection to itself counts once for the host
+    both = _is(f.closer, "both")
+    abort = _is(f.kind, "rst", "fin_then_rst")
+    start, end = f.span
+    table: Table = {
+        "host": f.labels,
+        "connections": _count(f.client, hosts) + _count(f.server, hosts, other),
+        "connections_as_client": _count(f.client, hosts),
+        "connections_as_server": _count(f.server, hosts),
+        "closed_first": _count(f.client, hosts, _is(f.closer, "client") | both)
+        + _count(f.server, hosts, (_is(f.closer, "server") | both) & other),
         "time_wait_total": _count(tw_host, hosts),
-        "time_wait_peak": tw_peak,
-        "time_wait_peak_ts": tw_peak_ts,
-        "time_wait_peak_peers": np.full(hosts, None, object),  # filled when a DataFrame is built
-        "time_wait_peak_may_be_low": np.where(np.isnan(tw_peak_ts), end_ts, tw_peak_ts) < start_ts + tw_s,
-        "time_wait_s": tw_s,
-        "aborts_sent": _count(client, hosts, _is(kind, "rst", "fin_then_rst") & _is(rst_by, "client", "both"))
-        + _count(server, hosts, _is(kind, "rst", "fin_then_rst") & _is(rst_by, "server", "both")),
-        "refused_sent": _count(server, hosts, _is(kind, "refused")),
+        "time_wait_peak": peak,
+        "time_wait_peak_ts": peak_ts,
+        "time_wait_peak_peers": np.full(hosts, None, object),  # written out by HostViews.hosts_table
+        "time_wait_peak_may_be_low": np.where(np.isnan(peak_ts), end, peak_ts) < start + f.tw_s,
+        "time_wait_s": f.tw_s,
+        "aborts_sent": _count(f.client, hosts, abort & _is(f.rst_by, "client", "both"))
+        + _count(f.server, hosts, abort & _is(f.rst_by, "server", "both")),
+        "refused_sent": _count(f.server, hosts, _is(f.kind, "refused")),
     }
+    return table, series, (pair // hosts, pair % hosts, pair_count)
 
-    # --- server endpoints: who closes first, the server's TIME_WAIT, the cause
-    port = np.asarray(c["server_port"], np.int64)
-    endpoint_keys, endpoint = np.unique(server * 65536 + port, return_inverse=True)
+
+def _servers(f: Flows, c: Columns) -> tuple[Table, StepSeries, Ints]:
+    """Per server endpoint: who closes first, the server's TIME_WAIT, the cause; and each
+    flow's endpoint row."""
+    keys, endpoint = np.unique(f.server * 65536 + np.asarray(c["server_port"], np.int64), return_inverse=True)
     endpoint = endpoint.astype(np.int64)
-    servers = len(endpoint_keys)
-    fin_first = _is(kind, "fin", "fin_then_rst")
-    server_first = fin_first & _is(closer, "server")
-    closed = _count(endpoint, servers, _is(kind, *ENDED))
-    server_series = step_series(endpoint[server_holds], tw_start[server_holds], tw_end[server_holds])
-    server_peak, server_peak_ts = peaks(server_series, servers)
+    servers = len(keys)
+    fin_first = _is(f.kind, "fin", "fin_then_rst")
+    server_first = fin_first & _is(f.closer, "server")
+    closed = _count(endpoint, servers, _is(f.kind, *ENDED))
+    series = step_series(endpoint[f.server_holds], f.tw_start[f.server_holds], f.tw_end[f.server_holds])
+    peak, peak_ts = peaks(series, servers)
     cause, cause_share = _causes(c, endpoint, servers, server_first)
-    servers_table: Table = {
-        "server_ip": labels[endpoint_keys // 65536].astype(object),
-        "server_port": endpoint_keys % 65536,
+    table: Table = {
+        "server_ip": f.labels[keys // 65536],
+        "server_port": keys % 65536,
         "connections": _count(endpoint, servers),
         "closed": closed,
         "server_closed_first_share": _share(_count(endpoint, servers, server_first), closed),
-        "client_closed_first_share": _share(_count(endpoint, servers, fin_first & _is(closer, "client")), closed),
-        "simultaneous_share": _share(_count(endpoint, servers, _is(kind, "simultaneous")), closed),
-        "aborted_share": _share(_count(endpoint, servers, _is(kind, "rst")), closed),
-        "aborted_by_server": _count(endpoint, servers, _is(kind, "rst", "fin_then_rst") & _is(rst_by, "server", "both")),
-        "refused": _count(endpoint, servers, _is(kind, "refused")),
-        "server_time_wait_total": _count(endpoint, servers, server_holds),
-        "server_time_wait_peak": server_peak,
-        "server_time_wait_peak_ts": server_peak_ts,
-        "client_time_wait_total": _count(endpoint, servers, client_holds),
+        "client_closed_first_share": _share(_count(endpoint, servers, fin_first & _is(f.closer, "client")), closed),
+        "simultaneous_share": _share(_count(endpoint, servers, _is(f.kind, "simultaneous")), closed),
+        "aborted_share": _share(_count(endpoint, servers, _is(f.kind, "rst")), closed),
+        "aborted_by_server": _count(endpoint, servers,
+                                    _is(f.kind, "rst", "fin_then_rst") & _is(f.rst_by, "server", "both")),
+        "refused": _count(endpoint, servers, _is(f.kind, "refused")),
+        "server_time_wait_total": _count(endpoint, servers, f.server_holds),
+        "server_time_wait_peak": peak,
+        "server_time_wait_peak_ts": peak_ts,
+        "client_time_wait_total": _count(endpoint, servers, f.client_holds),
         "cause": cause,
         "cause_share": cause_share,
     }
+    return table, series, endpoint
 
-    # --- ephemeral ports per client -> server endpoint (TIME_WAIT plus open connections)
-    dest_keys, dest = np.unique(client * servers + endpoint, return_inverse=True)
+
+def _destinations(f: Flows, c: Columns, servers: Table, endpoint: Ints, options: Options) -> Table:
+    """Ephemeral ports per client -> server endpoint: open connections plus the client's
+    TIME_WAITs against the range, rates, time to exhaustion (TEARDOWN-RULES.md "Ephemeral-port
+    pressure")."""
+    n_servers = len(servers["server_port"])
+    keys, dest = np.unique(f.client * n_servers + endpoint, return_inverse=True)
     dest = dest.astype(np.int64)
-    dests = len(dest_keys)
+    dests = len(keys)
+    start_ts, end_ts = f.span
     first = np.asarray(c["first_ts"], np.float64)
     held_until = np.asarray(c["last_ts"], np.float64)
-    held_until = np.where(client_holds, np.fmax(held_until, tw_end), held_until)
-    held_until = np.where(_is(kind, "open"), np.fmax(held_until, end_ts), held_until)
+    held_until = np.where(f.client_holds, np.fmax(held_until, f.tw_end), held_until)
+    held_until = np.where(_is(f.kind, "open"), np.fmax(held_until, end_ts), held_until)
     # An incarnation holds its port from its first packet; a zero-length one (a lone SYN seen
     # at the last instant) still holds it for that instant.
     held_until = np.where(held_until > first, held_until, np.nextafter(first, np.inf))
-    ports_series = step_series(dest, first, held_until)
-    ports_peak, ports_peak_ts = peaks(ports_series, dests)
+    ports_peak, ports_peak_ts = peaks(step_series(dest, first, held_until), dests)
     lo, hi = options.port_range
     range_size = hi - lo + 1
     client_port = np.asarray(c["client_port"], np.int64)
@@ -184,21 +223,21 @@ def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: 
     rate_1, rate_1_ts = window_peaks(dest[new], first[new], dests, RATE_WINDOWS_S[0])
     rate_10, _ = window_peaks(dest[new], first[new], dests, RATE_WINDOWS_S[1])
     rate_10s = rate_10 / RATE_WINDOWS_S[1] if end_ts - start_ts >= RATE_WINDOWS_S[1] else np.full(dests, np.nan)
-    dest_client = dest_keys // servers
-    sustainable = range_size / tw_s[dest_client]
     rate = rate_1 / RATE_WINDOWS_S[0]
+    client = keys // n_servers
+    sustainable = range_size / f.tw_s[client]
     connections = _count(dest, dests)
-    tw_share = _count(dest, dests, client_holds) / np.maximum(connections, 1)
+    tw_share = _count(dest, dests, f.client_holds) / np.maximum(connections, 1)
     # Only connections that leave the client in TIME_WAIT keep a port after they close.
     holding_rate = rate * tw_share
     with np.errstate(divide="ignore"):
         to_exhaustion = np.where(ports_peak >= range_size, 0.0,
                                  np.where(holding_rate > sustainable, range_size / np.maximum(holding_rate, 1e-9),
                                           np.nan))
-    destinations_table: Table = {
-        "client_ip": labels[dest_client].astype(object),
-        "server_ip": servers_table["server_ip"][dest_keys % servers],
-        "server_port": servers_table["server_port"][dest_keys % servers],
+    return {
+        "client_ip": f.labels[client],
+        "server_ip": servers["server_ip"][keys % n_servers],
+        "server_port": servers["server_port"][keys % n_servers],
         "connections": connections,
         "client_ports_seen": _count(seen_ports, dests),
         "client_time_wait_share": tw_share,
@@ -214,9 +253,6 @@ def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: 
         "seconds_to_exhaustion": to_exhaustion,
         "time_wait_reuses": _count(dest, dests, np.asarray(c["reuses_tuple_in_time_wait"], bool)),
     }
-    return Tables(hosts_table, destinations_table, servers_table, host_series, server_series,
-                  (pair // hosts, pair % hosts, pair_count), labels.astype(object),
-                  dest_keys % servers, (start_ts, end_ts))
 
 
 def _causes(c: Columns, endpoint: Ints, servers: int, server_first: Bools) -> tuple[npt.NDArray[np.object_], Floats]:
