@@ -1,0 +1,123 @@
+"""What a report's header states: which capture files were read (name, size, SHA-256, span, link
+types), with which settings, by which version of the tool. Built from an `Analysis`, or read back
+from the metadata of a saved result, so `teardown report` can state the same facts later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import __version__
+from ..analysis import Analysis
+from ..options import Options, OsProfile
+
+LINUX_PORT_RANGE = (32768, 60999)  # net.ipv4.ip_local_port_range default (TEARDOWN-RULES §Host-level views)
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    path: str  # as given on the command line
+    size_bytes: int
+    sha256: str
+    format: str  # "pcap", "pcapng", with "+gzip" when compressed
+    frames: int
+    first_ts: float | None
+    last_ts: float | None
+    damaged: str | None = None  # where reading stopped early, if it did
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """The header of a report: the capture, the settings of the analysis, the tool."""
+
+    files: tuple[FileFacts, ...]
+    tcp_packets: int
+    link_types: dict[str, int]
+    skipped: dict[str, int]
+    warnings: tuple[str, ...]
+    continuous: bool  # several files read as one capture
+    os_profile: str
+    time_wait_override_s: float | None  # --time-wait, when given
+    host_os: tuple[tuple[str, str], ...]
+    port_range: tuple[int, int]
+    tool_version: str
+    analyzed_ts: float  # when the analysis ran (the report may be rendered later)
+
+    def options(self) -> Options:
+        """The settings the analysis ran with."""
+        return Options(os=OsProfile(self.os_profile), time_wait_s=self.time_wait_override_s,
+                       host_os=tuple((h, OsProfile(p)) for h, p in self.host_os))
+
+    @property
+    def time_wait_s(self) -> float:
+        options = self.options()
+        return options.behaviour_of(options.os).time_wait_s
+
+    @property
+    def frames(self) -> int:
+        return sum(f.frames for f in self.files)
+
+    @property
+    def first_ts(self) -> float | None:
+        ts = [f.first_ts for f in self.files if f.first_ts is not None]
+        return min(ts) if ts else None
+
+    @property
+    def last_ts(self) -> float | None:
+        ts = [f.last_ts for f in self.files if f.last_ts is not None]
+        return max(ts) if ts else None
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.size_bytes for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Facts:
+        """Inverse of `to_json`; KeyError or TypeError when `data` is not what `to_json` wrote."""
+        files = tuple(FileFacts(**f) for f in data["files"])
+        host_os = tuple((str(h), str(p)) for h, p in data["host_os"])
+        low, high = data["port_range"]
+        rest = {k: v for k, v in data.items() if k not in ("files", "host_os", "port_range", "warnings")}
+        return Facts(files=files, host_os=host_os, port_range=(int(low), int(high)),
+                     warnings=tuple(data["warnings"]), **rest)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def port_range_of(options: Options) -> tuple[int, int]:
+    """The ephemeral port range the analysis assumed (Linux's default unless set)."""
+    value = getattr(options, "port_range", None)
+    if value is None:
+        return LINUX_PORT_RANGE
+    low, high = value
+    return int(low), int(high)
+
+
+def facts_of(analysis: Analysis) -> Facts:
+    """The header facts of a fresh analysis; hashes each capture file (about 0.3 s per 100 MB)."""
+    cap = analysis.capture
+    options = analysis.options
+    files = tuple(
+        FileFacts(path=f.path, size_bytes=f.size_bytes, sha256=sha256_of(f.path),
+                  format=f.format + ("+gzip" if f.compressed else ""), frames=f.frames,
+                  first_ts=f.first_ts, last_ts=f.last_ts,
+                  damaged=str(f.damage) if f.damage is not None else None)
+        for f in cap.files)
+    return Facts(
+        files=files, tcp_packets=cap.tcp_packets, link_types=dict(cap.link_types),
+        skipped={k: v for k, v in cap.skipped.items() if v}, warnings=tuple(cap.warnings),
+        continuous=cap.continuous, os_profile=options.os.value, time_wait_override_s=options.time_wait_s,
+        host_os=tuple((host, profile.value) for host, profile in options.host_os),
+        port_range=port_range_of(options), tool_version=__version__, analyzed_ts=time.time())

@@ -1,0 +1,314 @@
+"""Segments of chosen flows, read again from the capture -> the data of their ladder diagrams.
+
+The per-flow table keeps no segments, so the capture is read a second time and only the packets
+of the flows to draw are kept, selected in bulk by 4-tuple, VLAN and time span. A ladder keeps
+the handshake, every SYN/FIN/RST with the segment after it and the last segments; it gives
+relative seq/ack per side, marks retransmissions, and writes each side's TCP state where it
+changes (`states.py`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..decode import ACK, FIN, RST, SYN, decode
+from ..options import Options
+from ..read import open_capture
+from .states import FlowEnd, Label, states_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+I64 = npt.NDArray[np.int64]
+HEAD_SEGMENTS = 3  # the handshake
+TAIL_SEGMENTS = 30  # the teardown is at the end
+MAX_SEGMENTS = 60  # per ladder, whatever the flow did: SYNs, FINs and RSTs past the head and tail
+# Segments drawn in one report at most: about 2.5 MB of JSON. Flows with a finding come first,
+# then the others in time order; a larger capture leaves the rest undrawn (the page says so).
+SEGMENT_BUDGET = 100_000
+IPV4_MAPPED = 0xFFFF00000000  # decode.py's ::ffff:a.b.c.d
+# One key per packet and direction: where it was carried, then the two endpoints.
+_KEY = np.dtype([("ctx", "<u4"), ("port_a", "<u2"), ("port_b", "<u2"), ("a_hi", "<u8"), ("a_lo", "<u8"),
+                 ("b_hi", "<u8"), ("b_lo", "<u8")])
+
+
+@dataclass(slots=True)
+class Ladder:
+    """One ladder diagram: its `shape` (what most flows of one kind share: directions, flags,
+    relative seq/ack, lengths, retransmissions, gaps, state labels, TIME_WAIT starts, all JSON
+    ready) and what is the flow's own: times, frame numbers, ISNs. `pack` stores each shape once.
+    """
+
+    shape: dict[str, Any]
+    times_us: list[int]  # since the previous drawn segment (the first: since the flow's first packet)
+    frames: list[int]  # since the previous drawn segment's frame (the first: its frame number)
+    isn: tuple[int | None, int | None]  # client's and server's ISN (first seq when no SYN was seen)
+
+
+def pack(ladders: dict[int, Ladder]) -> dict[str, Any]:
+    """Ladders for JSON, each distinct shape written once (a burst of alike connections shares
+    one): {"shapes": [...], "flows": {position: [shape, isn client, isn server, times, frames]}}."""
+    shapes: dict[str, int] = {}
+    flows: dict[str, list[Any]] = {}
+    for row, lad in sorted(ladders.items()):
+        key = json.dumps(lad.shape, sort_keys=True, separators=(",", ":"))
+        index = shapes.setdefault(key, len(shapes))
+        flows[str(row)] = [index, lad.isn[0], lad.isn[1], lad.times_us, lad.frames]
+    return {"shapes": [json.loads(k) for k in shapes], "flows": flows}
+
+
+def unpack(packed: dict[str, Any]) -> dict[int, Ladder]:
+    shapes = packed["shapes"]
+    return {int(row): Ladder(shapes[f[0]], list(f[3]), list(f[4]), (f[1], f[2]))
+            for row, f in packed["flows"].items()}
+
+
+def rows_to_draw(flows: pd.DataFrame, worthy: npt.NDArray[np.bool_]) -> I64:
+    """Positions of the flows to draw within SEGMENT_BUDGET: those `worthy` first."""
+    packets = (flows["packets_c2s"].fillna(0) + flows["packets_s2c"].fillna(0)).to_numpy(np.int64)
+    cost = np.minimum(packets, MAX_SEGMENTS)
+    order = np.concatenate([np.flatnonzero(worthy), np.flatnonzero(~worthy)])
+    return np.sort(order[np.cumsum(cost[order]) <= SEGMENT_BUDGET])
+
+
+def ip_words(ip: str) -> tuple[int, int]:
+    """An address as decode.py keys it: (high, low) 64-bit words, IPv4 mapped into IPv6."""
+    addr = ipaddress.ip_address(ip)
+    value = int(addr) | IPV4_MAPPED if addr.version == 4 else int(addr)
+    return value >> 64, value & (2**64 - 1)
+
+
+@dataclass(slots=True)
+class _Matched:
+    """Packets of the wanted flows: flow index, direction and the header fields a ladder shows."""
+
+    flow: I64
+    direction: I64
+    ts: npt.NDArray[np.float64]
+    frame: I64
+    flags: I64
+    seq: I64
+    ack: I64
+    payload: I64
+    copy_key: I64  # IPv4 id, TSval and window: with the header, what makes two frames copies
+    where: I64  # interface and VLAN: copies differ here
+
+    def take(self, idx: I64 | npt.NDArray[np.bool_]) -> _Matched:
+        return _Matched(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+def _flow_keys(flows: pd.DataFrame) -> npt.NDArray[np.void]:
+    keys = np.zeros(len(flows), _KEY)
+    client = np.array([ip_words(ip) for ip in flows["client_ip"]], np.uint64).reshape(-1, 2)
+    server = np.array([ip_words(ip) for ip in flows["server_ip"]], np.uint64).reshape(-1, 2)
+    keys["ctx"] = flows["vlan"].fillna(0).to_numpy(np.int64)
+    keys["port_a"] = flows["client_port"].to_numpy(np.int64)
+    keys["port_b"] = flows["server_port"].to_numpy(np.int64)
+    keys["a_hi"], keys["a_lo"] = client[:, 0], client[:, 1]
+    keys["b_hi"], keys["b_lo"] = server[:, 0], server[:, 1]
+    return keys.view("V40").ravel()
+
+
+def _match(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> _Matched:
+    """Every packet of the wanted flows' 4-tuples, from all files (frame numbers run on)."""
+    wanted = _flow_keys(flows)
+    tuple_keys, tuple_of_flow = np.unique(wanted, return_inverse=True)
+    ports = np.unique(np.concatenate([flows["client_port"].to_numpy(np.int64),
+                                      flows["server_port"].to_numpy(np.int64)]))
+    parts: list[dict[str, npt.NDArray[Any]]] = []
+    frames_before = 0
+    for path in paths:
+        reader = open_capture(path, options.chunk_bytes)
+        for batch in reader:
+            if not len(batch):
+                continue
+            batch.frame += frames_before
+            p = decode(batch, Counter())
+            pre = np.flatnonzero(np.isin(p.sport, ports) & np.isin(p.dport, ports))
+            if not len(pre):
+                continue
+            key = np.zeros(len(pre), _KEY)
+            key["ctx"] = p.ctx[pre]
+            for direction, (a, b) in enumerate((("src", "dst"), ("dst", "src"))):
+                key["port_a"], key["port_b"] = (p.sport[pre], p.dport[pre]) if a == "src" else (p.dport[pre], p.sport[pre])
+                key["a_hi"], key["a_lo"] = getattr(p, f"{a}_hi")[pre], getattr(p, f"{a}_lo")[pre]
+                key["b_hi"], key["b_lo"] = getattr(p, f"{b}_hi")[pre], getattr(p, f"{b}_lo")[pre]
+                flat = key.view("V40").ravel()
+                at = np.minimum(np.searchsorted(tuple_keys, flat), len(tuple_keys) - 1)
+                hit = np.flatnonzero(tuple_keys[at] == flat)
+                if not len(hit):
+                    continue
+                idx = pre[hit]
+                iface = batch.iface[p.frame[idx] - batch.frame[0]].astype(np.int64)
+                parts.append({
+                    "tuple": at[hit].astype(np.int64), "direction": np.full(len(hit), direction, np.int64),
+                    "ts": p.ts[idx], "frame": p.frame[idx], "flags": p.flags[idx].astype(np.int64),
+                    "seq": p.seq[idx].astype(np.int64), "ack": p.ack[idx].astype(np.int64),
+                    "payload": p.payload[idx].astype(np.int64),
+                    "copy_key": (p.ip_id[idx].astype(np.int64) << 40) ^ (p.tsval[idx] << 16)
+                    ^ p.window[idx].astype(np.int64),
+                    "where": (iface << 32) | p.ctx[idx].astype(np.int64)})
+        frames_before += reader.info.frames
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return _Matched(empty, empty, np.zeros(0), empty, empty, empty, empty, empty, empty, empty)
+    cols = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    flow = _incarnation_of(cols["tuple"], cols["ts"], tuple_of_flow.ravel(), flows)
+    keep = flow >= 0
+    return _Matched(flow[keep], cols["direction"][keep], cols["ts"][keep], cols["frame"][keep],
+                    cols["flags"][keep], cols["seq"][keep], cols["ack"][keep], cols["payload"][keep],
+                    cols["copy_key"][keep], cols["where"][keep])
+
+
+def _incarnation_of(tuple_id: I64, ts: npt.NDArray[np.float64], tuple_of_flow: I64,
+                    flows: pd.DataFrame) -> I64:
+    """For each packet, the wanted flow on its 4-tuple whose [first_ts, last_ts] holds it, or -1.
+
+    Flow starts and packets are sorted together by (tuple, time), flow starts first on a tie;
+    each packet belongs to the latest flow start before it on its tuple.
+    """
+    first = flows["first_ts"].to_numpy(np.float64)
+    last = flows["last_ts"].to_numpy(np.float64)
+    n_flows = len(first)
+    tuples = np.concatenate([tuple_of_flow, tuple_id])
+    times = np.concatenate([first, ts])
+    is_packet = np.concatenate([np.zeros(n_flows, np.int64), np.ones(len(ts), np.int64)])
+    order = np.lexsort((is_packet, times, tuples))
+    position = np.arange(len(order))
+    latest_start = np.maximum.accumulate(np.where(is_packet[order] == 0, position, -1))
+    flow_at = np.where(latest_start >= 0, order[np.maximum(latest_start, 0)], -1)
+    same_tuple = (flow_at >= 0) & (tuples[np.maximum(flow_at, 0)] == tuples[order])
+    out = np.full(len(ts), -1, np.int64)
+    packet_rows = is_packet[order] == 1
+    candidate = np.where(same_tuple, flow_at, -1)
+    inside = (candidate >= 0) & (times[order] <= last[np.maximum(candidate, 0)])
+    out[order[packet_rows] - n_flows] = np.where(inside, candidate, -1)[packet_rows]
+    return out
+
+
+def _signed32(x: I64) -> I64:
+    x = x % (1 << 32)
+    return np.where(x >= 1 << 31, x - (1 << 32), x)
+
+
+def _first_of_group(group: I64, mask: npt.NDArray[np.bool_], values: I64, n_groups: int) -> I64:
+    """The value at the first row of each group where `mask` holds (rows in time order), else -1."""
+    out = np.full(n_groups, -1, np.int64)
+    rows = np.flatnonzero(mask)
+    uniq, first = np.unique(group[rows], return_index=True)
+    out[uniq] = values[rows[first]]
+    return out
+
+
+def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict[int, Ladder]:
+    """The ladder of every flow in `flows`, keyed by its position there; flows whose packets
+    are not in the capture (a different file given) get none."""
+    if not len(flows):
+        return {}
+    m = _match(paths, flows, options)
+    order = np.lexsort((m.frame, m.ts, m.flow))
+    m = _without_copies(m.take(order))
+    group = m.flow * 2 + m.direction
+    n_groups = 2 * len(flows)
+    syn = (m.flags & SYN) != 0
+    isn = np.where(_first_of_group(group, syn, m.seq, n_groups) >= 0,
+                   _first_of_group(group, syn, m.seq, n_groups),
+                   _first_of_group(group, np.ones(len(group), bool), m.seq, n_groups))
+    rel_seq = _signed32(m.seq - isn[group])
+    peer_isn = isn[group ^ 1]
+    rel_ack = np.where(peer_isn >= 0, _signed32(m.ack - peer_isn), _signed32(m.ack))
+    retrans = _retransmissions(group, rel_seq, m.payload, m.flags)
+    starts = np.searchsorted(m.flow, np.arange(len(flows) + 1))
+    ends = FlowEnd.of_flows(flows)
+    out: dict[int, Ladder] = {}
+    for i in range(len(flows)):
+        a, b = int(starts[i]), int(starts[i + 1])
+        if a == b:
+            continue
+        sl = slice(a, b)
+        labels, time_wait = states_of(m.direction[sl], m.flags[sl], rel_seq[sl], rel_ack[sl], m.payload[sl],
+                                      m.ts[sl], ends[i])
+        out[i] = _ladder(m, sl, rel_seq[sl], rel_ack[sl], retrans[sl], labels, time_wait,
+                         (int(isn[2 * i]) if isn[2 * i] >= 0 else None,
+                          int(isn[2 * i + 1]) if isn[2 * i + 1] >= 0 else None))
+    return out
+
+
+def _without_copies(m: _Matched) -> _Matched:
+    """Drop frames that are copies of an earlier frame of the flow seen on another interface or
+    VLAN: same header and length, same IPv4 id (TEARDOWN-RULES §Vocabulary, where it was carried)."""
+    if not len(m.flow):
+        return m
+    order = np.lexsort((m.frame, m.copy_key, m.payload, m.flags, m.ack, m.seq, m.direction, m.flow))
+    fields = (m.flow, m.direction, m.seq, m.ack, m.flags, m.payload, m.copy_key)
+    same = np.ones(len(order) - 1, bool)
+    for f in fields:
+        same &= f[order][1:] == f[order][:-1]
+    new_group = np.concatenate([[True], ~same])
+    head = np.maximum.accumulate(np.where(new_group, np.arange(len(order)), 0))
+    copy = m.where[order] != m.where[order][head]
+    keep = np.ones(len(order), bool)
+    keep[order[copy]] = False
+    return m.take(keep)
+
+
+def _retransmissions(group: I64, rel_seq: I64, payload: I64, flags: I64) -> npt.NDArray[np.bool_]:
+    """Segments that consume sequence space (data, SYN, FIN) already sent by the same side."""
+    consumed = payload + ((flags & SYN) != 0) + ((flags & FIN) != 0)
+    end = rel_seq + consumed
+    by_group = np.argsort(group, kind="stable")  # time order kept within each side
+    g, e = group[by_group], end[by_group]
+    shifted = g * (1 << 34) + (e + (1 << 32))
+    running = np.maximum.accumulate(shifted)
+    before = np.concatenate([[-1], running[:-1]])
+    first_of_group = np.concatenate([[True], g[1:] != g[:-1]])
+    prev_end = np.where(first_of_group, np.iinfo(np.int64).min, before - g * (1 << 34) - (1 << 32))
+    out = np.zeros(len(group), bool)
+    out[by_group] = (consumed[by_group] > 0) & (e <= prev_end)
+    return out
+
+
+def _kept(flags: I64, labelled: set[int]) -> list[int]:
+    n = len(flags)
+    if n <= HEAD_SEGMENTS + TAIL_SEGMENTS:
+        return list(range(n))
+    keep = set(range(HEAD_SEGMENTS)) | set(range(n - TAIL_SEGMENTS, n)) | labelled
+    special = np.flatnonzero((flags & (SYN | FIN | RST)) != 0).tolist()
+    room = MAX_SEGMENTS - len(keep)
+    for i in special:
+        if room <= 0:
+            break
+        for j in (i, i + 1):
+            if j < n and j not in keep and room > 0:
+                keep.add(j)
+                room -= 1
+    return sorted(keep)
+
+
+def _ladder(m: _Matched, sl: slice, rel_seq: I64, rel_ack: I64, retrans: npt.NDArray[np.bool_],
+            labels: list[Label], time_wait: list[tuple[int, int]], isn: tuple[int | None, int | None]) -> Ladder:
+    flags = m.flags[sl]
+    kept = _kept(flags, {lab[0] for lab in labels} | {i for _, i in time_wait})
+    position = {old: new for new, old in enumerate(kept)}
+    ts_us = np.round((m.ts[sl] - m.ts[sl][0]) * 1e6).astype(np.int64)[kept]
+    frame = m.frame[sl][kept]
+    gaps = [[position[i], i - before - 1] for before, i in zip([-1, *kept], kept) if i != before + 1]
+    if kept[-1] != len(flags) - 1:
+        gaps.append([len(kept), len(flags) - 1 - kept[-1]])
+    has_ack = (flags[kept] & ACK) != 0
+    shape = {
+        "dir": m.direction[sl][kept].tolist(), "flags": flags[kept].tolist(), "seq": rel_seq[kept].tolist(),
+        "ack": [int(a) if has else None for a, has in zip(rel_ack[kept].tolist(), has_ack.tolist())],
+        "len": m.payload[sl][kept].tolist(), "retr": retrans[kept].astype(int).tolist(), "gap": gaps,
+        "lab": [[position[i], side, text, kind] for i, side, text, kind in labels],
+        "tw": [[side, position[i]] for side, i in time_wait], "n": len(flags)}
+    times, frames = ts_us.tolist(), frame.tolist()
+    return Ladder(shape, [b - a for a, b in zip([0, *times], times)], [b - a for a, b in zip([0, *frames], frames)], isn)

@@ -1,0 +1,166 @@
+"""Report data -> the one HTML file: Jinja2 templates with autoescaping, the stylesheet and the
+script inlined, and the data for the script as JSON that cannot end its <script> element.
+
+Nothing in the page asks for anything over the network: no fonts, no images, no links to
+load. Text from the capture (file names, addresses, notes) reaches the page only through
+autoescaped template variables or JSON read by the script and written with textContent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from markupsafe import Markup
+
+from ..analysis import Analysis
+from ..options import OS_BEHAVIOUR, OsProfile
+from . import charts
+from .facts import Facts, facts_of
+from .flags import FLAGS, flag_bits, ladder_worthy
+from .ladder import SEGMENT_BUDGET, Ladder, ladders, pack, rows_to_draw
+from ..schema import FLOW_COLUMNS
+from .table import DEFAULT_VISIBLE, encode_flows, encode_values, help_of
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(slots=True)
+class ReportData:
+    """Everything a report shows: from a fresh analysis, or from a saved result (saved.py)."""
+
+    facts: Facts
+    flows: pd.DataFrame
+    ladders: dict[int, Ladder]  # position in `flows` -> its ladder diagram
+
+
+def from_analysis(analysis: Analysis) -> ReportData:
+    """The report's data; reads the capture a second time for the ladders' segments."""
+    flows = analysis.flows
+    rows = rows_to_draw(flows, ladder_worthy(flag_bits(flows)))
+    drawn = ladders([f.path for f in analysis.capture.files], flows.iloc[rows], analysis.options)
+    return ReportData(facts_of(analysis), flows, {int(rows[i]): lad for i, lad in drawn.items()})
+
+
+def script_json(data: Any) -> Markup:
+    """JSON for a <script type="application/json"> element: `<`, `>` and `&` are written as
+    \\u escapes, so no text from the capture can close the element or open a comment."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _asset(name: str, closing: str) -> Markup:
+    text = (TEMPLATES / name).read_text()
+    if closing in text.lower():
+        raise ValueError(f"{name} contains {closing!r}, which would end its element early")
+    return Markup(text)
+
+
+# Filters the templates use to write numbers and times the same way everywhere.
+def thousands(n: float) -> str:
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:,.1f}"
+
+
+def utc(ts: float | None, with_date: bool = True) -> str:
+    if ts is None:
+        return "unknown"
+    moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC" if with_date else "%H:%M:%S.%f")
+
+
+def size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit} ({n:,} bytes)"
+    return f"{n:,} bytes"
+
+
+def seconds(s: float) -> str:
+    if float(s).is_integer():
+        return f"{s:,.0f} s"
+    if s >= 120:
+        return f"{s / 60:,.1f} min"
+    if s >= 1:
+        return f"{s:,.3f} s"
+    return f"{s * 1e3:,.3f} ms"
+
+
+def percent(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.01 or share == 0 else "<1%"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(thousands=thousands, utc=utc, size=size, seconds=seconds, percent=percent)
+    return env
+
+
+def _capture_loss(flows: pd.DataFrame) -> tuple[int, int]:
+    lost = flows["capture_loss"].fillna(False).astype(bool)
+    return int(lost.sum()), int(flows.loc[lost, "capture_loss_bytes"].fillna(0).sum())
+
+
+def _title(facts: Facts) -> str:
+    names = [os.path.basename(f.path) for f in facts.files]
+    return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+
+
+def page_data(data: ReportData) -> dict[str, Any]:
+    """What report.js reads: the table's columns, each flow's findings, the ladders."""
+    flows = data.flows
+    first = data.facts.first_ts if data.facts.first_ts is not None else 0.0
+    t0_us = int(round(first * 1e6))
+    bits = flag_bits(flows)
+    groups = []
+    for i, flag in enumerate(FLAGS):
+        if flag.ladder:
+            with_flag = [int(r) for r in (bits >> i & 1).nonzero()[0]]
+            if with_flag:
+                groups.append({"flag": flag.name, "label": flag.label, "rows": with_flag})
+    return {
+        "t0_us": t0_us,
+        "n": len(flows),
+        "columns": encode_flows(flows, t0_us),
+        "flags": {"names": [f.name for f in FLAGS], "labels": [f.label for f in FLAGS],
+                  "bits": encode_values([int(b) for b in bits])},
+        "visible": DEFAULT_VISIBLE,
+        "ladders": pack(data.ladders),
+        "featured": groups,
+        "capture_last_ts": data.facts.last_ts,
+        "csv_name": os.path.splitext(_title(data.facts))[0] + "-flows.csv",
+    }
+
+
+def render_html(data: ReportData, generated_ts: float | None = None) -> str:
+    facts = data.facts
+    profile = OsProfile(facts.os_profile)
+    low, high = facts.port_range
+    lost_flows, lost_bytes = _capture_loss(data.flows)
+    context = {
+        "title": _title(facts),
+        "facts": facts,
+        "behaviour": OS_BEHAVIOUR[profile],
+        "ports": high - low + 1,
+        "generated_ts": time.time() if generated_ts is None else generated_ts,
+        "lost_flows": lost_flows,
+        "lost_bytes": lost_bytes,
+        "n_flows": len(data.flows),
+        "n_ladders": len(data.ladders),
+        "segment_budget": SEGMENT_BUDGET,
+        "close_kinds": charts.close_kinds(data.flows),
+        "columns": [(c.name, help_of(c)) for c in FLOW_COLUMNS],
+        "css": _asset("report.css", "</style"),
+        "script": _asset("report.js", "</script"),
+        "data_json": script_json(page_data(data)),
+    }
+    return environment().get_template("report.html.j2").render(context)

@@ -1,0 +1,89 @@
+"""A result saved as Parquet <-> the report's data, so a report can be made without the capture.
+
+`teardown analyze CAPTURE -o flows.parquet` writes the per-flow table and, in the file's
+key-value metadata under `teardown.report`, what the table lacks: the header facts and the
+ladder segments of the flows the report draws, as JSON. `teardown report flows.parquet` reads
+them back; any other file is refused with one line saying what it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ..errors import UsageError
+from ..schema import COLUMN_NAMES
+from .facts import Facts
+from .ladder import pack, unpack
+from .render import ReportData
+
+METADATA_KEY = b"teardown.report"
+VERSION = 1  # of the JSON under METADATA_KEY; a reader refuses other versions
+PARQUET_MAGIC = b"PAR1"
+HOW_TO_WRITE = "write one with `teardown analyze CAPTURE -o NAME.parquet`"
+
+
+def write_parquet(data: ReportData, path: str) -> None:
+    """The per-flow table as Parquet, with the report's facts and ladders in its metadata."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    table = pa.Table.from_pandas(data.flows, preserve_index=False)
+    extra = {"version": VERSION, "facts": data.facts.to_json(),
+             "ladders": pack(data.ladders)}
+    metadata = dict(table.schema.metadata or {})
+    metadata[METADATA_KEY] = json.dumps(extra, separators=(",", ":"), allow_nan=False).encode()
+    try:
+        pq.write_table(table.replace_schema_metadata(metadata), path)
+    except OSError as e:
+        raise UsageError(f"-o {path}: cannot write ({e.strerror or e})") from None
+
+
+def _refuse(path: str, problem: str) -> UsageError:
+    return UsageError(f"{path}: {problem}")
+
+
+def read_parquet(path: str) -> ReportData:
+    """The report's data from a file `write_parquet` wrote; UsageError for anything else."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if os.path.isdir(path):
+        raise _refuse(path, f"is a directory; give the flows table (flows.parquet) in it; {HOW_TO_WRITE}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        raise _refuse(path, "no such file") from None
+    except OSError as e:
+        raise _refuse(path, f"cannot open: {e.strerror or e}") from None
+    if head != PARQUET_MAGIC:
+        shown = " ".join(f"{b:02x}" for b in head) or "nothing"
+        raise _refuse(path, f"not a Parquet file (starts with {shown}); {HOW_TO_WRITE}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise _refuse(path, f"damaged Parquet file ({str(e).splitlines()[0]}); {HOW_TO_WRITE}") from None
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise _refuse(path, "a Parquet file without teardown's report data (another tool wrote it, or it is "
+                            f"not the flows table); {HOW_TO_WRITE}")
+    return _data(path, table, raw)
+
+
+def _data(path: str, table: Any, raw: bytes) -> ReportData:
+    try:
+        extra = json.loads(raw)
+        if extra.get("version") != VERSION:
+            raise _refuse(path, f"report data of version {extra.get('version')}, this teardown reads "
+                                f"version {VERSION}; write it again with this teardown")
+        facts = Facts.from_json(extra["facts"])
+        ladders = unpack(extra["ladders"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise _refuse(path, f"unreadable teardown report data ({type(e).__name__}: {e}); {HOW_TO_WRITE}") from None
+    missing = [c for c in COLUMN_NAMES if c not in table.column_names]
+    if missing:
+        raise _refuse(path, f"the flows table lacks {', '.join(missing[:3])}"
+                            f"{' and more' if len(missing) > 3 else ''}; {HOW_TO_WRITE}")
+    return ReportData(facts, table.to_pandas()[COLUMN_NAMES], ladders)

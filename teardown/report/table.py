@@ -1,0 +1,193 @@
+"""The per-flow table -> compact JSON columns for the report's flows table.
+
+100,000 flows must fit in a few megabytes, so each column is written in the smallest of a few
+plain encodings, chosen by measuring them on a sample of rows: the values as they are, a
+dictionary of repeated values with one code per row, a default with its exceptions, numbers cut
+out of similar strings (evidence frames), or nothing at all for `flow_id` when it is exactly
+what its parts spell. Times are whole microseconds: `first_ts` as steps from the previous row,
+the other times from the row's own `first_ts`. `report.js` (`decodeColumn`) reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..schema import FLOW_COLUMNS, Column
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Scalar = int | str | None
+SAMPLE_ROWS = 2000  # enough to rank the encodings; measuring all 100,000 rows costs seconds
+DEFAULT_VISIBLE = ["flow_id", "first_ts", "duration_s", "close_kind", "active_closer", "time_wait_on",
+                   "time_wait_end_ts", "rst_class", "findings", "notes"]
+_NUMBER = re.compile(r"(0|[1-9][0-9]{0,14})")  # no leading zeros, exact in a JavaScript number
+
+
+def kind_of(c: Column) -> str:
+    """How the page shows and sorts a column: ts, dur, int, bool, enum or str."""
+    if not isinstance(c.dtype, str):
+        return "enum"
+    if c.dtype == "Float64":
+        return "ts" if c.name.endswith("_ts") else "dur"
+    return {"Int64": "int", "boolean": "bool"}.get(c.dtype, "str")
+
+
+def help_of(c: Column) -> str:
+    text = c.meaning
+    if c.unit:
+        text += f" Unit: {c.unit}."
+    if c.empty_when:
+        text += f" Empty when {c.empty_when}."
+    if not isinstance(c.dtype, str):
+        text += " Values: " + ", ".join(e.value for e in c.dtype) + "."
+    return text
+
+
+def flow_id_of_parts(flows: pd.DataFrame) -> list[str]:
+    """flow_id as flows.py spells it; report.js (flowIdOf) spells it the same way."""
+    def endpoint(ip: pd.Series, port: pd.Series) -> pd.Series:
+        ip = ip.astype(str)
+        return ip.where(~ip.str.contains(":", regex=False), "[" + ip + "]") + ":" + port.astype(str)
+
+    vlan = flows["vlan"]
+    prefix = ("vlan" + vlan.astype(str) + "/").where(vlan.notna(), "")
+    inc = flows["incarnation"].astype(str)
+    return list((prefix + endpoint(flows["client_ip"], flows["client_port"]) + ">"
+                 + endpoint(flows["server_ip"], flows["server_port"]) + "/" + inc).tolist())
+
+
+def _values(flows: pd.DataFrame, c: Column, micros: dict[str, np.ndarray]) -> list[Scalar]:
+    """The column as JSON scalars: microseconds for times, 0/1 for booleans, None where empty."""
+    s = flows[c.name]
+    missing = s.isna().to_numpy()
+    kind = kind_of(c)
+    if kind in ("ts", "dur"):
+        values: list[Scalar] = list(micros[c.name].tolist())
+    elif kind in ("int", "bool"):
+        values = list(s.fillna(0).to_numpy(np.int64).tolist())
+    else:
+        values = list(s.astype(object).where(~missing, "").tolist())
+    for i in np.flatnonzero(missing).tolist():
+        values[i] = None
+    return values
+
+
+def _micros(flows: pd.DataFrame, t0_us: int) -> dict[str, np.ndarray]:
+    """Every time column in whole microseconds (times since t0_us), 0 where empty."""
+    out = {}
+    for c in FLOW_COLUMNS:
+        if kind_of(c) in ("ts", "dur"):
+            us = np.round(flows[c.name].to_numpy(np.float64, na_value=np.nan) * 1e6)
+            out[c.name] = np.nan_to_num(us - (t0_us if kind_of(c) == "ts" else 0)).astype(np.int64)
+    return out
+
+
+def _bases(c: Column, flows: pd.DataFrame) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Columns a time may be written relative to, as (added, subtracted): only columns before it
+    in the schema, so report.js decodes them first, and never an empty one where it is not."""
+    if c.name == "first_ts":
+        return [((), ())]
+    if c.name == "duration_s":
+        return [((), ()), (("last_ts",), ("first_ts",))]
+    before = [x.name for x in FLOW_COLUMNS[: FLOW_COLUMNS.index(c)] if kind_of(x) == "ts"]
+    present = flows[c.name].notna().to_numpy()
+    out: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), ())]
+    for name in before:
+        if not (present & flows[name].isna().to_numpy()).any():
+            out.append(((name,), ()))
+    return out
+
+
+def _size(spec: dict[str, Any]) -> int:
+    return len(json.dumps(spec, separators=(",", ":")))
+
+
+def _dense(values: list[Scalar]) -> dict[str, Any]:
+    return {"v": values}
+
+
+def _dictionary(values: list[Scalar]) -> dict[str, Any]:
+    uniques = list(dict.fromkeys(values))
+    code = {v: i for i, v in enumerate(uniques)}
+    return {"u": uniques, "c": [code[v] for v in values]}
+
+
+def _sparse(values: list[Scalar]) -> dict[str, Any]:
+    default = Counter(values).most_common(1)[0][0] if values else None
+    every = np.empty(len(values), object)
+    every[:] = values
+    idx = np.flatnonzero(every != default)
+    steps = np.diff(idx, prepend=0).tolist()
+    rest = every[idx].tolist()
+    return {"d": default, "i": steps, "x": min((_dense(rest), _dictionary(rest)), key=_size)}
+
+
+def _numbers_cut_out(values: list[Scalar]) -> dict[str, Any] | None:
+    """Strings as templates with their numbers: each row's first number as a step from the
+    previous row's, the others from the row's first. Evidence frames shrink to a third."""
+    if not all(v is None or isinstance(v, str) for v in values):
+        return None
+    templates: dict[str, int] = {}
+    codes: list[int | None] = []
+    numbers: list[int] = []
+    previous_first = 0
+    for v in values:
+        if not isinstance(v, str):
+            codes.append(None)
+            continue
+        parts = _NUMBER.split(v)
+        texts, found = parts[0::2], [int(x) for x in parts[1::2]]
+        codes.append(templates.setdefault("\x00".join(texts), len(templates)))
+        if found:
+            numbers.append(found[0] - previous_first)
+            numbers += [x - found[0] for x in found[1:]]
+            previous_first = found[0]
+    return {"t": [t.split("\x00") for t in templates], "c": codes, "n": numbers}
+
+
+def encode_values(values: list[Scalar]) -> dict[str, Any]:
+    """The smallest encoding of a list of JSON scalars, ranked on a sample of it."""
+    step = max(1, len(values) // SAMPLE_ROWS)
+    sample = values[::step]
+    candidates = [_dense, _dictionary, _sparse, _numbers_cut_out]
+    sizes = []
+    for encode in candidates:
+        spec = encode(sample)
+        sizes.append(_size(spec) if spec is not None else 1 << 62)
+    best = candidates[int(np.argmin(sizes))]
+    spec = best(values)
+    assert spec is not None
+    return spec
+
+
+def encode_flows(flows: pd.DataFrame, t0_us: int) -> list[dict[str, Any]]:
+    """One spec per column of the per-flow table, in schema order, for report.js."""
+    micros = _micros(flows, t0_us)
+    derived_id = len(flows) > 0 and flow_id_of_parts(flows) == flows["flow_id"].astype(str).tolist()
+    out = []
+    for c in FLOW_COLUMNS:
+        meta: dict[str, Any] = {"name": c.name, "kind": kind_of(c), "help": help_of(c)}
+        if c.name == "flow_id" and derived_id:
+            out.append(meta | {"derived": True})
+        elif c.name == "first_ts":
+            out.append(meta | {"v": np.diff(micros["first_ts"], prepend=0).tolist(), "delta": True})
+        elif c.name in micros:
+            sample = flows.iloc[:: max(1, len(flows) // SAMPLE_ROWS)]
+            options = []
+            for plus, minus in _bases(c, flows):
+                shifted = micros[c.name] - sum((micros[p] for p in plus), np.int64(0)) \
+                    + sum((micros[m] for m in minus), np.int64(0))
+                some = _values(sample, c, {c.name: shifted[:: max(1, len(flows) // SAMPLE_ROWS)]})
+                options.append((_size(encode_values(some)), plus, minus, shifted))
+            _, plus, minus, shifted = min(options, key=lambda o: o[0])
+            spec = encode_values(_values(flows, c, {c.name: shifted}))
+            out.append(meta | spec | ({"plus": list(plus), "minus": list(minus)} if plus or minus else {}))
+        else:
+            out.append(meta | encode_values(_values(flows, c, micros)))
+    return out

@@ -1,0 +1,48 @@
+"""Reports of the sample captures, made once per test session, shared by the report tests."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import teardown
+from teardown.report import ReportData, from_analysis, render_html
+from teardown.report.table import flow_id_of_parts
+
+from .conftest import CAPTURES
+
+SAMPLES = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng", ".gz"))
+
+
+def stem(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+@functools.cache
+def report_data(name: str) -> ReportData:
+    """The report data of captures/NAME.*"""
+    capture = next(p for p in SAMPLES if stem(p) == name)
+    return from_analysis(teardown.analyze(str(capture)))
+
+
+def write_report(data: ReportData, path: Path) -> Path:
+    path.write_text(render_html(data), encoding="utf-8")
+    return path
+
+
+def many_flows(n: int) -> ReportData:
+    """`n` flows made by repeating the rows of a real sample with new client ports and times,
+    for the size and responsiveness checks; no ladders (there is no capture behind them)."""
+    base = report_data("many_reuse")
+    rows = base.flows.iloc[np.arange(n) % len(base.flows)].reset_index(drop=True)
+    i = np.arange(n)
+    rows["client_port"] = pd.array(1024 + i % 60000, dtype="Int64")
+    rows["incarnation"] = pd.array(i // 60000, dtype="Int64")
+    shift = pd.array(i * 0.001, dtype="Float64")
+    for name in [c for c in rows.columns if c.endswith("_ts")]:
+        rows[name] = rows[name] + shift
+    rows["flow_id"] = pd.array(flow_id_of_parts(rows), dtype="string")
+    return ReportData(base.facts, rows, {})

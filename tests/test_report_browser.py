@@ -1,0 +1,225 @@
+"""The HTML report in a real headless Chromium (Debian's, driven by Playwright): every sample's
+report opens from disk with the network blocked, asks for nothing and logs no error; the table
+sorts, filters and downloads as CSV exactly the per-flow table; a flow's ladder shows its
+arrows and states; the page prints to PDF; script planted in a capture never runs; 100,000
+flows stay responsive. Screenshots and PDFs land in test-artifacts/report/."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from teardown.report import ReportData
+
+from .chromium import ARTIFACTS, Viewer, browser, viewer  # noqa: F401  (fixtures)
+from .report_samples import SAMPLES, many_flows, report_data, stem, write_report
+
+SHOWN = {"server_first_close", "simultaneous_close", "tw_mixed_servers", "half_close"}  # full-page screenshots
+
+ROWS = "els => els.map(e => Number(e.dataset.row))"
+
+
+def rows_shown(page: Any) -> list[int]:
+    return list(page.eval_on_selector_all("#flow-body tr[data-row]", ROWS))
+
+
+def download_csv(page: Any) -> pd.DataFrame:
+    with page.expect_download() as info:
+        page.click("#csv-download")
+    return pd.read_csv(io.StringIO(Path(info.value.path()).read_text()), dtype=str, keep_default_na=False)
+
+
+def as_text(flows: pd.DataFrame) -> pd.DataFrame:
+    return flows.astype(object).where(flows.notna(), "").astype(str)
+
+
+def assert_same_table(got: pd.DataFrame, flows: pd.DataFrame) -> None:
+    """The page's CSV equals the per-flow table: text columns exactly, times to the microsecond."""
+    want = as_text(flows)
+    assert list(got.columns) == list(want.columns)
+    assert len(got) == len(want)
+    for name in want.columns:
+        if str(flows[name].dtype) == "Float64":
+            a = pd.to_numeric(got[name].replace("", np.nan)).to_numpy(float)
+            b = flows[name].to_numpy(float, na_value=np.nan)
+            assert np.allclose(a, b, atol=1.5e-6, equal_nan=True), name
+        else:
+            assert got[name].tolist() == want[name].tolist(), name
+
+
+@pytest.mark.parametrize("capture", SAMPLES, ids=stem)
+def test_sample_report_opens_offline_without_errors(viewer: Viewer, tmp_path: Path, capture: Path) -> None:
+    data = report_data(stem(capture))
+    page = viewer.open(write_report(data, tmp_path / f"{stem(capture)}.html")).page
+    assert viewer.requests == [] and viewer.errors == [] and viewer.dialogs == []
+    shown = rows_shown(page)
+    assert shown == list(range(len(shown))) and len(shown) >= min(len(data.flows), 15)
+    assert page.locator("#featured-ladders svg.ladder").count() == len(page.locator("#featured-ladders section").all())
+    if stem(capture) in SHOWN:
+        viewer.shot(stem(capture))
+
+
+def test_csv_download_is_the_flows_table(viewer: Viewer, tmp_path: Path) -> None:
+    """All samples' flows in one report: IPv4 and IPv6, VLANs, missing values, every close kind."""
+    parts = [report_data(stem(c)) for c in SAMPLES]
+    flows = pd.concat([d.flows for d in parts], ignore_index=True)
+    viewer.open(write_report(ReportData(parts[0].facts, flows, {}), tmp_path / "all.html"))
+    assert_same_table(download_csv(viewer.page), flows)
+    assert viewer.requests == [] and viewer.errors == []
+
+
+def test_sort_and_filter_the_table(viewer: Viewer, tmp_path: Path) -> None:
+    data = report_data("many_reuse")
+    flows = data.flows
+    page = viewer.open(write_report(data, tmp_path / "many_reuse.html")).page
+    assert rows_shown(page) == list(range(len(flows)))
+    page.click("th[data-column=duration_s] button")
+    by_duration = flows["duration_s"].to_numpy(float)
+    assert rows_shown(page) == sorted(range(len(flows)), key=lambda r: (by_duration[r], r))
+    assert page.get_attribute("th[data-column=duration_s]", "aria-sort") == "ascending"
+    page.click("th[data-column=duration_s] button")
+    shown = rows_shown(page)
+    assert [by_duration[r] for r in shown] == sorted(by_duration, reverse=True)
+    port = int(flows["client_port"].iloc[3])
+    page.fill("#flow-search", f":{port}>")
+    page.wait_for_timeout(300)
+    want = flows.index[flows["client_port"] == port].tolist()
+    assert sorted(rows_shown(page)) == want
+    assert page.text_content("#flow-status") == f"{len(want)} of {len(flows)} flows match"
+    page.fill("#flow-search", "")
+    page.select_option("#filter-finding", "reuse-in-time-wait")
+    page.wait_for_timeout(300)
+    reused = flows.index[flows["reuses_tuple_in_time_wait"].fillna(False)].tolist()
+    assert sorted(rows_shown(page)) == reused
+
+
+def test_filter_by_close_kind_and_closer(viewer: Viewer, tmp_path: Path) -> None:
+    data = report_data("tw_mixed_servers") if any(stem(p) == "tw_mixed_servers" for p in SAMPLES) \
+        else report_data("two_interfaces")
+    flows = data.flows
+    page = viewer.open(write_report(data, tmp_path / "mixed.html")).page
+    page.select_option("#filter-close-kind", "rst")
+    page.wait_for_timeout(200)
+    rst = flows.index[flows["close_kind"] == "rst"].tolist()
+    assert sorted(rows_shown(page)) == rst[: len(rows_shown(page))]
+    page.select_option("#filter-close-kind", "")
+    page.select_option("#filter-closer", "server")
+    page.wait_for_timeout(200)
+    status = page.text_content("#flow-status") or ""
+    assert status.startswith(f"{int((flows['active_closer'] == 'server').sum()):,} of")
+
+
+def ladder_of(page: Any, scope: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(direction, flags) of each arrow, and (side, text) of each state label, in `scope`."""
+    arrows = page.eval_on_selector_all(f"{scope} svg.ladder g.seg",
+                                       "els => els.map(e => [e.dataset.dir, e.dataset.flags])")
+    states = page.eval_on_selector_all(f"{scope} svg.ladder text.state",
+                                       "els => els.map(e => [e.dataset.side, e.textContent])")
+    return [tuple(a) for a in arrows], [tuple(s) for s in states]
+
+
+def test_click_a_flow_to_see_its_ladder(viewer: Viewer, tmp_path: Path) -> None:
+    data = report_data("simultaneous_close")
+    page = viewer.open(write_report(data, tmp_path / "simultaneous.html")).page
+    page.click("#flow-body button.flow-link")
+    arrows, states = ladder_of(page, "#flow-detail")
+    packets = int(data.flows["packets_c2s"].iloc[0] + data.flows["packets_s2c"].iloc[0])
+    assert len(arrows) == packets
+    assert arrows[0] == ("c2s", "SYN") and arrows[1] == ("s2c", "SYN, ACK")
+    fins = [a for a in arrows if "FIN" in a[1]]
+    assert {a[0] for a in fins} == {"c2s", "s2c"}
+    client = [text for side, text in states if side == "client"]
+    server = [text for side, text in states if side == "server"]
+    assert client[:2] == ["SYN_SENT", "ESTABLISHED"] and server[:2] == ["SYN_RECEIVED", "ESTABLISHED"]
+    assert "CLOSING" in " ".join(client) and "CLOSING" in " ".join(server)
+    assert client[-1].endswith("TIME_WAIT") and server[-1].endswith("TIME_WAIT")
+    assert page.locator("#flow-detail g.tw").count() == 2
+    assert viewer.errors == []
+    viewer.shot("simultaneous_close-ladder", "#flow-detail")
+
+
+def test_featured_ladders_show_assassination_and_lost_final_ack(viewer: Viewer, tmp_path: Path) -> None:
+    page = viewer.open(write_report(report_data("tw_assassination"), tmp_path / "tw.html")).page
+    group = "#featured-ladders section[data-flag=assassination]"
+    arrows, states = ladder_of(page, group)
+    assert arrows[-1] == ("s2c", "RST, ACK")
+    assert [t for s, t in states if s == "client"][-1] == "CLOSED"
+    notes = page.eval_on_selector_all(f"{group} text.note", "els => els.map(e => e.textContent)")
+    assert any("assassinated" in n for n in notes)
+    assert "ended early by RST" in (page.text_content(f"{group} g.tw") or "")
+
+    page = viewer.open(write_report(report_data("lost_final_ack"), tmp_path / "lost.html")).page
+    group = "#featured-ladders section[data-flag=fin-retransmission]"
+    retransmitted = page.eval_on_selector_all(f"{group} g.seg.retransmission", "els => els.map(e => e.dataset.flags)")
+    assert retransmitted == ["FIN, ACK"]
+    notes = page.eval_on_selector_all(f"{group} text.note", "els => els.map(e => e.textContent)")
+    assert any("restarts" in n for n in notes)
+
+
+def test_prints_to_pdf(browser: Any, tmp_path: Path) -> None:
+    opened = Viewer(browser).open(write_report(report_data("tw_assassination"), tmp_path / "tw.html"))
+    page = opened.page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pdf = ARTIFACTS / "tw_assassination.pdf"
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
+    page.emulate_media(media="print")
+    assert page.locator("#flow-controls").is_hidden()
+    assert page.locator(".toc").is_hidden()
+    opened.shot("tw_assassination-print")
+    opened.context.close()
+
+
+def test_dark_mode(browser: Any, tmp_path: Path) -> None:
+    opened = Viewer(browser, color_scheme="dark").open(write_report(report_data("tw_assassination"),
+                                                                    tmp_path / "tw.html"))
+    background = opened.page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+    assert background != "rgb(255, 255, 255)"
+    opened.shot("tw_assassination-dark")
+    opened.context.close()
+
+
+def test_script_in_a_capture_never_runs(viewer: Viewer, tmp_path: Path) -> None:
+    from .test_report_data import xss_report
+
+    opened = viewer.open(xss_report(tmp_path))
+    page = opened.page
+    page.click("#flow-body button.flow-link")
+    page.wait_for_timeout(200)
+    assert opened.dialogs == [] and opened.errors == [] and opened.requests == []
+    assert page.evaluate("document.querySelectorAll('b, img, iframe').length") == 0
+    assert "<b>" in (page.text_content("h1") or "")
+    assert "<script>alert(1)</script>" in (page.text_content("#flow-detail") or "")
+    opened.shot("xss")
+
+
+def test_100000_flows_stay_responsive(viewer: Viewer, tmp_path: Path) -> None:
+    data = many_flows(100_000)
+    path = write_report(data, tmp_path / "many.html")
+    assert path.stat().st_size < 20_000_000
+    start = time.monotonic()
+    opened = viewer.open(path)
+    page = opened.page
+    loaded = time.monotonic() - start
+    assert len(rows_shown(page)) < 100 and page.text_content("#flow-status") == "100,000 flows"
+    start = time.monotonic()
+    page.click("th[data-column=duration_s] button")
+    sorted_in = time.monotonic() - start
+    start = time.monotonic()
+    page.fill("#flow-search", ":40000>")
+    page.wait_for_function("document.getElementById('flow-status').textContent.includes('match')")
+    filtered_in = time.monotonic() - start
+    assert (page.text_content("#flow-status") or "").startswith("2 of 100,000")
+    page.fill("#flow-search", "")
+    page.wait_for_function("document.getElementById('flow-status').textContent.startsWith('100,000')")
+    page.eval_on_selector("#flow-scroll", "e => { e.scrollTop = e.scrollHeight; }")
+    page.wait_for_timeout(200)
+    assert max(rows_shown(page)) > 0 and len(rows_shown(page)) < 100
+    assert opened.errors == [] and opened.requests == []
+    assert loaded < 10 and sorted_in < 3 and filtered_in < 3, (loaded, sorted_in, filtered_in)

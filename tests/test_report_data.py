@@ -1,0 +1,195 @@
+"""The report's data, checked against the analysis tables without a browser: header facts,
+chart numbers, per-flow findings, ladder segments and states, JSON that cannot break out of its
+<script>, sizes, and the Parquet round trip that `teardown report` relies on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import teardown
+from teardown.cli import FINDINGS
+from teardown.decode import FIN, RST, SYN
+from teardown.report import from_analysis, render_html
+from teardown.report.charts import close_kinds
+from teardown.report.flags import FLAGS, flag_bits
+from teardown.report.ladder import HEAD_SEGMENTS, TAIL_SEGMENTS, _kept
+from teardown.report.render import page_data, script_json
+from teardown.report.saved import read_parquet, write_parquet
+
+from .conftest import CAPTURES
+from .report_samples import SAMPLES, report_data, stem, write_report
+
+CLIENT, SERVER = 0, 1
+
+
+def states(name: str, row: int = 0) -> dict[int, list[str]]:
+    """Each side's state labels, in order, of one flow's ladder."""
+    ladder = report_data(name).ladders[row]
+    out: dict[int, list[str]] = {CLIENT: [], SERVER: []}
+    for _, side, text, kind in ladder.shape["lab"]:
+        if kind == 0:
+            out[side] += text.split(" → ")
+    return out
+
+
+def segments(name: str, row: int = 0) -> list[dict[str, int | None]]:
+    shape = report_data(name).ladders[row].shape
+    keys = ["dir", "flags", "seq", "ack", "len", "retr"]
+    return [dict(zip(keys, values)) for values in zip(*(shape[k] for k in keys))]
+
+
+def test_header_states_the_capture_and_settings() -> None:
+    data = report_data("server_first_close")
+    path = CAPTURES / "server_first_close.pcap"
+    f = data.facts
+    assert [x.sha256 for x in f.files] == [hashlib.sha256(path.read_bytes()).hexdigest()]
+    assert f.files[0].size_bytes == path.stat().st_size
+    assert f.frames == teardown.analyze(str(path)).capture.frames
+    assert f.os_profile == "linux" and f.time_wait_s == 60 and f.tool_version == teardown.__version__
+    html = render_html(data)
+    for text in (f.files[0].sha256, "UTC", "linux: TIME_WAIT 60 s", "32768–60999", f"teardown {teardown.__version__}"):
+        assert text in html
+
+
+@pytest.mark.parametrize("name", ["many_reuse", "two_interfaces", "tw_assassination"])
+def test_close_kind_chart_counts_equal_the_flows_table(name: str) -> None:
+    flows = report_data(name).flows
+    chart = close_kinds(flows)
+    counts = flows["close_kind"].value_counts()
+    assert {b.key: b.value for b in chart.bars} == {k: int(v) for k, v in counts.items() if v}
+    assert chart.total == len(flows)
+    assert sum(b.share for b in chart.bars) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("capture", SAMPLES, ids=stem)
+def test_flow_findings_agree_with_fail_on(capture: Path) -> None:
+    analysis = teardown.analyze(str(capture))
+    bits = flag_bits(analysis.flows)
+    for i, flag in enumerate(FLAGS):
+        if flag.name in FINDINGS:
+            expected = np.asarray(FINDINGS[flag.name](analysis.columns), bool)
+            assert ((bits >> i & 1) == 1).tolist() == expected.tolist(), flag.name
+
+
+def test_script_json_cannot_end_its_element() -> None:
+    text = str(script_json({"note": "</script><script>alert(1)</script> & <!--"}))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"note": "</script><script>alert(1)</script> & <!--"}
+
+
+def test_simultaneous_close_goes_through_closing_on_both_sides() -> None:
+    s = states("simultaneous_close")
+    assert s[CLIENT] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "CLOSING", "TIME_WAIT"]
+    assert s[SERVER] == ["SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1", "CLOSING", "TIME_WAIT"]
+    assert sorted(side for side, _ in report_data("simultaneous_close").ladders[0].shape["tw"]) == [CLIENT, SERVER]
+
+
+def test_client_first_close_states_and_relative_numbers() -> None:
+    s = states("client_first_close")
+    assert s[CLIENT] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
+    assert s[SERVER] == ["SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    segs = segments("client_first_close")
+    assert [(x["seq"], x["ack"]) for x in segs[:3]] == [(0, None), (0, 1), (1, 1)]
+    assert report_data("client_first_close").ladders[0].shape["tw"] == [[CLIENT, 8]]
+
+
+def test_lost_final_ack_marks_the_fin_retransmission() -> None:
+    segs = segments("lost_final_ack")
+    again = [x for x in segs if x["retr"]]
+    assert len(again) == 1 and again[0]["dir"] == SERVER and again[0]["flags"] & FIN
+    notes = [text for _, side, text, kind in report_data("lost_final_ack").ladders[0].shape["lab"] if kind == 1]
+    assert notes == ["FIN again: TIME_WAIT timer restarts"]
+
+
+def test_assassination_closes_the_time_wait_and_an_off_sequence_rst_does_not() -> None:
+    data = report_data("tw_assassination")
+    killed, survived = (data.ladders[r].shape["lab"] for r in (0, 1))
+    assert killed[-2:] == [[10, CLIENT, "assassinated by RST (RFC 1337)", 1], [10, CLIENT, "CLOSED", 0]]
+    assert survived[-1] == [10, CLIENT, "RST ignored in TIME_WAIT", 1]
+
+
+def test_abort_refusal_and_midstream() -> None:
+    assert states("linger_abort")[CLIENT][-1] == "CLOSED" and states("linger_abort")[SERVER][-1] == "CLOSED"
+    assert segments("linger_abort")[-1]["flags"] & RST
+    assert states("refused") == {CLIENT: ["SYN_SENT", "CLOSED"], SERVER: ["CLOSED"]}
+    assert states("midstream")[CLIENT][0] == "ESTABLISHED" and states("midstream")[SERVER][0] == "ESTABLISHED"
+    assert states("unanswered") == {CLIENT: ["SYN_SENT"], SERVER: []}
+    assert all(x["retr"] for x in segments("unanswered")[1:])
+
+
+def test_copies_seen_on_two_interfaces_are_drawn_once() -> None:
+    data = report_data("two_interfaces")
+    assert data.facts.frames == 2 * sum(lad.shape["n"] for lad in data.ladders.values())
+
+
+def test_a_long_flow_keeps_its_handshake_teardown_and_end() -> None:
+    flags = np.full(1000, 0x10, np.int64)
+    flags[0], flags[1] = SYN, SYN | 0x10
+    flags[500] = FIN | 0x10  # a half-close long before the end
+    kept = _kept(flags, labelled={501})
+    assert kept[:HEAD_SEGMENTS] == [0, 1, 2] and kept[-TAIL_SEGMENTS:] == list(range(970, 1000))
+    assert {500, 501} <= set(kept)
+
+
+def test_sample_reports_are_small() -> None:
+    for capture in SAMPLES:
+        assert len(render_html(report_data(stem(capture))).encode()) < 1_000_000, capture.name
+
+
+def test_saved_parquet_makes_the_same_report(tmp_path: Path) -> None:
+    data = report_data("tw_assassination")
+    write_parquet(data, str(tmp_path / "flows.parquet"))
+    back = read_parquet(str(tmp_path / "flows.parquet"))
+    assert back.facts == data.facts
+    pd.testing.assert_frame_equal(back.flows, data.flows)
+    assert page_data(back) == page_data(data)
+    assert render_html(back, generated_ts=0) == render_html(data, generated_ts=0)
+
+
+def xss_capture(path: Path) -> Path:
+    """An HTTP exchange whose request and response carry script, closed by the client."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+    from scapy.utils import wrpcap
+
+    request = (b"GET /<script>alert(1)</script> HTTP/1.1\r\nHost: <script>alert(1)</script>\r\n"
+               b"User-Agent: </script><script>alert(2)</script>\r\n\r\n")
+    response = b"HTTP/1.0 200 OK\r\nX-Note: <img src=x onerror=alert(3)>\r\n\r\n"
+    c, s = ("198.18.0.1", 40000, 1000), ("198.18.0.2", 8080, 5000)
+
+    def seg(frm: tuple[str, int, int], to: tuple[str, int, int], flags: str, seq: int, ack: int,
+            data: bytes = b"") -> Ether:
+        packet = (Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=frm[0], dst=to[0])
+                  / TCP(sport=frm[1], dport=to[1], flags=flags, seq=frm[2] + seq, ack=to[2] + ack if ack else 0))
+        return packet / Raw(data) if data else packet
+
+    q, r = len(request), len(response)
+    packets = [seg(c, s, "S", 0, 0), seg(s, c, "SA", 0, 1), seg(c, s, "A", 1, 1), seg(c, s, "PA", 1, 1, request),
+               seg(s, c, "PA", 1, 1 + q, response), seg(c, s, "FA", 1 + q, 1 + r), seg(s, c, "FA", 1 + r, 2 + q),
+               seg(c, s, "A", 2 + q, 2 + r)]
+    for i, p in enumerate(packets):
+        p.time = 1_800_000_000 + i * 0.001
+    wrpcap(str(path), packets)
+    return path
+
+
+def xss_report(tmp_path: Path) -> Path:
+    """The report of `xss_capture`, saved under a file name with markup in it, with a note that
+    quotes the payload (as a note about an HTTP header might)."""
+    capture = xss_capture(tmp_path / "evil<b>name.pcap")
+    data = from_analysis(teardown.analyze(str(capture)))
+    data.flows["notes"] = pd.array(["</script><script>alert(1)</script>"] * len(data.flows), dtype="string")
+    return write_report(data, tmp_path / "xss.html")
+
+
+def test_xss_capture_is_escaped_in_the_file(tmp_path: Path) -> None:
+    html = xss_report(tmp_path).read_text()
+    assert "<b>" not in html and "evil&lt;b&gt;name.pcap" in html
+    assert html.count("<script") == 2 and "alert(" not in html.split("<script>")[-1].split("</script>")[0]
