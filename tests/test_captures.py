@@ -67,9 +67,7 @@ TRUTHS = sorted(CAPTURES.glob("*.truth.json"))
 # Open disagreements between the analyzer and a sample's construction, each to be fixed in the
 # analyzer (see the note on issue 2); listed so they stay visible rather than silently skipped.
 KNOWN_GAPS = {
-    "tw_assassination": "first_rst_by of an RST after the close completed: truth says none, analyzer says server",
     "two_interfaces": "the same connection seen on two interfaces is not merged yet (issue 9's copies)",
-    "many_reuse": "client-side TIME_WAIT takeover (tcp_tw_reuse) verdicts not yet matched",
 }
 
 

@@ -284,8 +284,11 @@ def main():
     if len(verdicts) != len(incs):
         raise SystemExit("%s: capture has %d incarnations, spec %d" % (stem, len(incs), len(verdicts)))
     flows = []
-    for n, (i, v) in enumerate(zip(incs, verdicts), 1):
-        f = dict(incarnation=n, client_ip=i["client"][0], client_port=i["client"][1],
+    on_tuple = {}  # incarnations are counted per 4-tuple, from 1, as the analyzer counts them (from 0)
+    for i, v in zip(incs, verdicts):
+        key = (tuple(i["client"]), tuple(i["server"]))
+        on_tuple[key] = on_tuple.get(key, 0) + 1
+        f = dict(incarnation=on_tuple[key], client_ip=i["client"][0], client_port=i["client"][1],
                  server_ip=i["server"][0], server_port=i["server"][1])
         if i["isn"] is not None:
             f["client_isn"] = i["isn"]
