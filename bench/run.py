@@ -88,7 +88,7 @@ def teardown_cmd(python: str, explicit: str | None) -> list[str]:
 
 def make_peers(capture: str, python: str, teardown: list[str], limit: dict[str, int], tmp: str) -> list[Peer]:
     return [
-        Peer("teardown", [*teardown, "analyze", capture], "`teardown analyze` (terminal summary)"),
+        Peer("teardown", [*teardown, "analyze", capture], "`teardown analyze` (findings and summary on the terminal)"),
         Peer("teardown-quiet", [*teardown, "analyze", capture, "--quiet"],
              "`teardown analyze --quiet`: no terminal output, so no host-level views (findings); "
              "the difference to `teardown` is their cost"),
