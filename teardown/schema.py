@@ -222,6 +222,8 @@ SERVER_COLUMNS: list[Column] = [
            empty_when="closed is 0"),
     Column("aborted_by_server", "Int64", "Connections the server ended with an RST (close kinds rst, fin_then_rst)."),
     Column("refused", "Int64", "SYNs refused with RST+ACK."),
+    Column("rst_classes", "string", "The rst_class of the RSTs that ended its connections, with counts, most "
+           "first (`exact 58, in_window 2`).", empty_when="no RST ended a connection"),
     Column("server_time_wait_total", "Int64", "TIME_WAIT sockets the server held for this endpoint."),
     Column("server_time_wait_peak", "Int64", "Most of them at one instant."),
     Column("server_time_wait_peak_ts", "Float64", "First instant of that peak.", **_PEAK_TS),

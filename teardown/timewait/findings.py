@@ -204,9 +204,10 @@ def abort_habit(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
         aborts, closed = int(s["aborted_by_server"][i]), int(s["closed"][i])
         subject = endpoint(s["server_ip"][i], s["server_port"][i])
         flagged.add(str(s["server_ip"][i]))
+        classes = f"; RST classes: {s['rst_classes'][i]}" if s["rst_classes"][i] is not None else ""
         yield Finding(Severity.warning, FindingKind.abort_habit, subject,
                       f"{subject} aborted {aborts:,} of {closed:,} connections ({percent(aborts / closed)}) "
-                      "with an RST instead of a FIN (SO_LINGER {1,0} pattern).", advice, weight=aborts)
+                      f"with an RST instead of a FIN (SO_LINGER {{1,0}} pattern{classes}).", advice, weight=aborts)
     h = t.hosts
     for i in np.flatnonzero((h["aborts_sent"] >= MIN_CONNECTIONS * MOST) & (h["aborts_sent"] > MOST * h["connections"])):
         aborts, total = int(h["aborts_sent"][i]), int(h["connections"][i])

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..options import Options
-from ..schema import CloseCause
+from ..schema import CloseCause, RstClass
 from .http import NONE, close_causes
 from .occupancy import StepSeries, covering, peaks, step_series, window_peaks
 
@@ -188,6 +188,7 @@ def _servers(f: Flows, c: Columns) -> tuple[Table, StepSeries, Ints]:
         "aborted_by_server": _count(endpoint, servers,
                                     _is(f.kind, "rst", "fin_then_rst") & _is(f.rst_by, "server", "both")),
         "refused": _count(endpoint, servers, _is(f.kind, "refused")),
+        "rst_classes": _rst_classes(c, endpoint, servers),
         "server_time_wait_total": _count(endpoint, servers, f.server_holds),
         "server_time_wait_peak": peak,
         "server_time_wait_peak_ts": peak_ts,
@@ -253,6 +254,23 @@ def _destinations(f: Flows, c: Columns, servers: Table, endpoint: Ints, options:
         "seconds_to_exhaustion": to_exhaustion,
         "time_wait_reuses": _count(dest, dests, np.asarray(c["reuses_tuple_in_time_wait"], bool)),
     }
+
+
+def _rst_classes(c: Columns, endpoint: Ints, servers: int) -> npt.NDArray[np.object_]:
+    """Per server endpoint, 'exact 58, in_window 2': the classes of the RSTs that ended its
+    connections (TEARDOWN-RULES.md "RST classes"), most first."""
+    out = np.full(servers, None, object)
+    classes = _words(c["rst_class"])
+    names = np.array([r.value for r in RstClass])
+    code = np.argmax(classes[:, None] == names[None, :], axis=1)
+    has = np.isin(classes, names)
+    pair, count = np.unique(endpoint[has] * len(names) + code[has], return_counts=True)
+    order = np.lexsort((-count, pair // len(names)))
+    for p, k in zip(pair[order].tolist(), count[order].tolist()):  # one row per endpoint and class
+        e = p // len(names)
+        text = f"{names[p % len(names)]} {k:,}"
+        out[e] = text if out[e] is None else f"{out[e]}, {text}"
+    return out
 
 
 def _causes(c: Columns, endpoint: Ints, servers: int, server_first: Bools) -> tuple[npt.NDArray[np.object_], Floats]:
