@@ -292,3 +292,13 @@ def test_no_connections_give_empty_tables() -> None:
     v = host_views(cols, None, None, Options())
     assert not v.findings and all(len(t["connections"]) == 0 for t in (v.tables.hosts, v.tables.servers,
                                                                        v.tables.destinations))
+
+
+@pytest.mark.parametrize("high", [50, 10**12])  # a presence table, or np.unique for sparse keys
+def test_factorize_equals_unique(high: int) -> None:
+    from teardown.timewait.tables import _factorize
+
+    keys = np.random.default_rng(5).integers(0, high, 1000)
+    distinct, inverse = _factorize(keys)
+    want, want_inverse = np.unique(keys, return_inverse=True)
+    assert list(distinct) == list(want) and list(inverse) == list(want_inverse)

@@ -55,17 +55,29 @@ def _host_labels(ip: npt.NDArray[Any], vlan: Floats | None) -> npt.NDArray[Any]:
     return out
 
 
-def _words(values: npt.NDArray[np.generic]) -> npt.NDArray[np.str_]:
-    """An enum column as fixed-width text: one pass over the Python strings, after which every
-    comparison runs in C (comparing object arrays costs a pass over the objects each time)."""
-    return values.astype("U16")
+def _words(values: npt.NDArray[Any]) -> npt.NDArray[np.bytes_]:
+    """An enum column as fixed-width ASCII: one pass over the Python strings, after which every
+    comparison runs in C on 16 bytes (comparing object arrays costs a pass over the objects
+    each time)."""
+    return values.astype("S16")
 
 
-def _is(values: npt.NDArray[np.str_], *words: str) -> Bools:
-    out = values == words[0]
+def _is(values: npt.NDArray[np.bytes_], *words: str) -> Bools:
+    out = values == words[0].encode()
     for w in words[1:]:
-        out = out | (values == w)
+        out = out | (values == w.encode())
     return np.asarray(out, bool)
+
+
+def _factorize(keys: Ints) -> tuple[Ints, Ints]:
+    """(distinct keys sorted, each key's index among them), like np.unique(return_inverse=True),
+    by a presence table when the keys are few and small (host x port codes usually are)."""
+    if len(keys) == 0 or keys.max() > 4 * len(keys) + (1 << 20):
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        return distinct, inverse.astype(np.int64)
+    present = np.zeros(int(keys.max()) + 1, bool)
+    present[keys] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[keys]
 
 
 def _count(group: Ints, size: int, weights: Bools | None = None) -> Ints:
@@ -87,9 +99,9 @@ class Flows:
     client: Ints  # host code of each flow's client
     server: Ints
     tw_s: Floats  # TIME_WAIT length per host code under its OS profile
-    kind: npt.NDArray[np.str_]  # close_kind
-    closer: npt.NDArray[np.str_]  # active_closer
-    rst_by: npt.NDArray[np.str_]  # first_rst_by
+    kind: npt.NDArray[np.bytes_]  # close_kind
+    closer: npt.NDArray[np.bytes_]  # active_closer
+    rst_by: npt.NDArray[np.bytes_]  # first_rst_by
     client_holds: Bools  # the client ends in TIME_WAIT
     server_holds: Bools
     tw_start: Floats
@@ -167,8 +179,7 @@ def _hosts(f: Flows) -> tuple[Table, StepSeries, tuple[Ints, Ints, Ints]]:
 def _servers(f: Flows, c: Columns) -> tuple[Table, StepSeries, Ints]:
     """Per server endpoint: who closes first, the server's TIME_WAIT, the cause; and each
     flow's endpoint row."""
-    keys, endpoint = np.unique(f.server * 65536 + np.asarray(c["server_port"], np.int64), return_inverse=True)
-    endpoint = endpoint.astype(np.int64)
+    keys, endpoint = _factorize(f.server * 65536 + np.asarray(c["server_port"], np.int64))
     servers = len(keys)
     fin_first = _is(f.kind, "fin", "fin_then_rst")
     server_first = fin_first & _is(f.closer, "server")
@@ -204,8 +215,7 @@ def _destinations(f: Flows, c: Columns, servers: Table, endpoint: Ints, options:
     TIME_WAITs against the range, rates, time to exhaustion (TEARDOWN-RULES.md "Ephemeral-port
     pressure")."""
     n_servers = len(servers["server_port"])
-    keys, dest = np.unique(f.client * n_servers + endpoint, return_inverse=True)
-    dest = dest.astype(np.int64)
+    keys, dest = _factorize(f.client * n_servers + endpoint)
     dests = len(keys)
     start_ts, end_ts = f.span
     first = np.asarray(c["first_ts"], np.float64)
@@ -219,7 +229,7 @@ def _destinations(f: Flows, c: Columns, servers: Table, endpoint: Ints, options:
     lo, hi = options.port_range
     range_size = hi - lo + 1
     client_port = np.asarray(c["client_port"], np.int64)
-    seen_ports = np.unique(dest * 65536 + client_port) // 65536
+    seen_ports = _factorize(dest * 65536 + client_port)[0] // 65536
     new = ~np.asarray(c["roles_inferred"], bool)  # the opening (SYN or SYN-ACK) is in the capture
     rate_1, rate_1_ts = window_peaks(dest[new], first[new], dests, RATE_WINDOWS_S[0])
     rate_10, _ = window_peaks(dest[new], first[new], dests, RATE_WINDOWS_S[1])
@@ -260,15 +270,16 @@ def _rst_classes(c: Columns, endpoint: Ints, servers: int) -> npt.NDArray[np.obj
     """Per server endpoint, 'exact 58, in_window 2': the classes of the RSTs that ended its
     connections (TEARDOWN-RULES.md "RST classes"), most first."""
     out = np.full(servers, None, object)
-    classes = _words(c["rst_class"])
-    names = np.array([r.value for r in RstClass])
+    has = ~np.equal(c["rst_class"], NONE)  # most connections end without an RST: judge only the rest
+    classes = _words(c["rst_class"][has])
+    names = np.array([r.value for r in RstClass], "S16")
     code = np.argmax(classes[:, None] == names[None, :], axis=1)
-    has = np.isin(classes, names)
-    pair, count = np.unique(endpoint[has] * len(names) + code[has], return_counts=True)
+    known = np.isin(classes, names)
+    pair, count = np.unique(endpoint[has][known] * len(names) + code[known], return_counts=True)
     order = np.lexsort((-count, pair // len(names)))
     for p, k in zip(pair[order].tolist(), count[order].tolist()):  # one row per endpoint and class
         e = p // len(names)
-        text = f"{names[p % len(names)]} {k:,}"
+        text = f"{names[p % len(names)].decode()} {k:,}"
         out[e] = text if out[e] is None else f"{out[e]}, {text}"
     return out
 
