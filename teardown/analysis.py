@@ -19,8 +19,10 @@ from .engine import Columns, Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile
 from .read import CaptureInfo, open_capture
-from .schema import DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS, Column
+from .schema import (COLUMN_NAMES, INTERNAL_COLUMNS, DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS,
+                     Column)
 from .timewait import HostViews, host_views
+from .verdicts import EVIDENCE_LABELS, FlowColumns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,7 +74,7 @@ class CaptureSummary:
 class Analysis:
     """The result of `analyze`: `.flows` (one row per incarnation) and `.capture` (metadata)."""
 
-    def __init__(self, columns: Columns, capture: CaptureSummary, options: Options) -> None:
+    def __init__(self, columns: FlowColumns, capture: CaptureSummary, options: Options) -> None:
         self.columns = columns
         self.capture = capture
         self.options = options
@@ -81,7 +83,7 @@ class Analysis:
         self._tables: dict[str, pd.DataFrame] = {}
 
     def __len__(self) -> int:
-        return len(self.columns["flow_id"])
+        return len(self.columns["incarnation"])
 
     @property
     def flows(self) -> pd.DataFrame:
@@ -158,15 +160,20 @@ def _empty_columns() -> Columns:
     for c in FLOW_COLUMNS:
         kind = c.dtype if isinstance(c.dtype, str) else "category"
         out[c.name] = np.zeros(0, {"Float64": np.float64, "Int64": np.int64, "boolean": bool}.get(kind, object))
+    out.update(client_head=np.zeros(0, object), server_head=np.zeros(0, object), first_frame=np.zeros(0, np.int64),
+               evidence=np.zeros((0, len(EVIDENCE_LABELS)), np.int64), note_bits=np.zeros(0, np.int64))
     return out
 
 
-def _concat(parts: list[Columns]) -> Columns:
+def _concat(parts: list[Columns]) -> FlowColumns:
+    """The rows of all parts, in time order, as one table."""
     if not parts:
-        return _empty_columns()
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    order = np.lexsort((out["flow_id"].astype(str), out["first_ts"]))
-    return {k: v[order] for k, v in out.items()}
+        out = _empty_columns()
+    else:
+        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        order = np.lexsort((out["first_frame"], out["first_ts"]))
+        out = {k: v[order] for k, v in out.items()}
+    return FlowColumns(out, COLUMN_NAMES + list(INTERNAL_COLUMNS))
 
 
 def _pieces(paths: list[str], options: Options) -> bool:
@@ -234,7 +241,7 @@ def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Optio
         info.last_ts = float(np.nanmax(batch.ts))
         packets = decode(batch, summary.skipped)
         summary.tcp_packets += len(packets)
-        yield from engine.feed(packets, now=info.last_ts)
+        yield from engine.feed(packets, batch.data, now=info.last_ts)
         if progress is not None:
             progress(int(batch.pos[-1]), info.size_bytes)
     if info.damage is not None and info.frames == 0:

@@ -41,7 +41,7 @@ OS_BEHAVIOUR: dict[OsProfile, OsBehaviour] = {
 
 # A new incarnation can start after an idle gap this long even without a close (TEARDOWN-RULES
 # §Vocabulary): after 2*MSL no segment of the old one can still be in flight.
-DEFAULT_CHUNK_BYTES = 32 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20  # 8 MiB: about 90,000 segments; bigger chunks only cost memory
 # Linux's net.ipv4.ip_local_port_range default: 28,232 ephemeral ports for connect().
 DEFAULT_PORT_RANGE = (32768, 60999)
 

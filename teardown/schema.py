@@ -158,6 +158,8 @@ INTERNAL_COLUMNS = {
     "client_head": "first payload bytes the client sent, in sequence order (up to 256), or None",
     "server_head": "first payload bytes the server sent, in sequence order (up to 256), or None",
     "first_frame": "frame number of the incarnation's first segment: orders rows with equal first_ts",
+    "evidence": "the frames evidence_frames is written from, (rows, 6), in verdicts.EVIDENCE_LABELS order",
+    "note_bits": "which of verdicts.NOTES apply: the notes column is written from it",
 }
 
 # Host-level views (TEARDOWN-RULES.md "Host-level views"), computed from the per-flow table.

@@ -15,7 +15,8 @@ def test_readme_column_table_is_current() -> None:
 
 def test_every_flow_column_is_produced() -> None:
     import teardown
-    from teardown.schema import COLUMN_NAMES
+    from teardown.schema import COLUMN_NAMES, INTERNAL_COLUMNS
 
     result = teardown.analyze(str(ROOT / "captures" / "client_first_close.pcap"))
-    assert list(result.columns) == COLUMN_NAMES
+    assert list(result.columns) == COLUMN_NAMES + list(INTERNAL_COLUMNS)
+    assert list(result.flows.columns) == COLUMN_NAMES

@@ -96,32 +96,56 @@ PAD = 128  # zero bytes after each chunk: the longest header a decoder peeks at 
 
 
 class ChunkStream:
-    """A file read in chunks, keeping the unread tail of one chunk at the head of the next."""
+    """A file read in chunks, keeping the unread tail of one chunk at the head of the next.
+
+    Each chunk is read straight into a fresh, zero-padded numpy array (`data`), which the frame
+    batches of that chunk share: no copy of the bytes is ever made after the read.
+    """
 
     def __init__(self, fh: BinaryIO, chunk_bytes: int) -> None:
         self.fh = fh
         self.chunk_bytes = chunk_bytes
-        self.buf = b""
-        self.base = 0  # file offset of buf[0]
+        self.data = np.zeros(PAD, np.uint8)
+        self.n = 0  # valid bytes in data
+        self.base = 0  # file offset of data[0]
         self.eof = False
 
+    @property
+    def buf(self) -> memoryview:
+        """The bytes read and not yet dropped."""
+        return memoryview(self.data)[: self.n]
+
+    def prime(self, head: bytes) -> None:
+        """Start with bytes already read from the file (its magic number)."""
+        self.data = np.zeros(len(head) + PAD, np.uint8)
+        self.data[: len(head)] = np.frombuffer(head, np.uint8)
+        self.n = len(head)
+
     def fill(self, keep_from: int) -> bool:
-        """Drop buf[:keep_from], read another chunk; False when the file has no more bytes."""
+        """Drop data[:keep_from], read another chunk; False when the file has no more bytes."""
         self.base += keep_from
-        tail = self.buf[keep_from:]
-        want = max(self.chunk_bytes, 2 * len(tail))
-        more = self.fh.read(want - len(tail)) if not self.eof else b""
-        if not more:
-            self.eof = True
-            self.buf = tail
+        tail = self.n - keep_from
+        if self.eof:
+            self.data, self.n = self.data[keep_from:].copy(), tail
             return False
-        self.buf = tail + more
-        return True
+        want = max(self.chunk_bytes, 2 * tail)
+        data = np.empty(want + PAD, np.uint8)
+        data[:tail] = self.data[keep_from: self.n]
+        got = tail
+        view = memoryview(data)
+        while got < want:
+            k = self.fh.readinto(view[got:want])  # type: ignore[attr-defined]
+            if not k:
+                self.eof = True
+                break
+            got += k
+        data[got: got + PAD] = 0
+        self.data, self.n = data, got
+        return got > tail
 
     def padded(self) -> npt.NDArray[np.uint8]:
-        arr = np.zeros(len(self.buf) + PAD, dtype=np.uint8)
-        arr[: len(self.buf)] = np.frombuffer(self.buf, dtype=np.uint8)
-        return arr
+        """The chunk's bytes followed by PAD zero bytes (the array itself, not a copy)."""
+        return self.data
 
 
 def describe_start(head: bytes) -> str:

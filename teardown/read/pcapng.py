@@ -30,7 +30,7 @@ class PcapngReader:
         self.info = info
         info.format = "pcapng"
         self.stream = ChunkStream(fh, chunk_bytes)
-        self.stream.buf = magic
+        self.stream.prime(magic)
         self.swapped = False
         self.section_first_iface = 0  # interface ids restart in each section
         self.last_ts = 0.0
@@ -38,7 +38,7 @@ class PcapngReader:
     def _damaged(self, offset: int, frames: int, problem: str) -> None:
         self.info.damage = CaptureDamaged(self.info.path, self.stream.base + offset, frames, problem)
 
-    def _block(self, buf: bytes, off: int) -> tuple[int, str | None]:
+    def _block(self, buf: memoryview, off: int) -> tuple[int, str | None]:
         """Read the non-packet block at `off`; return its length, or 0 and what is wrong."""
         if len(buf) - off < 12:
             return 0, None
@@ -62,7 +62,7 @@ class PcapngReader:
             return 0, None
         if struct.unpack_from(order + "I", buf, off + total - 4)[0] != total:
             return 0, f"block length {total:,} does not match its trailer"
-        body = buf[off + 8: off + total - 4]
+        body = bytes(buf[off + 8: off + total - 4])
         if btype == SHB:
             self._options(body[16:], order, None)
         elif btype == IDB:
