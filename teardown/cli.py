@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a finding listed in --fail-on is present, 2 bad usage o
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from .timewait.findings import percent
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .report import ReportData
 
 FORMATS = ("csv", "json", "parquet")
 # --fail-on names -> the flow condition that triggers exit 1.
@@ -68,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--fail-on", metavar="FINDING,...", default="",
                    help="exit 1 when any listed finding is present: " + ", ".join([*FINDINGS, *HOST_FINDINGS]))
     a.add_argument("--quiet", action="store_true", help="no summary on stdout")
+    a.add_argument("--html", action="store_true",
+                   help="also write the HTML incident report to reports/NAME.html (-o NAME.html picks the path)")
+    r = sub.add_parser("report", help="render the HTML report of a saved analysis, without the capture",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  teardown analyze dump.pcap -o dump.parquet\n"
+                              "  teardown report dump.parquet -o reports/dump.html")
+    r.add_argument("result", metavar="RESULT.parquet", help="the flows table written by teardown analyze -o NAME.parquet")
+    r.add_argument("-o", "--output", metavar="OUT.html", help="where to write the report (default reports/NAME.html)")
     return parser
 
 
@@ -95,6 +106,8 @@ def _format_of(out: str, forced: str | None) -> str:
     suffix = Path(out).suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
+    if suffix in ("html", "htm"):
+        return "html"
     raise UsageError(f"-o {out}: cannot tell the format from the suffix; use .csv, .json or .parquet, "
                      "or --format")
 
@@ -111,9 +124,30 @@ def write_tables(result: Analysis, out: str, fmt: str) -> list[str]:
     written = []
     for name in TABLES:
         path = str(Path(out) / f"{name}.{fmt}")
-        write_table(tables[name](), path, fmt)
+        if name == "flows":
+            write_flows(result, path, fmt)
+        else:
+            write_table(tables[name](), path, fmt)
         written.append(path)
     return written
+
+
+def write_flows(result: Analysis, out: str, fmt: str) -> None:
+    """The per-flow table; as Parquet it also holds what `teardown report` needs to draw it."""
+    if fmt == "parquet":
+        from .report import write_parquet
+
+        write_parquet(_report_data(result), out)
+    else:
+        write_table(result.flows, out, fmt)
+
+
+@functools.lru_cache(maxsize=1)
+def _report_data(result: Analysis) -> ReportData:
+    """The report's data, made once per run (it reads the capture again for the ladders)."""
+    from .report import from_analysis
+
+    return from_analysis(result)
 
 
 def write_table(table: pd.DataFrame, out: str, fmt: str) -> None:
@@ -229,7 +263,7 @@ def findings_text(result: Analysis) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _analyze(args)
+        return _report(args) if args.command == "report" else _analyze(args)
     except TeardownError as e:
         print(f"teardown: {e}", file=sys.stderr)
         return 2
@@ -245,6 +279,10 @@ def _analyze(args: argparse.Namespace) -> int:
         raise UsageError(f"--fail-on {','.join(unknown)}: unknown finding; choose from "
                          f"{', '.join([*FINDINGS, *HOST_FINDINGS])}")
     fmt = _format_of(args.output, args.format) if args.output else None
+    html = args.output if fmt == "html" else _default_report(args.captures) if args.html else None
+    for out in (args.output, html):
+        if out:
+            _refuse_inputs(out, args.captures)
     options = _options(args)
     progress = _Progress() if sys.stderr.isatty() else None
     try:
@@ -253,11 +291,11 @@ def _analyze(args: argparse.Namespace) -> int:
         if progress:
             progress.close()
     written = []
-    if args.output and fmt:
+    if args.output and fmt and fmt != "html":
         if _is_directory(args.output):
             written = write_tables(result, args.output, fmt)
         else:
-            write_table(result.flows, args.output, fmt)
+            write_flows(result, args.output, fmt)
             written = [args.output]
     if not args.quiet:
         print(findings_text(result))
@@ -266,6 +304,8 @@ def _analyze(args: argparse.Namespace) -> int:
         if written:
             print(f"\nwrote {len(result):,} flows to {args.output}"
                   + (f" ({', '.join(Path(w).name for w in written)})" if len(written) > 1 else ""))
+    if html:
+        _write_report(_report_data(result), html, args.captures, args.quiet)
     for w in result.capture.warnings:
         print(f"warning: {w}", file=sys.stderr)
     kinds = {f.kind.value for f in result.host_views.findings} if fail_on else set()
@@ -274,6 +314,36 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"teardown: findings present: {', '.join(hits)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """`teardown report RESULT.parquet`: the HTML report of a saved analysis."""
+    from .report import read_parquet
+
+    out = args.output or _default_report([args.result])
+    _refuse_inputs(out, [args.result])
+    _write_report(read_parquet(args.result), out, [args.result], quiet=False)
+    return 0
+
+
+def _default_report(inputs: list[str]) -> str:
+    from .report import default_path
+
+    return default_path(inputs)
+
+
+def _refuse_inputs(out: str, inputs: list[str]) -> None:
+    from .report import refuse_inputs
+
+    refuse_inputs(out, inputs)
+
+
+def _write_report(data: ReportData, out: str, inputs: list[str], quiet: bool) -> None:
+    from .report import write_html
+
+    size = write_html(data, out, inputs)
+    if not quiet:
+        print(f"wrote the report of {len(data.flows):,} flows to {out} ({size / 1e6:,.1f} MB)")
 
 
 if __name__ == "__main__":

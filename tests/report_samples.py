@@ -45,4 +45,4 @@ def many_flows(n: int) -> ReportData:
     for name in [c for c in rows.columns if c.endswith("_ts")]:
         rows[name] = rows[name] + shift
     rows["flow_id"] = pd.array(flow_id_of_parts(rows), dtype="string")
-    return ReportData(base.facts, rows, {})
+    return ReportData(base.facts, rows)

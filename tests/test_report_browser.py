@@ -69,7 +69,7 @@ def test_csv_download_is_the_flows_table(viewer: Viewer, tmp_path: Path) -> None
     """All samples' flows in one report: IPv4 and IPv6, VLANs, missing values, every close kind."""
     parts = [report_data(stem(c)) for c in SAMPLES]
     flows = pd.concat([d.flows for d in parts], ignore_index=True)
-    viewer.open(write_report(ReportData(parts[0].facts, flows, {}), tmp_path / "all.html"))
+    viewer.open(write_report(ReportData(parts[0].facts, flows), tmp_path / "all.html"))
     assert_same_table(download_csv(viewer.page), flows)
     assert viewer.requests == [] and viewer.errors == []
 

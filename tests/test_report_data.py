@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from markupsafe import escape
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,12 @@ import teardown
 from teardown.cli import FINDINGS
 from teardown.decode import FIN, RST, SYN
 from teardown.report import from_analysis, render_html
-from teardown.report.charts import close_kinds
+from teardown.report.charts import close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
 from teardown.report.flags import FLAGS, flag_bits
 from teardown.report.ladder import HEAD_SEGMENTS, TAIL_SEGMENTS, _kept
 from teardown.report.render import page_data, script_json
 from teardown.report.saved import read_parquet, write_parquet
+from teardown.report.verdict import figures, findings
 
 from .conftest import CAPTURES
 from .report_samples import SAMPLES, report_data, stem, write_report
@@ -62,9 +64,8 @@ def test_close_kind_chart_counts_equal_the_flows_table(name: str) -> None:
     flows = report_data(name).flows
     chart = close_kinds(flows)
     counts = flows["close_kind"].value_counts()
-    assert {b.key: b.value for b in chart.bars} == {k: int(v) for k, v in counts.items() if v}
+    assert {b.parts[0].key: b.parts[0].value for b in chart.bars} == {k: int(v) for k, v in counts.items() if v}
     assert chart.total == len(flows)
-    assert sum(b.share for b in chart.bars) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("capture", SAMPLES, ids=stem)
@@ -193,3 +194,61 @@ def test_xss_capture_is_escaped_in_the_file(tmp_path: Path) -> None:
     html = xss_report(tmp_path).read_text()
     assert "<b>" not in html and "evil&lt;b&gt;name.pcap" in html
     assert html.count("<script") == 2 and "alert(" not in html.split("<script>")[-1].split("</script>")[0]
+
+
+def test_verdict_lists_the_findings_as_ranked() -> None:
+    data = report_data("tw_mixed_servers")
+    table = data.tables["findings"]
+    shown = findings(data)
+    assert [(f.severity, f.kind, f.subject, f.message, f.advice) for f in shown] == \
+        [tuple(str(v) for v in row) for row in table[["severity", "kind", "subject", "message", "advice"]].itertuples(index=False)]
+    html = render_html(data)
+    at = [html.index(str(escape(f.message))) for f in shown]
+    assert at == sorted(at) and len(shown) >= 3
+
+
+def test_headline_numbers_equal_the_tables() -> None:
+    data = report_data("tw_mixed_servers")
+    hosts, dests, flows = data.tables["hosts"], data.tables["destinations"], data.flows
+    got = {f.label: f.number for f in figures(data)}
+    assert got["Connections"] == len(flows)
+    closed = flows["active_closer"].isin(["client", "server", "both"]).sum()
+    assert got["Closed first by the server"] == pytest.approx((flows["active_closer"] == "server").sum() / closed)
+    assert got["Most TIME_WAIT at once"] == hosts["time_wait_peak"].max()
+    assert got["Fullest ephemeral port range"] == pytest.approx(dests["port_utilisation_peak"].max())
+    load = dests["observed_rate_peak"] / dests["sustainable_rate"]
+    assert got["Fastest new-connection rate"] == dests["observed_rate_peak"][load.idxmax()]
+
+
+@pytest.mark.parametrize("name", ["tw_mixed_servers", "tw_server_burst", "tw_assassination"])
+def test_chart_numbers_equal_the_tables(name: str) -> None:
+    data = report_data(name)
+    hosts, dests, servers = (data.tables[t] for t in ("hosts", "destinations", "servers"))
+    start, end = data.facts.first_ts or 0.0, data.facts.last_ts or 0.0
+    chart = occupancy(hosts, data.series, start, end, 28232)
+    assert chart is not None
+    peaks = hosts.set_index("host")["time_wait_peak"]
+    assert {line.label: line.peak for line in chart.lines} == {h: peaks[h] for h in list(data.series)}
+    rate = connection_rate(data.flows, dests, start, end)
+    assert rate is not None
+    by_label = {f"{d.client_ip} → {d.server_ip}:{d.server_port}": d for d in dests.itertuples()}
+    for line in rate.lines:
+        assert line.peak == by_label[line.label].observed_rate_peak
+    assert {lim.value for lim in rate.limits} == {round(float(x), 1) for x in dests["sustainable_rate"]}
+    who = who_closes_first(servers)
+    assert who is not None
+    shares = {f"{s.server_ip}:{s.server_port} ({s.connections:,})": s for s in servers.itertuples()}
+    for bar in who.bars:
+        row = shares[bar.label]
+        assert {p.key: p.value for p in bar.parts} == {
+            k: v for k, v in [("server", row.server_closed_first_share), ("client", row.client_closed_first_share),
+                              ("simultaneous", row.simultaneous_share), ("rst", row.aborted_share)] if v > 0}
+
+
+def test_cut_steps_keeps_every_peak() -> None:
+    ts = np.arange(10_000, dtype=float)
+    count = np.zeros(10_000)
+    count[[17, 4_321, 9_998]] = [5, 9, 7]  # one-step spikes, far narrower than a pixel
+    cut_ts, cut = cut_steps(ts.tolist(), count.tolist(), 0.0, 10_000.0, points=100)
+    assert len(cut) == 100 and max(cut) == 9 and sorted(cut)[-3:] == [5, 7, 9]
+    assert cut_steps([1.0, 2.0], [1.0, 0.0], 0.0, 3.0) == ([1.0, 2.0], [1.0, 0.0])

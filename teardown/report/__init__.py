@@ -1,17 +1,24 @@
 """Tables -> one self-contained HTML file: the report engineers attach to an incident ticket.
 
+    data.py     an analysis -> what the report shows (ReportData)
     facts.py    the header: capture files, settings, tool
+    verdict.py  headline numbers and the ranked findings
+    charts.py   the charts' geometry, from the tables
     flags.py    which findings each flow shows
     table.py    the per-flow table as compact JSON columns
     ladder.py   segments of chosen flows, read again from the capture
     states.py   each side's TCP state along a ladder
-    charts.py   the charts' geometry, from the tables
     render.py   all of it -> the page (templates/ beside it)
+    output.py   the page -> a file: default name, never over an input
     saved.py    a result saved as Parquet, with what the report needs in its metadata
 """
 
 from __future__ import annotations
 
-from .render import ReportData, from_analysis, render_html
+from .data import ReportData, from_analysis
+from .output import default_path, refuse_inputs, write_html
+from .render import render_html
+from .saved import read_parquet, write_parquet
 
-__all__ = ["ReportData", "from_analysis", "render_html"]
+__all__ = ["ReportData", "default_path", "from_analysis", "read_parquet", "refuse_inputs", "render_html",
+           "write_html", "write_parquet"]

@@ -1,22 +1,32 @@
 """Report tables -> the geometry of its charts, drawn as inline SVG by templates/charts.html.j2.
 
 Charts are computed here rather than in the browser so they print, show without JavaScript,
-and can be checked against the analysis tables in unit tests. Every chart keeps the numbers it
-draws (`value`, `label`) beside the pixels.
+and can be checked against the analysis tables in unit tests: every chart keeps the numbers it
+draws (`value`, `peak`, `limit`) beside the pixels. Times on the axes are UTC.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..schema import CloseKind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-BAR_WIDTH_PX = 420  # the longest bar; labels sit left of the bars, numbers right
+BAR_WIDTH_PX = 330  # the longest bar; labels sit left of the bars (200 px), numbers right
+PLOT = {"width": 760, "height": 250, "left": 64, "right": 16, "top": 14, "bottom": 34}  # fits A4 at 11 pt
+POINTS = 600  # a series is cut to this many steps (the largest value of each stays): a pixel each
+TOP_HOSTS = 4  # lines in the occupancy chart
+TOP_DESTINATIONS = 3  # lines in the rate chart
+TOP_SERVERS = 8  # bars in the who-closes-first chart
+CEILING_MATTERS = 0.1  # draw the port-range ceiling when a peak reaches this share of it
 CLOSE_KIND_TEXT = {
     CloseKind.fin: "orderly FIN exchange",
     CloseKind.simultaneous: "simultaneous close",
@@ -26,15 +36,26 @@ CLOSE_KIND_TEXT = {
     CloseKind.unanswered: "unanswered SYN",
     CloseKind.open: "still open at capture end",
 }
+CLOSER_PARTS = [("server_closed_first_share", "server", "server first"),
+                ("client_closed_first_share", "client", "client first"),
+                ("simultaneous_share", "simultaneous", "simultaneous"),
+                ("aborted_share", "rst", "aborted")]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    key: str  # CSS class suffix
+    label: str
+    value: float  # a count, or a share for stacked bars
+    x_px: float
+    width_px: float
 
 
 @dataclass(frozen=True, slots=True)
 class Bar:
-    key: str  # the value in the table (close kind), used as a CSS class
     label: str
-    value: int
-    share: float  # of the chart's total
-    width_px: float
+    parts: list[Part]
+    text: str  # the numbers, written right of the bar
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,19 +63,52 @@ class BarChart:
     title: str
     bars: list[Bar]
     total: int
-    note: str = ""
+    unit: str  # what `total` counts
+    legend: list[tuple[str, str]] = field(default_factory=list)  # (css key, label)
 
 
 def close_kinds(flows: pd.DataFrame) -> BarChart:
     """Connections per close kind, in the schema's order; kinds that did not occur are left out."""
-    counts = flows["close_kind"].value_counts()
-    total = int(counts.sum())
-    largest = max((int(v) for v in counts), default=0)
-    bars = [Bar(kind.value, CLOSE_KIND_TEXT[kind], int(counts.get(kind.value, 0)),
-                int(counts.get(kind.value, 0)) / total if total else 0.0,
-                _length(int(counts.get(kind.value, 0)), largest))
-            for kind in CloseKind if counts.get(kind.value, 0)]
-    return BarChart("How the connections ended", bars, total)
+    counts = {k.value: int(flows["close_kind"].eq(k.value).sum()) for k in CloseKind}
+    total = sum(counts.values())
+    largest = max(counts.values(), default=0)
+    bars = [Bar(CLOSE_KIND_TEXT[CloseKind(k)], [Part(k, CLOSE_KIND_TEXT[CloseKind(k)], v, 0.0, _length(v, largest))],
+                f"{v:,} · {percent(v / total)}")
+            for k, v in counts.items() if v]
+    return BarChart("How the connections ended", bars, total, "connections")
+
+
+def who_closes_first(servers: pd.DataFrame) -> BarChart | None:
+    """Per server endpoint (the busiest first): shares closed first by the server, by the
+    client, simultaneously, or aborted, stacked to the connections that closed."""
+    rows = servers[servers["closed"].fillna(0) > 0].sort_values("connections", ascending=False, kind="stable")
+    if not len(rows):
+        return None
+    bars = []
+    for _, row in rows.head(TOP_SERVERS).iterrows():
+        x = 0.0
+        parts = []
+        for column, key, label in CLOSER_PARTS:
+            share = _float(row[column]) or 0.0
+            width = round(BAR_WIDTH_PX * share, 1)
+            if share > 0:
+                parts.append(Part(key, label, share, x, max(width, 1.0)))
+            x += width
+        text = " · ".join(f"{p.label} {percent(p.value)}" for p in parts)
+        bars.append(Bar(f"{endpoint(row['server_ip'], row['server_port'])} ({int(row['connections']):,})", parts, text))
+    more = len(rows) - TOP_SERVERS
+    title = "Who closes first, per server endpoint" + (f" (the {TOP_SERVERS} busiest of {len(rows)})" if more > 0 else "")
+    return BarChart(title, bars, int(rows["closed"].sum()), "closed connections",
+                    [(key, label) for _, key, label in CLOSER_PARTS])
+
+
+def endpoint(ip: object, port: object) -> str:
+    text = str(ip)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def percent(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.01 or share == 0 else "<1%"
 
 
 def _length(value: float, largest: float) -> float:
@@ -62,6 +116,34 @@ def _length(value: float, largest: float) -> float:
     if largest <= 0 or value <= 0:
         return 0.0
     return max(2.0, round(BAR_WIDTH_PX * value / largest, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    label: str
+    path: str  # SVG path data
+    peak: float  # the largest value drawn (equals the table's peak)
+    peak_ts: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    label: str
+    value: float
+    y_px: float
+
+
+@dataclass(frozen=True, slots=True)
+class LineChart:
+    title: str
+    lines: list[Line]
+    limits: list[Limit]
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+    capture_end_px: float | None
+    note: str = ""
+    size: dict[str, int] = field(default_factory=lambda: dict(PLOT))
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -73,3 +155,121 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def cut_steps(ts: Sequence[float], count: Sequence[float], start: float, end: float,
+              points: int = POINTS) -> tuple[list[float], list[float]]:
+    """A step series (count holds from ts[i] to ts[i+1]) as at most `points` steps over
+    [start, end], each the largest value held anywhere in its slice, so peaks survive."""
+    t = np.asarray(ts, np.float64)
+    c = np.asarray(count, np.float64)
+    if len(t) <= points:
+        return t.tolist(), c.tolist()
+    edges = np.linspace(start, end, points + 1)
+    held_at_edge = np.concatenate([[0.0], c])[np.searchsorted(t, edges[:-1], side="right")]
+    slice_of = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, points - 1)
+    inside = np.full(points, -np.inf)
+    np.maximum.at(inside, slice_of, c)
+    return edges[:-1].tolist(), np.maximum(held_at_edge, inside).tolist()
+
+
+class _Frame:
+    """Data -> pixel mapping of one plot."""
+
+    def __init__(self, x0: float, x1: float, y1: float) -> None:
+        self.x0, self.x1 = x0, max(x1, x0 + 1e-6)
+        self.y1 = max(y1, 1.0)
+        p = PLOT
+        self.w = p["width"] - p["left"] - p["right"]
+        self.h = p["height"] - p["top"] - p["bottom"]
+
+    def x(self, t: float) -> float:
+        return round(PLOT["left"] + self.w * (t - self.x0) / (self.x1 - self.x0), 1)
+
+    def y(self, v: float) -> float:
+        return round(PLOT["top"] + self.h * (1 - v / self.y1), 1)
+
+    def steps(self, ts: Sequence[float], values: Sequence[float], until: float) -> str:
+        if not len(ts):
+            return ""
+        out = [f"M{self.x(ts[0])},{self.y(0)}"]
+        for i, (t, v) in enumerate(zip(ts, values)):
+            nxt = ts[i + 1] if i + 1 < len(ts) else until
+            out.append(f"L{self.x(t)},{self.y(v)}L{self.x(nxt)},{self.y(v)}")
+        return "".join(out)
+
+    def x_ticks(self) -> list[tuple[float, str]]:
+        """Round instants (UTC clock times) across the plot."""
+        span = self.x1 - self.x0
+        out = []
+        for t in nice_ticks(self.x0, self.x1, 6):
+            moment = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+            out.append((self.x(t), moment.strftime("%H:%M:%S") if span >= 5 else moment.strftime("%H:%M:%S.%f")[:-3]))
+        return out
+
+    def y_ticks(self) -> list[tuple[float, str]]:
+        return [(self.y(v), f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}") for v in nice_ticks(0, self.y1, 4)]
+
+
+def occupancy(hosts: pd.DataFrame, series: dict[str, tuple[list[float], list[float]]],
+              capture_start: float, capture_end: float, port_range: int) -> LineChart | None:
+    """TIME_WAIT sockets held over time by the hosts with the highest peaks; the port-range
+    ceiling where a peak comes near it (a client's TIME_WAITs hold its ephemeral ports)."""
+    top = [h for h in hosts.sort_values("time_wait_peak", ascending=False, kind="stable")["host"]
+           if h in series and series[h][0]][:TOP_HOSTS]
+    if not top:
+        return None
+    end = max(max(series[h][0]) for h in top)
+    peak = max(max(series[h][1]) for h in top)
+    ceiling = peak >= CEILING_MATTERS * port_range
+    frame = _Frame(capture_start, max(end, capture_end), max(peak, port_range if ceiling else 0) * 1.08)
+    by_host = hosts.set_index("host")
+    lines = []
+    for h in top:
+        ts, values = series[h]
+        row = by_host.loc[h]
+        lines.append(Line(str(h), frame.steps(ts, values, frame.x1), max(values), _float(row["time_wait_peak_ts"]),
+                          f"peak {max(values):,.0f}"))
+    limits = [Limit(f"ephemeral ports: {port_range:,}", port_range, frame.y(port_range))] if ceiling else []
+    note = "" if ceiling else f"The port-range ceiling ({port_range:,} ports per client and destination) is far above."
+    return LineChart("TIME_WAIT sockets held, per host", lines, limits, frame.x_ticks(),
+                     frame.y_ticks(), frame.x(capture_end), note)
+
+
+def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_start: float,
+                    capture_end: float) -> LineChart | None:
+    """New connections per second toward the busiest destinations, against the rate their port
+    range sustains when the client closes first (range ÷ TIME_WAIT length)."""
+    if not len(destinations):
+        return None
+    ranked = destinations.assign(load=destinations["observed_rate_peak"] / destinations["sustainable_rate"])
+    top = ranked.sort_values("load", ascending=False, kind="stable").head(TOP_DESTINATIONS)
+    span = max(capture_end - capture_start, 1.0)
+    width = max(1.0, span / 240)  # seconds per step: 1 s as the table's window, wider for long captures
+    edges = capture_start + np.arange(0, span + width, width)
+    lines, highest = [], 0.0
+    series = []
+    for _, d in top.iterrows():
+        mine = flows[(flows["client_ip"] == d["client_ip"]) & (flows["server_ip"] == d["server_ip"])
+                     & (flows["server_port"] == d["server_port"])]
+        counts, _ = np.histogram(mine["first_ts"].to_numpy(np.float64), bins=edges)
+        rate = counts / width
+        highest = max(highest, float(rate.max(initial=0)), float(d["observed_rate_peak"]))
+        series.append((d, rate))
+    sustainable = sorted({round(float(x), 1) for x in top["sustainable_rate"]})
+    frame = _Frame(capture_start, capture_start + len(edges[:-1]) * width, max(highest, *sustainable) * 1.1)
+    for d, rate in series:
+        label = f"{d['client_ip']} → {endpoint(d['server_ip'], d['server_port'])}"
+        lines.append(Line(label, frame.steps(edges[:-1].tolist(), rate.tolist(), frame.x1), float(d["observed_rate_peak"]),
+                          _float(d["observed_rate_peak_ts"]), f"peak {float(d['observed_rate_peak']):,.0f}/s in 1 s"))
+    limits = [Limit(f"sustainable: {s:,.0f}/s", s, frame.y(s)) for s in sustainable]
+    step = "1 s" if width == 1.0 else f"{width:,.1f} s"
+    return LineChart("New connections per second, against the sustainable rate", lines, limits, frame.x_ticks(), frame.y_ticks(), None,
+                     f"Counted in {step} steps. Sustainable rate: ephemeral ports ÷ the client's TIME_WAIT length, "
+                     "when the client closes first.")
+
+
+def _float(v: Any) -> float | None:
+    import pandas as pd
+
+    return None if pd.isna(v) else float(str(v))

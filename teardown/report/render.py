@@ -12,43 +12,25 @@ import datetime
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
 
-from ..analysis import Analysis
 from ..options import OS_BEHAVIOUR, OsProfile
-from . import charts
-from .facts import Facts, facts_of
-from .flags import FLAGS, flag_bits, ladder_worthy
-from .ladder import SEGMENT_BUDGET, Ladder, ladders, pack, rows_to_draw
 from ..schema import FLOW_COLUMNS
+from . import charts, verdict
+from .data import ReportData
+from .facts import Facts
+from .flags import FLAGS, flag_bits
+from .ladder import SEGMENT_BUDGET, pack
 from .table import DEFAULT_VISIBLE, encode_flows, encode_values, help_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-@dataclass(slots=True)
-class ReportData:
-    """Everything a report shows: from a fresh analysis, or from a saved result (saved.py)."""
-
-    facts: Facts
-    flows: pd.DataFrame
-    ladders: dict[int, Ladder]  # position in `flows` -> its ladder diagram
-
-
-def from_analysis(analysis: Analysis) -> ReportData:
-    """The report's data; reads the capture a second time for the ladders' segments."""
-    flows = analysis.flows
-    rows = rows_to_draw(flows, ladder_worthy(flag_bits(flows)))
-    drawn = ladders([f.path for f in analysis.capture.files], flows.iloc[rows], analysis.options)
-    return ReportData(facts_of(analysis), flows, {int(rows[i]): lad for i, lad in drawn.items()})
 
 
 def script_json(data: Any) -> Markup:
@@ -141,6 +123,21 @@ def page_data(data: ReportData) -> dict[str, Any]:
     }
 
 
+def _charts(data: ReportData) -> dict[str, Any]:
+    facts, tables = data.facts, data.tables
+    start = facts.first_ts if facts.first_ts is not None else 0.0
+    end = facts.last_ts if facts.last_ts is not None else start
+    low, high = facts.port_range
+    out: dict[str, Any] = {"close_kinds": charts.close_kinds(data.flows)}
+    if "hosts" in tables:
+        out["occupancy"] = charts.occupancy(tables["hosts"], data.series, start, end, high - low + 1)
+    if "destinations" in tables:
+        out["rate"] = charts.connection_rate(data.flows, tables["destinations"], start, end)
+    if "servers" in tables:
+        out["who_first"] = charts.who_closes_first(tables["servers"])
+    return out
+
+
 def render_html(data: ReportData, generated_ts: float | None = None) -> str:
     facts = data.facts
     profile = OsProfile(facts.os_profile)
@@ -157,7 +154,9 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "n_flows": len(data.flows),
         "n_ladders": len(data.ladders),
         "segment_budget": SEGMENT_BUDGET,
-        "close_kinds": charts.close_kinds(data.flows),
+        "figures": verdict.figures(data),
+        "findings": verdict.findings(data),
+        "charts": _charts(data),
         "columns": [(c.name, help_of(c)) for c in FLOW_COLUMNS],
         "css": _asset("report.css", "</style"),
         "script": _asset("report.js", "</script"),

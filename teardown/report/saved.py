@@ -1,8 +1,9 @@
 """A result saved as Parquet <-> the report's data, so a report can be made without the capture.
 
 `teardown analyze CAPTURE -o flows.parquet` writes the per-flow table and, in the file's
-key-value metadata under `teardown.report`, what the table lacks: the header facts and the
-ladder segments of the flows the report draws, as JSON. `teardown report flows.parquet` reads
+key-value metadata under `teardown.report`, what the table lacks: the header facts, the
+host-level tables, the busiest hosts' TIME_WAIT series and the ladder segments of the flows the
+report draws, as JSON. `teardown report flows.parquet` reads
 them back; any other file is refused with one line saying what it is.
 """
 
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..schema import COLUMN_NAMES
+from ..schema import COLUMN_NAMES, TABLES
+from .data import HOST_TABLES, ReportData
 from .facts import Facts
 from .ladder import pack, unpack
-from .render import ReportData
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METADATA_KEY = b"teardown.report"
 VERSION = 1  # of the JSON under METADATA_KEY; a reader refuses other versions
@@ -31,6 +35,8 @@ def write_parquet(data: ReportData, path: str) -> None:
 
     table = pa.Table.from_pandas(data.flows, preserve_index=False)
     extra = {"version": VERSION, "facts": data.facts.to_json(),
+             "tables": {name: _columns(t) for name, t in data.tables.items()},
+             "series": {host: list(steps) for host, steps in data.series.items()},
              "ladders": pack(data.ladders)}
     metadata = dict(table.schema.metadata or {})
     metadata[METADATA_KEY] = json.dumps(extra, separators=(",", ":"), allow_nan=False).encode()
@@ -38,6 +44,25 @@ def write_parquet(data: ReportData, path: str) -> None:
         pq.write_table(table.replace_schema_metadata(metadata), path)
     except OSError as e:
         raise UsageError(f"-o {path}: cannot write ({e.strerror or e})") from None
+
+
+def _columns(table: pd.DataFrame) -> dict[str, list[Any]]:
+    """A table as JSON-ready lists, None where empty."""
+    return {str(k): v for k, v in table.astype(object).where(table.notna(), None).to_dict("list").items()}
+
+
+def _table(name: str, columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """Inverse of `_columns`, with the schema's dtypes for table `name`."""
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for c in TABLES[name]:
+        values = columns[c.name]
+        if isinstance(c.dtype, str):
+            data[c.name] = pd.Series(values, dtype=object).astype(pd.api.types.pandas_dtype(c.dtype))
+        else:
+            data[c.name] = pd.Categorical(values, categories=[e.value for e in c.dtype])
+    return pd.DataFrame(data, columns=[c.name for c in TABLES[name]])
 
 
 def _refuse(path: str, problem: str) -> UsageError:
@@ -79,6 +104,8 @@ def _data(path: str, table: Any, raw: bytes) -> ReportData:
             raise _refuse(path, f"report data of version {extra.get('version')}, this teardown reads "
                                 f"version {VERSION}; write it again with this teardown")
         facts = Facts.from_json(extra["facts"])
+        tables = {name: _table(name, extra["tables"][name]) for name in HOST_TABLES if name in extra["tables"]}
+        series = {str(h): (list(ts), list(n)) for h, (ts, n) in extra["series"].items()}
         ladders = unpack(extra["ladders"])
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise _refuse(path, f"unreadable teardown report data ({type(e).__name__}: {e}); {HOW_TO_WRITE}") from None
@@ -86,4 +113,4 @@ def _data(path: str, table: Any, raw: bytes) -> ReportData:
     if missing:
         raise _refuse(path, f"the flows table lacks {', '.join(missing[:3])}"
                             f"{' and more' if len(missing) > 3 else ''}; {HOW_TO_WRITE}")
-    return ReportData(facts, table.to_pandas()[COLUMN_NAMES], ladders)
+    return ReportData(facts, table.to_pandas()[COLUMN_NAMES], tables, series, ladders)

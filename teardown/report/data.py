@@ -1,0 +1,51 @@
+"""An analysis -> everything its report shows (`ReportData`): the header facts, the per-flow
+table, the host-level tables of TIME_WAIT as a resource (issue 3), the TIME_WAIT series of the
+busiest hosts, and the ladders of the flows drawn. saved.py writes the same into a Parquet file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..analysis import Analysis
+from .charts import TOP_HOSTS, cut_steps
+from .facts import Facts, facts_of
+from .flags import flag_bits, ladder_worthy
+from .ladder import Ladder, ladders, rows_to_draw
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+HOST_TABLES = ("hosts", "destinations", "servers", "findings")
+Series = tuple[list[float], list[float]]  # (ts, TIME_WAIT sockets held from ts on)
+
+
+@dataclass(slots=True)
+class ReportData:
+    """Everything a report shows: from a fresh analysis, or from a saved result (saved.py)."""
+
+    facts: Facts
+    flows: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # HOST_TABLES, as Analysis has them
+    series: dict[str, Series] = field(default_factory=dict)  # busiest hosts' TIME_WAIT, cut to a pixel a step
+    ladders: dict[int, Ladder] = field(default_factory=dict)  # position in `flows` -> its ladder
+
+
+def from_analysis(analysis: Analysis) -> ReportData:
+    """The report's data; reads the capture a second time for the ladders' segments."""
+    flows = analysis.flows
+    tables = {name: getattr(analysis, name) for name in HOST_TABLES}
+    hosts = tables["hosts"]
+    busiest = hosts[hosts["time_wait_peak"].fillna(0) > 0].sort_values("time_wait_peak", ascending=False,
+                                                                        kind="stable")["host"]
+    series = {}
+    start = analysis.capture.first_ts or 0.0
+    for host in list(busiest)[:TOP_HOSTS]:
+        steps = analysis.time_wait_series(str(host))
+        ts = steps["ts"].to_numpy(float)
+        series[str(host)] = cut_steps(ts.tolist(), steps["time_wait"].to_numpy(float).tolist(),
+                                      start, float(ts.max(initial=start)))
+    rows = rows_to_draw(flows, ladder_worthy(flag_bits(flows)))
+    drawn = ladders([f.path for f in analysis.capture.files], flows.iloc[rows], analysis.options)
+    return ReportData(facts_of(analysis), flows, tables, series, {int(rows[i]): lad for i, lad in drawn.items()})

@@ -1,0 +1,100 @@
+"""The report's command line: `analyze --html` / `-o NAME.html`, Parquet that `teardown report`
+renders without the capture, one-line errors (exit 2) for anything else, and never a write over
+an input file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from teardown.cli import main
+
+from .conftest import CAPTURES
+
+SAMPLE = CAPTURES / "tw_assassination.pcap"
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(cwd: Path, *args: str) -> Run:
+    """`teardown ARGS` in `cwd`, in this process (a subprocess costs a second of imports)."""
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(here)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def page_data(html: str) -> str:
+    """The JSON the page's script reads: everything the report shows but its generation time."""
+    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    assert match
+    return match.group(1)
+
+
+def test_html_flag_writes_under_reports(tmp_path: Path) -> None:
+    r = run(tmp_path, "analyze", str(SAMPLE), "--html")
+    assert r.returncode == 0, r.stderr
+    report = tmp_path / "reports" / "tw_assassination.html"
+    assert report.exists() and f"wrote the report of 2 flows to {Path('reports', report.name)}" in r.stdout
+    r = run(tmp_path, "analyze", str(SAMPLE), "-o", "ticket/evidence.html", "--quiet")
+    assert r.returncode == 0 and r.stdout == ""
+    assert page_data((tmp_path / "ticket" / "evidence.html").read_text()) == page_data(report.read_text())
+
+
+def test_saved_parquet_renders_the_same_report(tmp_path: Path) -> None:
+    assert run(tmp_path, "analyze", str(SAMPLE), "-o", "flows.parquet", "--html", "--quiet").returncode == 0
+    r = run(tmp_path, "report", "flows.parquet", "-o", "again.html")
+    assert r.returncode == 0, r.stderr
+    assert page_data((tmp_path / "again.html").read_text()) == \
+        page_data((tmp_path / "reports" / "tw_assassination.html").read_text())
+    assert run(tmp_path, "analyze", str(SAMPLE), "-o", "tables/", "--quiet").returncode == 0
+    r = run(tmp_path, "report", "tables/flows.parquet")
+    assert r.returncode == 0 and (tmp_path / "reports" / "flows.html").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "x.parquet").write_text("flow_id,close_kind\n"), "not a Parquet file (starts with 66 6c 6f 77)"),
+    (lambda d: shutil.copy(SAMPLE, d / "x.parquet"), "not a Parquet file (starts with d4 c3 b2 a1)"),
+    (lambda d: __import__("pandas").DataFrame({"a": [1]}).to_parquet(d / "x.parquet"),
+     "a Parquet file without teardown's report data"),
+    (lambda d: (d / "x.parquet").write_bytes(b"PAR1" + b"\0" * 20), "damaged Parquet file"),
+    (lambda d: None, "x.parquet: no such file"),
+    (lambda d: (d / "x.parquet").mkdir(), "x.parquet: is a directory"),
+])
+def test_report_of_anything_else_is_one_line_and_exit_2(tmp_path: Path, make: object, message: str) -> None:
+    make(tmp_path)  # type: ignore[operator]
+    r = run(tmp_path, "report", "x.parquet")
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr and message in r.stderr, r.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_never_writes_over_an_input(tmp_path: Path) -> None:
+    capture = tmp_path / "dump.pcap"
+    shutil.copy(SAMPLE, capture)
+    before = capture.read_bytes()
+    r = run(tmp_path, "analyze", "dump.pcap", "-o", "dump.pcap", "--format", "csv")
+    assert r.returncode == 2 and "is an input of this run" in r.stderr
+    assert capture.read_bytes() == before
+    assert run(tmp_path, "analyze", "dump.pcap", "-o", "flows.parquet", "--quiet").returncode == 0
+    saved = (tmp_path / "flows.parquet").read_bytes()
+    r = run(tmp_path, "report", "flows.parquet", "-o", "flows.parquet")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is an input of this run" in r.stderr
+    assert (tmp_path / "flows.parquet").read_bytes() == saved
