@@ -6,6 +6,7 @@ where the previous ended, as `tcpdump -C/-G` rotation writes them), else each on
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -176,23 +177,37 @@ def _concat(parts: list[Columns]) -> FlowColumns:
     return FlowColumns(out, COLUMN_NAMES + list(INTERNAL_COLUMNS))
 
 
-def _pieces(paths: list[str], options: Options) -> bool:
-    """Whether the files are pieces of one capture: each begins at or after the previous ends."""
-    if len(paths) < 2:
-        return True
-    spans = []
-    for path in paths:
-        reader = open_capture(path, options.chunk_bytes)
-        first = last = None
+# A rotated piece may start a little before the previous one ended: tcpdump writes buffered
+# packets with their capture time after switching files.
+ROTATION_SLACK_S = 1.0
+
+
+def _first_ts(path: str) -> float | None:
+    """The first packet's timestamp, reading as little of the file as possible."""
+    reader = open_capture(path, 1 << 16)
+    try:
         for batch in reader:
             if len(batch):
-                first = first if first is not None else float(batch.ts[0])
-                last = float(batch.ts[-1])
-        spans.append((first, last))
-    known = [s for s in spans if s[0] is not None]
-    ordered = sorted(known)
-    return all(a[1] is not None and b[0] is not None and b[0] >= a[1] - 1.0
-               for a, b in zip(ordered, ordered[1:]))
+                return float(batch.ts[0])
+        return None
+    finally:
+        reader.close()
+
+
+@dataclass(slots=True)
+class _Capture:
+    """Files read as one capture: one engine, frame numbers running on across the files."""
+
+    engine: Engine
+    names: list[str] = field(default_factory=list)  # file names, in reading order
+    first_frames: list[int] = field(default_factory=list)  # frame number before each file's first
+    frames: int = 0
+
+    def tag(self, part: Columns) -> Columns:
+        """Name the file holding each row's first segment."""
+        at = np.searchsorted(np.array(self.first_frames), part["first_frame"], side="left") - 1
+        part["capture_file"] = np.array(self.names, dtype=object)[np.maximum(at, 0)]
+        return part
 
 
 def analyze(path: str | list[str], options: Options | None = None, progress: Progress | None = None,
@@ -214,26 +229,40 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
             options = replace(options, **settings)
         except TypeError as e:
             raise UsageError(str(e)) from None
+    # Pieces of one capture (tcpdump -C/-G rotation) are read in time order as one capture, each
+    # starting where the previous ended; a file starting earlier than that is a capture of its
+    # own, read with a fresh engine and frame numbers from 1.
+    starts = [(_first_ts(p), i, p) for i, p in enumerate(paths)] if len(paths) > 1 else [(None, 0, paths[0])]
+    ordered = sorted(starts, key=lambda s: (s[0] is None, s[0] or 0.0, s[1]))
     summary = CaptureSummary()
-    engine = Engine(options)
+    capture = _Capture(Engine(options))
     parts: list[Columns] = []
-    for path_ in paths:
-        parts += list(_run_file(path_, engine, summary, options, progress))
-    parts += list(engine.finish())
+    last_ts: float | None = None
+    for first_ts, _, path_ in ordered:
+        if last_ts is not None and first_ts is not None and first_ts < last_ts - ROTATION_SLACK_S:
+            parts += [capture.tag(p) for p in capture.engine.finish()]
+            capture = _Capture(Engine(options))
+            summary.continuous = False
+        parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress)]
+        last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts
+    parts += [capture.tag(p) for p in capture.engine.finish()]
     return Analysis(_concat(parts), summary, options)
 
 
-def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Options,
+def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Options,
               progress: Progress | None) -> Iterator[Columns]:
     reader = open_capture(path, options.chunk_bytes)
     info = reader.info
     # Frame numbers run on across the pieces of one capture: the engine orders by them.
-    frames_before = summary.frames
+    frames_before = capture.frames
+    capture.names.append(os.path.basename(path))
+    capture.first_frames.append(frames_before)
     summary.files.append(info)
     for batch in reader:
         if len(batch) == 0:
             continue
         batch.frame += frames_before
+        capture.frames = int(batch.frame[-1])
         lt, counts = np.unique(batch.linktype, return_counts=True)
         for k, v in zip(lt.tolist(), counts.tolist()):
             info.linktype_frames[k] += v
@@ -241,7 +270,7 @@ def _run_file(path: str, engine: Engine, summary: CaptureSummary, options: Optio
         info.last_ts = float(np.nanmax(batch.ts))
         packets = decode(batch, summary.skipped)
         summary.tcp_packets += len(packets)
-        yield from engine.feed(packets, batch.data, now=info.last_ts)
+        yield from capture.engine.feed(packets, batch.data, now=info.last_ts)
         if progress is not None:
             progress(int(batch.pos[-1]), info.size_bytes)
     if info.damage is not None and info.frames == 0:

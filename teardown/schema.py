@@ -149,6 +149,9 @@ FLOW_COLUMNS: list[Column] = [
     Column("evidence_frames", "string", "Frame numbers the close verdict rests on (SYN, FINs, RSTs, final ACKs); "
            "they run on across the files of one continuous capture."),
     Column("notes", "string", "Plain-language remarks: inferred roles, lost final ACKs, fingerprints, anomalies."),
+    Column("capture_file", "string", "Name of the capture file holding the incarnation's first segment. Files "
+           "given together are read as one capture when each starts where the previous ended (rotated pieces), "
+           "else each on its own, with frame numbers counted from 1 in each."),
 ]
 ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict, DataAfterFin,
                               CloseCause, Severity, FindingKind]

@@ -39,11 +39,11 @@ def _split_pcap(path: Path, at_record: int, out_dir: Path) -> list[str]:
 
 @pytest.mark.parametrize("capture", [p for p in SAMPLES if p.suffix == ".pcap"], ids=lambda p: p.stem)
 def test_rotated_pieces_give_the_same_flows_at_every_split(capture: Path, tmp_path: Path) -> None:
-    whole = teardown.analyze(str(capture)).flows
+    whole = teardown.analyze(str(capture)).flows.drop(columns="capture_file")
     n = teardown.analyze(str(capture)).capture.frames
     for at in range(1, n):
         pieces = _split_pcap(capture, at, tmp_path)
-        joined = teardown.analyze(pieces).flows
+        joined = teardown.analyze(pieces).flows.drop(columns="capture_file")
         assert whole.equals(joined), f"split after record {at} changed the verdicts"
 
 
@@ -58,3 +58,32 @@ def test_handing_out_early_gives_the_same_flows(capture: Path, monkeypatch: pyte
     monkeypatch.setattr(flows, "EARLY_HELD", 0)
     early = teardown.analyze(str(capture), chunk_bytes=4096).flows
     assert whole.equals(early)
+
+
+def test_overlapping_files_are_separate_captures(tmp_path: Path) -> None:
+    """Two files covering the same time (two capture points, or the same file twice) are not
+    pieces of one capture: each is analyzed on its own, frames counted from 1 in each."""
+    source = CAPTURES / "tw_assassination.pcap"  # 3.6 s long: more than the rotation slack
+    one = teardown.analyze(str(source))
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    a.write_bytes(source.read_bytes())
+    b.write_bytes(source.read_bytes())
+    both = teardown.analyze([str(b), str(a)])
+    assert not both.capture.continuous
+    flows = both.flows
+    assert len(flows) == 2 * len(one)
+    assert sorted(flows["capture_file"].unique()) == ["a.pcap", "b.pcap"]
+    for name in ("a.pcap", "b.pcap"):
+        mine = flows[flows["capture_file"] == name].drop(columns="capture_file").reset_index(drop=True)
+        assert mine.equals(one.flows.drop(columns="capture_file"))
+
+
+def test_rotated_pieces_name_the_file_of_each_flow(tmp_path: Path) -> None:
+    capture = CAPTURES / "many_reuse.pcap"
+    pieces = _split_pcap(capture, 60, tmp_path)
+    result = teardown.analyze(pieces[::-1])  # given out of order: read in time order all the same
+    assert result.capture.continuous
+    flows = result.flows
+    first_frame = flows["evidence_frames"].str.extract(r"syn (\d+)")[0].astype(float)
+    expected = ["piece0.pcap" if f <= 60 else "piece1.pcap" for f in first_frame]
+    assert list(flows["capture_file"]) == expected

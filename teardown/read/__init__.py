@@ -91,6 +91,9 @@ class Reader(Protocol):
 
     def __iter__(self) -> Iterator[FrameBatch]: ...
 
+    def close(self) -> None:
+        """Close the file (reading to the end closes it too)."""
+
 
 PAD = 128  # zero bytes after each chunk: the longest header a decoder peeks at without checks
 

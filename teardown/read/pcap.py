@@ -49,6 +49,9 @@ class PcapReader:
         info.interfaces.append(Interface(self.linktype, snaplen))
         self.stream.base = 24
 
+    def close(self) -> None:
+        self.fh.close()
+
     def __iter__(self) -> Iterator[FrameBatch]:
         stream, info = self.stream, self.info
         frames = 0

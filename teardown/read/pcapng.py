@@ -119,6 +119,9 @@ class PcapngReader:
             self.last_ts = float(ts[-1])
         return ts, iface.astype(np.uint16)
 
+    def close(self) -> None:
+        self.fh.close()
+
     def __iter__(self) -> Iterator[FrameBatch]:
         stream, info = self.stream, self.info
         frames = 0
