@@ -39,6 +39,8 @@ class CaptureSummary:
     tcp_packets: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     continuous: bool = True  # several files read as one capture
+    bytes_total: int = 0  # size of all the files, for progress
+    bytes_before: int = 0  # size of the files read completely
 
     @property
     def frames(self) -> int:
@@ -194,6 +196,13 @@ def _first_ts(path: str) -> float | None:
         reader.close()
 
 
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # reported with a proper message when the file is opened
+        return 0
+
+
 @dataclass(slots=True)
 class _Capture:
     """Files read as one capture: one engine, frame numbers running on across the files."""
@@ -234,7 +243,7 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     # own, read with a fresh engine and frame numbers from 1.
     starts = [(_first_ts(p), i, p) for i, p in enumerate(paths)] if len(paths) > 1 else [(None, 0, paths[0])]
     ordered = sorted(starts, key=lambda s: (s[0] is None, s[0] or 0.0, s[1]))
-    summary = CaptureSummary()
+    summary = CaptureSummary(bytes_total=sum(_size(p) for p in paths))
     capture = _Capture(Engine(options))
     parts: list[Columns] = []
     last_ts: float | None = None
@@ -272,7 +281,10 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
         summary.tcp_packets += len(packets)
         yield from capture.engine.feed(packets, batch.data, now=info.last_ts)
         if progress is not None:
-            progress(int(batch.pos[-1]), info.size_bytes)
+            progress(summary.bytes_before + reader.position(), summary.bytes_total)
+    summary.bytes_before += info.size_bytes
+    if progress is not None:
+        progress(summary.bytes_before, summary.bytes_total)
     if info.damage is not None and info.frames == 0:
         raise info.damage
 

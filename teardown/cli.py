@@ -171,12 +171,13 @@ class _Progress:
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.last < 0.25 or not total:
+        if (now - self.last < 0.25 and done < total) or not total:
             return
         self.last = now
         share = min(done / total, 1.0)
         bar = "#" * int(share * 30)
-        sys.stderr.write(f"\r[{bar:<30}] {share:6.1%} of {total / 1e6:,.1f} MB")
+        size = f"{total / 1e6:,.1f} MB" if total >= 1e6 else f"{total / 1e3:,.0f} kB"
+        sys.stderr.write(f"\r[{bar:<30}] {share:6.1%} of {size}")
         sys.stderr.flush()
         self.shown = True
 
@@ -228,7 +229,7 @@ def summary_text(result: Analysis) -> str:
             lines.append("")
             lines.append("notable flows")
             for label, idx in shown:
-                examples = ", ".join(str(c["flow_id"][i]) for i in idx[:3])
+                examples = ", ".join(c.text_at(idx[:3])["flow_id"])
                 more = f" (+{len(idx) - 3:,} more)" if len(idx) > 3 else ""
                 lines.append(f"  {label}: {len(idx):,}: {examples}{more}")
     return "\n".join(lines)

@@ -94,6 +94,9 @@ class Reader(Protocol):
     def close(self) -> None:
         """Close the file (reading to the end closes it too)."""
 
+    def position(self) -> int:
+        """Bytes of the file read so far (of the compressed file, for a gzipped one)."""
+
 
 PAD = 128  # zero bytes after each chunk: the longest header a decoder peeks at without checks
 
@@ -145,6 +148,13 @@ class ChunkStream:
         data[got: got + PAD] = 0
         self.data, self.n = data, got
         return got > tail
+
+    def position(self) -> int:
+        raw = getattr(self.fh, "fileobj", None) or self.fh  # a GzipFile reads from .fileobj
+        try:
+            return int(raw.tell())
+        except (OSError, ValueError):  # closed, or not seekable
+            return 0
 
     def padded(self) -> npt.NDArray[np.uint8]:
         """The chunk's bytes followed by PAD zero bytes (the array itself, not a copy)."""

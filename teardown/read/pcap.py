@@ -52,6 +52,9 @@ class PcapReader:
     def close(self) -> None:
         self.fh.close()
 
+    def position(self) -> int:
+        return self.stream.position()
+
     def __iter__(self) -> Iterator[FrameBatch]:
         stream, info = self.stream, self.info
         frames = 0

@@ -122,6 +122,9 @@ class PcapngReader:
     def close(self) -> None:
         self.fh.close()
 
+    def position(self) -> int:
+        return self.stream.position()
+
     def __iter__(self) -> Iterator[FrameBatch]:
         stream, info = self.stream, self.info
         frames = 0
