@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a finding listed in --fail-on is present, 2 bad usage o
 from __future__ import annotations
 
 import argparse
+import os
 import functools
 import sys
 import time
@@ -271,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("teardown: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`teardown analyze ... | head`): not an error of
+        # ours. Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _analyze(args: argparse.Namespace) -> int:

@@ -49,3 +49,16 @@ def test_summary_says_what_was_skipped(tmp_path) -> None:  # type: ignore[no-unt
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "1 frames skipped: not TCP" in done.stdout + done.stderr
+
+
+def test_output_cut_short_by_a_pipe_is_no_error() -> None:
+    """`teardown analyze big.pcap | head -1`: the reader leaves early; no traceback."""
+    capture = str(CAPTURES / "many_reuse.pcap")
+    child = subprocess.Popen([sys.executable, "-m", "teardown.cli", "analyze", capture],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the first line is written
+    stderr = child.stderr.read().decode()
+    child.stderr.close()
+    assert child.wait(timeout=60) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
