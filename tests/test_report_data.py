@@ -19,7 +19,7 @@ from teardown.decode import FIN, RST, SYN
 from teardown.report import from_analysis, render_html
 from teardown.report.charts import close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
 from teardown.report.flags import FLAGS, flag_bits
-from teardown.report.ladder import HEAD_SEGMENTS, TAIL_SEGMENTS, _kept
+from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, rows_to_draw
 from teardown.report.render import page_data, script_json
 from teardown.report.saved import read_parquet, write_parquet
 from teardown.report.verdict import figures, findings
@@ -252,3 +252,13 @@ def test_cut_steps_keeps_every_peak() -> None:
     cut_ts, cut = cut_steps(ts.tolist(), count.tolist(), 0.0, 10_000.0, points=100)
     assert len(cut) == 100 and max(cut) == 9 and sorted(cut)[-3:] == [5, 7, 9]
     assert cut_steps([1.0, 2.0], [1.0, 0.0], 0.0, 3.0) == ([1.0, 2.0], [1.0, 0.0])
+
+
+def test_a_common_finding_cannot_crowd_out_a_rare_one() -> None:
+    n = 50_000
+    flows = pd.DataFrame({"packets_c2s": pd.array([6] * n, dtype="Int64"), "packets_s2c": pd.array([4] * n, dtype="Int64")})
+    bits = np.full(n, 1 << 2, np.int64)  # all reuse the 4-tuple...
+    bits[[40_000, 45_000]] |= 1 << 5  # ...two of them late in the capture also end by RST
+    rows = rows_to_draw(flows, bits, (1 << 2) | (1 << 5))
+    assert {40_000, 45_000} <= set(rows.tolist())
+    assert len(rows) == SEGMENT_BUDGET // 10 and rows[0] == 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..analysis import Analysis
 from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
-from .flags import flag_bits, ladder_worthy
+from .flags import LADDER_BITS, flag_bits
 from .ladder import Ladder, ladders, rows_to_draw
 
 if TYPE_CHECKING:
@@ -46,6 +46,6 @@ def from_analysis(analysis: Analysis) -> ReportData:
         ts = steps["ts"].to_numpy(float)
         series[str(host)] = cut_steps(ts.tolist(), steps["time_wait"].to_numpy(float).tolist(),
                                       start, float(ts.max(initial=start)))
-    rows = rows_to_draw(flows, ladder_worthy(flag_bits(flows)))
+    rows = rows_to_draw(flows, flag_bits(flows), LADDER_BITS)
     drawn = ladders([f.path for f in analysis.capture.files], flows.iloc[rows], analysis.options)
     return ReportData(facts_of(analysis), flows, tables, series, {int(rows[i]): lad for i, lad in drawn.items()})

@@ -16,7 +16,6 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     import pandas as pd
 
-Mask = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +58,4 @@ def flag_bits(flows: pd.DataFrame) -> npt.NDArray[np.int64]:
     return bits
 
 
-def ladder_worthy(bits: npt.NDArray[np.int64]) -> Mask:
-    mask = sum(1 << i for i, f in enumerate(FLAGS) if f.ladder)
-    worthy: Mask = (bits & mask) != 0
-    return worthy
+LADDER_BITS = sum(1 << i for i, f in enumerate(FLAGS) if f.ladder)  # flag_bits' bits that earn a ladder

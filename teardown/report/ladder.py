@@ -10,7 +10,6 @@ changes (`states.py`).
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -22,7 +21,7 @@ import numpy.typing as npt
 from ..decode import ACK, FIN, RST, SYN, decode
 from ..options import Options
 from ..read import open_capture
-from .states import FlowEnd, Label, states_of
+from .states import FlowEnd, states_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,13 +55,14 @@ class Ladder:
 def pack(ladders: dict[int, Ladder]) -> dict[str, Any]:
     """Ladders for JSON, each distinct shape written once (a burst of alike connections shares
     one): {"shapes": [...], "flows": {position: [shape, isn client, isn server, times, frames]}}."""
-    shapes: dict[str, int] = {}
+    shapes: dict[int, tuple[int, dict[str, Any]]] = {}
     flows: dict[str, list[Any]] = {}
     for row, lad in sorted(ladders.items()):
-        key = json.dumps(lad.shape, sort_keys=True, separators=(",", ":"))
-        index = shapes.setdefault(key, len(shapes))
-        flows[str(row)] = [index, lad.isn[0], lad.isn[1], lad.times_us, lad.frames]
-    return {"shapes": [json.loads(k) for k in shapes], "flows": flows}
+        key = id(lad.shape)  # `ladders` and `unpack` hand alike flows one shared shape
+        if key not in shapes:
+            shapes[key] = (len(shapes), lad.shape)
+        flows[str(row)] = [shapes[key][0], lad.isn[0], lad.isn[1], lad.times_us, lad.frames]
+    return {"shapes": [shape for _, shape in shapes.values()], "flows": flows}
 
 
 def unpack(packed: dict[str, Any]) -> dict[int, Ladder]:
@@ -71,11 +71,18 @@ def unpack(packed: dict[str, Any]) -> dict[int, Ladder]:
             for row, f in packed["flows"].items()}
 
 
-def rows_to_draw(flows: pd.DataFrame, worthy: npt.NDArray[np.bool_]) -> I64:
-    """Positions of the flows to draw within SEGMENT_BUDGET: those `worthy` first."""
+def rows_to_draw(flows: pd.DataFrame, flags: npt.NDArray[np.int64], worthy_bits: int) -> I64:
+    """Positions of the flows to draw within SEGMENT_BUDGET: flows with a finding first, taking
+    turns between findings (the first of each, then the second of each...) so a common one
+    (reuse on a busy client) cannot crowd out a rare one; then the others in time order."""
     packets = (flows["packets_c2s"].fillna(0) + flows["packets_s2c"].fillna(0)).to_numpy(np.int64)
     cost = np.minimum(packets, MAX_SEGMENTS)
-    order = np.concatenate([np.flatnonzero(worthy), np.flatnonzero(~worthy)])
+    turn = np.full(len(flows), np.iinfo(np.int64).max)
+    for bit in range(worthy_bits.bit_length()):
+        if worthy_bits >> bit & 1:
+            rows = np.flatnonzero(flags >> bit & 1)
+            turn[rows] = np.minimum(turn[rows], np.arange(len(rows)))
+    order = np.lexsort((np.arange(len(flows)), turn))
     return np.sort(order[np.cumsum(cost[order]) <= SEGMENT_BUDGET])
 
 
@@ -107,8 +114,9 @@ class _Matched:
 
 def _flow_keys(flows: pd.DataFrame) -> npt.NDArray[np.void]:
     keys = np.zeros(len(flows), _KEY)
-    client = np.array([ip_words(ip) for ip in flows["client_ip"]], np.uint64).reshape(-1, 2)
-    server = np.array([ip_words(ip) for ip in flows["server_ip"]], np.uint64).reshape(-1, 2)
+    words = {ip: ip_words(ip) for ip in set(flows["client_ip"]) | set(flows["server_ip"])}  # few distinct
+    client = np.array([words[ip] for ip in flows["client_ip"]], np.uint64).reshape(-1, 2)
+    server = np.array([words[ip] for ip in flows["server_ip"]], np.uint64).reshape(-1, 2)
     keys["ctx"] = flows["vlan"].fillna(0).to_numpy(np.int64)
     keys["port_a"] = flows["client_port"].to_numpy(np.int64)
     keys["port_b"] = flows["server_port"].to_numpy(np.int64)
@@ -225,20 +233,27 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
     rel_seq = _signed32(m.seq - isn[group])
     peer_isn = isn[group ^ 1]
     rel_ack = np.where(peer_isn >= 0, _signed32(m.ack - peer_isn), _signed32(m.ack))
+    rel_ack[(m.flags & ACK) == 0] = 0  # no ACK flag: the field means nothing (and alike flows stay alike)
     retrans = _retransmissions(group, rel_seq, m.payload, m.flags)
     starts = np.searchsorted(m.flow, np.arange(len(flows) + 1))
-    ends = FlowEnd.of_flows(flows)
+    rows = FlowEnd.of_flows(flows)
+    ts_us = np.round((m.ts - m.ts[np.minimum(starts[m.flow], len(m.ts) - 1)]) * 1e6).astype(np.int64)
+    shapes: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = {}  # alike flows share one
     out: dict[int, Ladder] = {}
     for i in range(len(flows)):
         a, b = int(starts[i]), int(starts[i + 1])
         if a == b:
             continue
         sl = slice(a, b)
-        labels, time_wait = states_of(m.direction[sl], m.flags[sl], rel_seq[sl], rel_ack[sl], m.payload[sl],
-                                      m.ts[sl], ends[i])
-        out[i] = _ladder(m, sl, rel_seq[sl], rel_ack[sl], retrans[sl], labels, time_wait,
-                         (int(isn[2 * i]) if isn[2 * i] >= 0 else None,
-                          int(isn[2 * i + 1]) if isn[2 * i + 1] >= 0 else None))
+        end = FlowEnd.at(m.ts[sl], rows[i])
+        key = (end, m.direction[sl].tobytes(), m.flags[sl].tobytes(), rel_seq[sl].tobytes(), rel_ack[sl].tobytes(),
+               m.payload[sl].tobytes(), retrans[sl].tobytes())
+        if key not in shapes:
+            shapes[key] = _shape(m.direction[sl], m.flags[sl], rel_seq[sl], rel_ack[sl], m.payload[sl], retrans[sl], end)
+        shape, kept = shapes[key]
+        times, frames = ts_us[sl][kept].tolist(), m.frame[sl][kept].tolist()
+        out[i] = Ladder(shape, [t - s for s, t in zip([0, *times], times)], [f - e for e, f in zip([0, *frames], frames)],
+                        (int(isn[2 * i]) if isn[2 * i] >= 0 else None, int(isn[2 * i + 1]) if isn[2 * i + 1] >= 0 else None))
     return out
 
 
@@ -293,22 +308,20 @@ def _kept(flags: I64, labelled: set[int]) -> list[int]:
     return sorted(keep)
 
 
-def _ladder(m: _Matched, sl: slice, rel_seq: I64, rel_ack: I64, retrans: npt.NDArray[np.bool_],
-            labels: list[Label], time_wait: list[tuple[int, int]], isn: tuple[int | None, int | None]) -> Ladder:
-    flags = m.flags[sl]
+def _shape(direction: I64, flags: I64, rel_seq: I64, rel_ack: I64, payload: I64, retrans: npt.NDArray[np.bool_],
+           end: FlowEnd) -> tuple[dict[str, Any], list[int]]:
+    """What a ladder draws apart from times and frame numbers, and which segments it keeps."""
+    labels, time_wait = states_of(direction, flags, rel_seq, rel_ack, payload, end)
     kept = _kept(flags, {lab[0] for lab in labels} | {i for _, i in time_wait})
     position = {old: new for new, old in enumerate(kept)}
-    ts_us = np.round((m.ts[sl] - m.ts[sl][0]) * 1e6).astype(np.int64)[kept]
-    frame = m.frame[sl][kept]
     gaps = [[position[i], i - before - 1] for before, i in zip([-1, *kept], kept) if i != before + 1]
     if kept[-1] != len(flags) - 1:
         gaps.append([len(kept), len(flags) - 1 - kept[-1]])
     has_ack = (flags[kept] & ACK) != 0
     shape = {
-        "dir": m.direction[sl][kept].tolist(), "flags": flags[kept].tolist(), "seq": rel_seq[kept].tolist(),
+        "dir": direction[kept].tolist(), "flags": flags[kept].tolist(), "seq": rel_seq[kept].tolist(),
         "ack": [int(a) if has else None for a, has in zip(rel_ack[kept].tolist(), has_ack.tolist())],
-        "len": m.payload[sl][kept].tolist(), "retr": retrans[kept].astype(int).tolist(), "gap": gaps,
+        "len": payload[kept].tolist(), "retr": retrans[kept].astype(int).tolist(), "gap": gaps,
         "lab": [[position[i], side, text, kind] for i, side, text, kind in labels],
         "tw": [[side, position[i]] for side, i in time_wait], "n": len(flags)}
-    times, frames = ts_us.tolist(), frame.tolist()
-    return Ladder(shape, [b - a for a, b in zip([0, *times], times)], [b - a for a, b in zip([0, *frames], frames)], isn)
+    return shape, kept

@@ -103,12 +103,8 @@ def page_data(data: ReportData) -> dict[str, Any]:
     first = data.facts.first_ts if data.facts.first_ts is not None else 0.0
     t0_us = int(round(first * 1e6))
     bits = flag_bits(flows)
-    groups = []
-    for i, flag in enumerate(FLAGS):
-        if flag.ladder:
-            with_flag = [int(r) for r in (bits >> i & 1).nonzero()[0]]
-            if with_flag:
-                groups.append({"flag": flag.name, "label": flag.label, "rows": with_flag})
+    groups = [{"flag": f.name, "label": f.label, "bit": i} for i, f in enumerate(FLAGS)
+              if f.ladder and (bits >> i & 1).any()]
     return {
         "t0_us": t0_us,
         "n": len(flows),
@@ -128,7 +124,8 @@ def _charts(data: ReportData) -> dict[str, Any]:
     start = facts.first_ts if facts.first_ts is not None else 0.0
     end = facts.last_ts if facts.last_ts is not None else start
     low, high = facts.port_range
-    out: dict[str, Any] = {"close_kinds": charts.close_kinds(data.flows)}
+    out: dict[str, Any] = {"close_kinds": charts.close_kinds(data.flows), "occupancy": None, "rate": None,
+                           "who_first": None}
     if "hosts" in tables:
         out["occupancy"] = charts.occupancy(tables["hosts"], data.series, start, end, high - low + 1)
     if "destinations" in tables:

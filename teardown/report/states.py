@@ -31,21 +31,32 @@ AWAITING_ACK = {"SYN_RECEIVED", "FIN_WAIT_1", "CLOSING", "LAST_ACK"}
 
 @dataclass(frozen=True, slots=True)
 class FlowEnd:
-    """What the verdicts said about the flow's RSTs, which the ladder's states must agree with."""
+    """What the verdicts said about the flow's RSTs, as positions among its segments."""
 
-    assassination_ts: float | None
-    first_rst_ts: float | None
+    first_rst_at: int | None  # the segment of first_rst_ts
+    assassination_at: int | None  # the segment of tw_assassination_ts
     rst_class: str | None
 
     @staticmethod
-    def of_flows(flows: pd.DataFrame) -> list[FlowEnd]:
-        """One per row of the per-flow table."""
+    def of_flows(flows: pd.DataFrame) -> list[tuple[float | None, float | None, str | None]]:
+        """(first_rst_ts, tw_assassination_ts, rst_class) of each row of the per-flow table."""
         def times(name: str) -> list[float | None]:
             values = flows[name].to_numpy(np.float64, na_value=np.nan)
             return [None if v != v else v for v in values.tolist()]
 
         classes = flows["rst_class"].astype(object).where(flows["rst_class"].notna(), None).tolist()
-        return [FlowEnd(a, r, c) for a, r, c in zip(times("tw_assassination_ts"), times("first_rst_ts"), classes)]
+        return list(zip(times("first_rst_ts"), times("tw_assassination_ts"), classes))
+
+    @staticmethod
+    def at(ts: npt.NDArray[np.float64], row: tuple[float | None, float | None, str | None]) -> FlowEnd:
+        """The row's times found among the flow's segments (its times are the packets' own)."""
+        def index(when: float | None) -> int | None:
+            if when is None:
+                return None
+            i = int(np.searchsorted(ts, when - SAME_PACKET_S))
+            return i if i < len(ts) and abs(float(ts[i]) - when) < SAME_PACKET_S else None
+
+        return FlowEnd(index(row[0]), index(row[1]), row[2])
 
 
 @dataclass(slots=True)
@@ -57,12 +68,10 @@ class _Side:
 
 @dataclass(slots=True)
 class _Machine:
-    ts: npt.NDArray[np.float64]
     end: FlowEnd
     sides: tuple[_Side, _Side] = field(default_factory=lambda: (_Side(), _Side()))
     labels: list[Label] = field(default_factory=list)
     time_wait: list[tuple[int, int]] = field(default_factory=list)
-    first_rst_seen: bool = False
 
     def move(self, i: int, side: int, state: str) -> int | None:
         """Change a side's state; the index of the label that says so (None: no change)."""
@@ -101,10 +110,9 @@ class _Machine:
     def rst(self, i: int, sender: int) -> None:
         """An RST ends the sender's connection; the receiver's only if it accepts it."""
         r = self.sides[1 - sender]
-        first = not self.first_rst_seen and _at(self.ts[i], self.end.first_rst_ts)
-        self.first_rst_seen = True
+        first = i == self.end.first_rst_at
         if r.state == "TIME_WAIT":
-            if _at(self.ts[i], self.end.assassination_ts):
+            if i == self.end.assassination_at:
                 self.note(i, 1 - sender, "assassinated by RST (RFC 1337)")
                 self.move(i, 1 - sender, "CLOSED")
             else:
@@ -153,14 +161,10 @@ class _Machine:
             self.move(i, 1 - sender, "TIME_WAIT")
 
 
-def _at(ts: float, when: float | None) -> bool:
-    return when is not None and abs(float(ts) - when) < SAME_PACKET_S
-
-
 def states_of(direction: I64, flags: I64, rel_seq: I64, rel_ack: I64, payload: I64,
-              ts: npt.NDArray[np.float64], end: FlowEnd) -> tuple[list[Label], list[tuple[int, int]]]:
+              end: FlowEnd) -> tuple[list[Label], list[tuple[int, int]]]:
     """Labels of state changes, and where each side's TIME_WAIT began (side, segment index)."""
-    m = _Machine(ts, end)
+    m = _Machine(end)
     n = len(direction)
     special = np.flatnonzero((flags & (SYN | FIN | RST)) != 0)
     i = 0

@@ -43,8 +43,9 @@ def _clock(ts: Any) -> str:
 
 def figures(data: ReportData) -> list[Figure]:
     flows = data.flows
-    out = [Figure("Connections", f"{len(flows):,}", f"{int(flows['close_kind'].isin(['open']).sum()):,} still open "
-                  "at the end of the capture", len(flows))]
+    kinds = flows["close_kind"].value_counts()
+    ended = ", ".join(f"{int(n):,} {kind}" for kind, n in kinds.items() if n)
+    out = [Figure("Connections", f"{len(flows):,}", f"by close kind: {ended}" if ended else "none", len(flows))]
     closer = flows["active_closer"].astype(object)
     closed = int(closer.isin(["client", "server", "both"]).sum())
     if closed:

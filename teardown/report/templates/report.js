@@ -488,6 +488,8 @@
     if (!DATA.featured.length) { return; }
     holder.textContent = "";
     DATA.featured.forEach(function (group) {
+      group.rows = [];
+      for (var r = 0; r < N; r++) { if (FLAGS[r] & (1 << group.bit)) { group.rows.push(r); } }
       var section = el("section", { "class": "ladder-group", "data-flag": group.flag });
       var header = el("header");
       header.appendChild(el("h3", {}, group.label + " — " + thousands(group.rows.length) + (group.rows.length === 1 ? " flow" : " flows")));
