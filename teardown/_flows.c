@@ -88,6 +88,8 @@ typedef struct {
     int64_t kept; /* copy of the last incarnation handed out early: its successor's context */
     double last_ts;
     int live;
+    int touched;       /* in Table.touched since the last peek (live) */
+    int64_t peek_from; /* when touched: the first index_in_tuple the segments since can change */
 } Tuple;
 
 typedef struct {
@@ -104,6 +106,9 @@ typedef struct {
     int64_t held;       /* incarnations in the pool */
     int64_t early_held; /* held before incarnations of going tuples are handed out early */
     double idle_gap_s, closed_hold_s, open_hold_s;
+    /* Live: tuples that got segments since the last peek (only once track() was called). */
+    int tracking;
+    int64_t *touched, n_touched, cap_touched;
 } Table;
 
 static inline int64_t sdiff(uint32_t a, uint32_t b) { return (int64_t)(int32_t)(a - b); }
@@ -401,10 +406,28 @@ static Tuple *find_tuple(Table *t, const Seg *g, int *d) {
     return tp;
 }
 
+static int note_touched(Table *t, Tuple *tp) {
+    if (tp->touched) return 0;
+    if (t->n_touched == t->cap_touched) {
+        int64_t cap = t->cap_touched ? 2 * t->cap_touched : 1024;
+        int64_t *p = realloc(t->touched, (size_t)cap * sizeof(int64_t));
+        if (!p) return -1;
+        t->touched = p;
+        t->cap_touched = cap;
+    }
+    t->touched[t->n_touched++] = tp - t->tuples;
+    tp->touched = 1;
+    /* A segment changes its own incarnation and, through note_kill and the reuse verdict, the
+     * one before it. */
+    tp->peek_from = tp->cur >= 0 ? t->incs[tp->cur].index_in_tuple - 1 : tp->n_incs;
+    return 0;
+}
+
 static int feed_one(Table *t, const Seg *g) {
     int d;
     Tuple *tp = find_tuple(t, g, &d);
     if (!tp) return -1;
+    if (t->tracking && note_touched(t, tp)) return -1;
     int pure_syn = (g->flags & (SYN | ACK)) == SYN;
     int start = tp->cur < 0;
     if (!start && pure_syn && (!tp->has_syn[d] || (int64_t)g->seq != tp->syn_seq[d])) {
@@ -428,6 +451,7 @@ static void table_free(PyObject *capsule) {
     Table *t = PyCapsule_GetPointer(capsule, "teardown.flow_table");
     if (!t) return;
     free(t->tuples); free(t->incs); free(t->index); free(t->retired_key); free(t->retired_count);
+    free(t->touched);
     free(t);
 }
 
@@ -664,6 +688,95 @@ static PyObject *retire(PyObject *self, PyObject *args) {
     return Py_BuildValue("(LN)", (long long)k, out);
 }
 
+/* ---- live: provisional records ------------------------------------------------------- */
+
+/* The teardown is over as far as the wire shows: both FINs sent and acknowledged, or an RST. */
+static int teardown_done(const Inc *inc) {
+    const Dir *a = &inc->d[0], *b = &inc->d[1];
+    if (a->rst_frame != NONE || b->rst_frame != NONE) return 1;
+    return a->fin_frame != NONE && b->fin_frame != NONE && a->ack_of_fin_frame != NONE &&
+           b->ack_of_fin_frame != NONE;
+}
+
+/* track(table) -> None: from now on, remember which tuples get segments, for peek. */
+static PyObject *track(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
+    Table *t = table_of(cap);
+    if (!t) return NULL;
+    t->tracking = 1;
+    Py_RETURN_NONE;
+}
+
+typedef struct { int64_t *at; int64_t n, cap; } Plan;
+
+static int plan_add(Plan *p, int64_t slot, int64_t context) {
+    if (p->n + 2 > p->cap) {
+        int64_t cap = p->cap ? 2 * p->cap : 1024;
+        int64_t *q = realloc(p->at, (size_t)cap * sizeof(int64_t));
+        if (!q) return -1;
+        p->at = q;
+        p->cap = cap;
+    }
+    p->at[p->n++] = slot;
+    p->at[p->n++] = context;
+    return 0;
+}
+
+/* peek(table) -> (records, bytes), in retire's format, without removing anything: for each
+ * tuple that got segments since the last peek, the incarnations those segments can have
+ * changed (see note_touched), as rows where their teardown is over, each with the neighbours
+ * its verdicts read as context records (the one before it, held or the copy kept by retire,
+ * and the one after it). Incarnations already handed out by retire are never rows here. */
+static PyObject *peek(PyObject *self, PyObject *args) {
+    PyObject *cap;
+    if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
+    Table *t = table_of(cap);
+    if (!t) return NULL;
+    size_t row = 0;
+    for (const Field *f = inc_fields; f->name; f++) row += field_bytes(f);
+    for (const Field *f = dir_fields; f->name; f++) row += 2 * field_bytes(f);
+    Plan plan = {NULL, 0, 0};
+    for (int64_t x = 0; x < t->n_touched; x++) {
+        int64_t i = t->touched[x];
+        if (i >= t->cap_tuples || !t->tuples[i].live || !t->tuples[i].touched) continue;
+        Tuple *tp = &t->tuples[i];
+        tp->touched = 0;
+        /* prev: the slot before j (held, or the kept copy); is_row/prev_row: their verdicts. */
+        int64_t prev = tp->kept, prev_row = 0, prev_added = 0;
+        for (int64_t j = tp->first; j >= 0; j = t->incs[j].next) {
+            const Inc *inc = &t->incs[j];
+            int is_row = inc->index_in_tuple >= tp->peek_from && teardown_done(inc);
+            if (is_row && prev >= 0 && !prev_added && plan_add(&plan, prev, 1)) goto nomem;
+            if (is_row || prev_row) {
+                if (plan_add(&plan, j, !is_row)) goto nomem;
+                prev_added = 1;
+            } else {
+                prev_added = 0;
+            }
+            prev = j;
+            prev_row = is_row;
+        }
+    }
+    t->n_touched = 0;
+    int64_t k = plan.n / 2;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((size_t)k * row));
+    if (!out) { free(plan.at); return NULL; }
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
+    for (int64_t r = 0; r < k; r++) {
+        Inc *inc = &t->incs[plan.at[2 * r]];
+        int64_t was = inc->context;
+        inc->context = plan.at[2 * r + 1];
+        scatter(inc, dst, k, r);
+        inc->context = was;
+    }
+    free(plan.at);
+    return Py_BuildValue("(LN)", (long long)k, out);
+nomem:
+    free(plan.at);
+    return PyErr_NoMemory();
+}
+
 static PyObject *stats(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
@@ -697,6 +810,8 @@ static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, "Add a batch of segments in capture order."},
     {"retire", retire, METH_VARARGS, "Records of the tuples done by `now`, removed from the table."},
     {"stats", stats, METH_VARARGS, "Live tuples and bytes held."},
+    {"track", track, METH_VARARGS, "Remember which tuples get segments, for peek."},
+    {"peek", peek, METH_VARARGS, "Records of finished teardowns changed since the last peek, kept in the table."},
     {"layout", layout, METH_NOARGS, "The record layout, to build the numpy dtype."},
     {NULL, NULL, 0, NULL},
 };

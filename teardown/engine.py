@@ -44,6 +44,18 @@ class Engine:
         for records in self.table.retire(now):
             yield judge(records, self.options)
 
+    def track_changes(self) -> None:
+        """Live: from now on, `provisional` can tell which incarnations changed."""
+        self.table.track()
+
+    def provisional(self) -> Columns | None:
+        """Live: the rows of incarnations whose teardown is over (both FINs acknowledged, or
+        reset) that got segments since the last call, judged as they stand. Later segments
+        (a retransmitted FIN, an RST in TIME_WAIT, a reuse of the 4-tuple) can still change
+        them; `feed` and `finish` give the final rows later. Call `track_changes` first."""
+        records = self.table.peek()
+        return None if records is None else judge(records, self.options)
+
     def finish(self) -> Iterator[Columns]:
         """Everything still held, as the capture ends."""
         for records in self.table.finish():

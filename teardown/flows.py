@@ -87,6 +87,16 @@ class FlowTable:
         """Every record still held, as the capture ends."""
         return self.retire(float("inf"))
 
+    def track(self) -> None:
+        """Remember from now on which tuples get segments, for `peek` (live)."""
+        _flows.track(self._table)
+
+    def peek(self) -> Records | None:
+        """Records of incarnations whose teardown is over (both FINs acknowledged, or an RST),
+        changed since the last peek, with their neighbours as context; left in the table."""
+        k, blob = _flows.peek(self._table)
+        return _records(k, blob) if k else None
+
     def stats(self) -> dict[str, int]:
         out: dict[str, int] = _flows.stats(self._table)
         return out
