@@ -80,7 +80,39 @@ def _parser() -> argparse.ArgumentParser:
                               "  teardown report dump.parquet -o reports/dump.html")
     r.add_argument("result", metavar="RESULT.parquet", help="the flows table written by teardown analyze -o NAME.parquet")
     r.add_argument("-o", "--output", metavar="OUT.html", help="where to write the report (default reports/NAME.html)")
+    _live_parser(sub)
     return parser
+
+
+def _live_parser(sub: Any) -> None:
+    """`teardown live`: sniff an interface, show connections as they end (issue 5)."""
+    v = sub.add_parser("live", help="sniff an interface and judge connections as they end",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  sudo teardown live -i eth0 -f 'tcp port 443' --duration 60 "
+                              "--write cap.pcapng --jsonl > flows.jsonl")
+    v.add_argument("-i", "--interface", required=True, metavar="IFACE", help="the interface to sniff")
+    v.add_argument("-f", "--filter", default="tcp", metavar="BPF",
+                   help="capture filter, compiled by libpcap and run in the kernel (default: tcp)")
+    v.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    v.add_argument("--count", type=int, metavar="PACKETS", help="stop after this many frames")
+    v.add_argument("--write", metavar="FILE.pcapng", help="keep the raw frames as pcapng")
+    v.add_argument("-o", "--output", metavar="OUT",
+                   help="at the stop, write the per-flow table (.csv, .json, .parquet) or the HTML report "
+                        "(.html, which needs --write: it draws packets from that file)")
+    v.add_argument("--format", choices=FORMATS, help="force the output format")
+    v.add_argument("--jsonl", action="store_true",
+                   help="one JSON line per connection on stdout as its teardown completes, "
+                        "further lines with \"update\": true when it changes")
+    v.add_argument("--reader", choices=["scapy", "pyshark"], default="scapy",
+                   help="scapy: a packet socket through scapy (default); pyshark: Wireshark's dumpcap into a pipe")
+    v.add_argument("--quiet", action="store_true", help="no terminal view and no summary")
+    v.add_argument("--os", choices=[p.value for p in OsProfile], default="linux",
+                   help="OS profile of the hosts: TIME_WAIT length and RST handling (default linux)")
+    v.add_argument("--time-wait", type=float, metavar="SECONDS", help="override the TIME_WAIT length")
+    v.add_argument("--host-os", action="append", default=[], metavar="IP=PROFILE",
+                   help="OS profile of one host (repeatable)")
+    v.add_argument("--port-range", metavar="LOW-HIGH",
+                   help="the clients' ephemeral port range (net.ipv4.ip_local_port_range; default 32768-60999)")
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -265,7 +297,7 @@ def findings_text(result: Analysis) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _report(args) if args.command == "report" else _analyze(args)
+        return {"report": _report, "live": _live}.get(args.command, _analyze)(args)
     except TeardownError as e:
         print(f"teardown: {e}", file=sys.stderr)
         return 2
@@ -321,6 +353,53 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"teardown: findings present: {', '.join(hits)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    """`teardown live`: sniff until a stop, then write what was asked and the summary."""
+    from .live import LiveSettings, analysis_of, run, summary_lines
+
+    fmt = _format_of(args.output, args.format) if args.output else None
+    if fmt == "html" and not args.write:
+        raise UsageError(f"-o {args.output}: the report draws each flow's packets from the capture; "
+                         "add --write FILE.pcapng")
+    if args.output and _is_directory(args.output):
+        raise UsageError(f"-o {args.output}: give a file (.csv, .json, .parquet or .html), not a directory")
+    if args.output and args.write:
+        _refuse_inputs(args.output, [args.write])
+    options = _options(args)
+    settings = LiveSettings(iface=args.interface, bpf=args.filter, duration_s=args.duration, count=args.count,
+                            write=args.write, jsonl=args.jsonl, reader=args.reader, keep_rows=bool(args.output),
+                            view=not args.quiet)
+    result = run(settings, options, sys.stdout, sys.stderr)
+    text = sys.stderr if args.jsonl else sys.stdout  # stdout is for the JSON lines
+    analysis = analysis_of(result, options) if args.output else None
+    if analysis is not None and fmt == "html":
+        size = _write_html(_report_data(analysis), args.output, [args.write])
+        print(f"wrote the report of {len(analysis):,} flows to {args.output} ({size / 1e6:,.1f} MB)", file=text)
+    elif analysis is not None and fmt:
+        if fmt == "parquet" and not args.write:  # no capture to draw ladders from: the plain table
+            write_table(analysis.flows, args.output, fmt)
+        else:
+            write_flows(analysis, args.output, fmt)
+        print(f"wrote {len(analysis):,} flows to {args.output}", file=text)
+    if not args.quiet:
+        if analysis is not None:
+            print(findings_text(analysis), file=text)
+            print(file=text)
+        print("\n".join(summary_lines(result)), file=text)
+    if result.counts.kernel_drops or result.counts.analyzer_drops:
+        print(f"warning: {result.counts.kernel_drops:,} frames dropped by the kernel, "
+              f"{result.counts.analyzer_drops:,} by the analyzer: verdicts resting on them may be wrong",
+              file=sys.stderr)
+    print(f"teardown live: stopped: {result.stop_reason}", file=sys.stderr)
+    return 0
+
+
+def _write_html(data: ReportData, out: str, inputs: list[str]) -> int:
+    from .report import write_html
+
+    return write_html(data, out, inputs)
 
 
 def _report(args: argparse.Namespace) -> int:

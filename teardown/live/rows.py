@@ -1,0 +1,210 @@
+"""Judged rows, provisional and final -> JSON lines (--jsonl) and the live counts the terminal
+view shows: connections closed by kind and closer, TIME_WAIT held now per host and per client ->
+destination, the latest notable flows.
+
+An incarnation is written once its teardown is over (both FINs acknowledged, or reset), then
+again, with `"update": true`, whenever a later event changes its row or its TIME_WAIT ends,
+and once more if the final row differs from the last one written. To tell what changed, each
+incarnation written keeps only a hash of its row until the engine hands out its final row.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..schema import COLUMN_NAMES, FLOW_COLUMNS
+from ..verdicts import Columns, text_columns
+
+RATE_WINDOW_S = 10.0  # closes per second are averaged over this window
+NOTABLE_KEPT = 8
+
+
+class Event(StrEnum):
+    """Why a JSON line was written (its `event` field)."""
+
+    teardown = "teardown"  # the teardown is over: both FINs acknowledged, or reset
+    changed = "changed"  # a later segment changed the row (retransmitted FIN, RST, reuse, ...)
+    time_wait_ended = "time_wait_ended"  # the TIME_WAIT estimated for it has ended
+    retired = "retired"  # never torn down, given up by the engine (unanswered, idle, FIN from one side)
+    stopped = "stopped"  # the capture stopped: its state so far
+
+
+@dataclass(slots=True)
+class Shown:
+    """What was written about one incarnation, until its final row."""
+
+    digest: int
+    tw_end: float  # NaN: no TIME_WAIT held
+    holders: tuple[str, ...]  # hosts holding its TIME_WAIT
+    destination: tuple[str, str, int] | None  # (client, server, port) when the client holds one
+    counted: bool = False
+    version: int = 0
+    notable: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Tallies:
+    closes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (close_kind, active_closer)
+    time_wait: Counter[str] = field(default_factory=Counter)  # host -> TIME_WAIT held now
+    client_time_wait: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # destination -> held now
+    time_wait_total: Counter[str] = field(default_factory=Counter)  # "client" / "server" holders
+    notable_total: Counter[str] = field(default_factory=Counter)
+    recent: deque[tuple[float, str, str, tuple[str, str, int]]] = field(default_factory=deque)  # (ts, kind, closer, dest)
+    notable: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=NOTABLE_KEPT))
+    written: int = 0
+    updates: int = 0
+
+
+def _notable(row: dict[str, Any]) -> frozenset[str]:
+    found = set()
+    if row["tw_assassination"]:
+        found.add("TIME_WAIT assassinated")
+    if (row["fin_retransmissions_client"] or 0) + (row["fin_retransmissions_server"] or 0):
+        found.add("FIN retransmitted")
+    if row["reuses_tuple_in_time_wait"]:
+        found.add(f"4-tuple reused in TIME_WAIT ({row['reuse_verdict']})")
+    if row["close_kind"] in ("rst", "fin_then_rst"):
+        found.add(f"{row['close_kind']} by {row['first_rst_by']} ({row['rst_class']})")
+    return frozenset(found)
+
+
+def _plain(cols: Columns) -> list[list[Any]]:
+    """Each flow column as a list of JSON-ready values (None for empty), in schema order."""
+    out = []
+    for c in FLOW_COLUMNS:
+        x = cols[c.name]
+        if c.dtype == "Float64" or (c.dtype == "Int64" and x.dtype.kind == "f"):
+            vals: list[Any] = x.tolist()
+            conv = int if c.dtype == "Int64" else float
+            out.append([None if v != v else conv(v) for v in vals])
+        elif x.dtype == object:
+            out.append([None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in x.tolist()])
+        else:
+            out.append(x.tolist())
+    return out
+
+
+class Tracker:
+    def __init__(self, out: TextIO | None, capture_file: str, keep_rows: bool) -> None:
+        self.out = out
+        self.capture_file = capture_file
+        self.keep_rows = keep_rows
+        self.rows: list[Columns] = []  # final rows, when kept for -o
+        self.shown: dict[str, Shown] = {}
+        self.ends: list[tuple[float, str, int]] = []  # heap: (TIME_WAIT end, flow_id, version)
+        self.t = Tallies()
+
+    def _rows(self, cols: Columns) -> tuple[list[str], list[dict[str, Any]]]:
+        n = len(cols["incarnation"])
+        cols["capture_file"] = np.full(n, self.capture_file, object)
+        cols.update(text_columns(cols))
+        lists = _plain(cols)
+        return cols["flow_id"].tolist(), [dict(zip(COLUMN_NAMES, values)) for values in zip(*lists)]
+
+    def provisional(self, cols: Columns | None, now: float) -> None:
+        """Rows whose teardown is over, as they stand now."""
+        if cols is None:
+            return
+        for flow_id, row in zip(*self._rows(cols)):
+            self._see(flow_id, row, now, Event.teardown)
+
+    def final(self, cols: Columns, now: float, first_event: Event) -> None:
+        """Rows nothing can change any more: written if new or changed, then forgotten."""
+        if not len(cols["incarnation"]):
+            return
+        ids, rows = self._rows(cols)
+        for flow_id, row in zip(ids, rows):
+            self._see(flow_id, row, now, first_event)
+            shown = self.shown.pop(flow_id)
+            if shown.counted:
+                self._count(shown, -1)
+        if self.keep_rows:
+            self.rows.append(cols)
+
+    def _see(self, flow_id: str, row: dict[str, Any], now: float, first_event: Event) -> None:
+        digest = hash(tuple(row.values()))
+        old = self.shown.get(flow_id)
+        if old is not None and old.digest == digest:
+            return
+        tw_end = row["time_wait_end_ts"]
+        holder = row["time_wait_on"]
+        holders = () if tw_end is None else {
+            "client": (row["client_ip"],), "server": (row["server_ip"],),
+            "both": (row["client_ip"], row["server_ip"])}.get(holder, ())
+        dest = (row["client_ip"], row["server_ip"], row["server_port"])
+        shown = Shown(digest, math.nan if tw_end is None else tw_end, holders,
+                      dest if holder in ("client", "both") else None)
+        notable = _notable(row)
+        shown.notable = notable
+        if old is None:
+            self.t.closes[(row["close_kind"], row["active_closer"])] += 1
+            self.t.recent.append((now, row["close_kind"], row["active_closer"], dest))
+            if holders:
+                self.t.time_wait_total[holder] += 1
+            event = first_event
+        else:
+            event = Event.changed
+            shown.version = old.version + 1
+            if old.counted:
+                self._count(old, -1)
+        for label in sorted(notable - (old.notable if old is not None else frozenset())):
+            self.t.notable.append((now, label, flow_id))
+            self.t.notable_total[label.split(" (")[0]] += 1
+        self.shown[flow_id] = shown
+        if holders and shown.tw_end > now:
+            self._count(shown, 1)
+            heapq.heappush(self.ends, (shown.tw_end, flow_id, shown.version))
+        self._write(row, event, old is not None)
+
+    def _count(self, shown: Shown, sign: int) -> None:
+        for host in shown.holders:
+            self.t.time_wait[host] += sign
+            if not self.t.time_wait[host]:
+                del self.t.time_wait[host]
+        if shown.destination is not None:
+            self.t.client_time_wait[shown.destination] += sign
+            if not self.t.client_time_wait[shown.destination]:
+                del self.t.client_time_wait[shown.destination]
+        shown.counted = sign > 0
+
+    def tick(self, now: float) -> None:
+        """TIME_WAITs that ended by `now`: no longer counted, and written as an update."""
+        while self.ends and self.ends[0][0] <= now:
+            _, flow_id, version = heapq.heappop(self.ends)
+            shown = self.shown.get(flow_id)
+            if shown is None or shown.version != version or not shown.counted:
+                continue
+            self._count(shown, -1)
+            if self.out is not None:
+                self.out.write(json.dumps({"flow_id": flow_id, "update": True, "event": Event.time_wait_ended.value,
+                                           "time_wait_end_ts": shown.tw_end}) + "\n")
+                self.t.updates += 1
+        while self.t.recent and self.t.recent[0][0] < now - RATE_WINDOW_S:
+            self.t.recent.popleft()
+
+    def _write(self, row: dict[str, Any], event: Event, update: bool) -> None:
+        if update:
+            self.t.updates += 1
+        else:
+            self.t.written += 1
+        if self.out is None:
+            return
+        line = {"flow_id": row["flow_id"], "update": update, "event": event.value}
+        line.update(row)
+        self.out.write(json.dumps(line) + "\n")
+
+    def flush(self) -> None:
+        if self.out is not None:
+            self.out.flush()
+
+    def kept(self) -> dict[str, int]:
+        """State held for what was written: incarnations awaiting their final row."""
+        return {"incarnations_written_not_final": len(self.shown), "time_wait_timers": len(self.ends)}

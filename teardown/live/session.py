@@ -1,0 +1,216 @@
+"""One `teardown live` run: a capture source -> the engine, batch after batch -> JSON lines, the
+terminal view and, at the stop, the final rows.
+
+Every BATCH_S the frames received are taken from the source (its thread keeps reading
+meanwhile), decoded and fed to the same `Engine` as offline analysis, with the wall clock as
+`now`: rows that nothing can change any more come out as they do offline, and the rows whose
+teardown just completed come out provisionally (`Engine.provisional`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TextIO
+
+import numpy as np
+
+from ..analysis import Analysis, CaptureSummary, _concat
+from ..decode import Packets, decode
+from ..engine import Engine
+from ..errors import UsageError
+from ..options import Options
+from ..read import CaptureInfo, FrameBatch, Interface
+from ..verdicts import Columns
+from .frames import NS_PER_S, Counts, Source
+from .rows import Event, Tallies, Tracker
+from .view import Status, View
+
+BATCH_S = 0.15  # frames go to the engine this often: the JSON lines' delay after a teardown
+IFACE_CHECK_S = 1.0
+IFF_UP = 0x1
+READERS = ("scapy", "pyshark")
+DEFAULT_SNAPLEN = 262144  # as tcpdump's default
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    iface: str
+    bpf: str = "tcp"
+    duration_s: float | None = None
+    count: int | None = None
+    write: str | None = None  # pcapng file for the raw frames
+    jsonl: bool = False
+    reader: str = "scapy"
+    keep_rows: bool = False  # keep every final row for -o
+    view: bool = True
+    snaplen: int = DEFAULT_SNAPLEN
+
+    def __post_init__(self) -> None:
+        if self.reader not in READERS:
+            raise UsageError(f"--reader {self.reader}: choose one of {', '.join(READERS)}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise UsageError(f"--duration must be a positive number of seconds, not {self.duration_s}")
+        if self.count is not None and self.count < 1:
+            raise UsageError(f"--count must be at least 1, not {self.count}")
+
+
+@dataclass(slots=True)
+class LiveResult:
+    settings: LiveSettings
+    started: float
+    ended: float
+    stop_reason: str
+    counts: Counts
+    tcp_packets: int
+    skipped: Counter[str]
+    tallies: Tallies
+    rows: list[Columns]  # final rows (only with keep_rows)
+    linktype: int
+    first_ts: float | None
+    last_ts: float | None
+    state: dict[str, int] = field(default_factory=dict)  # the most state held at once
+
+
+def open_source(s: LiveSettings) -> Source:
+    """The capture source, opened and checked (interface, permission, filter): errors come here,
+    before anything is printed."""
+    if s.reader == "pyshark":
+        from .dumpcap import DumpcapSource
+
+        return DumpcapSource(s.iface, s.bpf, s.snaplen, s.count, s.write)
+    from .sniffer import ScapySource
+
+    return ScapySource(s.iface, s.bpf, s.snaplen, s.count, s.write)
+
+
+def _iface_gone(iface: str) -> str | None:
+    """Why the interface cannot capture any more, or None (Linux sysfs)."""
+    try:
+        with open(f"/sys/class/net/{iface}/flags") as fh:
+            flags = int(fh.read().strip(), 16)
+    except FileNotFoundError:
+        return f"interface {iface} disappeared"
+    except (OSError, ValueError):
+        return None
+    return None if flags & IFF_UP else f"interface {iface} went down"
+
+
+class _Stop:
+    """SIGINT and SIGTERM end the capture (cleanly) instead of the process."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+        self.saved: dict[int, object] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, sig: int, _frame: FrameType | None) -> None:
+        self.reason = "interrupted (Ctrl-C)" if sig == signal.SIGINT else "terminated (SIGTERM)"
+        self.event.set()
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResult:
+    source = open_source(s)
+    engine = Engine(options)
+    engine.track_changes()
+    name = os.path.basename(s.write) if s.write else f"{s.iface} (live)"
+    tracker = Tracker(out if s.jsonl else None, name, s.keep_rows)
+    view = View(err, options, s.view)
+    started = time.time()
+    skipped: Counter[str] = Counter()
+    tcp = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    most: dict[str, int] = {"bytes": 0, "live_tuples": 0}
+
+    def status(now: float) -> Status:
+        stats = engine.table.stats()
+        for k in most:
+            most[k] = max(most[k], stats[k])
+        return Status(s.iface, started, source.counts, tcp, stats["bytes"], stats["live_tuples"])
+
+    def step(batch: FrameBatch | None, now: float) -> None:
+        nonlocal tcp, first_ts, last_ts
+        if batch is not None and len(batch):
+            first_ts = float(batch.ts[0]) if first_ts is None else first_ts
+            last_ts = float(batch.ts[-1])
+            packets = decode(batch, skipped)
+            tcp += len(packets)
+            for cols in engine.feed(packets, batch.data, now=now):
+                tracker.final(cols, now, Event.retired)
+        else:
+            for cols in engine.feed(_NO_PACKETS, _NO_DATA, now=now):
+                tracker.final(cols, now, Event.retired)
+        tracker.provisional(engine.provisional(), now)
+        tracker.tick(now)
+        tracker.flush()
+
+    reason = ""
+    with _Stop() as stop:
+        source.start()
+        deadline = None if s.duration_s is None else time.monotonic() + s.duration_s
+        next_check = time.monotonic() + IFACE_CHECK_S
+        try:
+            while True:
+                wait = BATCH_S if deadline is None else max(0.0, min(BATCH_S, deadline - time.monotonic()))
+                stop.event.wait(wait)
+                now = time.time()
+                step(source.take(), now)
+                source.refresh_counts()
+                view.refresh(status(now), tracker.t, now)
+                if stop.event.is_set():
+                    reason = stop.reason
+                elif source.stopped.is_set():
+                    reason = source.stop_reason or f"{s.count:,} frames captured (--count)"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    reason = f"{s.duration_s:g} s elapsed (--duration)"
+                elif time.monotonic() >= next_check:
+                    next_check = time.monotonic() + IFACE_CHECK_S
+                    reason = _iface_gone(s.iface) or ""
+                if reason:
+                    break
+        finally:
+            source.stop()
+    now = time.time()
+    step(source.take(), now)  # what arrived before the stop
+    view.refresh(status(now), tracker.t, now, force=True)
+    for cols in engine.finish():
+        tracker.final(cols, now, Event.stopped)
+    tracker.flush()
+    source.close()
+    return LiveResult(s, started, now, reason, source.counts, tcp, skipped, tracker.t, tracker.rows,
+                      source.linktype, first_ts, last_ts, most)
+
+
+_NO_PACKETS = Packets.empty()
+_NO_DATA = np.zeros(0, np.uint8)
+
+
+def analysis_of(r: LiveResult, options: Options) -> Analysis:
+    """The final rows as an `Analysis`, as `analyze` would give for the --write file."""
+    path = r.settings.write or f"{r.settings.iface} (live)"
+    info = CaptureInfo(path=path, format="pcapng" if r.settings.write else "live", frames=r.counts.frames,
+                       linktype_frames=Counter({r.linktype: r.counts.frames}), first_ts=r.first_ts, last_ts=r.last_ts)
+    if r.settings.write:
+        info.size_bytes = os.path.getsize(r.settings.write)
+        info.interfaces = [Interface(r.linktype, r.settings.snaplen, r.settings.iface, NS_PER_S)]
+    if r.counts.kernel_drops or r.counts.analyzer_drops:
+        info.warnings.append(f"{r.counts.kernel_drops:,} frames dropped by the kernel, {r.counts.analyzer_drops:,} "
+                             "by the analyzer (live capture)")
+    summary = CaptureSummary(files=[info], tcp_packets=r.tcp_packets, skipped=r.skipped)
+    return Analysis(_concat(r.rows), summary, options)
