@@ -126,6 +126,15 @@ class ScapySource:
         self.pending_bytes = 0
         self.frames = Frames.new(BUFFER_BYTES)
         self.accepted = 0
+        # The filter first: a bad one is a usage error whatever the permissions.
+        hatype = _hatype(iface)
+        from scapy.data import ARPHRD_TO_DLT
+
+        dlt = ARPHRD_TO_DLT.get(hatype, LINKTYPE_ETHERNET)
+        self.linktype = LINKTYPE_RAW if dlt in (12, 14) else dlt
+        code = compile_bpf(bpf, self.linktype)
+        if hatype == ARPHRD_LOOPBACK:
+            code = _DROP_OUTGOING + code
         try:
             self.sock = _socket_class(linux)(iface=iface, type=ETH_P_ALL, nofilter=1, promisc=True)
         except PermissionError:
@@ -136,14 +145,6 @@ class ScapySource:
             raise CaptureError(iface, f"cannot open a capture socket: {e.strerror or e}") from None
         self.sock.source = self
         raw = self.sock.ins
-        hatype = raw.getsockname()[3]
-        from scapy.data import ARPHRD_TO_DLT
-
-        dlt = ARPHRD_TO_DLT.get(hatype, LINKTYPE_ETHERNET)
-        self.linktype = LINKTYPE_RAW if dlt in (12, 14) else dlt
-        code = compile_bpf(bpf, self.linktype)
-        if hatype == ARPHRD_LOOPBACK:
-            code = _DROP_OUTGOING + code
         _attach(raw, code)
         _drain(raw)  # what arrived before the filter was attached
         try:
@@ -271,6 +272,15 @@ def _join(parts: list[Frames]) -> Frames:
         out.ts_ns += p.ts_ns
         out.at += p.at
     return out
+
+
+def _hatype(iface: str) -> int:
+    """The interface's ARPHRD_* hardware type, which decides the link layer of its frames."""
+    try:
+        with open(f"/sys/class/net/{iface}/type") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return 1  # ARPHRD_ETHER
 
 
 def _drain(sock: socket.socket) -> None:
