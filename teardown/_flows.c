@@ -89,7 +89,7 @@ typedef struct {
     double last_ts;
     int live;
     int touched;       /* in Table.touched since the last peek (live) */
-    int64_t peek_from; /* when touched: the first index_in_tuple the segments since can change */
+    int64_t peek_from; /* when touched: the first index_in_tuple the segments since may change */
 } Tuple;
 
 typedef struct {
@@ -407,7 +407,13 @@ static Tuple *find_tuple(Table *t, const Seg *g, int *d) {
 }
 
 static int note_touched(Table *t, Tuple *tp) {
-    if (tp->touched) return 0;
+    /* A segment changes its own incarnation and, through note_kill and the reuse verdict, the
+     * one before it. */
+    int64_t from = t->incs[tp->cur].index_in_tuple - 1;
+    if (tp->touched) {
+        if (from < tp->peek_from) tp->peek_from = from;
+        return 0;
+    }
     if (t->n_touched == t->cap_touched) {
         int64_t cap = t->cap_touched ? 2 * t->cap_touched : 1024;
         int64_t *p = realloc(t->touched, (size_t)cap * sizeof(int64_t));
@@ -417,9 +423,7 @@ static int note_touched(Table *t, Tuple *tp) {
     }
     t->touched[t->n_touched++] = tp - t->tuples;
     tp->touched = 1;
-    /* A segment changes its own incarnation and, through note_kill and the reuse verdict, the
-     * one before it. */
-    tp->peek_from = tp->cur >= 0 ? t->incs[tp->cur].index_in_tuple - 1 : tp->n_incs;
+    tp->peek_from = from;
     return 0;
 }
 
@@ -427,7 +431,6 @@ static int feed_one(Table *t, const Seg *g) {
     int d;
     Tuple *tp = find_tuple(t, g, &d);
     if (!tp) return -1;
-    if (t->tracking && note_touched(t, tp)) return -1;
     int pure_syn = (g->flags & (SYN | ACK)) == SYN;
     int start = tp->cur < 0;
     if (!start && pure_syn && (!tp->has_syn[d] || (int64_t)g->seq != tp->syn_seq[d])) {
@@ -438,6 +441,7 @@ static int feed_one(Table *t, const Seg *g) {
     }
     if (pure_syn) { tp->has_syn[d] = 1; tp->syn_seq[d] = g->seq; }
     if (start && start_incarnation(t, tp) < 0) return -1;
+    if (t->tracking && note_touched(t, tp)) return -1; /* after: the segment's incarnation is known */
     Inc *inc = &t->incs[tp->cur];
     if (inc->ip_version == 0) inc->ip_version = g->ip_version;
     add_segment(t, tp, inc, d, g);

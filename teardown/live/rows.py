@@ -76,10 +76,21 @@ def _notable(row: dict[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _plain(cols: Columns) -> list[list[Any]]:
-    """Each flow column as a list of JSON-ready values (None for empty), in schema order."""
+# Without --jsonl only these columns are looked at: what the view counts, and enough to see a
+# change (any later segment changes a packet count or last_ts). Converting every column of
+# every row costs more than the verdicts.
+VIEW_COLUMNS = ("incarnation", "client_ip", "client_port", "server_ip", "server_port", "vlan", "close_kind",
+                "active_closer", "time_wait_on", "time_wait_end_ts", "tw_assassination", "fin_retransmissions_client",
+                "fin_retransmissions_server", "reuses_tuple_in_time_wait", "reuse_verdict", "first_rst_by",
+                "rst_class", "packets_c2s", "packets_s2c", "last_ts")
+_KEY = ("client_ip", "client_port", "server_ip", "server_port", "vlan", "incarnation")
+_BY_NAME = {c.name: c for c in FLOW_COLUMNS}
+
+
+def _plain(cols: Columns, names: tuple[str, ...] | list[str]) -> list[list[Any]]:
+    """The columns `names` as lists of JSON-ready values (None for empty)."""
     out = []
-    for c in FLOW_COLUMNS:
+    for c in (_BY_NAME[name] for name in names):
         x = cols[c.name]
         if c.dtype == "Float64" or (c.dtype == "Int64" and x.dtype.kind == "f"):
             vals: list[Any] = x.tolist()
@@ -98,16 +109,20 @@ class Tracker:
         self.capture_file = capture_file
         self.keep_rows = keep_rows
         self.rows: list[Columns] = []  # final rows, when kept for -o
-        self.shown: dict[str, Shown] = {}
-        self.ends: list[tuple[float, str, int]] = []  # heap: (TIME_WAIT end, flow_id, version)
+        self.shown: dict[Any, Shown] = {}  # by flow_id, or by _KEY's values without --jsonl
+        self.ends: list[tuple[float, int, Any]] = []  # heap: (TIME_WAIT end, version, flow_id)
+        self.versions = 0  # each row seen gets a new one: the heap's entries of older rows are void
         self.t = Tallies()
 
-    def _rows(self, cols: Columns) -> tuple[list[str], list[dict[str, Any]]]:
+    def _rows(self, cols: Columns) -> tuple[list[Any], list[dict[str, Any]]]:
+        """A key per row (the flow_id with --jsonl) and the row's values as a dict."""
         n = len(cols["incarnation"])
         cols["capture_file"] = np.full(n, self.capture_file, object)
+        if self.out is None:
+            rows = [dict(zip(VIEW_COLUMNS, values)) for values in zip(*_plain(cols, VIEW_COLUMNS))]
+            return [tuple(row[k] for k in _KEY) for row in rows], rows
         cols.update(text_columns(cols))
-        lists = _plain(cols)
-        return cols["flow_id"].tolist(), [dict(zip(COLUMN_NAMES, values)) for values in zip(*lists)]
+        return cols["flow_id"].tolist(), [dict(zip(COLUMN_NAMES, v)) for v in zip(*_plain(cols, COLUMN_NAMES))]
 
     def provisional(self, cols: Columns | None, now: float) -> None:
         """Rows whose teardown is over, as they stand now."""
@@ -129,7 +144,7 @@ class Tracker:
         if self.keep_rows:
             self.rows.append(cols)
 
-    def _see(self, flow_id: str, row: dict[str, Any], now: float, first_event: Event) -> None:
+    def _see(self, flow_id: Any, row: dict[str, Any], now: float, first_event: Event) -> None:
         digest = hash(tuple(row.values()))
         old = self.shown.get(flow_id)
         if old is not None and old.digest == digest:
@@ -152,19 +167,22 @@ class Tracker:
             event = first_event
         else:
             event = Event.changed
-            shown.version = old.version + 1
             if old.counted:
                 self._count(old, -1)
         for label in sorted(notable - (old.notable if old is not None else frozenset())):
-            self.t.notable.append((now, label, flow_id))
+            self.t.notable.append((now, label, flow_id if isinstance(flow_id, str) else _flow_id(flow_id)))
             self.t.notable_total[label.split(" (")[0]] += 1
+        self.versions += 1
+        shown.version = self.versions
         self.shown[flow_id] = shown
         if holders and shown.tw_end > now:
             self._count(shown, 1)
-            heapq.heappush(self.ends, (shown.tw_end, flow_id, shown.version))
+            heapq.heappush(self.ends, (shown.tw_end, shown.version, flow_id))
         self._write(row, event, old is not None)
 
     def _count(self, shown: Shown, sign: int) -> None:
+        """Count (or uncount) its TIME_WAIT for its holders and, when the client holds one, for
+        the client's destination."""
         for host in shown.holders:
             self.t.time_wait[host] += sign
             if not self.t.time_wait[host]:
@@ -178,7 +196,7 @@ class Tracker:
     def tick(self, now: float) -> None:
         """TIME_WAITs that ended by `now`: no longer counted, and written as an update."""
         while self.ends and self.ends[0][0] <= now:
-            _, flow_id, version = heapq.heappop(self.ends)
+            _, version, flow_id = heapq.heappop(self.ends)
             shown = self.shown.get(flow_id)
             if shown is None or shown.version != version or not shown.counted:
                 continue
@@ -208,3 +226,13 @@ class Tracker:
     def kept(self) -> dict[str, int]:
         """State held for what was written: incarnations awaiting their final row."""
         return {"incarnations_written_not_final": len(self.shown), "time_wait_timers": len(self.ends)}
+
+
+def _flow_id(key: tuple[Any, ...]) -> str:
+    """The flow_id of a _KEY tuple, as verdicts.text_columns writes it."""
+    ci, cp, si, sp, vlan, inc = key
+
+    def ep(ip: str, port: int) -> str:
+        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+    return f"{'' if vlan is None else f'vlan{vlan}/'}{ep(ci, cp)}>{ep(si, sp)}/{inc}"
