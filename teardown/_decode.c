@@ -32,8 +32,8 @@ enum reason {
 
 /* Output columns, in Packets' field order, and their item sizes. */
 enum out { FRAME, TS, CTX, IP_VERSION, SRC_HI, SRC_LO, DST_HI, DST_LO, SPORT, DPORT, SEQ, ACK,
-           FLAGS, WINDOW, PAYLOAD, IP_ID, TSVAL, WSCALE, PAYLOAD_AT, N_OUT };
-static const Py_ssize_t OUT_ITEMSIZE[N_OUT] = {8, 8, 4, 1, 8, 8, 8, 8, 2, 2, 4, 4, 1, 2, 4, 4, 8, 1, 8};
+           FLAGS, WINDOW, PAYLOAD, IP_ID, TSVAL, WSCALE, PAYLOAD_AT, PAYLOAD_CAPTURED, N_OUT };
+static const Py_ssize_t OUT_ITEMSIZE[N_OUT] = {8, 8, 4, 1, 8, 8, 8, 8, 2, 2, 4, 4, 1, 2, 4, 4, 8, 1, 8, 4};
 
 #define IPV4_MAPPED 0xFFFF00000000ull /* ::ffff:a.b.c.d: IPv4 and IPv6 share one address space */
 #define SYN 0x02
@@ -136,7 +136,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     uint64_t *o_sh = out[SRC_HI].buf, *o_sl = out[SRC_LO].buf, *o_dh = out[DST_HI].buf, *o_dl = out[DST_LO].buf;
     uint16_t *o_sp = out[SPORT].buf, *o_dp = out[DPORT].buf, *o_win = out[WINDOW].buf;
     uint8_t *o_ver = out[IP_VERSION].buf, *o_fl = out[FLAGS].buf;
-    int32_t *o_pl = out[PAYLOAD].buf, *o_id = out[IP_ID].buf;
+    int32_t *o_pl = out[PAYLOAD].buf, *o_id = out[IP_ID].buf, *o_pcap = out[PAYLOAD_CAPTURED].buf;
     int8_t *o_ws = out[WSCALE].buf;
 
     Py_ssize_t k = 0;
@@ -245,6 +245,9 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         o_tsval[k] = tsval;
         o_ws[k] = (int8_t)wscale;
         o_pat[k] = pos[i] + l4 + thl;
+        /* what the snaplen left of the payload: the flow table copies the first bytes */
+        int64_t got = cap - l4 - thl;
+        o_pcap[k] = (int32_t)(got < 0 ? 0 : got < payload ? got : payload);
         k++;
     }
     segments = k;

@@ -59,6 +59,7 @@ class Packets:
     # Offset in the batch's `data` where the TCP payload starts: valid only while that batch
     # lives. Up to `payload` bytes follow it on the wire, fewer (or none) may have been captured.
     payload_at: I64
+    payload_captured: npt.NDArray[np.int32]  # how many payload bytes the capture holds there
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -78,7 +79,8 @@ class Packets:
 _DTYPES = {"frame": np.int64, "ts": np.float64, "ctx": np.uint32, "ip_version": np.uint8, "src_hi": np.uint64,
            "src_lo": np.uint64, "dst_hi": np.uint64, "dst_lo": np.uint64, "sport": np.uint16, "dport": np.uint16,
            "seq": np.uint32, "ack": np.uint32, "flags": np.uint8, "window": np.uint16, "payload": np.int32,
-           "ip_id": np.int32, "tsval": np.int64, "wscale": np.int8, "payload_at": np.int64}
+           "ip_id": np.int32, "tsval": np.int64, "wscale": np.int8, "payload_at": np.int64,
+           "payload_captured": np.int32}
 _FIELDS = tuple(f.name for f in fields(Packets))  # the C decoder's output order (enum out in _decode.c)
 
 # Why frames were not decoded, in the order the C decoder counts them (enum reason in _decode.c):

@@ -64,15 +64,9 @@ class FlowTable:
 
     def feed(self, p: Packets, data: npt.NDArray[np.uint8]) -> None:
         """Add segments (in capture order); `data` is the batch the payload offsets point into."""
-        at = getattr(p, "payload_at", None)
-        if at is None:
-            at = np.full(len(p), -1, np.int64)
-        got = getattr(p, "payload_captured", None)
-        if got is None:
-            got = np.zeros(len(p), np.int32)
         _flows.feed(self._table, data, p.frame, p.ts, p.ctx, p.ip_version, p.src_hi, p.src_lo, p.dst_hi,
                     p.dst_lo, p.sport, p.dport, p.seq, p.ack, p.flags, p.window, p.payload, p.tsval, p.wscale,
-                    at, got)
+                    p.payload_at, p.payload_captured)
 
     def retire(self, now: float) -> Iterator[Records]:
         """Records of the tuples nothing can change after `now`, removed from the table, in
