@@ -162,27 +162,30 @@ def test_featured_ladders_show_assassination_and_lost_final_ack(viewer: Viewer, 
     assert any("restarts" in n for n in notes)
 
 
-def test_prints_to_pdf(browser: Any, tmp_path: Path) -> None:
-    opened = Viewer(browser).open(write_report(report_data("tw_assassination"), tmp_path / "tw.html"))
-    page = opened.page
+def test_prints_to_pdf(viewer: Viewer, tmp_path: Path) -> None:
+    page = viewer.open(write_report(report_data("tw_mixed_servers"), tmp_path / "mixed.html")).page
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pdf = ARTIFACTS / "tw_assassination.pdf"
+    pdf = ARTIFACTS / "tw_mixed_servers.pdf"
     page.pdf(path=str(pdf), format="A4", print_background=True)
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 10_000
     page.emulate_media(media="print")
-    assert page.locator("#flow-controls").is_hidden()
-    assert page.locator(".toc").is_hidden()
-    opened.shot("tw_assassination-print")
-    opened.context.close()
+    try:
+        assert page.locator("#flow-controls").is_hidden() and page.locator(".toc").is_hidden()
+        assert (page.locator("#chart-occupancy svg").bounding_box() or {"width": 0})["width"] <= 760
+        viewer.shot("tw_mixed_servers-print")
+    finally:
+        page.emulate_media(media="screen")
 
 
-def test_dark_mode(browser: Any, tmp_path: Path) -> None:
-    opened = Viewer(browser, color_scheme="dark").open(write_report(report_data("tw_assassination"),
-                                                                    tmp_path / "tw.html"))
-    background = opened.page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
-    assert background != "rgb(255, 255, 255)"
-    opened.shot("tw_assassination-dark")
-    opened.context.close()
+def test_dark_mode(viewer: Viewer, tmp_path: Path) -> None:
+    page = viewer.open(write_report(report_data("tw_assassination"), tmp_path / "tw.html")).page
+    page.emulate_media(color_scheme="dark")
+    try:
+        background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+        assert background != "rgb(255, 255, 255)"
+        viewer.shot("tw_assassination-dark")
+    finally:
+        page.emulate_media(color_scheme="light")
 
 
 def test_script_in_a_capture_never_runs(viewer: Viewer, tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def _title(facts: Facts) -> str:
 
 
 def page_data(data: ReportData) -> dict[str, Any]:
-    """What report.js reads: the table's columns, each flow's findings, the ladders."""
+    """What the page's scripts read: the table's columns, each flow's findings, the ladders."""
     flows = data.flows
     first = data.facts.first_ts if data.facts.first_ts is not None else 0.0
     t0_us = int(round(first * 1e6))
@@ -156,7 +156,7 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "charts": _charts(data),
         "columns": [(c.name, help_of(c)) for c in FLOW_COLUMNS],
         "css": _asset("report.css", "</style"),
-        "script": _asset("report.js", "</script"),
+        "scripts": [_asset(name, "</script") for name in ("report-data.js", "ladder.js", "table.js")],
         "data_json": script_json(page_data(data)),
     }
     return environment().get_template("report.html.j2").render(context)

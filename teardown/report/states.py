@@ -108,9 +108,14 @@ class _Machine:
         return any(s.state in AWAITING_ACK for s in self.sides)
 
     def rst(self, i: int, sender: int) -> None:
-        """An RST ends the sender's connection; the receiver's only if it accepts it."""
+        """An RST ends the sender's connection; the receiver's only if it accepts it. A client
+        in SYN_SENT that resets an unacceptable ACK stays there and retries (RFC 9293 §3.10.7.3;
+        TEARDOWN-RULES §Close verdicts 4)."""
         r = self.sides[1 - sender]
         first = i == self.end.first_rst_at
+        if self.sides[sender].state == "SYN_SENT":
+            self.note(i, sender, "RST for an unexpected ACK; still SYN_SENT")
+            return
         if r.state == "TIME_WAIT":
             if i == self.end.assassination_at:
                 self.note(i, 1 - sender, "assassinated by RST (RFC 1337)")

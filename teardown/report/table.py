@@ -5,7 +5,8 @@ plain encodings, chosen by measuring them on a sample of rows: the values as the
 dictionary of repeated values with one code per row, a default with its exceptions, numbers cut
 out of similar strings (evidence frames), or nothing at all for `flow_id` when it is exactly
 what its parts spell. Times are whole microseconds: `first_ts` as steps from the previous row,
-the other times from the row's own `first_ts`. `report.js` (`decodeColumn`) reads it back.
+the other times from the row's own `first_ts`. templates/report-data.js (`decodeValues`) reads
+it back.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def help_of(c: Column) -> str:
 
 
 def flow_id_of_parts(flows: pd.DataFrame) -> list[str]:
-    """flow_id as flows.py spells it; report.js (flowIdOf) spells it the same way."""
+    """flow_id as flows.py spells it; report-data.js spells it the same way."""
     def endpoint(ip: pd.Series, port: pd.Series) -> pd.Series:
         ip = ip.astype(str)
         return ip.where(~ip.str.contains(":", regex=False), "[" + ip + "]") + ":" + port.astype(str)
@@ -90,7 +91,7 @@ def _micros(flows: pd.DataFrame, t0_us: int) -> dict[str, np.ndarray]:
 
 def _bases(c: Column, flows: pd.DataFrame) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """Columns a time may be written relative to, as (added, subtracted): only columns before it
-    in the schema, so report.js decodes them first, and never an empty one where it is not."""
+    in the schema, so report-data.js decodes them first, and never an empty one where it is not."""
     if c.name == "first_ts":
         return [((), ())]
     if c.name == "duration_s":
@@ -179,7 +180,7 @@ def encode_values(values: list[Scalar]) -> dict[str, Any]:
 
 
 def encode_flows(flows: pd.DataFrame, t0_us: int) -> list[dict[str, Any]]:
-    """One spec per column of the per-flow table, in schema order, for report.js."""
+    """One spec per column of the per-flow table, in schema order, for report-data.js."""
     micros = _micros(flows, t0_us)
     derived_id = len(flows) > 0 and flow_id_of_parts(flows) == flows["flow_id"].astype(str).tolist()
     out = []

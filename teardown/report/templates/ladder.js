@@ -1,0 +1,153 @@
+/* teardown report, 2 of 3: a flow's ladder diagram as SVG: the two endpoints as lifelines,
+   one arrow per segment, each side's state where it changes, the TIME_WAIT band. */
+teardownReport.drawLadder = (function (T) {
+  "use strict";
+
+  var DATA = T.DATA, VALUES = T.VALUES, el = T.el, svg = T.svg, thousands = T.thousands;
+  var endpoint = T.endpoint, clockText = T.clockText, secondsText = T.secondsText;
+  var FLAG_NAMES = ["SYN", "FIN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+  var FLAG_BITS = [0x02, 0x01, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80];
+
+  var L = { width: 880, top: 74, row: 36, slope: 12, client: 300, server: 660, timeX: 4 };
+
+  // Relative to the side's ISN; below it (a segment of an older connection on the same
+  // addresses, or an RST answering one) the relative number means nothing: show the real one.
+  function number(relative, isn) {
+    if (relative >= 0 || isn === null) { return String(relative); }
+    return String(((isn + relative) % 4294967296 + 4294967296) % 4294967296) + " (absolute)";
+  }
+
+  function flagText(flags) {
+    var out = [];
+    FLAG_BITS.forEach(function (bit, i) { if (flags & bit) { out.push(FLAG_NAMES[i]); } });
+    return out.join(", ") || "none";
+  }
+
+  function ladderOf(r) {   // teardown/report/ladder.py `pack`: shapes shared, times and frames per flow
+    var flow = DATA.ladders.flows[String(r)];
+    if (!flow) { return null; }
+    var shape = DATA.ladders.shapes[flow[0]], segs = [], t = 0, frame = 0;
+    for (var k = 0; k < shape.dir.length; k++) {
+      t += flow[3][k]; frame += flow[4][k];
+      segs.push({ t: t, dir: shape.dir[k], flags: shape.flags[k], seq: shape.seq[k], ack: shape.ack[k],
+                  len: shape.len[k], frame: frame, retransmission: shape.retr[k] === 1 });
+    }
+    return { segs: segs, gap: shape.gap, lab: shape.lab, tw: shape.tw, n: shape.n, isn: [flow[1], flow[2]] };
+  }
+
+  function missingLadder(r, box) {
+    var p = el("p", { "class": "callout" });
+    p.textContent = "The segments of this flow are not in this report: it keeps the ladders of " +
+      thousands(Object.keys(DATA.ladders.flows).length) + " flows (those with findings first). For this one, cut the flow out of " +
+      "the capture and run teardown on it: tcpdump -r CAPTURE -w one.pcap 'host " + VALUES.client_ip[r] +
+      " and port " + VALUES.client_port[r] + " and host " + VALUES.server_ip[r] + " and port " + VALUES.server_port[r] + "'";
+    box.appendChild(p);
+  }
+
+  function drawLadder(r, box) {
+    box.textContent = "";
+    var ladder = ladderOf(r);
+    if (!ladder) { missingLadder(r, box); return; }
+    var segs = ladder.segs;
+    var gapBefore = {};
+    ladder.gap.forEach(function (g) { gapBefore[g[0]] = g[1]; });
+    var notes = {};  // segment -> notes written under its arrow
+    ladder.lab.forEach(function (lab) { if (lab[3] === 1) { (notes[lab[0]] = notes[lab[0]] || []).push(lab); } });
+    var y = L.top, ys = [];
+    for (var i = 0; i <= segs.length; i++) {
+      if (gapBefore[i]) { y += L.row; }
+      if (i < segs.length) { ys.push(y); y += L.row + (notes[i] ? 14 * notes[i].length : 0); }
+    }
+    var holders = ladder.tw.map(function (t) { return t[0]; });
+    var bottom = y + (holders.length ? 34 : 8);
+    var root = svg("svg", { "class": "ladder", viewBox: "0 0 " + L.width + " " + bottom, width: L.width, height: bottom,
+                            role: "img", "data-row": String(r) });
+    var sideX = [L.client, L.server];
+    var summary = "Ladder diagram of flow " + VALUES.flow_id[r] + ": " + ladder.n + " segments" +
+      (ladder.n > segs.length ? ", " + segs.length + " drawn" : "") + ".";
+    root.appendChild(svg("title", {}, summary));
+
+    // Endpoints and lifelines.
+    var names = [endpoint(VALUES.client_ip[r], VALUES.client_port[r]), endpoint(VALUES.server_ip[r], VALUES.server_port[r])];
+    var roles = VALUES.roles_inferred[r] ? ["client (inferred)", "server (inferred)"] : ["client", "server"];
+    [0, 1].forEach(function (side) {
+      root.appendChild(svg("text", { "class": "endpoint", x: sideX[side], y: 18, "text-anchor": "middle" }, names[side]));
+      var isn = ladder.isn[side];
+      root.appendChild(svg("text", { "class": "endpoint-sub", x: sideX[side], y: 34, "text-anchor": "middle" },
+        roles[side] + (isn === null ? "" : " · ISN " + isn)));
+      root.appendChild(svg("line", { "class": "lifeline", x1: sideX[side], x2: sideX[side], y1: 46, y2: bottom - 4 }));
+    });
+    root.appendChild(svg("text", { "class": "time", x: L.timeX, y: 34 }, "time · frame"));
+
+    // TIME_WAIT bands behind the arrows.
+    ladder.tw.forEach(function (t) {
+      var side = t[0], start = ys[t[1]] + (segs[t[1]].dir === side ? 0 : L.slope);
+      var end = bottom - 26, endText;
+      var assassinated = VALUES.tw_assassination[r];
+      if (assassinated) {
+        ladder.lab.forEach(function (lab) {
+          if (lab[1] === side && lab[3] === 1 && lab[2].indexOf("assassinated") >= 0) { end = ys[lab[0]] + L.slope; }
+        });
+        endText = "TIME_WAIT ended early by RST at " + clockText(DATA.t0_us + VALUES.tw_assassination_ts[r], false);
+      } else {
+        var until = VALUES.time_wait_end_ts[r], began = VALUES.time_wait_start_ts[r];
+        endText = until === null ? "TIME_WAIT" : "TIME_WAIT until " + clockText(DATA.t0_us + until, false) + " UTC (" +
+          secondsText(until - began) + ")" + (DATA.capture_last_ts !== null && (DATA.t0_us + until) / 1e6 > DATA.capture_last_ts
+          ? ", after the capture ended" : "");
+        var restarts = VALUES.time_wait_restarts[r];
+        if (restarts) { endText += " · restarted " + restarts + "×"; }
+      }
+      var band = svg("g", { "class": "tw", "data-side": side ? "server" : "client" });
+      band.appendChild(svg("rect", { "class": "tw-band", x: sideX[side] - 6, y: start, width: 12, height: Math.max(4, end - start), rx: 3 }));
+      band.appendChild(svg("text", { "class": "tw-text", x: sideX[side] + (side ? -10 : 10), y: end + 16,
+        "text-anchor": side ? "end" : "start" }, endText));
+      root.appendChild(band);
+    });
+
+    // Gaps, arrows, times.
+    Object.keys(gapBefore).forEach(function (k) {
+      var at = Number(k), gy = (at < ys.length ? ys[at] : y) - L.row / 2 - 4;
+      root.appendChild(svg("line", { "class": "gap-line", x1: L.client, x2: L.server, y1: gy, y2: gy }));
+      var label = svg("text", { "class": "gap", x: (L.client + L.server) / 2, y: gy - 5, "text-anchor": "middle" },
+        "⋯ " + thousands(gapBefore[k]) + " segments not drawn ⋯");
+      root.appendChild(label);
+    });
+    segs.forEach(function (s, k) {
+      var from = sideX[s.dir], to = sideX[1 - s.dir], y0 = ys[k], y1 = y0 + L.slope;
+      var cls = "seg" + (s.flags & 0x04 ? " rst" : s.flags & 0x01 ? " fin" : s.flags & 0x02 ? " syn" : "") +
+        (s.retransmission ? " retransmission" : "");
+      var g = svg("g", { "class": cls, "data-flags": flagText(s.flags), "data-dir": s.dir ? "s2c" : "c2s",
+                         "data-frame": String(s.frame) });
+      var dx = to > from ? -9 : 9;
+      g.appendChild(svg("line", { x1: from, y1: y0, x2: to + dx * 0.6, y2: y1 }));
+      g.appendChild(svg("polygon", { points: [to, y1, to + dx, y1 - 4.5, to + dx, y1 + 4.5].join(" ") }));
+      var text = flagText(s.flags) + "  seq " + number(s.seq, ladder.isn[s.dir]) +
+        (s.ack === null ? "" : "  ack " + number(s.ack, ladder.isn[1 - s.dir])) + (s.len ? "  len " + s.len : "") +
+        (s.retransmission ? "  retransmission" : "");
+      g.appendChild(svg("text", { "class": "seg-text", x: (L.client + L.server) / 2, y: y0 - 4, "text-anchor": "middle" }, text));
+      root.appendChild(g);
+      root.appendChild(svg("text", { "class": "time", x: L.timeX, y: y0 + 4 }, "+" + (s.t / 1e6).toFixed(6) + " s"));
+      root.appendChild(svg("text", { "class": "frame", x: L.timeX, y: y0 + 17 }, "#" + s.frame));
+    });
+
+    // States where they change, beside each side's lifeline; notes (what became of an RST or a
+    // repeated FIN) under the segment's arrow.
+    ladder.lab.forEach(function (lab) {
+      var k = lab[0], side = lab[1], text = lab[2];
+      var ly = ys[k] + (segs[k].dir === side ? 0 : L.slope);
+      var data = { "data-side": side ? "server" : "client" };
+      if (lab[3] === 1) {
+        var below = ys[k] + L.slope + 16 + 14 * notes[k].indexOf(lab);
+        root.appendChild(svg("text", Object.assign({ "class": "note", x: (L.client + L.server) / 2, y: below,
+                                                     "text-anchor": "middle" }, data), text));
+        return;
+      }
+      root.appendChild(svg("circle", { cx: sideX[side], cy: ly, r: 3, "class": "state-dot" }));
+      root.appendChild(svg("text", Object.assign({ "class": "state", x: side ? sideX[side] + 12 : sideX[side] - 12,
+                                                   y: ly + 4, "text-anchor": side ? "start" : "end" }, data), text));
+    });
+    box.appendChild(root);
+  }
+
+  return drawLadder;
+})(teardownReport);
