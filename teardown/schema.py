@@ -158,8 +158,8 @@ ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict
 COLUMN_NAMES = [c.name for c in FLOW_COLUMNS]
 # Kept beside the flow columns in `Analysis.columns` for later stages, never written out.
 INTERNAL_COLUMNS = {
-    "client_head": "first payload bytes the client sent, in sequence order (up to 256), or None",
-    "server_head": "first payload bytes the server sent, in sequence order (up to 256), or None",
+    "client_head": "first payload bytes the client sent, in sequence order (up to 256; numpy bytes, b'' if none)",
+    "server_head": "first payload bytes the server sent, in sequence order (up to 256; numpy bytes, b'' if none)",
     "first_frame": "frame number of the incarnation's first segment: orders rows with equal first_ts",
     "evidence": "the frames evidence_frames is written from, (rows, 6), in verdicts.EVIDENCE_LABELS order",
     "note_bits": "which of verdicts.NOTES apply: the notes column is written from it",
