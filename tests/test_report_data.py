@@ -235,7 +235,7 @@ def test_chart_numbers_equal_the_tables(name: str) -> None:
     by_label = {f"{d.client_ip} → {d.server_ip}:{d.server_port}": d for d in dests.itertuples()}
     for line in rate.lines:
         assert line.peak == by_label[line.label].observed_rate_peak
-    assert {lim.value for lim in rate.limits} == {round(float(x), 1) for x in dests["sustainable_rate"]}
+    assert {lim.value for lim in rate.limits} == {round(float(x), 2) for x in dests["sustainable_rate"]}
     who = who_closes_first(servers)
     assert who is not None
     shares = {f"{s.server_ip}:{s.server_port} ({s.connections:,})": s for s in servers.itertuples()}
@@ -250,8 +250,9 @@ def test_cut_steps_keeps_every_peak() -> None:
     ts = np.arange(10_000, dtype=float)
     count = np.zeros(10_000)
     count[[17, 4_321, 9_998]] = [5, 9, 7]  # one-step spikes, far narrower than a pixel
-    cut_ts, cut = cut_steps(ts.tolist(), count.tolist(), 0.0, 10_000.0, points=100)
-    assert len(cut) == 100 and max(cut) == 9 and sorted(cut)[-3:] == [5, 7, 9]
+    cut_ts, cut = cut_steps(ts.tolist(), count.tolist(), 0.0, 9_999.0, points=100)
+    assert len(cut) == 101 and max(cut) == 9 and sorted(cut)[-3:] == [5, 7, 9]
+    assert (cut_ts[-1], cut[-1]) == (9_999.0, 0.0)
     assert cut_steps([1.0, 2.0], [1.0, 0.0], 0.0, 3.0) == ([1.0, 2.0], [1.0, 0.0])
 
 
@@ -263,3 +264,15 @@ def test_a_common_finding_cannot_crowd_out_a_rare_one() -> None:
     rows = rows_to_draw(flows, bits, (1 << 2) | (1 << 5))
     assert {40_000, 45_000} <= set(rows.tolist())
     assert len(rows) == SEGMENT_BUDGET // 10 and rows[0] == 0
+
+
+def test_the_port_range_ceiling_is_drawn_where_a_peak_nears_it() -> None:
+    capture = CAPTURES / "tw_narrow_port_range.pcap.gz"
+    data = from_analysis(teardown.analyze(str(capture), port_range=(40000, 40049)))
+    assert data.facts.port_range == (40000, 40049) and data.facts.options().port_range == (40000, 40049)
+    start, end = data.facts.first_ts or 0.0, data.facts.last_ts or 0.0
+    chart = occupancy(data.tables["hosts"], data.series, start, end, 50)
+    assert chart is not None and [lim.value for lim in chart.limits] == [50]
+    wide = occupancy(data.tables["hosts"], data.series, start, end, 28232)
+    assert wide is not None and wide.limits == [] and "far above" in wide.note
+    assert "ephemeral ports: 50" in render_html(data)

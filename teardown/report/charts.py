@@ -107,6 +107,11 @@ def endpoint(ip: object, port: object) -> str:
     return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
+def rate(per_second: float) -> str:
+    """"470/s", "6,166/s", "0.83/s": as many digits as a small rate needs."""
+    return f"{per_second:,.0f}/s" if per_second >= 10 else f"{per_second:.2g}/s"
+
+
 def percent(share: float) -> str:
     return f"{share:.0%}" if share >= 0.01 or share == 0 else "<1%"
 
@@ -159,8 +164,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def cut_steps(ts: Sequence[float], count: Sequence[float], start: float, end: float,
               points: int = POINTS) -> tuple[list[float], list[float]]:
-    """A step series (count holds from ts[i] to ts[i+1]) as at most `points` steps over
-    [start, end], each the largest value held anywhere in its slice, so peaks survive."""
+    """A step series (count holds from ts[i] to ts[i+1]) as `points` steps over [start, end],
+    each the largest value held anywhere in its slice, so peaks survive; then its last step."""
     t = np.asarray(ts, np.float64)
     c = np.asarray(count, np.float64)
     if len(t) <= points:
@@ -170,7 +175,8 @@ def cut_steps(ts: Sequence[float], count: Sequence[float], start: float, end: fl
     slice_of = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, points - 1)
     inside = np.full(points, -np.inf)
     np.maximum.at(inside, slice_of, c)
-    return edges[:-1].tolist(), np.maximum(held_at_edge, inside).tolist()
+    # The last step stays exact: a series ends where the last TIME_WAIT does, at zero.
+    return [*edges[:-1].tolist(), float(t[-1])], [*np.maximum(held_at_edge, inside).tolist(), float(c[-1])]
 
 
 class _Frame:
@@ -222,7 +228,8 @@ def occupancy(hosts: pd.DataFrame, series: dict[str, tuple[list[float], list[flo
     end = max(max(series[h][0]) for h in top)
     peak = max(max(series[h][1]) for h in top)
     ceiling = peak >= CEILING_MATTERS * port_range
-    frame = _Frame(capture_start, max(end, capture_end), max(peak, port_range if ceiling else 0) * 1.08)
+    last = max(end, capture_end)
+    frame = _Frame(capture_start, last + 0.02 * (last - capture_start), max(peak, port_range if ceiling else 0) * 1.08)
     by_host = hosts.set_index("host")
     lines = []
     for h in top:
@@ -253,16 +260,16 @@ def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_sta
         mine = flows[(flows["client_ip"] == d["client_ip"]) & (flows["server_ip"] == d["server_ip"])
                      & (flows["server_port"] == d["server_port"])]
         counts, _ = np.histogram(mine["first_ts"].to_numpy(np.float64), bins=edges)
-        rate = counts / width
-        highest = max(highest, float(rate.max(initial=0)), float(d["observed_rate_peak"]))
-        series.append((d, rate))
-    sustainable = sorted({round(float(x), 1) for x in top["sustainable_rate"]})
+        per_second = counts / width
+        highest = max(highest, float(per_second.max(initial=0)), float(d["observed_rate_peak"]))
+        series.append((d, per_second))
+    sustainable = sorted({round(float(x), 2) for x in top["sustainable_rate"]})
     frame = _Frame(capture_start, capture_start + len(edges[:-1]) * width, max(highest, *sustainable) * 1.1)
-    for d, rate in series:
+    for d, per_second in series:
         label = f"{d['client_ip']} → {endpoint(d['server_ip'], d['server_port'])}"
-        lines.append(Line(label, frame.steps(edges[:-1].tolist(), rate.tolist(), frame.x1), float(d["observed_rate_peak"]),
-                          _float(d["observed_rate_peak_ts"]), f"peak {float(d['observed_rate_peak']):,.0f}/s in 1 s"))
-    limits = [Limit(f"sustainable: {s:,.0f}/s", s, frame.y(s)) for s in sustainable]
+        lines.append(Line(label, frame.steps(edges[:-1].tolist(), per_second.tolist(), frame.x1), float(d["observed_rate_peak"]),
+                          _float(d["observed_rate_peak_ts"]), f"peak {rate(float(d['observed_rate_peak']))} in 1 s"))
+    limits = [Limit(f"sustainable: {rate(s)}", s, frame.y(s)) for s in sustainable]
     step = "1 s" if width == 1.0 else f"{width:,.1f} s"
     return LineChart("New connections per second, against the sustainable rate", lines, limits, frame.x_ticks(), frame.y_ticks(), None,
                      f"Counted in {step} steps. Sustainable rate: ephemeral ports ÷ the client's TIME_WAIT length, "

@@ -14,8 +14,6 @@ from .. import __version__
 from ..analysis import Analysis
 from ..options import Options, OsProfile
 
-LINUX_PORT_RANGE = (32768, 60999)  # net.ipv4.ip_local_port_range default (TEARDOWN-RULES §Host-level views)
-
 
 @dataclass(frozen=True, slots=True)
 class FileFacts:
@@ -49,7 +47,7 @@ class Facts:
     def options(self) -> Options:
         """The settings the analysis ran with."""
         return Options(os=OsProfile(self.os_profile), time_wait_s=self.time_wait_override_s,
-                       host_os=tuple((h, OsProfile(p)) for h, p in self.host_os))
+                       host_os=tuple((h, OsProfile(p)) for h, p in self.host_os), port_range=self.port_range)
 
     @property
     def time_wait_s(self) -> float:
@@ -96,15 +94,6 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def port_range_of(options: Options) -> tuple[int, int]:
-    """The ephemeral port range the analysis assumed (Linux's default unless set)."""
-    value = getattr(options, "port_range", None)
-    if value is None:
-        return LINUX_PORT_RANGE
-    low, high = value
-    return int(low), int(high)
-
-
 def facts_of(analysis: Analysis) -> Facts:
     """The header facts of a fresh analysis; hashes each capture file (about 0.3 s per 100 MB)."""
     cap = analysis.capture
@@ -120,4 +109,4 @@ def facts_of(analysis: Analysis) -> Facts:
         skipped={k: v for k, v in cap.skipped.items() if v}, warnings=tuple(cap.warnings),
         continuous=cap.continuous, os_profile=options.os.value, time_wait_override_s=options.time_wait_s,
         host_os=tuple((host, profile.value) for host, profile in options.host_os),
-        port_range=port_range_of(options), tool_version=__version__, analyzed_ts=time.time())
+        port_range=options.port_range, tool_version=__version__, analyzed_ts=time.time())

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import charts
 from .charts import endpoint, percent
 from .data import ReportData
 
@@ -72,8 +73,8 @@ def figures(data: ReportData) -> list[Figure]:
         load = dests["observed_rate_peak"].astype(float) / dests["sustainable_rate"].astype(float)
         fast = dests.iloc[int(np.argmax(load.fillna(0).to_numpy(np.float64)))]
         rate, sustainable = float(fast["observed_rate_peak"]), float(fast["sustainable_rate"])
-        out.append(Figure("Fastest new-connection rate", f"{rate:,.0f}/s",
-                          f"against {sustainable:,.0f}/s sustainable, {fast['client_ip']} → "
+        out.append(Figure("Fastest new-connection rate", charts.rate(rate),
+                          f"against {charts.rate(sustainable)} sustainable, {fast['client_ip']} → "
                           f"{endpoint(fast['server_ip'], fast['server_port'])}", rate,
                           "warning" if rate > sustainable else ""))
     return out
