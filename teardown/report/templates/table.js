@@ -131,6 +131,7 @@
     status.textContent = total === N
       ? thousands(N) + " flows" + (state.sortBy ? ", sorted by " + state.sortBy + (state.descending ? " (descending)" : "") : "")
       : thousands(total) + " of " + thousands(N) + " flows match";
+    document.getElementById("csv-download").textContent = "Download CSV (" + thousands(total) + " rows)";
     document.getElementById("flow-print-note").textContent = total > last - first
       ? "Printed: rows " + thousands(first + 1) + "–" + thousands(last) + " of " + thousands(total) +
         " flows. The full table is in the HTML file and its CSV download."
