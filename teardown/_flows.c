@@ -630,9 +630,9 @@ static PyObject *retire(PyObject *self, PyObject *args) {
     /* Rows come out in table order; the analysis orders them by time. */
     int64_t n_plan = 0, *plan = malloc((size_t)(t->live + 1) * 2 * sizeof(int64_t));
     if (!plan) return PyErr_NoMemory();
-    /* Hand out incarnations of tuples still going only when they crowd the table: each such
-     * tuple also costs two context records. */
-    int early = t->held > t->early_held && t->held > 4 * t->live;
+    /* Hand out incarnations of tuples still going only when they crowd the table (each such
+     * tuple also costs two context records), and before the pool must grow. */
+    int early = t->held > t->early_held;
     for (int64_t i = 0; i < t->cap_tuples && k < limit; i++) {
         Tuple *tp = &t->tuples[i];
         int whole;

@@ -170,13 +170,11 @@ def _empty_columns() -> Columns:
 
 def _concat(parts: list[Columns]) -> FlowColumns:
     """The rows of all parts, in time order, as one table."""
+    names = COLUMN_NAMES + list(INTERNAL_COLUMNS)
     if not parts:
-        out = _empty_columns()
-    else:
-        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        order = np.lexsort((out["first_frame"], out["first_ts"]))
-        out = {k: v[order] for k, v in out.items()}
-    return FlowColumns(out, COLUMN_NAMES + list(INTERNAL_COLUMNS))
+        return FlowColumns([_empty_columns()], names)
+    joined = FlowColumns(parts, names)
+    return FlowColumns(parts, names, np.lexsort((joined.raw("first_frame"), joined.raw("first_ts"))))
 
 
 # A rotated piece may start a little before the previous one ended: tcpdump writes buffered

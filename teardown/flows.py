@@ -26,8 +26,8 @@ from .decode import Packets
 Records = dict[str, npt.NDArray[Any]]
 RETIRE_SLICE = 16384  # incarnations per slice (whole tuples): ~20 MB of records at a time
 # Incarnations held before those of tuples still in use are handed out early (with neighbours
-# as context, which costs): ~100 MB of records.
-EARLY_HELD = 65536
+# as context, which costs): 3/4 of a 65,536-record pool (~100 MB), so the pool need not grow.
+EARLY_HELD = 49152
 _SIZES = {"i8": 8, "f8": 8, "u8": 8, "u1": 1}
 
 

@@ -460,15 +460,28 @@ def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) 
 
 
 class FlowColumns(Mapping[str, npt.NDArray[Any]]):
-    """The flow columns of an analysis, in schema order; the text ones are built on first use."""
+    """The flow columns of an analysis, in schema order. Work is done on first use only: rows
+    are put in `rows` order column by column, and the text columns are built when asked for."""
 
-    def __init__(self, data: Columns, order: list[str]) -> None:
-        self._data = data
+    def __init__(self, parts: list[Columns], order: list[str], rows: I64 | None = None) -> None:
+        self._parts = parts  # columns as produced, slice by slice, before `rows` is applied
+        self._rows = rows
+        self._data: Columns = {}
         self._order = order
 
+    def raw(self, name: str) -> npt.NDArray[Any]:
+        """A column as produced (slices joined), before rows are put in order."""
+        if len(self._parts) == 1:
+            return self._parts[0][name]
+        return np.concatenate([p[name] for p in self._parts])
+
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        if name in TEXT_COLUMNS and name not in self._data:
-            self._data.update(text_columns(self._data))
+        if name not in self._data:
+            if name in TEXT_COLUMNS and name not in self._parts[0]:
+                self._data.update(text_columns(self))
+            else:
+                column = self.raw(name)
+                self._data[name] = column if self._rows is None else column[self._rows]
         return self._data[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -479,4 +492,4 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
 
     def text_at(self, rows: I64) -> Columns:
         """The text columns of some rows only (a summary's examples)."""
-        return text_columns(self._data, rows)
+        return text_columns(self, rows)
