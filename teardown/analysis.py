@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from .decode import LINKTYPE_NAMES, decode
-from .engine import Columns, Engine
+from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile
 from .read import CaptureInfo, open_capture
 from .schema import (COLUMN_NAMES, INTERNAL_COLUMNS, DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS,
                      Column)
 from .timewait import HostViews, host_views
-from .verdicts import EVIDENCE_LABELS, FlowColumns
+from .verdicts import EVIDENCE_LABELS, Columns, FlowColumns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,7 +140,7 @@ class Analysis:
         return pd.DataFrame({"ts": ts, "time_wait": count})
 
 
-def to_dataframe(columns: Columns, spec: list[Column] = FLOW_COLUMNS) -> pd.DataFrame:
+def to_dataframe(columns: Mapping[str, npt.NDArray[Any]], spec: list[Column] = FLOW_COLUMNS) -> pd.DataFrame:
     import pandas as pd
 
     data: dict[str, Any] = {}
@@ -152,7 +152,7 @@ def to_dataframe(columns: Columns, spec: list[Column] = FLOW_COLUMNS) -> pd.Data
                                         dtype="Int64", copy=False)
                 data[c.name][np.isnan(values)] = pd.NA
             else:
-                data[c.name] = pd.array(values, dtype=c.dtype)
+                data[c.name] = pd.array(values, dtype=c.dtype)  # type: ignore[call-overload]
         else:
             data[c.name] = pd.Categorical(values, categories=[e.value for e in c.dtype])
     return pd.DataFrame(data, columns=[c.name for c in spec])

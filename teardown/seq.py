@@ -16,7 +16,7 @@ A = TypeVar("A", int, npt.NDArray[np.int64])
 
 def seq_diff(a: A, b: A) -> A:
     """a - b as a signed distance in (-2^31, 2^31]: positive when a is after b."""
-    return ((a - b + HALF_SPACE) % SEQ_SPACE) - HALF_SPACE  # type: ignore[return-value]
+    return ((a - b + HALF_SPACE) % SEQ_SPACE) - HALF_SPACE
 
 
 def seq_lt(a: A, b: A) -> A | bool:

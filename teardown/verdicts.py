@@ -367,7 +367,7 @@ def judge(rec: Records, options: Options) -> Columns:
     after_peer = s.seen("data_after_peer_fin_frame")
     half = after_peer.any(axis=1) & np.isin(c.close_kind, [FIN_K, FIN_THEN_RST_K, SIMULTANEOUS_K, OPEN_K])
     half_s = np.where(half, np.fmax(*s.get("data_after_peer_fin_ts").T) - first_fin_ts, np.nan)
-    new_data = (s.get("new_data_after_fin") > 0).any(axis=1)
+    new_data = np.any(s.get("new_data_after_fin") > 0, axis=1)
     resent = (s.get("resent_after_fin") > 0).any(axis=1)
     data_after_fin = DATA_AFTER_FIN[np.select([new_data, resent], [2, 1], 0)]
 
@@ -377,8 +377,8 @@ def judge(rec: Records, options: Options) -> Columns:
     fin_copies = s.get("fin_copies")
 
     holds = ~np.isnan(tw.start)
-    final_ack_missing = (holds & ~tw.final_ack_seen).any(axis=1)
-    fin_wait_2 = (c.close_kind == FIN_K) & (s.seen("fin_frame").sum(axis=1) == 1)
+    final_ack_missing = np.any(holds & ~tw.final_ack_seen, axis=1)
+    fin_wait_2: Mask = (c.close_kind == FIN_K) & (s.seen("fin_frame").sum(axis=1) == 1)
     kills_here = (rst_kills & ~np.isnan(tw.start)).any(axis=1)
     note_bits = _note_bits([
         inferred, final_ack_missing, fin_wait_2, tw.restarts > 0, kill.seen & kills_here, kill.seen & ~kills_here,
@@ -441,7 +441,8 @@ def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) 
     """flow_id, evidence_frames and notes, for all rows or for `rows` only."""
     def col(name: str) -> list[Any]:
         x = cols[name]
-        return (x if rows is None else x[rows]).tolist()
+        values: list[Any] = (x if rows is None else x[rows]).tolist()
+        return values
 
     def ep(ip: str, port: int) -> str:
         return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

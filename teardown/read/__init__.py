@@ -119,7 +119,7 @@ class ChunkStream:
     @property
     def buf(self) -> memoryview:
         """The bytes read and not yet dropped."""
-        return memoryview(self.data)[: self.n]
+        return self.data.data[: self.n]
 
     def prime(self, head: bytes) -> None:
         """Start with bytes already read from the file (its magic number)."""
@@ -138,7 +138,7 @@ class ChunkStream:
         data = np.empty(want + PAD, np.uint8)
         data[:tail] = self.data[keep_from: self.n]
         got = tail
-        view = memoryview(data)
+        view = data.data
         while got < want:
             k = self.fh.readinto(view[got:want])  # type: ignore[attr-defined]
             if not k:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import CaptureDamaged, CaptureError
 from . import CaptureInfo, ChunkStream, FrameBatch, Interface
-from ._walk import walk_pcap
+from ._walk import walk_pcap  # type: ignore[import-not-found]
 
 # Record lengths above this are corrupt whatever the header's snaplen says: libpcap and
 # Wireshark refuse records above 256 KiB for ordinary link types (WTAP_MAX_PACKET_SIZE_STANDARD).
@@ -68,7 +68,7 @@ class PcapReader:
                 more = False
             offset = 0
             data = stream.padded()
-            payload = memoryview(data)[: len(stream.buf)]
+            payload = data.data[: len(stream.buf)]
             parts = []
             status = FULL
             while status == FULL:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import CaptureDamaged
 from . import CaptureInfo, ChunkStream, FrameBatch, Interface
-from ._walk import walk_pcapng
+from ._walk import walk_pcapng  # type: ignore[import-not-found]
 
 NEED_MORE, CORRUPT, FULL, OTHER_BLOCK = 0, 1, 2, 3
 SHB, IDB = 0x0A0D0D0A, 0x00000001
@@ -94,8 +94,8 @@ class PcapngReader:
             elif iface is not None and code == OPT_IF_TSOFFSET and length >= 8:
                 iface.ts_offset_s = struct.unpack_from(order + "q", value)[0]
 
-    def _timestamps(self, hi: npt.NDArray[np.uint32], lo: npt.NDArray[np.uint32],
-                    local_iface: npt.NDArray[np.uint32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint16]]:
+    def _timestamps(self, hi: npt.NDArray[Any], lo: npt.NDArray[Any],
+                    local_iface: npt.NDArray[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint16]]:
         """Seconds since the epoch from each interface's units; a Simple Packet Block (no
         timestamp of its own) takes its predecessor's."""
         units = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
@@ -137,7 +137,7 @@ class PcapngReader:
                 more = False
             offset = 0
             data = stream.padded()
-            payload = memoryview(data)[: len(stream.buf)]
+            payload = data.data[: len(stream.buf)]
             parts = []
             while info.damage is None:
                 snaplen0 = info.interfaces[self.section_first_iface].snaplen if len(info.interfaces) > self.section_first_iface else 0
