@@ -460,6 +460,12 @@ def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) 
             "notes": np.array([texts[b] for b in bits], dtype=object)}
 
 
+def _unordered(column: npt.NDArray[Any], rows: I64) -> npt.NDArray[Any]:
+    out = np.empty_like(column)
+    out[rows] = column
+    return out
+
+
 class FlowColumns(Mapping[str, npt.NDArray[Any]]):
     """The flow columns of an analysis, in schema order. Work is done on first use only: rows
     are put in `rows` order column by column, and the text columns are built when asked for."""
@@ -472,6 +478,8 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
 
     def raw(self, name: str) -> npt.NDArray[Any]:
         """A column as produced (slices joined), before rows are put in order."""
+        if name not in self._parts[0] and name in self._data:  # ordered already, parts dropped
+            return self._data[name] if self._rows is None else _unordered(self._data[name], self._rows)
         if len(self._parts) == 1:
             return self._parts[0][name]
         return np.concatenate([p[name] for p in self._parts])
@@ -483,6 +491,9 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
             else:
                 column = self.raw(name)
                 self._data[name] = column if self._rows is None else column[self._rows]
+                if len(self._parts) > 1 or self._rows is not None:
+                    for part in self._parts:  # one copy of a big table is enough
+                        part.pop(name, None)
         return self._data[name]
 
     def __iter__(self) -> Iterator[str]:
