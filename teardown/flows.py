@@ -43,9 +43,10 @@ def _layout() -> tuple[list[tuple[str, str, tuple[int, ...]]], int]:
 
 
 LAYOUT, NONE = _layout()
+ROW_BYTES = sum(int(np.prod(shape, dtype=np.int64)) * _SIZES[kind] for _name, kind, shape in LAYOUT)
 
 
-def _records(k: int, blob: bytes) -> Records:
+def _records(k: int, blob: bytes | npt.NDArray[np.uint8]) -> Records:
     """Views of the C side's column blocks as numpy arrays (read-only, no copy)."""
     out: Records = {}
     at = 0
@@ -61,6 +62,8 @@ class FlowTable:
 
     def __init__(self, idle_gap_s: float, closed_hold_s: float, open_hold_s: float) -> None:
         self._table = _flows.new_table(idle_gap_s, closed_hold_s, open_hold_s, EARLY_HELD)
+        # Reused by every retire (see _flows.c); pages are touched only as slices need them.
+        self._buffer = np.empty(RETIRE_SLICE * ROW_BYTES * 5 // 4, np.uint8)
 
     def feed(self, p: Packets, data: npt.NDArray[np.uint8]) -> None:
         """Add segments (in capture order); `data` is the batch the payload offsets point into."""
@@ -72,10 +75,14 @@ class FlowTable:
         """Records of the tuples nothing can change after `now`, removed from the table, in
         slices of about RETIRE_SLICE incarnations (all incarnations of a tuple in one slice)."""
         while True:
-            k, blob = _flows.retire(self._table, now, RETIRE_SLICE)
+            k, needed = _flows.retire(self._table, now, RETIRE_SLICE, self._buffer)
+            if needed:  # one tuple with more incarnations than the buffer holds
+                self._buffer = np.empty(2 * needed, np.uint8)
+                continue
             if not k:
                 return
-            yield _records(k, blob)
+            # Views of the buffer: valid until the next slice, by which time they are judged.
+            yield _records(k, self._buffer)
 
     def finish(self) -> Iterator[Records]:
         """Every record still held, as the capture ends."""
