@@ -36,7 +36,7 @@ BENCH = Path(__file__).resolve().parent
 PEERS = BENCH / "peers"
 # Default --limit per slow peer, sized so each takes ~15-40 s (scapy ~3,400 pkt/s,
 # pyshark ~300 pkt/s on the 2-core reference machine).
-SLOW_DEFAULT_LIMIT = {"scapy": 50_000, "pyshark": 10_000}
+SLOW_DEFAULT_LIMIT = {"scapy": 50_000, "pyshark": 10_000, "teardown-scapy": 50_000, "teardown-pyshark": 200_000}
 
 
 @dataclass
@@ -94,6 +94,13 @@ def make_peers(capture: str, python: str, teardown: list[str], limit: dict[str, 
              "the difference to `teardown` is their cost"),
         Peer("teardown-parquet", [*teardown, "analyze", capture, "-o", f"{tmp}/x.parquet"],
              "`teardown analyze -o x.parquet` (per-connection table)"),
+        Peer("teardown-fast", [*teardown, "analyze", capture, "--reader", "fast"],
+             "`teardown analyze --reader fast` (the default `auto` is this plus a hand-off of what it cannot decode)"),
+        Peer("teardown-scapy", [python, str(PEERS / "teardown_reader.py"), capture, "--reader", "scapy"],
+             "`teardown analyze --reader scapy`: every frame dissected by scapy's layers", limit["teardown-scapy"]),
+        Peer("teardown-pyshark", [python, str(PEERS / "teardown_reader.py"), capture, "--reader", "pyshark"],
+             "`teardown analyze --reader pyshark`: tshark `-T fields`, only the fields needed",
+             limit["teardown-pyshark"]),
         Peer("tshark", ["tshark", "-q", "-n", "-z", "conv,tcp", "-r", capture], "TCP conversations table"),
         Peer("tcptrace", ["tcptrace", "-n", capture], "per-connection summary"),
         Peer("dpkt", [python, str(PEERS / "dpkt_flows.py"), capture], "Ethernet/IP/TCP parse, flows in a dict"),
@@ -223,8 +230,8 @@ def main() -> int:
     ap.add_argument("capture", type=Path)
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python peers (default: this one)")
     ap.add_argument("--teardown", help="teardown command (default: beside --python, then PATH)")
-    ap.add_argument("--only", help="comma-separated subset: teardown,teardown-quiet,teardown-parquet,tshark,tcptrace,"
-                    "dpkt,scapy,pyshark")
+    ap.add_argument("--only", help="comma-separated subset: teardown,teardown-quiet,teardown-parquet,teardown-fast,"
+                    "teardown-scapy,teardown-pyshark,tshark,tcptrace,dpkt,scapy,pyshark")
     ap.add_argument("--repeat", type=int, default=1, help="best of K runs")
     ap.add_argument("--limit", type=int, help="records read by slow peers (scapy, pyshark); 0 = whole file "
                     f"(default {SLOW_DEFAULT_LIMIT})")

@@ -16,9 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .decode import LINKTYPE_NAMES, decode
+from .dissect import Contexts, FrameDecoder, frame_decoder
 from .engine import Engine
 from .errors import CaptureError, UsageError
-from .options import Options, OsProfile
+from .options import Options, OsProfile, ReaderKind
 from .read import CaptureInfo, open_capture
 from .schema import (COLUMN_NAMES, INTERNAL_COLUMNS, DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS,
                      Column)
@@ -41,6 +42,10 @@ class CaptureSummary:
     continuous: bool = True  # several files read as one capture
     bytes_total: int = 0  # size of all the files, for progress
     bytes_before: int = 0  # size of the files read completely
+    reader: str = ReaderKind.auto.value  # --reader
+    handed_off: Counter[str] = field(default_factory=Counter)  # auto: frames given to scapy/tshark, by kind
+    carried_in: dict[int, str] = field(default_factory=dict)  # ctx >= 4096 -> the tunnel it numbers
+    reader_warnings: list[str] = field(default_factory=list)
 
     @property
     def frames(self) -> int:
@@ -70,6 +75,7 @@ class CaptureSummary:
             out += [f"{f.path}: {w}" for w in f.warnings]
             if f.damage is not None:
                 out.append(f"{f.damage}; analyzed up to there")
+        out += self.reader_warnings
         out += [f"{v:,} frames skipped: {k}" for k, v in self.skipped.most_common() if v]
         return out
 
@@ -232,6 +238,10 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
             settings["os"] = OsProfile(settings["os"])
         if isinstance(settings.get("port_range"), str):
             settings["port_range"] = Options.parse_port_range(settings["port_range"])
+        if isinstance(settings.get("reader"), str):
+            if settings["reader"] not in ReaderKind.__members__:
+                raise UsageError(f"reader {settings['reader']!r}: choose from {', '.join(ReaderKind)}")
+            settings["reader"] = ReaderKind(settings["reader"])
         try:
             options = replace(options, **settings)
         except TypeError as e:
@@ -241,7 +251,9 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     # own, read with a fresh engine and frame numbers from 1.
     starts = [(_first_ts(p), i, p) for i, p in enumerate(paths)] if len(paths) > 1 else [(None, 0, paths[0])]
     ordered = sorted(starts, key=lambda s: (s[0] is None, s[0] or 0.0, s[1]))
-    summary = CaptureSummary(bytes_total=sum(_size(p) for p in paths))
+    summary = CaptureSummary(bytes_total=sum(_size(p) for p in paths), reader=options.reader.value)
+    contexts = Contexts()  # tunnels, numbered alike in every file of the run
+    decoder = frame_decoder(options.reader, contexts)
     capture = _Capture(Engine(options))
     parts: list[Columns] = []
     last_ts: float | None = None
@@ -250,14 +262,20 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
             parts += [capture.tag(p) for p in capture.engine.finish()]
             capture = _Capture(Engine(options))
             summary.continuous = False
-        parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress)]
+        parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoder, contexts)]
         last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts
     parts += [capture.tag(p) for p in capture.engine.finish()]
+    summary.carried_in = contexts.described()
+    if decoder is not None:
+        summary.handed_off, summary.reader_warnings = decoder.report()
     return Analysis(_concat(parts), summary, options)
 
 
 def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Options,
-              progress: Progress | None) -> Iterator[Columns]:
+              progress: Progress | None, decoder: FrameDecoder | None, contexts: Contexts) -> Iterator[Columns]:
+    if options.reader is ReaderKind.pyshark:
+        yield from _run_tshark(path, capture, summary, contexts, progress)
+        return
     reader = open_capture(path, options.chunk_bytes)
     info = reader.info
     # Frame numbers run on across the pieces of one capture: the engine orders by them.
@@ -275,9 +293,12 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
             info.linktype_frames[k] += v
         info.first_ts = float(batch.ts[0]) if info.first_ts is None else info.first_ts
         info.last_ts = float(np.nanmax(batch.ts))
-        packets = decode(batch, summary.skipped)
+        if decoder is None:
+            packets, data = decode(batch, summary.skipped), batch.data
+        else:
+            packets, data = decoder.decode(batch, summary.skipped)
         summary.tcp_packets += len(packets)
-        yield from capture.engine.feed(packets, batch.data, now=info.last_ts)
+        yield from capture.engine.feed(packets, data, now=info.last_ts)
         if progress is not None:
             progress(summary.bytes_before + reader.position(), summary.bytes_total)
     summary.bytes_before += info.size_bytes
@@ -285,4 +306,24 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
         progress(summary.bytes_before, summary.bytes_total)
     if info.damage is not None and info.frames == 0:
         raise info.damage
+
+
+def _run_tshark(path: str, capture: _Capture, summary: CaptureSummary, contexts: Contexts,
+                progress: Progress | None) -> Iterator[Columns]:
+    """`_run_file` with tshark reading and dissecting the file (--reader pyshark)."""
+    from .dissect.tshark_reader import TsharkReader
+
+    reader = TsharkReader(path, contexts, summary.skipped)
+    frames_before = capture.frames
+    capture.names.append(os.path.basename(path))
+    capture.first_frames.append(frames_before)
+    summary.files.append(reader.info)
+    for chunk in reader:
+        chunk.packets.frame += frames_before
+        capture.frames = frames_before + chunk.frames
+        summary.tcp_packets += len(chunk.packets)
+        yield from capture.engine.feed(chunk.packets, chunk.data, now=reader.info.last_ts)
+    summary.bytes_before += reader.info.size_bytes
+    if progress is not None:
+        progress(summary.bytes_before, summary.bytes_total)
 

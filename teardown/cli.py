@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import __version__
-from .analysis import Analysis, analyze
+from .analysis import Analysis, CaptureSummary, analyze
 from .errors import TeardownError, UsageError
-from .options import DEFAULT_PORT_RANGE, Options, OsProfile
+from .options import DEFAULT_PORT_RANGE, Options, OsProfile, ReaderKind
 from .schema import TABLES, FindingKind
 from .timewait.findings import percent
 
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no summary on stdout")
     a.add_argument("--html", action="store_true",
                    help="also write the HTML incident report to reports/NAME.html (-o NAME.html picks the path)")
+    a.add_argument("--reader", choices=[k.value for k in ReaderKind], default=ReaderKind.auto.value,
+                   help="what decodes the frames: auto (default: fast, and what it cannot decode handed to scapy or "
+                        "tshark), fast, scapy, or pyshark (tshark, asked for the needed fields only)")
     r = sub.add_parser("report", help="render the HTML report of a saved analysis, without the capture",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  teardown analyze dump.pcap -o dump.parquet\n"
@@ -81,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("result", metavar="RESULT.parquet", help="the flows table written by teardown analyze -o NAME.parquet")
     r.add_argument("-o", "--output", metavar="OUT.html", help="where to write the report (default reports/NAME.html)")
     _live_parser(sub)
+    x = sub.add_parser("crosscheck", help="compare our verdicts with Wireshark's own TCP analysis (tshark)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Runs tshark on the capture and compares, connection by connection, TCP stream "
+                                   "boundaries, FIN and RST senders and FIN retransmissions with our analysis. "
+                                   "Exit 1 when a disagreement has no explanation.",
+                       epilog="example:\n  teardown crosscheck captures/simultaneous_close.pcap")
+    x.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file (or any format tshark reads)")
+    x.add_argument("--reader", choices=[k.value for k in ReaderKind], default=ReaderKind.auto.value,
+                   help="the reader of our side of the comparison (default auto)")
     return parser
 
 
@@ -233,6 +246,7 @@ def summary_text(result: Analysis) -> str:
     if len(cap.files) > 1:
         lines.append("read as one continuous capture (pieces in time order)" if cap.continuous
                      else "read as separate captures")
+    lines += reader_lines(cap)
     lines.append(f"{n:,} connections (incarnations); TIME_WAIT {result.options.behaviour_of(result.options.os).time_wait_s:g} s "
                  f"({result.options.os.value} profile)")
     if n:
@@ -268,6 +282,20 @@ def summary_text(result: Analysis) -> str:
     return "\n".join(lines)
 
 
+def reader_lines(cap: CaptureSummary) -> list[str]:
+    """What read the capture, when it was not the fast reader alone, and the tunnels numbered."""
+    lines = []
+    if cap.reader in (ReaderKind.scapy, ReaderKind.pyshark):
+        lines.append(f"read with --reader {cap.reader}" + (" (tshark)" if cap.reader == ReaderKind.pyshark else ""))
+    if cap.handed_off:
+        what = ", ".join(f"{k} {v:,}" for k, v in sorted(cap.handed_off.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines.append(f"frames the fast reader does not decode were handed over: {what}")
+    if cap.carried_in:
+        lines.append("tunnels (their flows' vlanN/ prefix is the tunnel's number, from 4096 up):")
+        lines += [f"  vlan{k} = {what}" for k, what in sorted(cap.carried_in.items())]
+    return lines
+
+
 def findings_text(result: Analysis) -> str:
     """The host-level findings, most severe first, each with its advice; or, when there are
     none, the highest TIME_WAIT and port use seen, so that "nothing found" has its numbers."""
@@ -297,7 +325,7 @@ def findings_text(result: Analysis) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"report": _report, "live": _live}.get(args.command, _analyze)(args)
+        return {"report": _report, "live": _live, "crosscheck": _crosscheck}.get(args.command, _analyze)(args)
     except TeardownError as e:
         print(f"teardown: {e}", file=sys.stderr)
         return 2
@@ -322,7 +350,7 @@ def _analyze(args: argparse.Namespace) -> int:
     for out in (args.output, html):
         if out:
             _refuse_inputs(out, args.captures)
-    options = _options(args)
+    options = replace(_options(args), reader=ReaderKind(args.reader))
     progress = _Progress() if sys.stderr.isatty() else None
     try:
         result = analyze(args.captures, options, progress=progress)
@@ -400,6 +428,15 @@ def _write_html(data: ReportData, out: str, inputs: list[str]) -> int:
     from .report import write_html
 
     return write_html(data, out, inputs)
+
+
+def _crosscheck(args: argparse.Namespace) -> int:
+    """`teardown crosscheck CAPTURE`: exit 1 when a disagreement with tshark is unexplained."""
+    from .crosscheck import crosscheck
+
+    result = crosscheck(args.capture, Options(reader=ReaderKind(args.reader)))
+    print(result.text())
+    return 1 if result.unexplained else 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -18,6 +18,15 @@ class OsProfile(StrEnum):
     rfc793 = "rfc793"
 
 
+class ReaderKind(StrEnum):
+    """What turns the capture into TCP segments (README, "Readers")."""
+
+    auto = "auto"  # the fast reader; frames it cannot decode (tunnels, link types) handed to scapy or tshark
+    fast = "fast"  # the C record walker and header decoder (pcap, pcapng; Ethernet, SLL, raw IP, loopback)
+    scapy = "scapy"  # the C record walker, every frame dissected by scapy's layers
+    pyshark = "pyshark"  # tshark dissects the capture and gives only the fields needed (-T fields)
+
+
 @dataclass(frozen=True, slots=True)
 class OsBehaviour:
     time_wait_s: float
@@ -55,6 +64,7 @@ class Options:
     host_os: tuple[tuple[str, OsProfile], ...] = ()
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE  # clients' ephemeral ports, inclusive
+    reader: ReaderKind = ReaderKind.auto
 
     def __post_init__(self) -> None:
         lo, hi = self.port_range

@@ -1,0 +1,216 @@
+"""Frames -> TCP packet columns through a third-party dissector (scapy, tshark), beside the fast
+C decoder. Every reader hands the flow engine the same `decode.Packets` and the bytes their
+payload offsets point into, so flows, verdicts and everything after them are shared code.
+
+This stage sits after `decode` (it produces decode's records, and `read` may not import
+`decode`); `analysis.py` picks the reader (`Options.reader`):
+
+  scapy.py    scapy's layers dissect each frame of our record walker's batches
+  tshark.py   tshark dissects the capture and prints only the fields needed (--reader pyshark)
+  auto.py     the fast decoder; the frames it cannot decode handed to scapy, else tshark
+
+Where a segment was carried is part of its connection's identity (TEARDOWN-RULES.md,
+Vocabulary). The fast decoder puts the outermost VLAN id (1-4095) in `Packets.ctx`; a segment
+carried in a tunnel gets `TUNNEL_CTX_BASE + k` instead, k numbering the distinct tunnels (kind,
+outer endpoints, VNI or key, outer VLAN) in the order the capture shows them, so every reader
+numbers them alike. Labels that differ per direction (MPLS, GTP TEIDs) cannot pair a
+connection's two directions and are not part of it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ..decode import LINKTYPE_NAMES, Packets
+from ..errors import ReaderUnavailable
+from ..options import ReaderKind
+from ..read import FrameBatch
+
+# VLAN ids are 12 bits (1-4095): a ctx from here on names a tunnel, not a VLAN.
+TUNNEL_CTX_BASE = 4096
+IPV4_MAPPED = 0xFFFF << 32  # ::ffff:a.b.c.d, as the fast decoder stores IPv4 addresses
+
+# The fast decoder's words for a frame it drops (decode._IP_REASONS), used by every reader so
+# that the skip counts of the readers compare.
+NOT_IP = "not IP"
+LATER_FRAGMENT = "IP fragment after the first"
+BAD_IP = "truncated or malformed IP header"
+NOT_TCP = "not TCP"
+NO_TCP_HEADER = "truncated before the TCP header"
+BAD_TCP = "malformed TCP header"
+
+# Link headers whose length the fast decoder checks first (`_decode.c` link_layer).
+LINK_HEADER_BYTES = {1: 14, 113: 16, 276: 20, 0: 4, 108: 4}
+
+
+def short_link(linktype: int) -> str:
+    """The fast decoder's reason for a frame shorter than its link header."""
+    return f"frame shorter than its {LINKTYPE_NAMES[linktype]} header"
+
+
+def unknown_link(linktype: int) -> str:
+    """The fast decoder's reason for a frame of a link type it does not read."""
+    return f"link type {linktype} ({LINKTYPE_NAMES.get(linktype, 'unsupported')})"
+
+
+SCAPY_INSTALL = "pip install scapy"
+TSHARK_INSTALL = "apt-get install tshark (Debian/Ubuntu), dnf install wireshark-cli, or Wireshark from wireshark.org"
+
+
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    """One tunnel a segment was carried in: the same both ways, so its ends are sorted."""
+
+    kind: str  # "VXLAN", "GRE", "IP-in-IP"
+    ends: tuple[str, str]  # outer endpoints (addresses as text), sorted
+    key: int | None  # VXLAN VNI, GRE key; None when the tunnel has none
+    vlan: int  # outermost VLAN id the tunnel was carried in (0: untagged)
+
+    def __str__(self) -> str:
+        key = {"VXLAN": f" VNI {self.key}", "GRE": f" key {self.key}"}.get(self.kind, "") if self.key is not None else ""
+        vlan = f", VLAN {self.vlan}" if self.vlan else ""
+        return f"{self.kind}{key} {self.ends[0]} <-> {self.ends[1]}{vlan}"
+
+
+def tunnel(kind: str, a: str, b: str, key: int | None, vlan: int) -> Tunnel:
+    """A Tunnel with its ends in canonical text and order."""
+    ends = sorted((ipaddress.ip_address(a), ipaddress.ip_address(b)), key=lambda x: (x.version, int(x)))
+    return Tunnel(kind, (ends[0].compressed, ends[1].compressed), key, vlan)
+
+
+@dataclass(slots=True)
+class Contexts:
+    """Tunnels seen so far in one analysis, numbered in order of first appearance."""
+
+    numbers: dict[Tunnel, int] = field(default_factory=dict)
+
+    def ctx(self, vlan: int, carried_in: Tunnel | None) -> int:
+        """The `Packets.ctx` of a segment: its outermost VLAN id, or its tunnel's number."""
+        if carried_in is None:
+            return vlan
+        k = self.numbers.get(carried_in)
+        if k is None:
+            k = self.numbers[carried_in] = TUNNEL_CTX_BASE + len(self.numbers)
+        return k
+
+    def described(self) -> dict[int, str]:
+        """ctx -> what it stands for, e.g. {4096: 'VXLAN VNI 100 198.19.0.1 <-> 198.19.0.2'}."""
+        return {k: str(t) for t, k in self.numbers.items()}
+
+
+_ADDRESSES: dict[str, tuple[int, int]] = {}
+
+
+def address(text: str) -> tuple[int, int]:
+    """'198.18.0.1' or 'fd00::1' -> (hi, lo) 64-bit halves as the fast decoder stores them."""
+    got = _ADDRESSES.get(text)
+    if got is None:
+        ip = ipaddress.ip_address(text)
+        value = IPV4_MAPPED | int(ip) if ip.version == 4 else int(ip)
+        got = _ADDRESSES[text] = (value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF)
+    return got
+
+
+def _dtypes() -> dict[str, np.dtype[Any]]:
+    empty = Packets.empty()
+    out = {f.name: getattr(empty, f.name).dtype for f in fields(Packets)}
+    out.setdefault("payload_captured", np.dtype(np.int32))
+    return out
+
+
+DTYPES = _dtypes()
+
+
+def packets_from(columns: dict[str, Any]) -> Packets:
+    """`Packets` from one array (or list) per field, in the fast decoder's dtypes.
+
+    `columns` also holds `payload_captured` (payload bytes present at `payload_at`), which is
+    passed on where `Packets` has that field."""
+    return Packets(**{f.name: np.asarray(columns[f.name], DTYPES[f.name]) for f in fields(Packets)})
+
+
+def payload_captured(p: Packets) -> npt.NDArray[np.int32] | None:
+    """The `payload_captured` column where `Packets` has one."""
+    got = getattr(p, "payload_captured", None)
+    return None if got is None else np.asarray(got)
+
+
+def merge(parts: list[tuple[Packets, npt.NDArray[np.uint8]]]) -> tuple[Packets, npt.NDArray[np.uint8]]:
+    """Packets of several decoders of one batch, in frame order, over one byte buffer: each
+    part's payload offsets are moved to where its buffer lands in the joined one (parts that
+    share a buffer, as the fast and scapy decoders share the batch's, share its place)."""
+    parts = [(p, d) for p, d in parts if len(p)]
+    if len(parts) <= 1:
+        return parts[0] if parts else (Packets.empty(), np.zeros(0, np.uint8))
+    buffers: list[npt.NDArray[np.uint8]] = []
+    bases: list[int] = []
+    moved = []
+    for p, data in parts:
+        i = next((k for k, b in enumerate(buffers) if b is data), -1)
+        if i < 0:
+            bases.append(sum(len(b) for b in buffers))
+            buffers.append(data)
+        base = bases[i]
+        moved.append(replace(p, payload_at=np.where(p.payload_at >= 0, p.payload_at + base, -1)) if base else p)
+    joined = Packets.concat(moved)
+    return joined.take(np.argsort(joined.frame, kind="stable")), (
+        np.concatenate(buffers) if len(buffers) > 1 else buffers[0])
+
+
+def tshark_path() -> str:
+    """Where tshark is: pyshark's configured path when pyshark is installed, else PATH."""
+    try:
+        from pyshark.tshark.tshark import get_process_path  # type: ignore[import-untyped]
+
+        found = str(get_process_path())
+        if os.access(found, os.X_OK):
+            return found
+    except Exception:  # pyshark missing, or its config names no tshark: look on PATH
+        pass
+    found_on_path = shutil.which("tshark")
+    if found_on_path is None:
+        raise ReaderUnavailable(f"tshark not found; install it: {TSHARK_INSTALL}")
+    return found_on_path
+
+
+def have_tshark() -> bool:
+    try:
+        tshark_path()
+    except ReaderUnavailable:
+        return False
+    return True
+
+
+class FrameDecoder(Protocol):
+    """Turns our walker's frame batches into packets, in place of the fast decoder."""
+
+    def decode(self, batch: FrameBatch, skipped: Counter[str]) -> tuple[Packets, npt.NDArray[np.uint8]]:
+        """The batch's segments and the bytes their payload offsets point into; frames not
+        decoded are counted in `skipped` by reason."""
+
+    def report(self) -> tuple[Counter[str], list[str]]:
+        """Frames handed to another dissector, by kind; warnings for the summary."""
+
+
+def frame_decoder(kind: ReaderKind, contexts: Contexts) -> FrameDecoder | None:
+    """The decoder of `--reader kind` for our walker's batches: None for the fast decoder
+    itself, and for pyshark, where tshark reads the file."""
+    if kind is ReaderKind.scapy:
+        from .scapy_reader import ScapyDecoder
+
+        return ScapyDecoder(contexts)
+    if kind is ReaderKind.auto:
+        from .auto import AutoDecoder
+
+        return AutoDecoder(contexts)
+    if kind is ReaderKind.pyshark:
+        tshark_path()  # missing: say so before reading anything
+    return None

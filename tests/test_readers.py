@@ -1,0 +1,435 @@
+"""The readers side by side: fast, scapy, pyshark (tshark) and auto give the same segments and the
+same per-flow tables on every sample; the encapsulation samples only scapy and tshark decode
+(captures/encapsulated/, golden tables and truths checked as tests/test_captures.py checks the
+others); what the summary says; the errors a user sees when a reader's package is missing."""
+
+from __future__ import annotations
+
+import ast
+import math
+import struct
+import sys
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pytest
+
+import teardown
+from teardown import cli
+from teardown.decode import Packets, decode
+from teardown.dissect import Contexts, have_tshark
+from teardown.engine import Engine
+from teardown.errors import UsageError
+from teardown.read import open_capture
+from teardown.schema import COLUMN_NAMES
+
+from .conftest import CAPTURES, ROOT
+from .test_captures import test_matches_expected_table as matches_expected_table
+from .test_captures import test_verdicts_match_construction as matches_construction
+
+# Encapsulation samples (captures/make/make_encap_samples.py) and the real-kernel samples they
+# re-frame. The fast reader decodes none of them, so they live apart from the samples that
+# tests/test_decode.py compares the fast decoder with scapy on.
+ENCAPSULATED_DIR = CAPTURES / "encapsulated"
+SAMPLES = sorted(p for d in (CAPTURES, ENCAPSULATED_DIR) for p in d.iterdir() if ".pcap" in p.name)
+ENCAPSULATED = {"vxlan": ["client_first_close", "vlan"], "gre": ["half_close"],
+                "mpls": ["lost_final_ack_after_capture"], "pppoe": ["server_first_close"], "radiotap": ["linger_abort"]}
+READERS = ("auto", "fast", "scapy", "pyshark")
+# Compared besides the schema's columns: what evidence_frames and notes are written from, and
+# the frame that orders rows. The payload heads are compared segment by segment instead (the
+# bytes each reader hands the flow engine), not as the engine's head columns.
+INTERNAL = ("evidence", "first_frame", "note_bits")
+SEGMENT_FIELDS = [f.name for f in fields(Packets) if f.name not in ("payload_at",)]
+
+try:
+    import scapy  # noqa: F401
+
+    HAVE_SCAPY = True
+except ImportError:
+    HAVE_SCAPY = False
+HAVE_TSHARK = have_tshark()
+needs_both = pytest.mark.skipif(not (HAVE_SCAPY and HAVE_TSHARK), reason="needs scapy and tshark (CI installs both)")
+
+
+def stem(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+@dataclass
+class Run:
+    """One reader's analysis of one sample, and the segments it fed the flow engine."""
+
+    columns: dict[str, Any]
+    segments: dict[str, np.ndarray[Any, Any]]
+    payloads: list[bytes]
+    skipped: Counter[str]
+    carried_in: dict[int, str]
+    handed_off: Counter[str] = field(default_factory=Counter)
+
+
+_fed: dict[int, list[tuple[Packets, np.ndarray[Any, Any]]]] = {}
+_feed = Engine.feed
+
+
+def _spy(self: Engine, packets: Packets, data: np.ndarray[Any, Any], now: float | None = None) -> Any:
+    """Engine.feed, keeping what each thread's analysis fed it."""
+    _fed.setdefault(threading.get_ident(), []).append((packets, data))
+    return _feed(self, packets, data, now)
+
+
+def run(path: Path, reader: str) -> Run:
+    _fed[threading.get_ident()] = []
+    result = teardown.analyze(str(path), reader=reader)
+    parts = _fed.pop(threading.get_ident())
+    columns = {k: result.columns[k] for k in [*COLUMN_NAMES, *INTERNAL]}
+    segments = {k: np.concatenate([getattr(p, k) for p, _ in parts]) if parts else np.zeros(0) for k in SEGMENT_FIELDS}
+    payloads = [bytes(d[a: a + n]) if a >= 0 else b"" for p, d in parts
+                for a, n in zip(p.payload_at.tolist(), p.payload_captured.tolist())]
+    cap = result.capture
+    return Run(columns, segments, payloads, Counter(cap.skipped), dict(cap.carried_in), Counter(cap.handed_off))
+
+
+@pytest.fixture(scope="session")
+def runs() -> dict[tuple[str, str], Run]:
+    """Every sample read by every reader (tshark's runs in threads beside scapy's)."""
+    readers = [r for r in READERS if (r != "scapy" or HAVE_SCAPY) and (r != "pyshark" or HAVE_TSHARK)]
+    jobs = sorted(((p, r) for p in SAMPLES for r in readers), key=lambda j: j[1] != "pyshark")
+    with mock.patch.object(Engine, "feed", _spy), ThreadPoolExecutor(max_workers=3) as pool:
+        done = {(stem(p), r): pool.submit(run, p, r) for p, r in jobs}
+        return {k: f.result() for k, f in done.items()}
+
+
+def same(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return all(x == y or (isinstance(x, float) and math.isnan(x) and isinstance(y, float) and math.isnan(y))
+               for x, y in zip(a.ravel().tolist(), b.ravel().tolist()))
+
+
+def differences(a: Run, b: Run) -> list[str]:
+    if len(a.columns["incarnation"]) != len(b.columns["incarnation"]):
+        return [f"{len(a.columns['incarnation'])} rows against {len(b.columns['incarnation'])}"]
+    return [k for k in a.columns if not same(a.columns[k], b.columns[k])]
+
+
+@needs_both
+@pytest.mark.parametrize("sample", [stem(p) for p in SAMPLES])
+def test_every_reader_gives_the_same_flow_table(runs: dict[tuple[str, str], Run], sample: str) -> None:
+    """Identical per-flow tables, evidence frames included; the fast reader's too, except on
+    the encapsulation samples, which it does not decode."""
+    base = runs[(sample, "auto")]
+    assert len(base.columns["incarnation"]) > 0
+    for reader in ("scapy", "pyshark") + (() if sample in ENCAPSULATED else ("fast",)):
+        diff = differences(base, runs[(sample, reader)])
+        assert not diff, f"{sample}: auto and {reader} differ in {diff}"
+
+
+@needs_both
+@pytest.mark.parametrize("sample", [stem(p) for p in SAMPLES])
+def test_every_reader_decodes_the_same_segments(runs: dict[tuple[str, str], Run], sample: str) -> None:
+    """Every segment's fields, the payload bytes handed to the flow engine, and the frames
+    skipped by reason."""
+    base = runs[(sample, "auto")]
+    for reader in ("scapy", "pyshark") + (() if sample in ENCAPSULATED else ("fast",)):
+        other = runs[(sample, reader)]
+        for k in SEGMENT_FIELDS:
+            assert np.array_equal(base.segments[k], other.segments[k]), f"{sample}: {reader} differs in {k}"
+        assert base.payloads == other.payloads, f"{sample}: {reader}'s payload bytes differ"
+        assert base.skipped == other.skipped, f"{sample}: {reader} skipped {other.skipped}, auto {base.skipped}"
+        assert base.carried_in == other.carried_in
+
+
+@needs_both
+@pytest.mark.parametrize("sample", sorted(ENCAPSULATED))
+def test_fast_reader_skips_what_it_does_not_decode_and_auto_hands_it_over(
+        runs: dict[tuple[str, str], Run], sample: str) -> None:
+    fast, auto = runs[(sample, "fast")], runs[(sample, "auto")]
+    assert len(fast.columns["incarnation"]) == 0 and len(fast.payloads) == 0
+    reason = {"vxlan": "not TCP", "gre": "not TCP", "mpls": "not IP", "pppoe": "not IP",
+              "radiotap": "link type 127 (802.11 radiotap)"}[sample]
+    assert set(fast.skipped) == {reason}
+    kind = {"vxlan": "VXLAN", "gre": "GRE", "mpls": "MPLS", "pppoe": "PPPoE",
+            "radiotap": "link type 127 (802.11 radiotap)"}[sample]
+    assert auto.handed_off == {f"{kind} to scapy": sum(fast.skipped.values())}
+
+
+VERDICTS = ["client_ip", "client_port", "server_ip", "server_port", "handshake", "close_kind", "half_close",
+            "active_closer", "first_fin_by", "first_rst_by", "rst_class", "fin_retransmissions_client",
+            "fin_retransmissions_server", "data_after_fin", "time_wait_on", "time_wait_restarts", "tw_assassination",
+            "packets_c2s", "packets_s2c", "bytes_c2s", "bytes_s2c", "capture_loss_bytes"]
+
+
+@needs_both
+@pytest.mark.parametrize("sample", sorted(ENCAPSULATED))
+def test_encapsulated_sample_keeps_the_verdicts_of_its_source(runs: dict[tuple[str, str], Run], sample: str) -> None:
+    """Re-framing the real-kernel frames changes where they were carried, never how the
+    connections ended: the same verdicts, and (one source) the same times and evidence frames."""
+    got = runs[(sample, "auto")].columns
+    sources = [runs[(s, "auto")].columns for s in ENCAPSULATED[sample]]
+    for k in VERDICTS:
+        want = np.concatenate([s[k] for s in sources])
+        if sample == "vxlan" and k == "client_port":  # the second connection's port was rewritten to collide
+            want = np.full(len(want), want[0])
+        assert same(got[k], want), f"{sample} {k}: {got[k]} against {want}"
+    if len(sources) == 1:
+        for k in ("first_ts", "last_ts", "time_wait_end_ts", "evidence_frames"):
+            assert same(got[k], sources[0][k]), k
+
+
+@pytest.mark.skipif(not HAVE_SCAPY, reason="needs scapy (CI installs it)")
+@pytest.mark.parametrize("sample", sorted(ENCAPSULATED))
+def test_encapsulated_sample_matches_its_expected_table(sample: str, regen: bool) -> None:
+    """captures/encapsulated/STEM.expected.csv, as tests/test_captures.py checks the others
+    (`pytest --regen` rewrites it)."""
+    matches_expected_table(ENCAPSULATED_DIR / f"{sample}.pcap", regen)
+
+
+@pytest.mark.skipif(not HAVE_SCAPY, reason="needs scapy (CI installs it)")
+@pytest.mark.parametrize("sample", sorted(ENCAPSULATED))
+def test_encapsulated_sample_matches_its_construction(sample: str) -> None:
+    matches_construction(ENCAPSULATED_DIR / f"{sample}.truth.json")
+
+
+@needs_both
+def test_tunnels_keep_connections_on_the_same_4_tuple_apart(runs: dict[tuple[str, str], Run]) -> None:
+    """Overlapping address spaces never mix: two VNIs carry the same inner 4-tuple at once."""
+    r = runs[("vxlan", "auto")]
+    c = r.columns
+    assert len(set(zip(c["client_ip"], c["client_port"], c["server_ip"], c["server_port"]))) == 1
+    assert c["vlan"].tolist() == [4096.0, 4097.0]
+    assert r.carried_in == {4096: "VXLAN VNI 100 198.19.0.1 <-> 198.19.0.2",
+                            4097: "VXLAN VNI 200 198.19.0.1 <-> 198.19.0.2"}
+    assert [f.split("/")[0] for f in c["flow_id"]] == ["vlan4096", "vlan4097"]
+    assert runs[("gre", "auto")].carried_in == {4096: "GRE key 7 198.19.0.1 <-> 198.19.0.2"}
+
+
+@needs_both
+@pytest.mark.parametrize("sample", ["mpls", "pppoe", "radiotap"])
+def test_labels_and_link_layers_are_not_part_of_the_identity(runs: dict[tuple[str, str], Run], sample: str) -> None:
+    """MPLS labels differ per direction (one connection, not two); PPPoE and 802.11 are links."""
+    c = runs[(sample, "auto")].columns
+    assert len(c["incarnation"]) == 1 and math.isnan(c["vlan"][0])
+    assert not runs[(sample, "auto")].carried_in
+
+
+# ---- what the user sees ------------------------------------------------------------------------
+
+@needs_both
+def test_summary_says_what_read_the_capture(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["analyze", str(ENCAPSULATED_DIR / "vxlan.pcap")]) == 0
+    out = capsys.readouterr().out
+    assert "frames the fast reader does not decode were handed over: VXLAN to scapy 22" in out
+    assert "vlan4096 = VXLAN VNI 100 198.19.0.1 <-> 198.19.0.2" in out
+    assert cli.main(["analyze", str(CAPTURES / "client_first_close.pcap")]) == 0
+    out = capsys.readouterr().out
+    assert "handed over" not in out and "tunnels" not in out and "--reader" not in out
+    assert cli.main(["analyze", str(ENCAPSULATED_DIR / "gre.pcap"), "--reader", "pyshark"]) == 0
+    assert "read with --reader pyshark (tshark)" in capsys.readouterr().out
+
+
+def test_unknown_reader_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="choose from auto, fast, scapy, pyshark"):
+        teardown.analyze(str(CAPTURES / "refused.pcap"), reader="wireshark")
+
+
+def without_scapy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "scapy.contrib.mpls", None)  # import scapy.contrib.mpls -> ImportError
+
+
+def without_tshark(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyshark.tshark.tshark", None)
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="needs tshark (CI installs it)")
+def test_auto_hands_over_to_tshark_without_scapy(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_scapy(monkeypatch)
+    got = teardown.analyze(str(ENCAPSULATED_DIR / "vxlan.pcap"))
+    assert got.capture.handed_off == {"VXLAN to tshark": 22}
+    want = teardown.analyze(str(ENCAPSULATED_DIR / "vxlan.pcap"), reader="pyshark")
+    assert got.flows.equals(want.flows)
+
+
+@needs_both
+def test_auto_hands_link_types_scapy_does_not_know_to_tshark(tmp_path: Path) -> None:
+    """Cisco HDLC (link type 104): no scapy layer, tshark decodes it."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 104)]
+    n = 0
+    for batch in open_capture(str(CAPTURES / "client_first_close.pcap"), 1 << 20):
+        for i in range(len(batch)):
+            frame = bytes(batch.data[batch.pos[i] + 14: batch.pos[i] + batch.caplen[i]])  # the IP packet
+            sec = int(batch.ts[i])
+            usec = round((float(batch.ts[i]) - sec) * 1e6)
+            hdlc = b"\x0f\x00\x08\x00" + frame
+            out.append(struct.pack("<IIII", sec, usec, len(hdlc), len(hdlc)) + hdlc)
+            n += 1
+    path = tmp_path / "chdlc.pcap"
+    path.write_bytes(b"".join(out))
+    got = teardown.analyze(str(path))
+    assert got.capture.handed_off == {"link type 104 (Cisco HDLC) to tshark": n}
+    want = teardown.analyze(str(CAPTURES / "client_first_close.pcap")).flows
+    for k in VERDICTS:
+        assert got.flows[k].tolist() == want[k].tolist(), k
+
+
+def test_auto_without_scapy_or_tshark_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    without_scapy(monkeypatch)
+    without_tshark(monkeypatch)
+    assert cli.main(["analyze", str(ENCAPSULATED_DIR / "mpls.pcap"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "12 frames in encapsulations the fast reader does not decode were skipped (MPLS 12)" in err
+    assert "pip install scapy" in err and "apt-get install tshark" in err
+    assert "12 frames skipped: not IP" in err  # counted as the fast reader counts them
+
+
+@pytest.mark.parametrize("reader, package", [("scapy", "pip install scapy"), ("pyshark", "apt-get install tshark")])
+def test_missing_reader_is_one_line_naming_the_package_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              reader: str, package: str) -> None:
+    without_scapy(monkeypatch) if reader == "scapy" else without_tshark(monkeypatch)
+    assert cli.main(["analyze", str(CAPTURES / "refused.pcap"), "--reader", reader]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and package in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="needs tshark (CI installs it)")
+def test_tshark_failing_on_a_file_is_its_message_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "notes.pcap"
+    bad.write_text("not a capture at all\n")
+    assert cli.main(["analyze", str(bad), "--reader", "pyshark"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tshark: The file" in err and "isn't a capture file" in err
+    assert cli.main(["analyze", str(tmp_path / "missing.pcap"), "--reader", "pyshark"]) == 2
+    assert "missing.pcap: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAVE_TSHARK, reason="needs tshark (CI installs it)")
+def test_tshark_on_a_capture_cut_short_warns_and_reads_up_to_the_cut(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((CAPTURES / "server_first_close.pcap").read_bytes()[:700])
+    got = teardown.analyze(str(cut), reader="pyshark")
+    want = teardown.analyze(str(cut), reader="fast")
+    assert got.capture.frames == want.capture.frames == 5
+    assert any("tshark stopped early" in w and "cut short" in w for w in got.capture.warnings)
+    assert got.flows.drop(columns="capture_file").equals(want.flows.drop(columns="capture_file"))
+
+
+# ---- layouts the samples lack ------------------------------------------------------------------
+
+def _crafted(tmp_path: Path) -> dict[str, tuple[list[Any], int]]:
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
+    from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
+    from scapy.packet import Raw
+
+    def eth() -> Any:
+        return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+
+    def ip(**kw: Any) -> Any:
+        return IP(src="10.0.0.1", dst="10.0.0.2", **kw)
+
+    def ip6() -> Any:
+        return IPv6(src="fd00::1", dst="fd00::2")
+
+    def tcp(payload: bytes = b"", **kw: Any) -> Any:
+        return TCP(sport=40000, dport=8080, seq=1000, ack=2000, window=500,
+                   options=[("NOP", None), ("NOP", None), ("Timestamp", (777, 1))], **kw) / Raw(payload)
+
+    def cut(frame: Any, caplen: int) -> Any:
+        short = Raw(bytes(frame)[:caplen])
+        short.wirelen = len(frame)
+        return short
+
+    full = eth() / ip() / tcp(b"z" * 1000, flags="PA")
+    return {
+        "qinq": ([eth() / Dot1AD(vlan=100) / Dot1Q(vlan=200) / ip() / tcp(b"abc"),
+                  eth() / Dot1Q(vlan=7) / Dot1Q(vlan=8) / Dot1Q(vlan=9) / Dot1Q(vlan=10) / ip() / tcp(),
+                  eth() / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / Dot1Q(vlan=4) / Dot1Q(vlan=5) / ip() / tcp()], 1),
+        "sll": ([CookedLinux(proto=0x0800) / ip() / tcp(b"hi", flags="S"),
+                 CookedLinux(proto=0x0806) / ARP(hwsrc="02:00:00:00:00:01", psrc="10.0.0.1", pdst="10.0.0.2"),
+                 Raw(b"\0" * 15)], 113),
+        "sll2": ([CookedLinuxV2(proto=0x86DD) / ip6() / tcp(b"hello"), CookedLinuxV2(proto=0x86DD) / ip6() / UDP(),
+                  Raw(b"\x08\x00" + b"\0" * 17)], 276),
+        "ipv6_extensions": ([ip6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt() / tcp(b"12345"),
+                             ip6() / IPv6ExtHdrFragment(offset=100, nh=6) / Raw(b"later" * 10)], 229),
+        "ipv4_lengths": ([eth() / ip(len=0, id=9) / tcp(b"x" * 3000), eth() / ip(frag=185, proto=6) / Raw(b"y" * 40),
+                          eth() / ip(flags="MF") / tcp(b"first"), eth() / ip(ihl=4) / tcp()], 1),
+        "snaplen": ([cut(full, 60), cut(full, 14 + 20 + 32), cut(full, 14 + 20 + 10), cut(full, 14 + 10)], 1),
+        "window_scale": ([eth() / ip() / TCP(flags=f, options=[("WScale", w), ("EOL", None)])
+                          for f, w in (("S", 7), ("SA", 20), ("A", 7))], 1),
+        "icmp_quotes_tcp": ([eth() / ip() / ICMP(type=3, code=3) / ip(proto=6) / TCP(sport=40000, dport=8080),
+                             eth() / ip() / UDP(sport=53, dport=53) / Raw(b"q")], 1),
+        "short_ethernet": ([Raw(b"\0" * 13)] * 2, 1),
+        "unknown_link_type": ([Raw(b"\x45" + b"\0" * 59)] * 3, 147),
+    }
+
+
+def _segments(path: str, reader: str) -> tuple[list[tuple[Any, ...]], Counter[str]]:
+    """(fields..., payload bytes) of every segment, and the skip counts, of one reader."""
+    from teardown.dissect.scapy_reader import ScapyDecoder
+    from teardown.dissect.tshark_reader import TsharkReader
+
+    skipped: Counter[str] = Counter()
+    parts = []
+    if reader == "pyshark":
+        parts = [(c.packets, c.data) for c in TsharkReader(path, Contexts(), skipped)]
+    else:
+        scapy = ScapyDecoder(Contexts()) if reader == "scapy" else None
+        for b in open_capture(path, 1 << 20):
+            parts.append((decode(b, skipped), b.data) if scapy is None else scapy.decode(b, skipped))
+    out = []
+    for p, data in parts:
+        for i in range(len(p)):
+            at, n = int(p.payload_at[i]), int(p.payload_captured[i])
+            out.append(tuple(int(getattr(p, k)[i]) for k in SEGMENT_FIELDS if k != "ts")
+                       + (bytes(data[at: at + n]) if at >= 0 else b"",))
+    return out, skipped
+
+
+@needs_both
+def test_readers_agree_on_layouts_the_samples_lack(tmp_path: Path) -> None:
+    """QinQ, cooked captures, IPv6 extension headers, TSO and fragment lengths, snaplen cuts,
+    window scale, ICMP-quoted headers, short frames, unknown link types: segments, payload
+    bytes and skip reasons as the fast decoder has them (tests/test_decode.py)."""
+    from scapy.utils import wrpcap
+
+    for name, (frames, linktype) in _crafted(tmp_path).items():
+        path = str(tmp_path / f"{name}.pcap")
+        wrpcap(path, frames, linktype=linktype)
+        fast = _segments(path, "fast")
+        for reader in ("scapy", "pyshark"):
+            assert _segments(path, reader) == fast, f"{name}: {reader}"
+
+
+@needs_both
+def test_an_ipv6_first_fragment_is_counted_apart_by_the_pyshark_reader(tmp_path: Path) -> None:
+    """tshark gives no TCP payload length in an IPv6 first fragment: its segment is skipped
+    with that reason (the fast and scapy readers decode it)."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+    from scapy.utils import wrpcap
+
+    path = str(tmp_path / "frag6.pcap")
+    wrpcap(path, [IPv6(src="fd00::1", dst="fd00::2") / IPv6ExtHdrFragment(offset=0, m=1) / TCP(flags="S")], linktype=229)
+    assert len(_segments(path, "scapy")[0]) == len(_segments(path, "fast")[0]) == 1
+    segments, skipped = _segments(path, "pyshark")
+    assert not segments and skipped == {"first IPv6 fragment (tshark gives no TCP payload length in it)": 1}
+
+
+def test_dissect_imports_only_earlier_stages() -> None:
+    """The readers produce decode's records: they may import read and decode, never the flow
+    engine, verdicts or edges (tests/test_layers.py for the rest of the pipeline)."""
+    later = {"flows", "verdicts", "engine", "timewait", "analysis", "cli", "crosscheck", "report", "live"}
+    for path in (ROOT / "teardown" / "dissect").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                assert node.module.split(".")[0] not in later, f"{path.name} imports {node.module}"
