@@ -19,6 +19,7 @@ connection's two directions and are not part of it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import shutil
@@ -106,17 +107,12 @@ class Contexts:
         return {k: str(t) for t, k in self.numbers.items()}
 
 
-_ADDRESSES: dict[str, tuple[int, int]] = {}
-
-
+@functools.lru_cache(maxsize=1 << 16)  # the slow readers meet the same few addresses again and again
 def address(text: str) -> tuple[int, int]:
     """'198.18.0.1' or 'fd00::1' -> (hi, lo) 64-bit halves as the fast decoder stores them."""
-    got = _ADDRESSES.get(text)
-    if got is None:
-        ip = ipaddress.ip_address(text)
-        value = IPV4_MAPPED | int(ip) if ip.version == 4 else int(ip)
-        got = _ADDRESSES[text] = (value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF)
-    return got
+    ip = ipaddress.ip_address(text)
+    value = IPV4_MAPPED | int(ip) if ip.version == 4 else int(ip)
+    return value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def _dtypes() -> dict[str, np.dtype[Any]]:
@@ -134,7 +130,7 @@ def packets_from(columns: dict[str, Any]) -> Packets:
 
     `columns` also holds `payload_captured` (payload bytes present at `payload_at`), which is
     passed on where `Packets` has that field."""
-    return Packets(**{f.name: np.asarray(columns[f.name], DTYPES[f.name]) for f in fields(Packets)})
+    return Packets(**{f.name: np.ascontiguousarray(columns[f.name], DTYPES[f.name]) for f in fields(Packets)})
 
 
 def payload_captured(p: Packets) -> npt.NDArray[np.int32] | None:

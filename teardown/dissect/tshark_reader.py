@@ -380,9 +380,11 @@ def segments(table: pd.DataFrame, ts: npt.NDArray[np.float64], frame: I64, conte
     # Tunnels are numbered in the order of their first segment, as the other readers do.
     cols["ctx"] = np.array([contexts.ctx(v, tun) for v, tun in tunnel_of], np.int64)
     cols["ip_version"] = ver
-    halves = np.array([address(a) + address(b) for a, b in zip(src.tolist(), dst.tolist())], object).reshape(-1, 4)
+    # Each distinct address converted once.
+    codes_ends, texts = pd.factorize(np.concatenate([src, dst]))
+    halves = np.array([address(str(a)) for a in texts] or [(0, 0)], np.uint64)[codes_ends]
     for j, name in enumerate(("src_hi", "src_lo", "dst_hi", "dst_lo")):
-        cols[name] = np.array(halves[:, j].tolist(), np.uint64) if n else np.zeros(0, np.uint64)
+        cols[name] = halves[(j // 2) * n: (j // 2 + 1) * n, j % 2]
     for name in ("sport", "dport", "seq", "ack", "window", "payload"):
         cols[name] = first_occurrence(t[name]).astype(np.int64).to_numpy()
     cols["flags"] = hex_values(first_occurrence(t["flags"])) & 0xFF
