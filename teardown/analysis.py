@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .decode import LINKTYPE_NAMES, decode
-from .dissect import Contexts, FrameDecoder, frame_decoder
+from .dissect import WHOLE_FILE_TO_TSHARK, Contexts, FrameDecoder, frame_decoder, other_format
 from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile, ReaderKind
@@ -267,7 +267,9 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     parts += [capture.tag(p) for p in capture.engine.finish()]
     summary.carried_in = contexts.described()
     if decoder is not None:
-        summary.handed_off, summary.reader_warnings = decoder.report()
+        handed_off, warnings = decoder.report()
+        summary.handed_off.update(handed_off)
+        summary.reader_warnings += warnings
     return Analysis(_concat(parts), summary, options)
 
 
@@ -276,7 +278,19 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
     if options.reader is ReaderKind.pyshark:
         yield from _run_tshark(path, capture, summary, contexts, progress)
         return
-    reader = open_capture(path, options.chunk_bytes)
+    try:
+        reader = open_capture(path, options.chunk_bytes)
+    except CaptureError as e:
+        if options.reader is not ReaderKind.auto or not other_format(e):
+            raise
+        # A format the fast reader does not read (snoop, ERF, ...): tshark reads the whole file,
+        # or the fast reader's own message stands.
+        try:
+            yield from _run_tshark(path, capture, summary, contexts, progress)
+        except CaptureError:
+            raise e from None
+        summary.handed_off[WHOLE_FILE_TO_TSHARK] += summary.files[-1].frames
+        return
     info = reader.info
     # Frame numbers run on across the pieces of one capture: the engine orders by them.
     frames_before = capture.frames

@@ -280,6 +280,31 @@ def test_auto_hands_link_types_scapy_does_not_know_to_tshark(tmp_path: Path) -> 
         assert got.flows[k].tolist() == want[k].tolist(), k
 
 
+@pytest.mark.skipif(not HAVE_TSHARK, reason="needs tshark (CI installs it)")
+def test_auto_hands_a_format_the_fast_reader_does_not_read_to_tshark(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A snoop file (RFC 1761): tshark reads it whole, and the summary says so."""
+    records = [b"snoop\0\0\0" + struct.pack(">II", 2, 4)]  # version 2, Ethernet
+    n = 0
+    for batch in open_capture(str(CAPTURES / "client_first_close.pcap"), 1 << 20):
+        for i in range(len(batch)):
+            frame = bytes(batch.data[batch.pos[i]: batch.pos[i] + batch.caplen[i]])
+            sec = int(batch.ts[i])
+            pad = b"\0" * (-len(frame) % 4)
+            records.append(struct.pack(">IIIIII", int(batch.wirelen[i]), len(frame), 24 + len(frame) + len(pad), 0,
+                                       sec, round((float(batch.ts[i]) - sec) * 1e6)) + frame + pad)
+            n += 1
+    path = tmp_path / "client.snoop"
+    path.write_bytes(b"".join(records))
+    got = teardown.analyze(str(path))
+    assert got.capture.handed_off == {"whole files in a format the fast reader does not read, to tshark": n}
+    want = teardown.analyze(str(CAPTURES / "client_first_close.pcap")).flows
+    for k in VERDICTS:
+        assert got.flows[k].tolist() == want[k].tolist(), k
+    assert cli.main(["analyze", str(path), "--reader", "fast"]) == 2
+    assert "snoop capture?" in capsys.readouterr().err
+
+
 def test_auto_without_scapy_or_tshark_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     without_scapy(monkeypatch)

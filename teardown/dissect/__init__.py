@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..decode import LINKTYPE_NAMES, Packets
-from ..errors import ReaderUnavailable
+from ..errors import CaptureError, ReaderUnavailable
 from ..options import ReaderKind
 from ..read import FrameBatch
 
@@ -159,6 +159,14 @@ def merge(parts: list[tuple[Packets, npt.NDArray[np.uint8]]]) -> tuple[Packets, 
     joined = Packets.concat(moved)
     return joined.take(np.argsort(joined.frame, kind="stable")), (
         np.concatenate(buffers) if len(buffers) > 1 else buffers[0])
+
+
+WHOLE_FILE_TO_TSHARK = "whole files in a format the fast reader does not read, to tshark"
+
+
+def other_format(error: CaptureError) -> bool:
+    """The fast reader refused a file for its format, and tshark is there to try it (auto)."""
+    return error.problem.startswith("not a pcap or pcapng file") and have_tshark()
 
 
 def tshark_path() -> str:
