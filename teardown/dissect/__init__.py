@@ -117,26 +117,15 @@ def address(text: str) -> tuple[int, int]:
 
 def _dtypes() -> dict[str, np.dtype[Any]]:
     empty = Packets.empty()
-    out = {f.name: getattr(empty, f.name).dtype for f in fields(Packets)}
-    out.setdefault("payload_captured", np.dtype(np.int32))
-    return out
+    return {f.name: getattr(empty, f.name).dtype for f in fields(Packets)}
 
 
 DTYPES = _dtypes()
 
 
 def packets_from(columns: dict[str, Any]) -> Packets:
-    """`Packets` from one array (or list) per field, in the fast decoder's dtypes.
-
-    `columns` also holds `payload_captured` (payload bytes present at `payload_at`), which is
-    passed on where `Packets` has that field."""
+    """`Packets` from one array (or list) per field, in the fast decoder's dtypes."""
     return Packets(**{f.name: np.ascontiguousarray(columns[f.name], DTYPES[f.name]) for f in fields(Packets)})
-
-
-def payload_captured(p: Packets) -> npt.NDArray[np.int32] | None:
-    """The `payload_captured` column where `Packets` has one."""
-    got = getattr(p, "payload_captured", None)
-    return None if got is None else np.asarray(got)
 
 
 def merge(parts: list[tuple[Packets, npt.NDArray[np.uint8]]]) -> tuple[Packets, npt.NDArray[np.uint8]]:

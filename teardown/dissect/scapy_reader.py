@@ -34,12 +34,12 @@ MALFORMED = "malformed link layer (scapy could not dissect it)"
 def load_scapy() -> SimpleNamespace:
     """The scapy layers used, imported once (about 1 s); ReaderUnavailable without scapy."""
     try:
-        import scapy.contrib.mpls as mpls  # binds EtherType 0x8847 and GRE proto 0x8847 to MPLS
+        import scapy.contrib.mpls  # noqa: F401  # binds EtherType 0x8847 (and GRE's) to MPLS
         import scapy.layers.dot11 as dot11
         import scapy.layers.inet as inet
         import scapy.layers.inet6 as inet6
         import scapy.layers.l2 as l2
-        import scapy.layers.ppp as ppp
+        import scapy.layers.ppp  # noqa: F401  # binds PPPoE sessions and PPP to IP
         import scapy.layers.vxlan as vxlan
         import scapy.packet as packet
         from scapy.config import conf
@@ -53,8 +53,7 @@ def load_scapy() -> SimpleNamespace:
         link=link, TCP=inet.TCP, IP=inet.IP, IPv6=inet6.IPv6, Dot1Q=l2.Dot1Q, Dot1AD=l2.Dot1AD,
         VXLAN=vxlan.VXLAN, GRE=l2.GRE, RadioTap=dot11.RadioTap, Fragment6=inet6.IPv6ExtHdrFragment,
         # A TCP header quoted in an ICMP error is not a segment of the connection.
-        stop_icmp=(inet.ICMP, *icmp6_errors), ends=(packet.Raw, packet.Padding, packet.NoPayload),
-        MPLS=mpls.MPLS, PPPoE=ppp.PPPoE)
+        stop_icmp=(inet.ICMP, *icmp6_errors), ends=(packet.Raw, packet.Padding, packet.NoPayload))
 
 
 @dataclass(slots=True)

@@ -81,13 +81,11 @@ def command(path: str, fields: list[tuple[str, str]] = FIELDS, preferences: list
 
 @dataclass(slots=True)
 class Chunk:
-    """Segments of a run of frames, the bytes their payload offsets point into, and the span."""
+    """Segments of a run of frames, and the bytes their payload offsets point into."""
 
     packets: Packets
     data: npt.NDArray[np.uint8]
     frames: int  # the last frame number read so far
-    first_ts: float | None
-    last_ts: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +242,7 @@ class TsharkReader:
             info.last_ts = float(np.nanmax(ts))
             self._count_link_types(iface)
         packets, data = segments(table, ts, frame, self.contexts, self.skipped, self._linktypes(iface))
-        return Chunk(packets, data, info.frames, float(ts[0]) if len(ts) else None,
-                     float(np.nanmax(ts)) if len(ts) else None)
+        return Chunk(packets, data, info.frames)
 
     def _linktypes(self, iface: I64) -> I64:
         """Each frame's link type where our reader learnt the interfaces, else -1."""
