@@ -24,12 +24,12 @@ import numpy as np
 
 from .analysis import Analysis, analyze
 from .decode import ACK, FIN, RST, SYN, Packets, decode
-from .dissect import Contexts, address, frame_decoder, tshark_path
+from .dissect import Contexts, address, frame_decoder, other_format, tshark_path
 from .dissect.tshark_reader import (Chain, TsharkReader, chain, check_readable, command, first_occurrence, hex_values,
                                     nth_occurrence, start_tshark, stop_tshark, tshark_message)
 from .errors import CaptureError
 from .options import Options, ReaderKind
-from .read import open_capture
+from .read import Reader, open_capture
 from .seq import seq_diff
 
 NONE_FRAME = -1
@@ -189,12 +189,19 @@ def wireshark_frames(path: str, warnings: list[str]) -> list[Frame]:
 def _segments(path: str, options: Options) -> Iterator[Packets]:
     """Our reader's segments of `path`, as the analysis decoded them."""
     contexts = Contexts()
-    if options.reader is ReaderKind.pyshark:
+    reader: Reader | None = None
+    try:
+        if options.reader is not ReaderKind.pyshark:
+            reader = open_capture(path, options.chunk_bytes)
+    except CaptureError as e:
+        if options.reader is not ReaderKind.auto or not other_format(e):
+            raise
+    if reader is None:  # tshark reads the file, as the analysis did
         for chunk in TsharkReader(path, contexts, Counter()):
             yield chunk.packets
         return
     decoder = frame_decoder(options.reader, contexts)
-    for batch in open_capture(path, options.chunk_bytes):
+    for batch in reader:
         if not len(batch):
             continue
         yield decode(batch, Counter()) if decoder is None else decoder.decode(batch, Counter())[0]

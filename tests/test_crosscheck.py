@@ -146,6 +146,25 @@ def test_crosscheck_with_another_reader(reader: str) -> None:
     assert len(result.disagreements) == 1 and not result.unexplained
 
 
+def test_crosscheck_of_a_format_only_tshark_reads(tmp_path: Path) -> None:
+    """What `auto` hands tshark whole is compared too (a snoop file, RFC 1761)."""
+    import struct
+
+    from teardown.read import open_capture
+
+    records = [b"snoop\0\0\0" + struct.pack(">II", 2, 4)]
+    for batch in open_capture(str(CAPTURES / "simultaneous_close.pcap"), 1 << 20):
+        for i in range(len(batch)):
+            frame = bytes(batch.data[batch.pos[i]: batch.pos[i] + batch.caplen[i]])
+            sec, pad = int(batch.ts[i]), b"\0" * (-len(frame) % 4)
+            records.append(struct.pack(">IIIIII", len(frame), len(frame), 24 + len(frame) + len(pad), 0, sec,
+                                       round((float(batch.ts[i]) - sec) * 1e6)) + frame + pad)
+    path = tmp_path / "simultaneous.snoop"
+    path.write_bytes(b"".join(records))
+    result = crosscheck(str(path))
+    assert [d.aspect for d in result.disagreements] == ["active closer"] and not result.unexplained
+
+
 def test_crosscheck_of_a_capture_cut_short_compares_up_to_the_cut(tmp_path: Path) -> None:
     cut = tmp_path / "cut.pcap"
     cut.write_bytes((CAPTURES / "server_first_close.pcap").read_bytes()[:700])
