@@ -84,7 +84,7 @@ typedef struct {
     uint32_t ctx;
     uint16_t a_port, b_port;
     int64_t first, cur, prev; /* incarnations in the pool */
-    int64_t uid, n_incs, has_syn[2], syn_seq[2];
+    int64_t uid, n_incs;
     int64_t kept; /* copy of the last incarnation handed out early: its successor's context */
     double last_ts;
     int live;
@@ -433,13 +433,15 @@ static int feed_one(Table *t, const Seg *g) {
     if (!tp) return -1;
     int pure_syn = (g->flags & (SYN | ACK)) == SYN;
     int start = tp->cur < 0;
-    if (!start && pure_syn && (!tp->has_syn[d] || (int64_t)g->seq != tp->syn_seq[d])) {
-        /* A SYN with a new ISN opens a new incarnation once the current one closed or aborted,
-         * or after an idle gap of 2*MSL (TEARDOWN-RULES §Vocabulary). */
+    if (!start && pure_syn) {
+        /* A SYN whose ISN differs from the current incarnation's opens a new incarnation once
+         * the current one closed or aborted, or after an idle gap of 2*MSL (TEARDOWN-RULES
+         * §Vocabulary); the same ISN again is a retransmission. A SYN that met the open
+         * connection (a challenge ACK answered it) opens one when it comes again after the RST. */
         Inc *cur = &t->incs[tp->cur];
-        start = cur->closers_seen || g->ts - tp->last_ts > t->idle_gap_s;
+        int new_isn = cur->d[d].syn_frame == NONE || (int64_t)g->seq != cur->d[d].syn_seq;
+        start = new_isn && (cur->closers_seen || g->ts - tp->last_ts > t->idle_gap_s);
     }
-    if (pure_syn) { tp->has_syn[d] = 1; tp->syn_seq[d] = g->seq; }
     if (start && start_incarnation(t, tp) < 0) return -1;
     if (t->tracking && note_touched(t, tp)) return -1; /* after: the segment's incarnation is known */
     Inc *inc = &t->incs[tp->cur];

@@ -357,8 +357,8 @@ class Comparison:
         previous = self._row_at(start.number - 1, rr)
         if not earlier or previous is None or start.flags & (SYN | ACK) != SYN:
             return None
-        if any(f.flags & SYN and f.src == start.src and f.seq == start.seq for f in earlier
-               if self._row_at(f.number, rr) == previous):
+        own_syn = self.by_number.get(int(self.c["evidence"][previous][0]))
+        if own_syn is not None and own_syn.src == start.src and own_syn.seq == start.seq:
             return None  # the previous incarnation's own SYN again: no new incarnation
         ended = self._ended(previous)
         gap = start.ts - earlier[-1].ts

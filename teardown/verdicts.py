@@ -114,6 +114,12 @@ def first_closer(s: Sides) -> I64:
         [-1, CLIENT, SERVER, CLIENT, SERVER, 2], by_order)
 
 
+def first_fin_by(s: Sides) -> I64:
+    """The side whose FIN the capture shows first (capture order, unlike `first_closer`)."""
+    fin = s.frame("fin_frame")
+    return np.where((fin == NEVER).all(axis=1), -1, np.argmin(fin, axis=1))
+
+
 @dataclass(slots=True)
 class Closes:
     """The close verdicts of every incarnation (one entry per incarnation)."""
@@ -392,7 +398,7 @@ def judge(rec: Records, options: Options) -> Columns:
         "packets_s2c": s.get("packets")[:, SERVER], "bytes_c2s": s.get("bytes")[:, CLIENT],
         "bytes_s2c": s.get("bytes")[:, SERVER], "handshake": HANDSHAKES[c.handshake],
         "close_kind": KINDS[c.close_kind], "half_close": half, "half_close_s": half_s,
-        "active_closer": side_names(c.closer), "first_fin_by": side_names(c.closer),
+        "active_closer": side_names(c.closer), "first_fin_by": side_names(first_fin_by(s)),
         "first_fin_ts": first_fin_ts, "first_rst_by": side_names(c.rst_side), "first_rst_ts": c.rst_ts,
         "rst_class": c.rst_class,
         "fin_retransmissions_client": np.maximum(fin_copies[:, CLIENT] - 1, 0),
@@ -419,6 +425,8 @@ def _heads(s: Sides, side: int) -> npt.NDArray[np.bytes_]:
     longest = int(s.rec["head_len"][rows, direction].max(initial=0))
     width = max(-(-longest // 8) * 8, 8)  # whole 64-bit words: the host views hash heads word by word
     heads = np.ascontiguousarray(s.rec["head"][rows, direction, :width])
+    lens = s.rec["head_len"][rows, direction]
+    heads[np.arange(width)[None, :] >= lens[:, None]] = 0  # the record's bytes past head_len are stale
     return heads.view(f"S{width}").ravel()
 
 

@@ -59,7 +59,7 @@ SPEC = {
              "(verified with tcpdump), both sides pass through CLOSING and both end in TIME_WAIT "
              "(ss in both netns). tcpdump -s 0 on tdcap-c0 (client side, so the client's FIN is "
              "seen ~20 ms before the server's FIN arrives, and each FIN's ACK ~20 ms later)."),
-        flows=[dict(CF, close_kind="simultaneous", active_closer="both", first_fin_by="both",
+        flows=[dict(CF, close_kind="simultaneous", active_closer="both", first_fin_by="client",
                     time_wait_on="both")]),
     "half_close": dict(
         how=("make_samples.sh s_half_close, peer.py scenario 'half': " + DIRECT +
