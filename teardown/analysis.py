@@ -20,7 +20,7 @@ from .dissect import WHOLE_FILE_TO_TSHARK, Contexts, FrameDecoder, frame_decoder
 from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile, ReaderKind
-from .read import CaptureInfo, open_capture
+from .read import CaptureInfo, open_capture, time_span
 from .schema import (COLUMN_NAMES, INTERNAL_COLUMNS, DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS,
                      Column)
 from .timewait import HostViews, host_views
@@ -53,13 +53,11 @@ class CaptureSummary:
 
     @property
     def first_ts(self) -> float | None:
-        ts = [f.first_ts for f in self.files if f.first_ts is not None]
-        return min(ts) if ts else None
+        return time_span(self.files)[0]
 
     @property
     def last_ts(self) -> float | None:
-        ts = [f.last_ts for f in self.files if f.last_ts is not None]
-        return max(ts) if ts else None
+        return time_span(self.files)[1]
 
     @property
     def link_types(self) -> dict[str, int]:

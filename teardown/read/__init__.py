@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
@@ -84,6 +84,21 @@ class CaptureInfo:
     damage: CaptureDamaged | None = None
     warnings: list[str] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+
+
+class Timed(Protocol):
+    @property
+    def first_ts(self) -> float | None: ...
+
+    @property
+    def last_ts(self) -> float | None: ...
+
+
+def time_span(files: Iterable[Timed]) -> tuple[float | None, float | None]:
+    """Earliest first and latest last timestamp over the files that have packets."""
+    firsts = [f.first_ts for f in files if f.first_ts is not None]
+    lasts = [f.last_ts for f in files if f.last_ts is not None]
+    return (min(firsts) if firsts else None, max(lasts) if lasts else None)
 
 
 class Reader(Protocol):

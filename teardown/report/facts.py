@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..analysis import Analysis
+from ..read import time_span
 from ..options import Options, OsProfile
 
 
@@ -60,13 +61,11 @@ class Facts:
 
     @property
     def first_ts(self) -> float | None:
-        ts = [f.first_ts for f in self.files if f.first_ts is not None]
-        return min(ts) if ts else None
+        return time_span(self.files)[0]
 
     @property
     def last_ts(self) -> float | None:
-        ts = [f.last_ts for f in self.files if f.last_ts is not None]
-        return max(ts) if ts else None
+        return time_span(self.files)[1]
 
     @property
     def size_bytes(self) -> int:
