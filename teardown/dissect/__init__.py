@@ -161,7 +161,7 @@ def other_format(error: CaptureError) -> bool:
 def tshark_path() -> str:
     """Where tshark is: pyshark's configured path when pyshark is installed, else PATH."""
     try:
-        from pyshark.tshark.tshark import get_process_path  # type: ignore[import-untyped]
+        from pyshark.tshark.tshark import get_process_path  # type: ignore[import-untyped, import-not-found, unused-ignore]  # pyshark is optional
 
         found = str(get_process_path())
         if os.access(found, os.X_OK):
