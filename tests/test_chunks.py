@@ -87,3 +87,16 @@ def test_rotated_pieces_name_the_file_of_each_flow(tmp_path: Path) -> None:
     first_frame = flows["evidence_frames"].str.extract(r"syn (\d+)")[0].astype(float)
     expected = ["piece0.pcap" if f <= 60 else "piece1.pcap" for f in first_frame]
     assert list(flows["capture_file"]) == expected
+
+
+@pytest.mark.parametrize("name", ["many_reuse.pcap", "reuse_in_time_wait_rejected.pcap", "tw_assassination.pcap"])
+def test_tiny_retire_slices_give_the_same_flows(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records are handed out in slices through one reused buffer; a tuple that does not fit
+    makes it grow. One incarnation per slice forces both paths."""
+    from teardown import flows
+
+    capture = str(CAPTURES / name)
+    whole = teardown.analyze(capture).flows
+    monkeypatch.setattr(flows, "RETIRE_SLICE", 1)
+    monkeypatch.setattr(flows, "EARLY_HELD", 0)
+    assert whole.equals(teardown.analyze(capture, chunk_bytes=4096).flows)
