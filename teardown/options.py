@@ -48,8 +48,6 @@ OS_BEHAVIOUR: dict[OsProfile, OsBehaviour] = {
         240.0, True, "2*MSL with MSL = 2 min (RFC 793); an RST in TIME_WAIT closes it (the hazard of RFC 1337)"),
 }
 
-# A new incarnation can start after an idle gap this long even without a close (TEARDOWN-RULES
-# §Vocabulary): after 2*MSL no segment of the old one can still be in flight.
 DEFAULT_CHUNK_BYTES = 8 << 20  # 8 MiB: about 90,000 segments; bigger chunks only cost memory
 # Linux's net.ipv4.ip_local_port_range default: 28,232 ephemeral ports for connect().
 DEFAULT_PORT_RANGE = (32768, 60999)
@@ -97,6 +95,8 @@ class Options:
 
     @property
     def longest_time_wait_s(self) -> float:
-        """The longest TIME_WAIT any host can hold under these options: how long state is kept."""
+        """The longest TIME_WAIT any host can hold under these options: how long state is kept,
+        and the idle gap after which a SYN opens a new incarnation even without a close
+        (TEARDOWN-RULES §Vocabulary: after 2*MSL no segment of the old one can be in flight)."""
         profiles = {self.os, *(p for _, p in self.host_os)}
         return max(self.behaviour_of(p).time_wait_s for p in profiles)
