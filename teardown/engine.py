@@ -1,10 +1,11 @@
 """Packets, chunk after chunk -> finished flow rows. The one flow engine for files and live.
 
-Segments go into the flow table (flows.py) in capture order; after each batch, the tuples that
-nothing can change any more are taken out and judged (verdicts.py). A tuple is done once it
-has been idle past the longest TIME_WAIT plus a new-incarnation gap after it closed, or past
-the keepalive horizon while open. So memory follows the connections alive at once, not the
-capture's size, and feeding a capture in any pieces gives the same rows.
+Segments go into the flow table (flows.py) in capture order; after each batch, the
+incarnations that nothing can change any more are taken out and judged (verdicts.py). A tuple
+is done once it has been idle past the longest TIME_WAIT plus a new-incarnation gap after it
+closed, or past the keepalive horizon while open; a tuple reused over and over gives up its
+older incarnations before that, when the table is crowded. So memory follows the connections
+alive at once, not the capture's size, and feeding a capture in any pieces gives the same rows.
 """
 
 from __future__ import annotations
