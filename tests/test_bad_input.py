@@ -114,3 +114,12 @@ def test_mutated_captures_give_a_result_or_a_capture_error(tmp_path: Path, data:
         teardown.analyze(str(path), chunk_bytes=4096)
     except CaptureError:
         pass
+
+
+def test_four_bytes_tshark_takes_for_another_format(tmp_path: Path) -> None:
+    """Found by the fuzz test: tshark reads '00 c3 b2 a1' as one frame of some other format,
+    with no timestamp; the auto reader's hand-off to tshark must still end in one line."""
+    odd = tmp_path / "odd.pcap"
+    odd.write_bytes(bytes.fromhex("00c3b2a1"))
+    r = run_cli("analyze", str(odd))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -220,7 +220,11 @@ class TsharkReader:
             try:
                 assert proc.stdout is not None
                 for table in read_lines(proc.stdout):
-                    yield self._chunk(table)
+                    try:
+                        chunk = self._chunk(table)
+                    except ValueError as e:  # tshark took a damaged file for some other format
+                        raise CaptureError(self.path, f"tshark read it, but not as a capture: {e}") from None
+                    yield chunk
             finally:
                 stop_tshark(proc)
             message = tshark_message(errors)
