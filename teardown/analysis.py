@@ -24,7 +24,7 @@ from .read import CaptureInfo, open_capture, time_span
 from .schema import (COLUMN_NAMES, INTERNAL_COLUMNS, DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS,
                      Column)
 from .timewait import HostViews, host_views
-from .verdicts import EVIDENCE_LABELS, Columns, FlowColumns
+from .verdicts import EVIDENCE_LABELS, Columns, FlowColumns, joined
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,8 +177,7 @@ def _concat(parts: list[Columns]) -> FlowColumns:
     names = COLUMN_NAMES + list(INTERNAL_COLUMNS)
     if not parts:
         return FlowColumns([_empty_columns()], names)
-    joined = FlowColumns(parts, names)
-    return FlowColumns(parts, names, np.lexsort((joined.raw("first_frame"), joined.raw("first_ts"))))
+    return FlowColumns(parts, names, np.lexsort((joined(parts, "first_frame"), joined(parts, "first_ts"))))
 
 
 # A rotated piece may start a little before the previous one ended: tcpdump writes buffered

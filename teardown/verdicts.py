@@ -468,10 +468,9 @@ def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) 
             "notes": np.array([texts[b] for b in bits], dtype=object)}
 
 
-def _unordered(column: npt.NDArray[Any], rows: I64) -> npt.NDArray[Any]:
-    out = np.empty_like(column)
-    out[rows] = column
-    return out
+def joined(parts: list[Columns], name: str) -> npt.NDArray[Any]:
+    """One column of judged slices, the slices joined in the order they came."""
+    return parts[0][name] if len(parts) == 1 else np.concatenate([p[name] for p in parts])
 
 
 class FlowColumns(Mapping[str, npt.NDArray[Any]]):
@@ -484,20 +483,12 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
         self._data: Columns = {}
         self._order = order
 
-    def raw(self, name: str) -> npt.NDArray[Any]:
-        """A column as produced (slices joined), before rows are put in order."""
-        if name not in self._parts[0] and name in self._data:  # ordered already, parts dropped
-            return self._data[name] if self._rows is None else _unordered(self._data[name], self._rows)
-        if len(self._parts) == 1:
-            return self._parts[0][name]
-        return np.concatenate([p[name] for p in self._parts])
-
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         if name not in self._data:
             if name in TEXT_COLUMNS and name not in self._parts[0]:
                 self._data.update(text_columns(self))
             else:
-                column = self.raw(name)
+                column = joined(self._parts, name)
                 self._data[name] = column if self._rows is None else column[self._rows]
                 if len(self._parts) > 1 or self._rows is not None:
                     for part in self._parts:  # one copy of a big table is enough
