@@ -73,7 +73,7 @@ typedef struct {
     int64_t a_port, b_port, ctx, ip_version;
     int64_t tuple_uid, index_in_tuple, closers_seen;
     int64_t pure_syn_frame, pure_syn_dir, synack_frame, synack_dir;
-    int64_t port_peers_a, port_peers_b; /* tuples seen so far with each port: role inference */
+    int64_t port_peers_a, port_peers_b; /* distinct tuples seen so far with each port: roles */
     int64_t next;                       /* next incarnation of the tuple in the pool, -1 */
     int64_t context;                    /* handed out only to judge its neighbours (retire) */
     Dir d[2];
@@ -400,8 +400,13 @@ static Tuple *find_tuple(Table *t, const Seg *g, int *d) {
     tp->live = 1;
     int64_t *before = retired_slot(t, h, 0);
     tp->n_incs = before ? *before : 0;
-    t->port_peers[a_port]++;
-    if (b_port != a_port) t->port_peers[b_port]++;
+    /* Count a tuple the first time it is ever seen, not each time it comes back after being
+     * retired: then the count does not depend on when retiring happened (batch boundaries),
+     * and a run split by tuple across processes can rebuild it from first sightings. */
+    if (!before) {
+        t->port_peers[a_port]++;
+        if (b_port != a_port) t->port_peers[b_port]++;
+    }
     t->live++;
     return tp;
 }
