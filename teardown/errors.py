@@ -22,6 +22,9 @@ class CaptureError(TeardownError):
         self.path = path
         self.problem = problem
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # a worker process's error reaches the user as is
+        return type(self), (self.path, self.problem)
+
 
 class CaptureDamaged(CaptureError):
     """The capture is damaged at `offset`; everything before it was read.
@@ -34,6 +37,10 @@ class CaptureDamaged(CaptureError):
         super().__init__(path, f"{problem} at byte {offset:,} (after {packets_read:,} frames)")
         self.offset = offset
         self.packets_read = packets_read
+        self.what = problem
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, str]]:  # type: ignore[override]
+        return type(self), (self.path, self.offset, self.packets_read, self.what)
 
 
 class ReaderUnavailable(TeardownError):

@@ -189,6 +189,8 @@ def describe_start(head: bytes) -> str:
 
 def open_capture(path: str, chunk_bytes: int) -> Reader:
     """Open `path` (pcap, pcapng, or either gzipped) for streaming; CaptureError if unreadable."""
+    if is_url(path):
+        return _open_url(path, chunk_bytes)
     if os.path.isdir(path):
         raise CaptureError(path, "is a directory; give a capture file (or a glob of them)")
     try:
@@ -206,16 +208,49 @@ def open_capture(path: str, chunk_bytes: int) -> Reader:
         raise
 
 
-def _recognise(path: str, fh: BinaryIO, chunk_bytes: int) -> Reader:
+def is_url(path: str) -> bool:
+    """An fsspec address (s3://bucket/key, file:///path, ...) rather than a local path."""
+    scheme, sep, _ = path.partition("://")
+    return bool(sep) and scheme.replace("+", "").replace("-", "").isalnum() and len(scheme) > 1
+
+
+def _open_url(path: str, chunk_bytes: int) -> Reader:
+    """Open an fsspec URL: the workers of a cluster read object stores the same way as files."""
+    try:
+        from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+    except ImportError:
+        raise CaptureError(path, "reading URLs needs fsspec: pip install fsspec") from None
+    try:
+        fs, inner = url_to_fs(path)
+        size = int(fs.size(inner))
+        fh: BinaryIO = fs.open(inner, "rb")
+    except ImportError as e:
+        raise CaptureError(path, f"cannot read this kind of URL here ({e})") from None
+    except FileNotFoundError:
+        raise CaptureError(path, "no such file") from None
+    except (OSError, ValueError) as e:
+        raise CaptureError(path, f"cannot open: {e}") from None
+    try:
+        return _recognise(path, fh, chunk_bytes, size)
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _recognise(path: str, fh: BinaryIO, chunk_bytes: int, size: int | None = None) -> Reader:
     from .pcap import PcapReader
     from .pcapng import PcapngReader
 
-    size = os.fstat(fh.fileno()).st_size
+    size = os.fstat(fh.fileno()).st_size if size is None else size
     head = fh.read(4)
     compressed = head[:2] == GZIP_MAGIC
     if compressed:
-        fh.close()
-        fh = gzip.open(path, "rb")  # type: ignore[assignment]
+        if is_url(path):
+            fh.seek(0)
+            fh = gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[assignment]
+        else:
+            fh.close()
+            fh = gzip.open(path, "rb")  # type: ignore[assignment]
         try:
             head = fh.read(4)
         except (OSError, EOFError) as e:
