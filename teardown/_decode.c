@@ -139,12 +139,13 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     int32_t *o_pl = out[PAYLOAD].buf, *o_id = out[IP_ID].buf, *o_pcap = out[PAYLOAD_CAPTURED].buf;
     int8_t *o_ws = out[WSCALE].buf;
 
-    Py_ssize_t k = 0;
+    Py_ssize_t k = 0, outside = -1;
+    Py_BEGIN_ALLOW_THREADS /* pure C: other threads run meanwhile */
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t cap = caplen[i]; /* all offsets below are relative to the frame's first byte */
         if (pos[i] < 0 || pos[i] > data.len || cap > data.len - pos[i]) {
-            PyErr_Format(PyExc_ValueError, "frame %zd lies outside the data", i);
-            goto done;
+            outside = i;
+            break;
         }
         const uint8_t *f = d + pos[i];
         unsigned ethertype = 0;
@@ -249,6 +250,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         int64_t got = cap - l4 - thl;
         o_pcap[k] = (int32_t)(got < 0 ? 0 : got < payload ? got : payload);
         k++;
+    }
+    Py_END_ALLOW_THREADS
+    if (outside >= 0) {
+        PyErr_Format(PyExc_ValueError, "frame %zd lies outside the data", outside);
+        goto done;
     }
     segments = k;
 

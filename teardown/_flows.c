@@ -517,13 +517,19 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     const int8_t *wscale = a[17].b.buf;
     const uint64_t *sh = a[5].b.buf, *sl = a[6].b.buf, *dh = a[7].b.buf, *dl = a[8].b.buf;
     const uint16_t *sp = a[9].b.buf, *dp = a[10].b.buf, *win = a[14].b.buf;
+    int failed = 0;
+    /* Pure C from here on: other threads (a Dask worker's network) run meanwhile. A table is
+     * only ever fed by one thread at a time. */
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         Seg g = {frame[i], ts[i], ctx[i], seq[i], ackn[i], ipv[i], flags[i], sh[i], sl[i], dh[i], dl[i],
                  sp[i], dp[i], win[i], payload[i], tsval[i], wscale[i], NULL, 0};
         int64_t at = payload_at[i], got = captured[i];
         if (at >= 0 && got > 0 && at + got <= a[0].b.len) { g.head = data + at; g.head_len = got; }
-        if (feed_one(t, &g)) { PyErr_NoMemory(); goto done; }
+        if (feed_one(t, &g)) { failed = 1; break; }
     }
+    Py_END_ALLOW_THREADS
+    if (failed) { PyErr_NoMemory(); goto done; }
     result = Py_None;
     Py_INCREF(result);
 done:
@@ -667,6 +673,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         k += records;
     }
     int64_t written = 0, n_whole = 0;
+    Py_BEGIN_ALLOW_THREADS /* copying the records out is pure C */
     for (int64_t x = 0; x < n_plan; x++) {
         int64_t i = plan[2 * x], rows = plan[2 * x + 1], whole = rows < 0;
         Tuple *tp = &t->tuples[i];
@@ -700,6 +707,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         t->live--;
         n_whole++;
     }
+    Py_END_ALLOW_THREADS
     free(plan);
     if (!t->live) {
         /* Empty (the capture ended): give the pools back before the rows are judged. */

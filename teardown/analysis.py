@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .decode import LINKTYPE_NAMES, decode
+from .decode import LINKTYPE_NAMES, Packets, decode
 from .dissect import WHOLE_FILE_TO_TSHARK, Contexts, FrameDecoder, frame_decoder, other_format
 from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile, ReaderKind
-from .read import CaptureInfo, open_capture, time_span
+from .read import CaptureInfo, FrameBatch, Reader, open_capture, time_span
 from .schema import (COLUMN_NAMES, INTERNAL_COLUMNS, DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS,
                      Column)
 from .timewait import HostViews, host_views
@@ -46,6 +46,7 @@ class CaptureSummary:
     handed_off: Counter[str] = field(default_factory=Counter)  # auto: frames given to scapy/tshark, by kind
     carried_in: dict[int, str] = field(default_factory=dict)  # ctx >= 4096 -> the tunnel it numbers
     reader_warnings: list[str] = field(default_factory=list)
+    cluster: str = ""  # where it ran when not in this process ("a local Dask cluster of 2 workers")
 
     @property
     def frames(self) -> int:
@@ -172,7 +173,7 @@ def _empty_columns() -> Columns:
     return out
 
 
-def _concat(parts: list[Columns]) -> FlowColumns:
+def concat_rows(parts: list[Columns]) -> FlowColumns:
     """The rows of all parts, in time order, as one table."""
     names = COLUMN_NAMES + list(INTERNAL_COLUMNS)
     if not parts:
@@ -214,10 +215,14 @@ class _Capture:
     frames: int = 0
 
     def tag(self, part: Columns) -> Columns:
-        """Name the file holding each row's first segment."""
-        at = np.searchsorted(np.array(self.first_frames), part["first_frame"], side="left") - 1
-        part["capture_file"] = np.array(self.names, dtype=object)[np.maximum(at, 0)]
-        return part
+        return name_files(part, self.names, self.first_frames)
+
+
+def name_files(part: Columns, names: list[str], first_frames: list[int]) -> Columns:
+    """Name the file holding each row's first segment (`first_frames`: frames before each file)."""
+    at = np.searchsorted(np.array(first_frames), part["first_frame"], side="left") - 1
+    part["capture_file"] = np.array(names, dtype=object)[np.maximum(at, 0)]
+    return part
 
 
 def analyze(path: str | list[str], options: Options | None = None, progress: Progress | None = None,
@@ -267,7 +272,7 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
         handed_off, warnings = decoder.report()
         summary.handed_off.update(handed_off)
         summary.reader_warnings += warnings
-    return Analysis(_concat(parts), summary, options)
+    return Analysis(concat_rows(parts), summary, options)
 
 
 def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Options,
@@ -294,20 +299,8 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
     capture.names.append(os.path.basename(path))
     capture.first_frames.append(frames_before)
     summary.files.append(info)
-    for batch in reader:
-        if len(batch) == 0:
-            continue
-        batch.frame += frames_before
-        capture.frames = int(batch.frame[-1])
-        lt, counts = np.unique(batch.linktype, return_counts=True)
-        for k, v in zip(lt.tolist(), counts.tolist()):
-            info.linktype_frames[k] += v
-        info.first_ts = float(batch.ts[0]) if info.first_ts is None else info.first_ts
-        info.last_ts = float(np.nanmax(batch.ts))
-        if decoder is None:
-            packets, data = decode(batch, summary.skipped), batch.data
-        else:
-            packets, data = decoder.decode(batch, summary.skipped)
+    for packets, data in segments(reader, summary.skipped, decoder, frames_before):
+        capture.frames = frames_before + info.frames
         summary.tcp_packets += len(packets)
         yield from capture.engine.feed(packets, data, now=info.last_ts)
         if progress is not None:
@@ -317,6 +310,26 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
         progress(summary.bytes_before, summary.bytes_total)
     if info.damage is not None and info.frames == 0:
         raise info.damage
+
+
+def segments(reader: Iterable[FrameBatch] | Reader, skipped: Counter[str], decoder: FrameDecoder | None,
+             frames_before: int = 0) -> Iterator[tuple[Packets, npt.NDArray[np.uint8]]]:
+    """The TCP segments of each batch `reader` gives, with the bytes their payload offsets point
+    into; the link types and time span seen are noted in `reader.info` as they go."""
+    info = reader.info  # type: ignore[union-attr]
+    for batch in reader:
+        if len(batch) == 0:
+            continue
+        batch.frame += frames_before
+        lt, counts = np.unique(batch.linktype, return_counts=True)
+        for k, v in zip(lt.tolist(), counts.tolist()):
+            info.linktype_frames[k] += v
+        info.first_ts = float(batch.ts[0]) if info.first_ts is None else info.first_ts
+        info.last_ts = float(np.nanmax(batch.ts))
+        if decoder is None:
+            yield decode(batch, skipped), batch.data
+        else:
+            yield decoder.decode(batch, skipped)
 
 
 def _run_tshark(path: str, capture: _Capture, summary: CaptureSummary, contexts: Contexts,

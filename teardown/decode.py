@@ -64,7 +64,7 @@ class Packets:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def take(self, idx: I64 | Mask) -> Packets:
+    def take(self, idx: I64 | Mask | slice) -> Packets:
         return Packets(*(getattr(self, f.name)[idx] for f in fields(self)))
 
     @staticmethod

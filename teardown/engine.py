@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .decode import Packets
-from .flows import FlowTable
+from .flows import FlowTable, Records
 from .options import Options
 from .verdicts import Columns, judge
 
@@ -36,14 +36,18 @@ class Engine:
 
         `now` is the capture's clock (the latest timestamp read so far, or the wall clock live).
         """
+        for records in self.records(packets, data, now):
+            yield judge(records, self.options)
+
+    def records(self, packets: Packets, data: npt.NDArray[np.uint8], now: float | None = None) -> Iterator[Records]:
+        """`feed`, giving the incarnation records instead of judging them (valid until the next)."""
         if len(packets):
             self.table.feed(packets, data)
         if now is None:
             if not len(packets):
                 return
             now = float(np.nanmax(packets.ts))
-        for records in self.table.retire(now):
-            yield judge(records, self.options)
+        yield from self.table.retire(now)
 
     def track_changes(self) -> None:
         """Live: from now on, `provisional` can tell which incarnations changed."""

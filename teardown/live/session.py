@@ -20,7 +20,7 @@ from typing import TextIO
 
 import numpy as np
 
-from ..analysis import Analysis, CaptureSummary, _concat
+from ..analysis import Analysis, CaptureSummary, concat_rows
 from ..decode import Packets, decode
 from ..engine import Engine
 from ..errors import UsageError
@@ -213,4 +213,4 @@ def analysis_of(r: LiveResult, options: Options) -> Analysis:
         info.warnings.append(f"{r.counts.kernel_drops:,} frames dropped by the kernel, {r.counts.analyzer_drops:,} "
                              "by the analyzer (live capture)")
     summary = CaptureSummary(files=[info], tcp_packets=r.tcp_packets, skipped=r.skipped)
-    return Analysis(_concat(r.rows), summary, options)
+    return Analysis(concat_rows(r.rows), summary, options)
