@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="judge every connection in pcap/pcapng captures",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  teardown analyze captures/server_first_close.pcap -o flows.csv")
-    a.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file, optionally gzipped")
+    a.add_argument("captures", nargs="+", metavar="CAPTURE",
+                   help="pcap or pcapng file, optionally gzipped; a quoted glob ('dumps/host*.pcap*') is expanded here")
     a.add_argument("-o", "--output", metavar="OUT", help="write the per-flow table; the suffix picks the format. "
                    "A directory (trailing slash or existing) gets every table: flows, hosts, destinations, "
                    "servers, findings (default format parquet)")
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no summary on stdout")
     a.add_argument("--html", action="store_true",
                    help="also write the HTML incident report to reports/NAME.html (-o NAME.html picks the path)")
+    a.add_argument("--workers", type=int, metavar="N",
+                   help="analyze on a local Dask cluster of N worker processes; 0: in this process (default: "
+                        f"all cores when the captures add up to {CLUSTER_FROM_BYTES >> 20} MiB or more)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="analyze on the Dask cluster at ADDRESS (tcp://HOST:8786); its workers read the paths, "
+                        "which may be fsspec URLs (s3://...)")
     a.add_argument("--reader", choices=[k.value for k in ReaderKind], default=ReaderKind.auto.value,
                    help="what decodes the frames: auto (default: fast, and what it cannot decode handed to scapy or "
                         "tshark), fast, scapy, or pyshark (tshark, asked for the needed fields only)")
@@ -227,6 +234,11 @@ class _Progress:
         sys.stderr.flush()
         self.shown = True
 
+    def note(self, line: str, file: Any = None) -> None:
+        """A line of its own above the bar."""
+        self.close()
+        print(line, file=sys.stderr)
+
     def close(self) -> None:
         if self.shown:
             sys.stderr.write("\r" + " " * 60 + "\r")
@@ -237,7 +249,8 @@ def summary_text(result: Analysis) -> str:
     cap = result.capture
     n = len(result)
     lines = []
-    names = ", ".join(f.path for f in cap.files)
+    paths = [f.path for f in cap.files]
+    names = ", ".join(paths) if len(paths) <= 3 else f"{len(paths):,} files ({paths[0]} ... {paths[-1]})"
     span = ""
     if cap.first_ts is not None and cap.last_ts is not None:
         start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(cap.first_ts))
@@ -247,6 +260,8 @@ def summary_text(result: Analysis) -> str:
         lines.append("read as one continuous capture (pieces in time order)" if cap.continuous
                      else "read as separate captures")
     lines += reader_lines(cap)
+    if cap.cluster:
+        lines.append(f"analyzed on {cap.cluster}")
     lines.append(f"{n:,} connections (incarnations); TIME_WAIT {result.options.behaviour_of(result.options.os).time_wait_s:g} s "
                  f"({result.options.os.value} profile)")
     if n:
@@ -346,14 +361,25 @@ def _analyze(args: argparse.Namespace) -> int:
         raise UsageError(f"--fail-on {','.join(unknown)}: unknown finding; choose from "
                          f"{', '.join([*FINDINGS, *HOST_FINDINGS])}")
     fmt = _format_of(args.output, args.format) if args.output else None
-    html = args.output if fmt == "html" else _default_report(args.captures) if args.html else None
+    captures = expand(args.captures)
+    html = args.output if fmt == "html" else _default_report(captures) if args.html else None
     for out in (args.output, html):
         if out:
-            _refuse_inputs(out, args.captures)
+            _refuse_inputs(out, captures)
     options = replace(_options(args), reader=ReaderKind(args.reader))
+    workers = _workers(args, captures)
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        result = analyze(args.captures, options, progress=progress)
+        if workers or args.scheduler:
+            from .scale import analyze_on_cluster
+
+            def tell(line: str) -> None:
+                if not args.quiet:
+                    (progress.note if progress else print)(f"teardown: {line}", file=sys.stderr)
+
+            result = analyze_on_cluster(captures, options, workers, args.scheduler, progress, tell)
+        else:
+            result = analyze(captures, options, progress=progress)
     finally:
         if progress:
             progress.close()
@@ -372,7 +398,7 @@ def _analyze(args: argparse.Namespace) -> int:
             print(f"\nwrote {len(result):,} flows to {args.output}"
                   + (f" ({', '.join(Path(w).name for w in written)})" if len(written) > 1 else ""))
     if html:
-        _write_report(_report_data(result), html, args.captures, args.quiet)
+        _write_report(_report_data(result), html, captures, args.quiet)
     for w in result.capture.warnings:
         print(f"warning: {w}", file=sys.stderr)
     kinds = {f.kind.value for f in result.host_views.findings} if fail_on else set()
@@ -381,6 +407,52 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"teardown: findings present: {', '.join(hits)}", file=sys.stderr)
         return 1
     return 0
+
+
+# Below this, starting a local Dask cluster (1.5-3 s) costs more than the other cores give.
+CLUSTER_FROM_BYTES = 256 << 20
+
+
+def _workers(args: argparse.Namespace, captures: list[str]) -> int:
+    """Worker processes to start: --workers, else all cores for big inputs; 0: this process."""
+    if args.workers is not None and args.scheduler:
+        raise UsageError("give --workers or --scheduler, not both")
+    if args.workers is not None:
+        if args.workers < 0:
+            raise UsageError(f"--workers {args.workers}: give 0 (this process) or more")
+        return int(args.workers)
+    if args.scheduler:
+        return 0
+    total = sum(os.path.getsize(c) for c in captures if os.path.isfile(c))
+    cores = os.cpu_count() or 1
+    return cores if cores > 1 and total >= CLUSTER_FROM_BYTES else 0
+
+
+GLOB_CHARS = "*?["
+
+
+def expand(captures: list[str]) -> list[str]:
+    """Each argument that names no file but holds a glob pattern, replaced by the files it
+    matches (sorted); local paths with glob, URLs with fsspec. A pattern matching nothing is an error."""
+    import glob
+
+    out: list[str] = []
+    for c in captures:
+        if not any(ch in c for ch in GLOB_CHARS) or os.path.exists(c):
+            out.append(c)
+            continue
+        if "://" in c:
+            from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+
+            fs, inner = url_to_fs(c)
+            protocol = c.split("://", 1)[0]
+            found = [f"{protocol}://{m}" for m in sorted(fs.glob(inner))]
+        else:
+            found = sorted(m for m in glob.glob(c) if os.path.isfile(m))
+        if not found:
+            raise UsageError(f"{c}: matches no file")
+        out += found
+    return out
 
 
 def _live(args: argparse.Namespace) -> int:

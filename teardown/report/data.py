@@ -5,7 +5,7 @@ busiest hosts, and the ladders of the flows drawn. saved.py writes the same into
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..analysis import Analysis
@@ -46,6 +46,11 @@ def from_analysis(analysis: Analysis) -> ReportData:
         ts = steps["ts"].to_numpy(float)
         series[str(host)] = cut_steps(ts.tolist(), steps["time_wait"].to_numpy(float).tolist(),
                                       start, float(ts.max(initial=start)))
+    facts = facts_of(analysis)
+    if analysis.capture.cluster:  # the captures are where the workers are, maybe not here
+        facts = replace(facts, warnings=(*facts.warnings, f"analyzed on {analysis.capture.cluster}: ladder diagrams "
+                                         "are drawn only by a run in one process, which reads the captures again"))
+        return ReportData(facts, flows, tables, series, {})
     rows = rows_to_draw(flows, flag_bits(flows), LADDER_BITS)
     drawn = ladders([f.path for f in analysis.capture.files], flows.iloc[rows], analysis.options)
-    return ReportData(facts_of(analysis), flows, tables, series, {int(rows[i]): lad for i, lad in drawn.items()})
+    return ReportData(facts, flows, tables, series, {int(rows[i]): lad for i, lad in drawn.items()})
