@@ -134,6 +134,16 @@ def test_a_url_is_read_by_the_workers(client: distributed.Client) -> None:
     pd.testing.assert_frame_equal(teardown.analyze(str(capture)).flows, many.flows)
 
 
+def test_the_report_of_a_cluster_run_reads_no_capture(client: distributed.Client) -> None:
+    from teardown.report import from_analysis
+
+    capture = CAPTURES / "server_first_close.pcap"
+    data = from_analysis(run(client, [capture.resolve().as_uri()], Options()))
+    assert data.ladders == {} and len(data.flows) == len(teardown.analyze(str(capture)))
+    assert any("ladder diagrams are drawn only by a run in one process" in w for w in data.facts.warnings)
+    assert data.facts.files[0].sha256.startswith("(not hashed")
+
+
 def test_a_missing_file_is_one_error(client: distributed.Client) -> None:
     with pytest.raises(teardown.CaptureError, match="no such file"):
         run(client, [str(CAPTURES / "nope.pcap")], Options())

@@ -86,10 +86,15 @@ class Facts:
 
 
 def sha256_of(path: str) -> str:
+    """The file's SHA-256; a note instead where it is not a file here (a URL a cluster's
+    workers read, or a file gone since)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return "(not hashed: not a file on this machine)"
     return digest.hexdigest()
 
 

@@ -148,6 +148,7 @@ def run(client: Client, paths: list[str], options: Options, progress: Progress |
         mine = [i for i, (k, _, _) in enumerate(jobs) if k == c]
         rows += finish([judged[i] for i in mine], options, jobs[mine[0]][1])
     summary = _summary(ordered, captures, options, contexts, total)
+    summary.cluster = f"a Dask cluster of {workers} worker{'s' if workers > 1 else ''}"
     return Analysis(concat_rows(rows), summary, options)
 
 
