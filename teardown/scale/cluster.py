@@ -3,8 +3,9 @@
 Two rounds of tasks. First every piece (a file, or a byte range of a big one) is read, decoded
 and dealt into shards by 4-tuple (pieces.py); ranges whose first record was guessed wrong are
 read again from where the previous range really ended. Then each shard of each capture is judged
-by an engine of its own (combine.py), on the worker that holds most of its segments. The driver
-only puts the rows together and computes the host views, as a single process would.
+by an engine of its own (combine.py): where its piece was read when the capture is one piece,
+else on each worker in turn. The driver only puts the rows together and computes the host views,
+as a single process would.
 """
 
 from __future__ import annotations
@@ -140,7 +141,6 @@ def run(client: Client, paths: list[str], options: Options, progress: Progress |
     judged: dict[int, ShardRows] = {}
     for future in as_completed([future for _, _, future in jobs]):
         judged[where[future.key]] = pickle.loads(future.result())
-
         advance(weight)
         future.release()
     rows = []
