@@ -182,3 +182,25 @@ def test_cli_cluster_options_fail_in_one_line(args: list[str], message: str, tmp
 def test_cli_glob_matching_nothing(tmp_path: Path) -> None:
     done = _teardown("analyze", str(tmp_path / "none-*.pcap"), cwd=tmp_path)
     assert done.returncode == 2 and "matches no file" in done.stderr
+
+
+def test_without_workers_the_cluster_is_for_big_inputs_that_fit_in_memory(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    import argparse
+    from types import SimpleNamespace
+
+    import psutil
+
+    from teardown import cli
+
+    big = tmp_path / "big.pcap"
+    with open(big, "wb") as fh:
+        fh.truncate(cli.CLUSTER_FROM_BYTES)  # sparse: the size is all that is looked at
+    args = argparse.Namespace(workers=None, scheduler=None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert cli._workers(args, [str(CAPTURES / "refused.pcap")]) == 0  # small: one process
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=64 << 30))
+    assert cli._workers(args, [str(big)]) == 4
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=256 << 20))
+    assert cli._workers(args, [str(big)]) == 0  # would not fit: one process streams it
+
