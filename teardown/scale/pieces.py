@@ -71,7 +71,6 @@ class PieceMeta:
     handed_off: Counter[str] = field(default_factory=Counter)
     not_decoded: Counter[str] = field(default_factory=Counter)
     tunnels: list[Tunnel] = field(default_factory=list)  # local ctx 4096 + i stands for tunnels[i]
-    shard_sizes: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -174,9 +173,7 @@ class _Dealer:
                 self.parts[s].append(_packed(p.take(slice(bounds[s], bounds[s + 1])), data))
 
     def finish(self, meta: PieceMeta) -> PieceResult:
-        shards = [_joined(parts) for parts in self.parts]
-        meta.shard_sizes = [len(s) for s in shards]
-        return PieceResult(meta, shards)
+        return PieceResult(meta, [_joined(parts) for parts in self.parts])
 
 
 def _packed(p: Packets, data: npt.NDArray[np.uint8]) -> Shard:
