@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Encapsulation samples from the REAL Linux kernel: VXLAN and NFLOG.
+#
+#   sudo PYTHON=/work/venv/bin/python captures/make/make_kernel_encap_samples.sh [STEM...]
+#
+# STEM is vxlan_kernel or nflog (default: both).  Needs root, iproute2, iptables with the
+# NFLOG target, tcpdump built with nflog support, and a Python ($PYTHON, default python3)
+# with scapy (kernel_encap_truth.py reads the capture).  Unlike make_encap_samples.py, nothing
+# here is crafted: the kernel's vxlan driver encapsulates, and nfnetlink_log hands tcpdump the
+# packets.  Fresh network namespaces tdke-* joined by a veth pair, addresses from
+# 198.18.0.0/15 only, all removed on exit.  Writes captures/encapsulated/STEM.pcap and
+# STEM.truth.json.  The endpoints are peer.py's (the same as make_samples.sh's).
+# KEEP_WORK=1 keeps the work directory (sync files, ss/iptables observations) for a look.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${OUT:-$(cd "$HERE/.." && pwd)/encapsulated}
+PYTHON=${PYTHON:-python3}
+PORT=8080
+KERNEL=$(uname -r)
+WORK=$(mktemp -d /tmp/tdke.XXXXXX)
+BGPIDS=()
+
+log() { printf '[make_kernel_encap] %s\n' "$*" >&2; }
+
+cleanup() {
+    local p ns
+    for p in "${BGPIDS[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    done
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^tdke-' || true); do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    [ -n "${KEEP_WORK:-}" ] && log "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+mkdir -p "$OUT"
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+ns_new() {   # ns_new NAME -- lo up, IPv6 off (no ND/MLD noise in the captures)
+    ip netns add "$1"
+    nsx "$1" ip link set lo up
+    nsx "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+}
+
+reset_topo() {
+    local ns
+    for ns in $(ip netns list | awk '{print $1}' | grep '^tdke-' || true); do ip netns del "$ns"; done
+    sleep 0.2
+}
+
+# client ns tdke-cli (veth tdke-c0) <-> server ns tdke-srv (veth tdke-s0)
+topo_veth() {   # topo_veth CLIENT-IP SERVER-IP
+    reset_topo
+    ns_new tdke-cli; ns_new tdke-srv
+    ip link add tdke-c0 netns tdke-cli type veth peer name tdke-s0 netns tdke-srv
+    nsx tdke-cli ip addr add "$1/24" dev tdke-c0
+    nsx tdke-srv ip addr add "$2/24" dev tdke-s0
+    nsx tdke-cli ip link set tdke-c0 up
+    nsx tdke-srv ip link set tdke-s0 up
+}
+
+wait_for() {   # wait_for FILE SECONDS
+    local i n=$(( ${2:-10} * 50 ))
+    for ((i = 0; i < n; i++)); do [ -e "$1" ] && return 0; sleep 0.02; done
+    echo "timeout waiting for $1" >&2; return 1
+}
+
+CAPPID=
+cap_start() {   # cap_start NS OUTFILE TCPDUMP-ARGS... ; sets CAPPID
+    local ns=$1 out=$2; shift 2
+    local err="$WORK/cap.$RANDOM.err"
+    ip netns exec "$ns" timeout 60 tcpdump --immediate-mode -U -w "$out" "$@" 2>"$err" &
+    CAPPID=$!
+    BGPIDS+=($CAPPID)
+    local i
+    for ((i = 0; i < 250; i++)); do grep -qs 'listening on' "$err" && break; sleep 0.02; done
+    grep -q 'listening on' "$err" || { cat "$err" >&2; return 1; }
+    sleep 0.1
+}
+
+cap_stop() {   # cap_stop PID...
+    local p
+    sleep 0.2
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+SYNC=
+SRVPID=
+begin() {   # begin STEM : fresh sync/obs dir
+    STEM=$1
+    SYNC="$WORK/$STEM"
+    rm -rf "$SYNC"; mkdir -p "$SYNC"
+    log "== $STEM"
+}
+
+server_start() {   # server_start SCENARIO ADDR
+    rm -f "$SYNC/ready" "$SYNC/server_done"
+    ip netns exec tdke-srv timeout 45 "$PYTHON" "$HERE/peer.py" server "$1" "$2" "$PORT" "$SYNC" 1 &
+    SRVPID=$!
+    BGPIDS+=($SRVPID)
+    wait_for "$SYNC/ready" 10
+}
+
+client_run() {   # client_run SCENARIO ADDR
+    nsx tdke-cli timeout 45 "$PYTHON" "$HERE/peer.py" client "$1" "$2" "$PORT" "$SYNC"
+}
+
+server_wait() { [ -n "$SRVPID" ] && wait "$SRVPID" 2>/dev/null || true; SRVPID=; }
+
+obs() {   # obs NAME NS CMD... : record a kernel observation for the truth file
+    local name=$1 ns=$2; shift 2
+    { echo "# ip netns exec $ns $*"; nsx "$ns" "$@"; } >"$SYNC/obs_$name.txt" 2>&1 || true
+}
+
+finish() {   # finish STEM : write the truth file
+    "$PYTHON" "$HERE/kernel_encap_truth.py" "$1" "$OUT/$1.pcap" "$OUT/$1.truth.json" "$SYNC" "$KERNEL"
+    chown --reference="$OUT" "$OUT/$1.pcap" "$OUT/$1.truth.json"
+    chmod 644 "$OUT/$1.pcap" "$OUT/$1.truth.json"
+    log "   -> $1.pcap $(stat -c %s "$OUT/$1.pcap") bytes"
+}
+
+SS_TW=(ss -tanoH state time-wait)
+
+# ------------------------------------------------------------------ samples
+s_vxlan_kernel() {
+    # underlay 198.19.0.1 <-> 198.19.0.2 on the veth pair; a real vxlan device (VNI 42) on
+    # each side, inner 198.18.0.1 / 198.18.0.2 on vx0. peer.py 'basic': client closes first.
+    begin vxlan_kernel; topo_veth 198.19.0.1 198.19.0.2
+    nsx tdke-cli ip link add vx0 type vxlan id 42 local 198.19.0.1 remote 198.19.0.2 dstport 4789 dev tdke-c0
+    nsx tdke-srv ip link add vx0 type vxlan id 42 local 198.19.0.2 remote 198.19.0.1 dstport 4789 dev tdke-s0
+    nsx tdke-cli ip addr add 198.18.0.1/24 dev vx0
+    nsx tdke-srv ip addr add 198.18.0.2/24 dev vx0
+    nsx tdke-cli ip link set vx0 up
+    nsx tdke-srv ip link set vx0 up
+    obs vxlan_link tdke-cli ip -d link show vx0
+    cap_start tdke-cli "$OUT/$STEM.pcap" -i tdke-c0 -s 0 udp port 4789
+    server_start basic 198.18.0.2
+    client_run basic 198.18.0.2; server_wait
+    sleep 0.2
+    obs client_tw tdke-cli "${SS_TW[@]}"; obs server_tw tdke-srv "${SS_TW[@]}"
+    cap_stop "$CAPPID"; finish "$STEM"
+}
+
+s_nflog() {
+    # NFLOG group 5 in the CLIENT namespace on OUTPUT (client -> server) and INPUT
+    # (server -> client): every packet of the connection is logged exactly once.
+    # peer.py 'http_close': the server answers and closes first. --nflog-threshold 1: the
+    # kernel sends each message at once (tcpdump stamps records when it reads them; the default
+    # batches for up to 1 s, which would squeeze the connection into microseconds).
+    begin nflog; topo_veth 198.18.0.1 198.18.0.2
+    nsx tdke-cli iptables -A OUTPUT -p tcp -d 198.18.0.2 --dport $PORT -j NFLOG --nflog-group 5 --nflog-threshold 1
+    nsx tdke-cli iptables -A INPUT -p tcp -s 198.18.0.2 --sport $PORT -j NFLOG --nflog-group 5 --nflog-threshold 1
+    cap_start tdke-cli "$OUT/$STEM.pcap" -i nflog:5 -s 0
+    server_start http_close 198.18.0.2
+    client_run http_close 198.18.0.2; server_wait
+    sleep 0.2
+    obs client_tw tdke-cli "${SS_TW[@]}"; obs server_tw tdke-srv "${SS_TW[@]}"
+    obs iptables_counters tdke-cli iptables -vnL
+    sleep 0.3
+    cap_stop "$CAPPID"; finish "$STEM"
+}
+
+ALL=(vxlan_kernel nflog)
+if [ $# -gt 0 ]; then SEL=("$@"); else SEL=("${ALL[@]}"); fi
+for s in "${SEL[@]}"; do
+    "s_$s"
+done
+reset_topo
+log "done; kernel $KERNEL"
