@@ -36,6 +36,7 @@ enum { RST_NONE = 0, RST_EXACT, RST_IN_WINDOW, RST_OUT_OF_WINDOW, RST_TO_CLOSED_
 typedef struct {
     int64_t packets, bytes, nonrst_packets;
     int64_t first_frame, last_frame, first_flags;
+    int64_t first_seq; /* raw: copies of a connection at two points share it (copies.py) */
     double first_ts, last_ts;
     /* first segment with SYN: the handshake */
     int64_t syn_frame, syn_seq, syn_tsval, syn_wscale, syn_has_ack;
@@ -126,7 +127,7 @@ static void dir_init(Dir *s) {
     s->first_frame = s->last_frame = s->syn_frame = s->cut_frame = s->fin_frame = NONE;
     s->ack_of_fin_frame = s->rst_frame = s->kill_frame = s->max_ack_frame = NONE;
     s->rst_cut_frame[0] = s->rst_cut_frame[1] = s->data_after_peer_fin_frame = NONE;
-    s->fin_seq_u = s->nxt_u = s->max_ack_u = s->head_start_u = NONE;
+    s->fin_seq_u = s->nxt_u = s->max_ack_u = s->head_start_u = s->first_seq = NONE;
     s->syn_seq = s->syn_tsval = s->syn_wscale = s->last_tsval = -1;
     s->first_ts = s->last_ts = s->syn_ts = s->fin_ts = s->last_fin_ts = NAN;
     s->ack_of_fin_ts = s->rst_ts = s->rst_cut_ts[0] = s->rst_cut_ts[1] = NAN;
@@ -337,7 +338,9 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
             s->has_ack = 1; s->ack_raw = g->ack; s->ack_u = ack_u; s->last_window = g->window;
         }
     }
-    if (s->first_frame == NONE) { s->first_frame = g->frame; s->first_ts = g->ts; s->first_flags = g->flags; }
+    if (s->first_frame == NONE) {
+        s->first_frame = g->frame; s->first_ts = g->ts; s->first_flags = g->flags; s->first_seq = g->seq;
+    }
     s->last_frame = g->frame;
     s->last_ts = g->ts;
     s->last_tsval = g->tsval;
@@ -545,7 +548,7 @@ typedef struct { const char *name; size_t offset; const char *kind; int count; }
 
 static const Field dir_fields[] = {
     F(Dir, packets, "i8", 1), F(Dir, bytes, "i8", 1), F(Dir, nonrst_packets, "i8", 1),
-    F(Dir, first_frame, "i8", 1), F(Dir, last_frame, "i8", 1), F(Dir, first_flags, "i8", 1),
+    F(Dir, first_frame, "i8", 1), F(Dir, last_frame, "i8", 1), F(Dir, first_flags, "i8", 1), F(Dir, first_seq, "i8", 1),
     F(Dir, first_ts, "f8", 1), F(Dir, last_ts, "f8", 1),
     F(Dir, syn_frame, "i8", 1), F(Dir, syn_seq, "i8", 1), F(Dir, syn_tsval, "i8", 1), F(Dir, syn_wscale, "i8", 1),
     F(Dir, syn_has_ack, "i8", 1), F(Dir, syn_ts, "f8", 1), F(Dir, cut_frame, "i8", 1),

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from .carriers import Contexts, Point
+from .copies import SetAside, set_aside
 from .decode import LINKTYPE_NAMES, Packets, decode
-from .dissect import WHOLE_FILE_TO_TSHARK, Contexts, FrameDecoder, frame_decoder, other_format
+from .dissect import WHOLE_FILE_TO_TSHARK, FrameDecoder, frame_decoder, other_format
 from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile, ReaderKind
@@ -46,6 +48,7 @@ class CaptureSummary:
     handed_off: Counter[str] = field(default_factory=Counter)  # auto: frames given to scapy/tshark, by kind
     carried_in: dict[int, str] = field(default_factory=dict)  # ctx >= 4096 -> the tunnel it numbers
     reader_warnings: list[str] = field(default_factory=list)
+    copies: SetAside = field(default_factory=SetAside)  # connections seen at several points: the copies dropped
     cluster: str = ""  # where it ran when not in this process ("a local Dask cluster of 2 workers")
 
     @property
@@ -169,16 +172,23 @@ def _empty_columns() -> Columns:
         kind = c.dtype if isinstance(c.dtype, str) else "category"
         out[c.name] = np.zeros(0, {"Float64": np.float64, "Int64": np.int64, "boolean": bool}.get(kind, object))
     out.update(client_head=np.zeros(0, "S1"), server_head=np.zeros(0, "S1"), first_frame=np.zeros(0, np.int64),
-               evidence=np.zeros((0, len(EVIDENCE_LABELS)), np.int64), note_bits=np.zeros(0, np.int64))
+               evidence=np.zeros((0, len(EVIDENCE_LABELS)), np.int64), note_bits=np.zeros(0, np.int64),
+               capture=np.zeros(0, np.int64), ctx=np.zeros(0, np.uint32), first_seq=np.zeros((0, 2), np.int64))
     return out
 
 
-def concat_rows(parts: list[Columns]) -> FlowColumns:
-    """The rows of all parts, in time order, as one table."""
+def concat_rows(parts: list[Columns], points: Mapping[int, Point]) -> tuple[FlowColumns, SetAside]:
+    """The rows of all parts, in time order, as one table, with the copies of connections seen
+    at several points set aside (copies.py)."""
     names = COLUMN_NAMES + list(INTERNAL_COLUMNS)
     if not parts:
-        return FlowColumns([_empty_columns()], names)
-    return FlowColumns(parts, names, np.lexsort((joined(parts, "first_frame"), joined(parts, "first_ts"))))
+        return FlowColumns([_empty_columns()], names), SetAside()
+    order = np.lexsort((joined(parts, "first_frame"), joined(parts, "first_ts")))
+    if not any(p["ctx"].any() for p in parts):  # one point: nothing can be a copy
+        return FlowColumns(parts, names, order), SetAside()
+    whole = {k: joined(parts, k)[order] for k in parts[0]}
+    keep, report = set_aside(whole, points)
+    return FlowColumns([{k: v[keep] for k, v in whole.items()}], names), report
 
 
 # A rotated piece may start a little before the previous one ended: tcpdump writes buffered
@@ -210,18 +220,21 @@ class _Capture:
     """Files read as one capture: one engine, frame numbers running on across the files."""
 
     engine: Engine
+    index: int = 0  # which capture of the run
     names: list[str] = field(default_factory=list)  # file names, in reading order
     first_frames: list[int] = field(default_factory=list)  # frame number before each file's first
     frames: int = 0
 
     def tag(self, part: Columns) -> Columns:
-        return name_files(part, self.names, self.first_frames)
+        return name_files(part, self.names, self.first_frames, self.index)
 
 
-def name_files(part: Columns, names: list[str], first_frames: list[int]) -> Columns:
-    """Name the file holding each row's first segment (`first_frames`: frames before each file)."""
+def name_files(part: Columns, names: list[str], first_frames: list[int], capture: int) -> Columns:
+    """Name the file holding each row's first segment (`first_frames`: frames before each file)
+    and the capture of the run it belongs to."""
     at = np.searchsorted(np.array(first_frames), part["first_frame"], side="left") - 1
     part["capture_file"] = np.array(names, dtype=object)[np.maximum(at, 0)]
+    part["capture"] = np.full(len(at), capture, np.int64)
     return part
 
 
@@ -256,13 +269,13 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     summary = CaptureSummary(bytes_total=sum(_size(p) for p in paths), reader=options.reader.value)
     contexts = Contexts()  # tunnels, numbered alike in every file of the run
     decoder = frame_decoder(options.reader, contexts)
-    capture = _Capture(Engine(options))
+    capture = _Capture(Engine(options, contexts))
     parts: list[Columns] = []
     last_ts: float | None = None
     for first_ts, _, path_ in ordered:
         if last_ts is not None and first_ts is not None and first_ts < last_ts - ROTATION_SLACK_S:
             parts += [capture.tag(p) for p in capture.engine.finish()]
-            capture = _Capture(Engine(options))
+            capture = _Capture(Engine(options, contexts), capture.index + 1)
             summary.continuous = False
         parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoder, contexts)]
         last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts
@@ -272,7 +285,8 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
         handed_off, warnings = decoder.report()
         summary.handed_off.update(handed_off)
         summary.reader_warnings += warnings
-    return Analysis(concat_rows(parts), summary, options)
+    flows, summary.copies = concat_rows(parts, contexts.points)
+    return Analysis(flows, summary, options)
 
 
 def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Options,
@@ -299,7 +313,7 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
     capture.names.append(os.path.basename(path))
     capture.first_frames.append(frames_before)
     summary.files.append(info)
-    for packets, data in segments(reader, summary.skipped, decoder, frames_before):
+    for packets, data in segments(reader, summary.skipped, decoder, contexts, frames_before):
         capture.frames = frames_before + info.frames
         summary.tcp_packets += len(packets)
         yield from capture.engine.feed(packets, data, now=info.last_ts)
@@ -313,7 +327,7 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
 
 
 def segments(reader: Iterable[FrameBatch] | Reader, skipped: Counter[str], decoder: FrameDecoder | None,
-             frames_before: int = 0) -> Iterator[tuple[Packets, npt.NDArray[np.uint8]]]:
+             contexts: Contexts, frames_before: int = 0) -> Iterator[tuple[Packets, npt.NDArray[np.uint8]]]:
     """The TCP segments of each batch `reader` gives, with the bytes their payload offsets point
     into; the link types and time span seen are noted in `reader.info` as they go."""
     info = reader.info  # type: ignore[union-attr]
@@ -327,7 +341,7 @@ def segments(reader: Iterable[FrameBatch] | Reader, skipped: Counter[str], decod
         info.first_ts = float(batch.ts[0]) if info.first_ts is None else info.first_ts
         info.last_ts = float(np.nanmax(batch.ts))
         if decoder is None:
-            yield decode(batch, skipped), batch.data
+            yield decode(batch, skipped, contexts), batch.data
         else:
             yield decoder.decode(batch, skipped)
 

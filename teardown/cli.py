@@ -24,6 +24,7 @@ from .errors import TeardownError, UsageError
 from .options import DEFAULT_PORT_RANGE, Options, OsProfile, ReaderKind
 from .schema import TABLES, FindingKind
 from .timewait.findings import percent
+from .verdicts import where_prefix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -298,7 +299,8 @@ def summary_text(result: Analysis) -> str:
 
 
 def reader_lines(cap: CaptureSummary) -> list[str]:
-    """What read the capture, when it was not the fast reader alone, and the tunnels numbered."""
+    """What read the capture, when it was not the fast reader alone, the carriers numbered, and
+    the copies of connections seen at several points that were set aside."""
     lines = []
     if cap.reader in (ReaderKind.scapy, ReaderKind.pyshark):
         lines.append(f"read with --reader {cap.reader}" + (" (tshark)" if cap.reader == ReaderKind.pyshark else ""))
@@ -306,8 +308,13 @@ def reader_lines(cap: CaptureSummary) -> list[str]:
         what = ", ".join(f"{k} {v:,}" for k, v in sorted(cap.handed_off.items(), key=lambda kv: (-kv[1], kv[0])))
         lines.append(f"frames the fast reader does not decode were handed over: {what}")
     if cap.carried_in:
-        lines.append("tunnels (their flows' vlanN/ prefix is the tunnel's number, from 4096 up):")
-        lines += [f"  vlan{k} = {what}" for k, what in sorted(cap.carried_in.items())]
+        lines.append("carried otherwise (flow ids start with cN/):")
+        lines += [f"  {where_prefix(k)[:-1]} = {what}" for k, what in sorted(cap.carried_in.items())]
+    if cap.copies:
+        where = ", ".join(f"{k} {v:,}" for k, v in cap.copies.packets.most_common())
+        lines.append(f"{cap.copies.connections:,} connection{'s' if cap.copies.connections != 1 else ''} seen at "
+                     f"several points: "
+                     f"{sum(cap.copies.packets.values()):,} copied segments set aside ({where})")
     return lines
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
+from .carriers import Contexts
 from .decode import Packets
 from .flows import FlowTable, Records
 from .options import Options
@@ -26,8 +27,9 @@ OPEN_IDLE_S = 7200.0 + 9 * 75.0
 
 
 class Engine:
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, contexts: Contexts | None = None) -> None:
         self.options = options
+        self.contexts = Contexts() if contexts is None else contexts  # the carriers the packets' ctx number
         gap = options.longest_time_wait_s  # a new incarnation may follow an idle gap of 2*MSL
         self.table = FlowTable(idle_gap_s=gap, closed_hold_s=2 * gap, open_hold_s=OPEN_IDLE_S)
 
@@ -37,7 +39,7 @@ class Engine:
         `now` is the capture's clock (the latest timestamp read so far, or the wall clock live).
         """
         for records in self.records(packets, data, now):
-            yield judge(records, self.options)
+            yield judge(records, self.options, self.contexts.points)
 
     def records(self, packets: Packets, data: npt.NDArray[np.uint8], now: float | None = None) -> Iterator[Records]:
         """`feed`, giving the incarnation records instead of judging them (valid until the next)."""
@@ -59,9 +61,9 @@ class Engine:
         (a retransmitted FIN, an RST in TIME_WAIT, a reuse of the 4-tuple) can still change
         them; `feed` and `finish` give the final rows later. Call `track_changes` first."""
         records = self.table.peek()
-        return None if records is None else judge(records, self.options)
+        return None if records is None else judge(records, self.options, self.contexts.points)
 
     def finish(self) -> Iterator[Columns]:
         """Everything still held, as the capture ends."""
         for records in self.table.finish():
-            yield judge(records, self.options)
+            yield judge(records, self.options, self.contexts.points)

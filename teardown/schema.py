@@ -100,7 +100,9 @@ class Column:
 
 RULES = "shared TEARDOWN-RULES.md"
 FLOW_COLUMNS: list[Column] = [
-    Column("flow_id", "string", "client ip:port > server ip:port / incarnation; VLAN-tagged flows start with vlanN/."),
+    Column("flow_id", "string", "client ip:port > server ip:port / incarnation; flows in a VLAN start with vlanN/, "
+           "flows carried otherwise (another interface or link type, QinQ, a tunnel) with cN/, N numbering those "
+           "carriers as the summary lists them."),
     Column("incarnation", "Int64", "0 for the first connection on this 4-tuple in the capture, 1 for the next, ..."),
     Column("client_ip", "string", "Sender of the SYN (without ACK); inferred without a handshake."),
     Column("client_port", "Int64", "Client's port."),
@@ -108,6 +110,15 @@ FLOW_COLUMNS: list[Column] = [
     Column("server_port", "Int64", "Server's port."),
     Column("ip_version", "Int64", "4 or 6."),
     Column("vlan", "Int64", "Outermost 802.1Q VLAN id the flow was carried in.", empty_when="untagged"),
+    Column("link_type", "string", "Link type of the capture interface the flow was seen on (Ethernet, PPP, "
+           "802.11 radiotap, Linux NFLOG, ...)."),
+    Column("encapsulation", "string", "How the flow's segments were carried, outermost first: e.g. "
+           "eth/vlan:100/ipv4/gre:7/ipv4 (ids after a colon: VLAN id, GRE key, VNI, ERSPAN session).",
+           empty_when="the link header carried the IP packet directly"),
+    Column("also_seen_on", "string", "Other points (interfaces, VLANs, tunnels) where the capture holds copies of "
+           "this connection's segments, set aside: '; '-separated.", empty_when="seen at one point only"),
+    Column("duplicates_seen", "Int64", "Segments set aside as copies seen at the points of also_seen_on: in no "
+           "verdict, count or host view."),
     Column("roles_inferred", "boolean", "True when no SYN or SYN-ACK was seen and roles were inferred from ports."),
     Column("first_ts", "Float64", "First packet of the incarnation.", unit="s since the epoch"),
     Column("last_ts", "Float64", "Last packet of the incarnation.", unit="s since the epoch"),
@@ -161,6 +172,10 @@ INTERNAL_COLUMNS = {
     "client_head": "first payload bytes the client sent, in sequence order (up to 256; numpy bytes, b'' if none)",
     "server_head": "first payload bytes the server sent, in sequence order (up to 256; numpy bytes, b'' if none)",
     "first_frame": "frame number of the incarnation's first segment: orders rows with equal first_ts",
+    "capture": "which capture of the run the row belongs to (files read as one capture share one)",
+    "ctx": "the carrier the flow was seen on: its VLAN id, or a number from 4096 (carriers.Contexts)",
+    "first_seq": "raw sequence number of the first segment each side sent, (rows, 2) client then server: tells "
+                 "copies of a connection at two points from another connection on the same 4-tuple",
     "evidence": "the frames evidence_frames is written from, (rows, 6), in verdicts.EVIDENCE_LABELS order",
     "note_bits": "which of verdicts.NOTES apply: the notes column is written from it",
 }

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .decode import SYN
+from .carriers import TUNNEL_CTX_BASE, Point, encapsulated
+from .decode import LINKTYPE_NAMES, SYN
 from .flows import NONE, Records
 from .options import Options
 from .schema import CloseKind, DataAfterFin, Handshake, ReuseVerdict, RstClass, Side
@@ -344,8 +345,9 @@ def _per_side(options: Options, addresses: tuple[Obj, Obj]) -> tuple[F64, Mask]:
     return tw_s, kills
 
 
-def judge(rec: Records, options: Options) -> Columns:
-    """Every flow column (schema.FLOW_COLUMNS) for every incarnation record that is a row."""
+def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = None) -> Columns:
+    """Every flow column (schema.FLOW_COLUMNS) for every incarnation record that is a row;
+    `points` names the carriers numbered from TUNNEL_CTX_BASE (carriers.Contexts.points)."""
     n = len(rec["a_port"])
     client_dir, inferred = roles(rec)
     s = Sides(rec, client_dir)
@@ -356,8 +358,8 @@ def judge(rec: Records, options: Options) -> Columns:
     s_port = np.where(a_is_client, rec["b_port"], rec["a_port"])
     addrs = format_addresses(np.r_[c_hi, s_hi], np.r_[c_lo, s_lo])
     client_ip, server_ip = addrs[:n], addrs[n:]
-    vlan = rec["ctx"].astype(np.float64)
-    vlan[vlan == 0] = np.nan
+    ctx = rec["ctx"].astype(np.uint32)
+    vlan, link_type, encapsulation = carried(ctx, rec["ip_version"], points or {})
 
     c = close_kind(s)
     tw_s, rst_kills = _per_side(options, (client_ip, server_ip))
@@ -393,7 +395,8 @@ def judge(rec: Records, options: Options) -> Columns:
     columns = {
         "incarnation": index, "client_ip": client_ip, "client_port": c_port,
         "server_ip": server_ip, "server_port": s_port, "ip_version": rec["ip_version"].copy(),
-        "vlan": vlan, "roles_inferred": inferred, "first_ts": first_ts, "last_ts": last_ts,
+        "vlan": vlan, "link_type": link_type, "encapsulation": encapsulation,
+        "also_seen_on": np.full(n, "", object), "duplicates_seen": np.zeros(n, np.int64), "roles_inferred": inferred, "first_ts": first_ts, "last_ts": last_ts,
         "duration_s": last_ts - first_ts, "packets_c2s": s.get("packets")[:, CLIENT],
         "packets_s2c": s.get("packets")[:, SERVER], "bytes_c2s": s.get("bytes")[:, CLIENT],
         "bytes_s2c": s.get("bytes")[:, SERVER], "handshake": HANDSHAKES[c.handshake],
@@ -410,11 +413,35 @@ def judge(rec: Records, options: Options) -> Columns:
         "reuses_tuple_in_time_wait": reuse.in_time_wait, "reuse_verdict": reuse.verdict,
         "capture_loss": loss_bytes > 0, "capture_loss_bytes": loss_bytes,
         "client_head": _heads(s, CLIENT), "server_head": _heads(s, SERVER),
-        "first_frame": s.frame("first_frame").min(axis=1), "evidence": _evidence(s, c), "note_bits": note_bits,
+        "first_frame": s.frame("first_frame").min(axis=1), "ctx": ctx,
+        "first_seq": np.stack([s.get("first_seq")[:, CLIENT], s.get("first_seq")[:, SERVER]], axis=1), "evidence": _evidence(s, c), "note_bits": note_bits,
     }
     # Context records are neighbours handed out only to judge these rows; they are rows elsewhere.
     row = rec["context"] == 0
     return columns if row.all() else {k: v[row] for k, v in columns.items()}
+
+
+def carried(ctx: npt.NDArray[np.uint32], ip_version: npt.NDArray[Any],
+            points: Mapping[int, Point]) -> tuple[F64, Obj, Obj]:
+    """The vlan, link_type and encapsulation columns of rows carried in `ctx` (see carriers.py:
+    below TUNNEL_CTX_BASE a ctx is the VLAN id on the run's main link type)."""
+    numbers, inverse = np.unique(ctx, return_inverse=True)
+    about = [points.get(int(k)) for k in numbers.tolist()]
+    main = next((p.carrier.link_type for p in points.values()), 1)
+    vlans = np.array([p.vlan if p is not None else int(k) if k < TUNNEL_CTX_BASE else 0
+                      for k, p in zip(numbers.tolist(), about)], np.float64)
+    vlans[vlans == 0] = np.nan
+    links = np.array([LINKTYPE_NAMES.get(lt, f"link type {lt}") for lt in
+                      (p.carrier.link_type if p is not None else main for p in about)], object)
+    outside = [p.encapsulation if p is not None else "" for p in about]
+    texts = np.array([[encapsulated(o, 4), encapsulated(o, 6)] for o in outside], object)
+    return vlans[inverse], links[inverse], texts[inverse, (ip_version == 6).astype(np.int64)]
+
+
+def where_prefix(ctx: int) -> str:
+    """How flow ids and host labels say where a connection was carried: '' untagged on the main
+    link, 'vlan100/' in a VLAN, 'c3/' for the third other carrier (the summary lists them)."""
+    return "" if ctx == 0 else f"vlan{ctx}/" if ctx < TUNNEL_CTX_BASE else f"c{ctx - TUNNEL_CTX_BASE + 1}/"
 
 
 def _heads(s: Sides, side: int) -> npt.NDArray[np.bytes_]:
@@ -455,8 +482,8 @@ def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) 
     def ep(ip: str, port: int) -> str:
         return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
-    ids = [f"{'' if v != v else f'vlan{int(v)}/'}{ep(ci, cp)}>{ep(si, sp)}/{i}" for v, ci, cp, si, sp, i in zip(
-        col("vlan"), col("client_ip"), col("client_port"), col("server_ip"), col("server_port"), col("incarnation"))]
+    ids = [f"{where_prefix(k)}{ep(ci, cp)}>{ep(si, sp)}/{i}" for k, ci, cp, si, sp, i in zip(
+        col("ctx"), col("client_ip"), col("client_port"), col("server_ip"), col("server_port"), col("incarnation"))]
     parts = [[f"{label} {f}" if f != NONE else "" for f in frames]
              for label, frames in zip(EVIDENCE_LABELS, np.asarray(col("evidence")).T.tolist())]
     evidence = [", ".join(filter(None, row)) for row in zip(*parts)] if parts and parts[0] else []

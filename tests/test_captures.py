@@ -66,9 +66,7 @@ TRUTHS = sorted(CAPTURES.glob("*.truth.json"))
 
 # Open disagreements between the analyzer and a sample's construction, each to be fixed in the
 # analyzer (see the note on issue 2); listed so they stay visible rather than silently skipped.
-KNOWN_GAPS = {
-    "two_interfaces": "the same connection seen on two interfaces is not merged yet (issue 9's copies)",
-}
+KNOWN_GAPS: dict[str, str] = {}  # stem -> why its construction's verdicts are not met yet (xfail)
 
 
 @pytest.mark.parametrize("truth_path", [
@@ -81,7 +79,7 @@ def test_verdicts_match_construction(truth_path: Path) -> None:
     flows = teardown.analyze(str(capture)).flows
     for want in truth["flows"]:
         sel = flows
-        for key in ("client_ip", "client_port", "server_ip", "server_port"):
+        for key in ("client_ip", "client_port", "server_ip", "server_port", "vlan"):
             if key in want:
                 sel = sel[sel[key].astype(str) == str(want[key])]
         if "incarnation" in want:  # the truth files count incarnations from 1
@@ -89,7 +87,7 @@ def test_verdicts_match_construction(truth_path: Path) -> None:
         assert len(sel) >= 1, f"no flow {want} in {capture.name}"
         row = sel.iloc[0]
         for key, value in want.items():
-            if key in ("client_ip", "client_port", "server_ip", "server_port", "incarnation") or key not in flows:
+            if key in ("client_ip", "client_port", "server_ip", "server_port", "vlan", "incarnation") or key not in flows:
                 continue
             got = row[key]
             got = None if pd.isna(got) else got

@@ -15,12 +15,13 @@ from teardown.engine import Engine
 from teardown.live.pcapng import PcapngWriter
 from teardown.options import Options
 from teardown.read import open_capture
+from teardown.schema import INTERNAL_COLUMNS
 from teardown.verdicts import Columns, text_columns
 
 from .conftest import CAPTURES
 
 SAMPLES = sorted(p for p in CAPTURES.iterdir() if p.suffix in (".pcap", ".pcapng", ".gz"))
-INTERNAL = {"client_head", "server_head", "evidence", "note_bits", "first_frame"}
+INTERNAL = set(INTERNAL_COLUMNS)
 
 
 def _rows(cols: Columns) -> dict[str, dict[str, Any]]:
@@ -42,7 +43,7 @@ def test_provisional_rows_are_the_final_rows_once_nothing_follows(path: Path) ->
     final: dict[str, dict[str, Any]] = {}
     provisional: dict[str, dict[str, Any]] = {}
     for batch in open_capture(str(path), 4096):
-        packets = decode(batch, Counter())
+        packets = decode(batch, Counter(), engine.contexts)
         for cols in engine.feed(packets, batch.data, now=float(batch.ts[-1])):
             final.update(_rows(cols))
         cols_ = engine.provisional()

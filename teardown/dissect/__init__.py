@@ -5,16 +5,18 @@ payload offsets point into, so flows, verdicts and everything after them are sha
 This stage sits after `decode` (it produces decode's records, and `read` may not import
 `decode`); `analysis.py` picks the reader (`Options.reader`):
 
-  scapy.py    scapy's layers dissect each frame of our record walker's batches
-  tshark.py   tshark dissects the capture and prints only the fields needed (--reader pyshark)
-  auto.py     the fast decoder; the frames it cannot decode handed to scapy, else tshark
+  scapy_reader.py   scapy's layers dissect each frame of our record walker's batches
+  tshark_reader.py  tshark dissects the capture and prints only the fields needed (--reader pyshark)
+  auto.py           the fast decoder; frames of link types it does not read handed to scapy, else tshark
 
-Where a segment was carried is part of its connection's identity (TEARDOWN-RULES.md,
-Vocabulary). The fast decoder puts the outermost VLAN id (1-4095) in `Packets.ctx`; a segment
-carried in a tunnel gets `TUNNEL_CTX_BASE + k` instead, k numbering the distinct tunnels (kind,
-outer endpoints, VNI or key, outer VLAN) in the order the capture shows them, so every reader
-numbers them alike. Labels that differ per direction (MPLS, GTP TEIDs) cannot pair a
-connection's two directions and are not part of it.
+Where a segment was carried (interface, link type, VLAN tags, tunnels) is part of its
+connection's identity (TEARDOWN-RULES.md, Vocabulary): see carriers.py for the `Carrier`, its
+encapsulation text and how `Contexts` numbers carriers into `Packets.ctx`. Every reader gives
+each segment the Carrier and encapsulation text the fast decoder's walk gives its frame
+(`carriers.carrier_of`: scapy's reader calls it on the frame's bytes, tshark's rebuilds it from
+tshark's protocol chain and fields) and numbers them in segment order, so every reader numbers
+them alike. MPLS labels, PPPoE sessions and GTP TEIDs are not part of a carrier (a GTP-U
+tunnel's ends are).
 """
 
 from __future__ import annotations
@@ -24,19 +26,18 @@ import ipaddress
 import os
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from ..carriers import Contexts as Contexts  # re-exported: every reader numbers carriers in one
 from ..decode import LINKTYPE_NAMES, Packets
 from ..errors import CaptureError, ReaderUnavailable
 from ..options import ReaderKind
 from ..read import FrameBatch
 
-# VLAN ids are 12 bits (1-4095): a ctx from here on names a tunnel, not a VLAN.
-TUNNEL_CTX_BASE = 4096
 IPV4_MAPPED = 0xFFFF << 32  # ::ffff:a.b.c.d, as the fast decoder stores IPv4 addresses
 
 # The fast decoder's words for a frame it drops (decode._IP_REASONS), used by every reader so
@@ -64,47 +65,6 @@ def unknown_link(linktype: int) -> str:
 
 SCAPY_INSTALL = "pip install scapy"
 TSHARK_INSTALL = "apt-get install tshark (Debian/Ubuntu), dnf install wireshark-cli, or Wireshark from wireshark.org"
-
-
-@dataclass(frozen=True, slots=True)
-class Tunnel:
-    """One tunnel a segment was carried in: the same both ways, so its ends are sorted."""
-
-    kind: str  # "VXLAN", "GRE", "IP-in-IP"
-    ends: tuple[str, str]  # outer endpoints (addresses as text), sorted
-    key: int | None  # VXLAN VNI, GRE key; None when the tunnel has none
-    vlan: int  # outermost VLAN id the tunnel was carried in (0: untagged)
-
-    def __str__(self) -> str:
-        key = {"VXLAN": f" VNI {self.key}", "GRE": f" key {self.key}"}.get(self.kind, "") if self.key is not None else ""
-        vlan = f", VLAN {self.vlan}" if self.vlan else ""
-        return f"{self.kind}{key} {self.ends[0]} <-> {self.ends[1]}{vlan}"
-
-
-def tunnel(kind: str, a: str, b: str, key: int | None, vlan: int) -> Tunnel:
-    """A Tunnel with its ends in canonical text and order."""
-    ends = sorted((ipaddress.ip_address(a), ipaddress.ip_address(b)), key=lambda x: (x.version, int(x)))
-    return Tunnel(kind, (ends[0].compressed, ends[1].compressed), key, vlan)
-
-
-@dataclass(slots=True)
-class Contexts:
-    """Tunnels seen so far in one analysis, numbered in order of first appearance."""
-
-    numbers: dict[Tunnel, int] = field(default_factory=dict)
-
-    def ctx(self, vlan: int, carried_in: Tunnel | None) -> int:
-        """The `Packets.ctx` of a segment: its outermost VLAN id, or its tunnel's number."""
-        if carried_in is None:
-            return vlan
-        k = self.numbers.get(carried_in)
-        if k is None:
-            k = self.numbers[carried_in] = TUNNEL_CTX_BASE + len(self.numbers)
-        return k
-
-    def described(self) -> dict[int, str]:
-        """ctx -> what it stands for, e.g. {4096: 'VXLAN VNI 100 198.19.0.1 <-> 198.19.0.2'}."""
-        return {k: str(t) for t, k in self.numbers.items()}
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the slow readers meet the same few addresses again and again

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..carriers import Carrier, Tunnel, carrier_of, tunnel
 from ..decode import SYN, Packets
 from ..errors import ReaderUnavailable
 from ..read import FrameBatch
 from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, SCAPY_INSTALL,
-               Contexts, Tunnel, address, packets_from, short_link, tunnel, unknown_link)
+               Contexts, address, packets_from, short_link, unknown_link)
 
 I64 = npt.NDArray[np.int64]
 
@@ -90,7 +91,7 @@ class ScapyDecoder:
         is counted in `skipped` by reason. Payload offsets point into `batch.data`."""
         idx = np.arange(len(batch)) if which is None else which
         rows: dict[str, list[Any]] = {k: [] for k in (
-            "frame", "ts", "ctx", "ip_version", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "seq", "ack",
+            "frame", "ts", "ctx", "where", "ip_version", "src_hi", "src_lo", "dst_hi", "dst_lo", "sport", "dport", "seq", "ack",
             "flags", "window", "payload", "ip_id", "tsval", "wscale", "payload_at", "payload_captured")}
         view = batch.data.data  # a memoryview: slices without copies
         for i in idx.tolist():
@@ -108,7 +109,7 @@ class ScapyDecoder:
             except Exception:  # scapy raises what its layers raise; the frame is counted, not fatal
                 skipped[MALFORMED] += 1
                 continue
-            seg = self.segment(top, frame, int(batch.wirelen[i]))
+            seg = self.segment(top, frame, int(batch.wirelen[i]), lt, int(batch.iface[i]))
             if isinstance(seg, str):
                 skipped[seg] += 1
                 continue
@@ -120,7 +121,7 @@ class ScapyDecoder:
             (sh, sl), (dh, dl) = address(seg.src), address(seg.dst)
             payload_at = -1 if seg.tcp_at < 0 else start + seg.tcp_at + seg.thl
             captured = 0 if seg.tcp_at < 0 else max(0, min(seg.payload, cap - seg.tcp_at - seg.thl))
-            for key, value in (("frame", batch.frame[i]), ("ts", batch.ts[i]), ("ctx", seg.ctx),
+            for key, value in (("frame", batch.frame[i]), ("ts", batch.ts[i]), ("ctx", seg.ctx), ("where", 0),
                                ("ip_version", seg.ip_version), ("src_hi", sh), ("src_lo", sl), ("dst_hi", dh),
                                ("dst_lo", dl), ("sport", t.sport), ("dport", t.dport), ("seq", t.seq),
                                ("ack", t.ack), ("flags", flags), ("window", t.window), ("payload", seg.payload),
@@ -131,7 +132,7 @@ class ScapyDecoder:
                 rows[key].append(value)
         return packets_from(rows), batch.data
 
-    def segment(self, top: Any, frame: bytes, wirelen: int) -> Segment | str:
+    def segment(self, top: Any, frame: bytes, wirelen: int, linktype: int, iface: int) -> Segment | str:
         """The TCP segment in a dissected frame, or why there is none (the fast decoder's
         reasons). Walks the layers outside in, keeping the outermost VLAN, the first tunnel
         and the innermost IP header before TCP, and where each header starts."""
@@ -158,15 +159,15 @@ class ScapyDecoder:
                 if tags > MAX_VLAN_TAGS or layer.version != (4 if kind is L.IP else 6):
                     return NOT_IP
                 if net is not None and carried is None:
-                    carried = tunnel("IP-in-IP", net.src, net.dst, None, vlan)
+                    carried = tunnel("IP-in-IP", net.src, net.dst, None)
                 net, net_at = layer, at
                 later_fragment = kind is L.IP and bool(layer.frag)
             elif kind is L.Fragment6:
                 later_fragment = bool(layer.offset)
             elif kind is L.VXLAN and carried is None and net is not None:
-                carried = tunnel("VXLAN", net.src, net.dst, int(layer.vni), vlan)
+                carried = tunnel("VXLAN", net.src, net.dst, int(layer.vni))
             elif kind is L.GRE and carried is None and net is not None:
-                carried = tunnel("GRE", net.src, net.dst, int(layer.key) if layer.key_present else None, vlan)
+                carried = tunnel("GRE", net.src, net.dst, int(layer.key) if layer.key_present else None)
             # Each layer's header is what it consumed; radiotap also skips fields it does not
             # decode, up to its length field.
             at += int(layer.len) if kind is L.RadioTap else len(layer.raw_packet_cache or b"")
@@ -193,7 +194,12 @@ class ScapyDecoder:
             return BAD_TCP
         head = tcp.raw_packet_cache or b""
         placed = at if frame[at: at + len(head)] == head else -1  # a layer whose length we misjudged
-        ctx = self.contexts.ctx(vlan, carried)
+        # Where it was carried, as the fast decoder says it for the same bytes; scapy's own
+        # reading where our walker cannot go.
+        where, text = carrier_of(frame, linktype, iface)
+        if not text and (vlan or carried is not None):
+            where = Carrier(iface, linktype, (vlan,) if vlan else (), (carried,) if carried else ())
+        ctx = self.contexts.ctx(where, text)
         return Segment(ctx, int(net.version), str(net.src), str(net.dst), tcp, payload, ip_id, placed, thl)
 
 

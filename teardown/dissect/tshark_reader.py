@@ -10,12 +10,21 @@ PATH) and parses its lines in bulk with pandas, a chunk of frames at a time.
 Payload bytes come from `tcp.payload` into a buffer of the chunk's own, which the payload
 offsets point into. Timestamps are rebuilt from tshark's decimal text with the fast reader's
 arithmetic for the file's resolution, so both give the same floats.
+
+Where each segment was carried is rebuilt without the frame's bytes: its protocol chain
+(frame.protocols, e.g. eth:ethertype:vlan:ethertype:ip:gre:ip:tcp) is walked as the fast
+decoder walks the bytes (`walk`, after `_decode.c` walk), and the VLAN ids, tunnel keys and
+outer IP addresses are read from the fields' occurrences (`carrier`), giving the Carrier and
+encapsulation text `carriers.carrier_of` gives. Frames without a segment are counted with the
+fast decoder's reasons, told from the chain and, where it cannot tell (802.11 frame types, GTP
+messages, fragments), from fields (`refine`).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import ipaddress
 import os
 import struct
 import subprocess
@@ -28,11 +37,12 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..decode import SYN, Packets
+from ..carriers import TUNNEL_KINDS, Carrier, Contexts, encapsulation, tunnel
+from ..decode import _CARRIER_REASONS, SYN, Packets
 from ..errors import CaptureError
 from ..read import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC, CaptureInfo, FrameBatch, Interface, open_capture
-from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, Contexts, Tunnel,
-               address, packets_from, short_link, tshark_path, tunnel, unknown_link)
+from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, address,
+               packets_from, short_link, tshark_path, unknown_link)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +58,12 @@ FIELDS = [
     ("ip_len", "ip.len"), ("ip_hdr_len", "ip.hdr_len"),
     ("ip6_src", "ipv6.src"), ("ip6_dst", "ipv6.dst"), ("ip6_frag", "ipv6.fraghdr.offset"),
     ("ip6_more", "ipv6.fraghdr.more"),
-    ("vni", "vxlan.vni"), ("gre_key", "gre.key"),
+    # Where the segment was carried (carriers.py): tunnel keys, and why a frame of a link the
+    # fast decoder reads in part (802.11, GTP-U) holds no segment.
+    ("gre_flags", "gre.flags_and_version"), ("gre_key", "gre.key"), ("erspan", "erspan.spanid"),
+    ("vxlan_flags", "vxlan.flags"), ("vni", "vxlan.vni"), ("geneve", "geneve.vni"), ("gtp", "gtp.message"),
+    ("radiotap", "radiotap.length"), ("wlan_type", "wlan.fc.type"), ("wlan_subtype", "wlan.fc.subtype"),
+    ("wlan_protected", "wlan.fc.protected"),
     ("sport", "tcp.srcport"), ("dport", "tcp.dstport"), ("seq", "tcp.seq_raw"), ("ack", "tcp.ack_raw"),
     ("flags", "tcp.flags"), ("window", "tcp.window_size_value"), ("payload", "tcp.len"), ("thl", "tcp.hdr_len"),
     ("tsval", "tcp.options.timestamp.tsval"), ("wscale", "tcp.options.wscale.shift"), ("bytes", "tcp.payload"),
@@ -58,15 +73,26 @@ FIELDS = [
 PREFERENCES = ["tcp.analyze_sequence_numbers:FALSE", "tcp.desegment_tcp_streams:FALSE", "ip.defragment:FALSE",
                "ipv6.defragment:FALSE", "tcp.calculate_timestamps:FALSE", "tcp.relative_sequence_numbers:FALSE"]
 CHUNK_FRAMES = 50_000  # lines parsed at a time: bigger chunks cost memory (pandas text columns), not time
-MAX_VLAN_TAGS = 4  # as the fast decoder (and scapy_reader) unwrap
 IP_TOKENS = ("ip", "ipv6")
-TAG_TOKENS = {"vlan": "vlan", "ieee8021ad": "qinq"}  # 802.1Q and 802.1ad tags -> the column of their ids
 # In a first IP fragment tshark (reassembly off) dissects the TCP header but gives no payload
 # length: for IPv4 it is rebuilt from the IP lengths, as the fast decoder takes it; an IPv6
 # first fragment, whose extension headers tshark does not measure for us, is counted apart.
 FIRST_FRAGMENT = "first IPv6 fragment (tshark gives no TCP payload length in it)"
-UNDECODED_LINK = "UNDECODED_LINK"  # chain(): tshark did not decode the link layer (reason per link type)
-TUNNEL_TOKENS = {"vxlan": "VXLAN", "gre": "GRE"}
+UNDECODED_LINK = "UNDECODED_LINK"  # walk(): tshark did not decode the link layer (reason per link type)
+# walk(): reasons told apart frame by frame, from fields (see `refine`).
+WLAN_FRAME = "WLAN_FRAME"  # an 802.11 frame without LLC/SNAP: short, not data, protected, or not IP
+GTP_MESSAGE = "GTP_MESSAGE"  # a GTP-U message with no IP packet in it: signalling, or not IP
+NO_IP_AFTER = "NO_IP_AFTER"  # an IP header with nothing, or no TCP, after it: a later fragment?
+# The fast decoder's reasons for the link types and carriers it reads since (decode.py).
+(SHORT_LINK, WLAN_NOT_DATA, WLAN_PROTECTED, LINK_CONTROL, TUNNEL_UNKNOWN, GTP_SIGNALLING,
+ TOO_DEEP) = _CARRIER_REASONS
+MAX_LAYERS = 24  # layers the fast decoder walks (and `describe` lists) at most (`_decode.c` MAX_LAYERS)
+# The fewest bytes a frame of these link types has for the fast decoder to read its link header
+# (`_decode.c` link_layer; Ethernet, SLL, SLL2 and loopback have reasons of their own).
+SHORT_LINK_BYTES = {104: 4, 242: 44, 129: 5, 239: 4, 127: 8, 258: 12, 105: 2, 9: 1, 50: 1}
+# The link type of the first token, for a file in a format only tshark reads (no link type of ours).
+LINK_OF_TOKEN = {"eth": 1, "sll": 113, "raw": 101, "null": 0, "ppp": 9, "chdlc": 104, "nflog": 239, "wlan": 105,
+                 "radiotap": 127, "ipoib": 242, "arcnet": 129, "pktap": 258}
 
 
 def command(path: str, fields: list[tuple[str, str]] = FIELDS, preferences: list[str] = PREFERENCES) -> list[str]:
@@ -88,49 +114,230 @@ class Chunk:
     frames: int  # the last frame number read so far
 
 
+# A layer of the fast decoder's walk as tshark shows it: its name in `_decode.describe`, where
+# its id is ((column, occurrence) of the field), and for a tunnel the (column prefix, occurrence)
+# of its outer IP header, whose addresses are its ends.
+Layer = tuple[str, "tuple[str, int] | None", "tuple[str, int] | None"]
+
+
 @dataclass(frozen=True, slots=True)
 class Chain:
     """What a frame's protocol chain (frame.protocols) says about its TCP segment."""
 
     version: int  # of the IP header carrying TCP
     ip_occurrence: int  # which ip.src (or ipv6.src) occurrence that header is
-    tunnel_kind: str | None = None
-    tunnel_version: int = 4  # of the tunnel's outer IP header
-    tunnel_occurrence: int = 0
-    outer_tag: str | None = None  # column of the outermost 802.1Q/802.1ad tag's id, before the network layer
+    layers: tuple[Layer, ...] = ()  # after the link's, as `_decode.describe` lists them
+    link_token: str = ""  # the first token: the link type when our reader knows none
+
+    @property
+    def plain(self) -> bool:
+        """Carried in nothing but its link: the carrier is the interface's."""
+        return not any(ident or ends for _, ident, ends in self.layers)
+
+
+def walk(protocols: str) -> Chain | str:
+    """The segment's place in the layers, walked as the fast decoder walks the frame's bytes
+    (`_decode.c` walk), or the fast decoder's reason there is none (or a marker of `refine`)."""
+    tokens = protocols.split(":")
+
+    def at(j: int) -> str:
+        return tokens[j] if j < len(tokens) else ""
+
+    # The link header: where the walk starts.
+    i = 0
+    if at(i) == "pktap":  # Apple PKTAP: the link type it names follows
+        i += 1
+        while at(i) == "pcap_pktdata":
+            i += 1
+    link = at(i)
+    if link == "radiotap":
+        i += 1 + (at(i + 1) == "wlan_radio")
+        link = at(i)
+    if link in ("eth", "sll", "raw", "null"):
+        i += 1
+    elif link in ("ppp", "chdlc", "nflog", "arcnet", "ipoib"):
+        if at(i + 1) not in IP_TOKENS:  # LCP, IPCP, SLARP, CDP: the link talking to itself
+            return LINK_CONTROL if link in ("ppp", "chdlc") else NOT_IP
+        i += 1
+    elif link == "wlan":
+        if at(i + 1) != "llc":
+            return WLAN_FRAME
+        i += 2
+    elif link in ("user_dlt", "data"):
+        return UNDECODED_LINK
+    else:  # a link type the fast decoder does not read (frames `auto` hands over): from its network layer
+        while i < len(tokens) and tokens[i] not in ("ethertype", "vlan", "ieee8021ad", "mpls", "pppoes", *IP_TOKENS):
+            i += 1
+        if i == len(tokens):
+            return NOT_IP
+    layers: list[Layer] = []
+    seen: Counter[str] = Counter()  # occurrences of each field's column so far
+
+    def push(name: str, column: str | None = None, ends: tuple[str, int] | None = None) -> None:
+        ident = None
+        if column is not None:
+            ident = (column, seen[column])
+            seen[column] += 1
+        if len(layers) < MAX_LAYERS - 1:  # `describe` lists the link and 23 more
+            layers.append((name, ident, ends))
+
+    depth = 0
+    after_ethertype = False
+    while i < len(tokens):
+        t = tokens[i]
+        if t == "ethertype":
+            after_ethertype = True
+            i += 1
+            continue
+        llc_named = after_ethertype
+        after_ethertype = False
+        depth += 1
+        if depth > MAX_LAYERS:
+            return TOO_DEEP
+        if t in ("vlan", "ieee8021ad"):
+            push("vlan", "vlan" if t == "vlan" else "qinq")
+        elif t == "mpls":  # the stack, to its bottom; what follows is told by its first nibble
+            push("mpls")
+            if at(i + 1) not in IP_TOKENS:
+                return TUNNEL_UNKNOWN if at(i + 1) else BAD_IP
+        elif t == "pppoes":
+            push("pppoe")
+            if at(i + 1) != "ppp" or at(i + 2) not in IP_TOKENS:
+                return LINK_CONTROL
+            i += 1
+        elif t == "eth":  # Ethernet inside a tunnel
+            push("eth")
+        elif t == "llc":  # 802.3 length and LLC/SNAP (EtherType 0x8870, "jumbo LLC", is not IP)
+            if llc_named:
+                return NOT_IP
+        elif t in IP_TOKENS:
+            push("ipv4" if t == "ip" else "ipv6")
+            here = (t.replace("ipv6", "ip6"), seen[t])
+            seen[t] += 1
+            j = i + 1
+            while t == "ipv6" and (at(j).startswith("ipv6.") or at(j) == "ah"):  # extension headers
+                j += 1
+            nxt = at(j)
+            if nxt == "tcp":
+                return Chain(4 if t == "ip" else 6, here[1], tuple(layers), tokens[0])
+            if nxt in IP_TOKENS:  # IP-in-IP
+                push("ip", None, here)
+            elif nxt == "gre":
+                j += 1
+                if at(j) == "erspan":  # the tunnel is the ERSPAN session (its GRE header names none)
+                    seen["gre"] += 1
+                    push("gre")
+                    push("erspan", "erspan", here)
+                    j += 1
+                    if at(j) != "eth":
+                        return BAD_IP
+                elif at(j) not in ("ip", "ipv6", "eth", "mpls"):  # GRE version 1 (PPTP), other payloads
+                    return TUNNEL_UNKNOWN
+                else:
+                    push("gre", "gre", here)  # its key: `carrier` reads the flags of this GRE header
+                i = j
+                continue
+            elif nxt == "udp" and at(j + 1) in ("vxlan", "geneve", "gtp"):
+                kind = at(j + 1)
+                j += 2
+                if kind == "vxlan":
+                    push("vxlan", "vni", here)
+                    if at(j) != "eth":
+                        return BAD_IP
+                elif kind == "geneve":
+                    push("geneve", "geneve", here)
+                    if at(j) not in ("ip", "ipv6", "eth"):
+                        return TUNNEL_UNKNOWN
+                else:
+                    push("gtpu", None, here)  # TEIDs differ per direction: not identity
+                    if at(j) not in IP_TOKENS:
+                        return GTP_MESSAGE
+                i = j
+                continue
+            elif nxt in ("", "_ws.malformed", "_ws.short"):  # nothing after it: tshark found it cut or broken
+                return BAD_IP
+            else:
+                return NO_IP_AFTER  # ICMP quoting a TCP header, UDP, ...: not TCP (unless a later fragment)
+            i = j
+            continue
+        else:
+            return NOT_IP
+        i += 1
+    return NOT_IP
 
 
 def chain(protocols: str) -> Chain | str:
-    """The segment's place in the layers, or the fast decoder's reason there is none."""
-    tokens = protocols.split(":")
-    if "tcp" not in tokens:
-        ips = [j for j, t in enumerate(tokens) if t in IP_TOKENS]
-        if not ips:
-            return UNDECODED_LINK if tokens[0] in ("user_dlt", "data") else NOT_IP
-        # Nothing dissected after an IP header: tshark found it cut or broken.
-        return BAD_IP if tokens[ips[-1] + 1:] in ([], ["_ws.malformed"]) else NOT_TCP
-    before = tokens[: tokens.index("tcp")]
-    if any(t.startswith("icmp") for t in before):  # a TCP header quoted in an ICMP error
-        return NOT_TCP
-    ips = [j for j, t in enumerate(before) if t in IP_TOKENS]
-    if not ips:
-        return NOT_IP
-    tags = [t for t in before[: ips[0]] if t in TAG_TOKENS]
-    if len(tags) > MAX_VLAN_TAGS:
-        return NOT_IP
-    net = ips[-1]
-    # The first tunnel: a VXLAN or GRE header, or an IP header right inside another (IP-in-IP).
-    kind, outer = None, -1
-    for j, t in enumerate(before):
-        if t in TUNNEL_TOKENS and any(i < j for i in ips):
-            kind, outer = TUNNEL_TOKENS[t], max(i for i in ips if i < j)
-            break
-        if t in IP_TOKENS and j != ips[0]:
-            kind, outer = "IP-in-IP", max(i for i in ips if i < j)
-            break
-    return Chain(4 if before[net] == "ip" else 6, before[:net].count(before[net]), kind,
-                 4 if kind is None or before[outer] == "ip" else 6,
-                 before[:outer].count(before[outer]) if kind else 0, TAG_TOKENS[tags[0]] if tags else None)
+    """`walk`, its frame-by-frame markers answered as most frames would be."""
+    c = walk(protocols)
+    return {WLAN_FRAME: NOT_IP, GTP_MESSAGE: GTP_SIGNALLING, NO_IP_AFTER: NOT_TCP}.get(c, c) if isinstance(c, str) else c
+
+
+def refine(reason: str, part: pd.DataFrame, cap: I64) -> list[str]:
+    """The fast decoder's reason for each frame of `part` (rows of one protocol chain, `cap` their
+    captured lengths) for which `walk` gave `reason`."""
+    n = len(part)
+    if reason == WLAN_FRAME:  # _decode.c link_layer, 802.11: not data, null data, protected, short
+        wlan = cap - first_occurrence(part["radiotap"]).replace("", "0").astype(np.int64).to_numpy()
+        kind = np.array([number(x) if x else -1 for x in first_occurrence(part["wlan_type"]).tolist()], np.int64)
+        sub = np.array([number(x) or 0 for x in first_occurrence(part["wlan_subtype"]).tolist()], np.int64)
+        protected = first_occurrence(part["wlan_protected"]).isin(["1", "True"]).to_numpy()
+        out = np.select([wlan < 2, (kind != 2) | ((sub & 4) != 0), protected, wlan < 24],
+                        [SHORT_LINK, WLAN_NOT_DATA, WLAN_PROTECTED, SHORT_LINK], NOT_IP)
+        return [str(x) for x in out]
+    if reason == GTP_MESSAGE:  # a G-PDU (255) carries user data; echo, error indication, end marker do not
+        message = last_occurrence(part["gtp"]).tolist()
+        return [NOT_IP if m and int(m, 0) == 0xFF else GTP_SIGNALLING for m in message]
+    if reason in (NO_IP_AFTER, BAD_IP):  # a fragment after the first holds no TCP header
+        later = np.zeros(n, bool)
+        for column in ("ip_frag", "ip6_frag"):
+            values = part[column].tolist()
+            later |= np.array([any(v and int(v) > 0 for v in x.split(",")) if x else False for x in values], bool)
+        base = NOT_TCP if reason == NO_IP_AFTER else BAD_IP
+        return [LATER_FRAGMENT if x else base for x in later.tolist()]
+    return [reason] * n
+
+
+def carrier(c: Chain, row: dict[str, list[str]], iface: int, link_type: int) -> tuple[Carrier, str]:
+    """The Carrier and encapsulation text of one segment, as `carriers.carrier_of` gives them
+    from the frame's bytes. `row` holds the frame's field occurrences by column."""
+    described: list[tuple[str, int | None, object]] = [("link", link_type, None)]
+    vlans, tunnels = [], []
+    for name, ident, ends in c.layers:
+        value = None
+        if ident is not None:
+            column, k = ident
+            if column == "gre":  # the k-th GRE header: a key where its K flag is set (gre.key skips the others)
+                keyed = [bool((number(f) or 0) & 0x2000) for f in row["gre_flags"]]
+                value = number(occurrence(row["gre_key"], sum(keyed[:k]))) if k < len(keyed) and keyed[k] else None
+            else:
+                value = number(occurrence(row[column], k))
+                if column == "vni":  # the VNI counts only with the I flag
+                    value = value if (number(occurrence(row["vxlan_flags"], k)) or 0) & 0x0800 else None
+        described.append((name, value, ends))
+        if name == "vlan" and value:
+            vlans.append(value)
+        if ends is not None:
+            prefix, k = ends
+            a, b = (occurrence(row[f"{prefix}_{side}"], k) for side in ("src", "dst"))
+            tunnels.append(tunnel(TUNNEL_KINDS[name], unmapped(a), unmapped(b), value))
+    return Carrier(iface, link_type, tuple(vlans), tuple(tunnels)), encapsulation(described)
+
+
+def occurrence(values: list[str], k: int) -> str:
+    return values[k] if k < len(values) else ""
+
+
+def number(text: str) -> int | None:
+    """A field's value as tshark prints it, decimal or hex ('0x0000012c')."""
+    return None if not text else int(text, 16) if text.startswith("0x") else int(text)
+
+
+def unmapped(text: str) -> str:
+    """An outer address as the fast decoder writes it: IPv4-mapped IPv6 as IPv4."""
+    if ":" in text and "." in text:
+        mapped = ipaddress.IPv6Address(text).ipv4_mapped
+        return str(mapped) if mapped else text
+    return text
 
 
 @dataclass(slots=True)
@@ -204,9 +411,11 @@ def check_readable(path: str) -> None:
 class TsharkReader:
     """One capture file dissected by tshark, as chunks of segments."""
 
-    def __init__(self, path: str, contexts: Contexts, skipped: Counter[str]) -> None:
+    def __init__(self, path: str, contexts: Contexts, skipped: Counter[str], ifaces: list[int] | None = None) -> None:
+        """`ifaces`: the interface each of the file's interfaces stands for (`decode_frames`)."""
         check_readable(path)
         self.path = path
+        self.ifaces = ifaces
         self.contexts = contexts
         self.skipped = skipped
         self.clock, ours = clock_of(path)
@@ -245,7 +454,8 @@ class TsharkReader:
             info.first_ts = float(ts[0]) if info.first_ts is None else info.first_ts
             info.last_ts = float(np.nanmax(ts))
             self._count_link_types(iface)
-        packets, data = segments(table, ts, frame, self.contexts, self.skipped, self._linktypes(iface))
+        real = np.array(self.ifaces, np.int64)[np.minimum(iface, len(self.ifaces) - 1)] if self.ifaces else iface
+        packets, data = segments(table, ts, frame, self.contexts, self.skipped, self._linktypes(iface), real)
         return Chunk(packets, data, info.frames)
 
     def _linktypes(self, iface: I64) -> I64:
@@ -290,21 +500,32 @@ def split_time(text: pd.Series[str]) -> tuple[I64, I64]:
 
 
 def segments(table: pd.DataFrame, ts: npt.NDArray[np.float64], frame: I64, contexts: Contexts,
-             skipped: Counter[str], linktype: I64 | None = None) -> tuple[Packets, npt.NDArray[np.uint8]]:
+             skipped: Counter[str], linktype: I64 | None = None,
+             iface: I64 | None = None) -> tuple[Packets, npt.NDArray[np.uint8]]:
     """The TCP segments among a chunk's frames, in the fast decoder's columns; `linktype`
-    (per frame, -1 where unknown) lets frames be counted by the fast decoder's link reasons."""
+    (per frame, -1 where unknown) lets frames be counted by the fast decoder's link reasons and
+    carriers be numbered as it numbers them, with `iface` (per frame; tshark's when None)."""
     import pandas as pd
 
     codes, chains = pd.factorize(table["protocols"])
-    parsed = [chain(c) for c in chains]
+    parsed = [walk(c) for c in chains]
     is_tcp = np.array([isinstance(c, Chain) for c in parsed] or [False], bool)[codes] if len(codes) else np.zeros(0, bool)
     lt = np.full(len(codes), -1, np.int64) if linktype is None else linktype
+    if iface is None:
+        iface = table["iface"].replace("", "0").to_numpy(np.int64) if len(table) else np.zeros(0, np.int64)
+    cap = table["cap_len"].to_numpy(np.int64) if len(table) else np.zeros(0, np.int64)
     # A frame shorter than its link header is that, whatever tshark made of it.
     short = np.zeros(len(codes), bool)
     for link, size in LINK_HEADER_BYTES.items():
-        short |= (lt == link) & (table["cap_len"].to_numpy(np.int64) < size)
+        short |= (lt == link) & (cap < size)
     for link in np.unique(lt[short]).tolist():
         skipped[short_link(link)] += int((short & (lt == link)).sum())
+    short_other = np.zeros(len(codes), bool)
+    for link, size in SHORT_LINK_BYTES.items():
+        short_other |= (lt == link) & (cap < size)
+    if short_other.any():
+        skipped[SHORT_LINK] += int(short_other.sum())
+    short |= short_other
     is_tcp &= ~short
     # Frames without a segment, counted by reason (fragments say so in their headers).
     for k in np.unique(codes[~is_tcp & ~short]).tolist():
@@ -315,15 +536,7 @@ def segments(table: pd.DataFrame, ts: npt.NDArray[np.float64], frame: I64, conte
             for link in np.unique(lt[rows]).tolist():
                 skipped[unknown_link(link) if link >= 0 else NOT_IP] += int((rows & (lt == link)).sum())
             continue
-        n = int(rows.sum())
-        if reason == NOT_TCP:
-            later = (first_occurrence(table["ip_frag"][rows]).replace("", "0").astype(np.int64).to_numpy() > 0) | (
-                first_occurrence(table["ip6_frag"][rows]).replace("", "0").astype(np.int64).to_numpy() > 0)
-            if later.any():
-                skipped[LATER_FRAGMENT] += int(later.sum())
-            n -= int(later.sum())
-        if n:
-            skipped[reason] += n
+        skipped.update(refine(reason, table[rows], cap[rows]))
     sel = np.flatnonzero(is_tcp)
     t = table.iloc[sel]
     header = (t["sport"] != "") & (t["seq"] != "") & (t["flags"] != "") & (t["window"] != "") & (t["thl"] != "")
@@ -345,12 +558,14 @@ def segments(table: pd.DataFrame, ts: npt.NDArray[np.float64], frame: I64, conte
     keep = header.to_numpy() & ~first6 & ~bad
     sel, t = sel[keep], t[keep]
     n = len(sel)
-    cols: dict[str, Any] = {"frame": frame[sel], "ts": ts[sel]}
+    cols: dict[str, Any] = {"frame": frame[sel], "ts": ts[sel], "where": np.zeros(n, np.uint64)}
     ver = np.zeros(n, np.int64)
     src, dst = np.empty(n, object), np.empty(n, object)
     ip_id = np.full(n, -1, np.int64)
-    tunnel_of: list[tuple[int, Tunnel | None]] = [(0, None)] * n
+    # Where each segment was carried: a key per segment that tells carriers apart, described once.
+    where_key = np.empty(n, object)
     row_codes = codes[sel]
+    seg_lt, seg_iface = lt[sel], iface[sel]
     for k in np.unique(row_codes).tolist():
         c = parsed[k]
         assert isinstance(c, Chain)
@@ -362,24 +577,26 @@ def segments(table: pd.DataFrame, ts: npt.NDArray[np.float64], frame: I64, conte
         dst[rows] = nth_occurrence(part[f"{prefix}_dst"], c.ip_occurrence).to_numpy(object)
         if c.version == 4:
             ip_id[rows] = hex_values(nth_occurrence(part["ip_id"], c.ip_occurrence))
-        vlans = (first_occurrence(part[c.outer_tag]).replace("", "0").astype(np.int64).to_numpy() if c.outer_tag
-                 else np.zeros(len(rows), np.int64))
-        if c.tunnel_kind is None:
-            for r, v in zip(rows.tolist(), vlans.tolist()):
-                tunnel_of[r] = (v, None)
+        links = np.where(seg_lt[rows] >= 0, seg_lt[rows], LINK_OF_TOKEN.get(c.link_token, 1))
+        if c.plain:  # the carrier is the interface's: no field to read
+            for r, i, link in zip(rows.tolist(), seg_iface[rows].tolist(), links.tolist()):
+                where_key[r] = (k, i, link)
             continue
-        outer = "ip" if c.tunnel_version == 4 else "ip6"
-        a = nth_occurrence(part[f"{outer}_src"], c.tunnel_occurrence).tolist()
-        b = nth_occurrence(part[f"{outer}_dst"], c.tunnel_occurrence).tolist()
-        keys: list[int | None] = [None] * len(rows)
-        if c.tunnel_kind == "VXLAN":
-            keys = [int(x) if x else None for x in first_occurrence(part["vni"]).tolist()]
-        elif c.tunnel_kind == "GRE":
-            keys = [int(x, 16) if x else None for x in first_occurrence(part["gre_key"]).tolist()]
-        for r, v, x, y, key in zip(rows.tolist(), vlans.tolist(), a, b, keys):
-            tunnel_of[r] = (v, tunnel(c.tunnel_kind, x, y, key, v))
-    # Tunnels are numbered in the order of their first segment, as the other readers do.
-    cols["ctx"] = np.array([contexts.ctx(v, tun) for v, tun in tunnel_of], np.int64)
+        columns = tuple(sorted({col for _, ident, _ in c.layers if ident for col in KEY_COLUMNS[ident[0]]}
+                         | {f"{e[0]}_{side}" for _, _, e in c.layers if e for side in ("src", "dst")}))
+        values = zip(*(part[col].tolist() for col in columns))
+        for r, i, link, v in zip(rows.tolist(), seg_iface[rows].tolist(), links.tolist(), values):
+            where_key[r] = (k, i, link, columns, v)
+    # Carriers are numbered in the order of their first segment, as the other readers do.
+    first: dict[tuple[Any, ...], int] = {}
+    key_codes = np.array([first.setdefault(key, len(first)) for key in where_key.tolist()], np.int64)
+    numbers = []
+    for key in first:
+        c = parsed[key[0]]
+        assert isinstance(c, Chain)
+        fields_of = {} if len(key) == 3 else {col: v.split(",") if v else [] for col, v in zip(key[3], key[4])}
+        numbers.append(contexts.ctx(*carrier(c, _Fields(fields_of), key[1], key[2])))
+    cols["ctx"] = np.array(numbers, np.int64)[key_codes] if n else np.zeros(0, np.int64)
     cols["ip_version"] = ver
     # Each distinct address converted once.
     codes_ends, texts = pd.factorize(np.concatenate([src, dst]))
@@ -401,6 +618,18 @@ def segments(table: pd.DataFrame, ts: npt.NDArray[np.float64], frame: I64, conte
     cols["payload_at"] = np.where(lengths > 0, starts, -1)
     cols["payload_captured"] = lengths
     return packets_from(cols), data
+
+
+# The columns a layer's id is read from (`carrier`).
+KEY_COLUMNS = {"vlan": ("vlan",), "qinq": ("qinq",), "gre": ("gre_flags", "gre_key"), "erspan": ("erspan",),
+               "vni": ("vni", "vxlan_flags"), "geneve": ("geneve",)}
+
+
+class _Fields(dict[str, list[str]]):
+    """A frame's field occurrences by column; a column not read is empty."""
+
+    def __missing__(self, key: str) -> list[str]:
+        return []
 
 
 def first_occurrence(s: pd.Series[str]) -> pd.Series[str]:
@@ -458,11 +687,13 @@ def tshark_message(errors: IO[bytes]) -> str:
 def decode_frames(batch: FrameBatch, which: I64, contexts: Contexts,
                   skipped: Counter[str]) -> tuple[Packets, npt.NDArray[np.uint8]]:
     """The segments of some frames of a batch, dissected by tshark: they are written to a
-    temporary pcapng (one interface per link type) whose frame k is `which[k - 1]`."""
+    temporary pcapng (one interface per interface and link type of theirs) whose frame k is
+    `which[k - 1]`."""
+    points = sorted(set(zip(batch.iface[which].tolist(), batch.linktype[which].tolist())))
     with tempfile.NamedTemporaryFile(suffix=".pcapng") as tmp:
-        tmp.write(_pcapng(batch, which))
+        tmp.write(_pcapng(batch, which, points))
         tmp.flush()
-        reader = TsharkReader(tmp.name, contexts, skipped)
+        reader = TsharkReader(tmp.name, contexts, skipped, [i for i, _ in points])
         parts = [(c.packets, c.data) for c in reader]
     from . import merge
 
@@ -474,10 +705,9 @@ def decode_frames(batch: FrameBatch, which: I64, contexts: Contexts,
     return packets, data
 
 
-def _pcapng(batch: FrameBatch, which: I64) -> bytes:
-    linktypes = sorted(set(batch.linktype[which].tolist()))
+def _pcapng(batch: FrameBatch, which: I64, points: list[tuple[int, int]]) -> bytes:
     out = [struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)]
-    for lt in linktypes:
+    for _, lt in points:
         out.append(struct.pack("<IIHHII", 1, 20, lt, 0, 0, 20))
     view = batch.data.data  # a memoryview: slices without copies
     for i in which.tolist():
@@ -485,7 +715,7 @@ def _pcapng(batch: FrameBatch, which: I64) -> bytes:
         units = int(round(float(batch.ts[i]) * 1e6))
         pad = b"\0" * (-len(frame) % 4)
         total = 32 + len(frame) + len(pad)
-        out.append(struct.pack("<IIIIIII", 6, total, linktypes.index(int(batch.linktype[i])), units >> 32,
+        out.append(struct.pack("<IIIIIII", 6, total, points.index((int(batch.iface[i]), int(batch.linktype[i]))), units >> 32,
                                units & 0xFFFFFFFF, len(frame), int(batch.wirelen[i])) + frame + pad
                    + struct.pack("<I", total))
     return b"".join(out)

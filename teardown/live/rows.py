@@ -118,6 +118,7 @@ class Tracker:
         """A key per row (the flow_id with --jsonl) and the row's values as a dict."""
         n = len(cols["incarnation"])
         cols["capture_file"] = np.full(n, self.capture_file, object)
+        cols["capture"] = np.zeros(n, np.int64)
         if self.out is None:
             rows = [dict(zip(VIEW_COLUMNS, values)) for values in zip(*_plain(cols, VIEW_COLUMNS))]
             return [tuple(row[k] for k in _KEY) for row in rows], rows

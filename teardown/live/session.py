@@ -22,6 +22,7 @@ import numpy as np
 
 from ..analysis import Analysis, CaptureSummary, concat_rows
 from ..decode import Packets, decode
+from ..carriers import Point
 from ..engine import Engine
 from ..errors import UsageError
 from ..options import Options
@@ -71,6 +72,7 @@ class LiveResult:
     skipped: Counter[str]
     tallies: Tallies
     rows: list[Columns]  # final rows (only with keep_rows)
+    points: dict[int, Point]  # the carriers the rows' ctx number
     linktype: int
     first_ts: float | None
     last_ts: float | None
@@ -149,7 +151,7 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
         if batch is not None and len(batch):
             first_ts = float(batch.ts[0]) if first_ts is None else first_ts
             last_ts = float(batch.ts[-1])
-            packets = decode(batch, skipped)
+            packets = decode(batch, skipped, engine.contexts)
             tcp += len(packets)
             for cols in engine.feed(packets, batch.data, now=now):
                 tracker.final(cols, now, Event.retired)
@@ -194,7 +196,7 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
     tracker.flush()
     source.close()
     return LiveResult(s, started, now, reason, source.counts, tcp, skipped, tracker.t, tracker.rows,
-                      source.linktype, first_ts, last_ts, most)
+                      engine.contexts.points, source.linktype, first_ts, last_ts, most)
 
 
 _NO_PACKETS = Packets.empty()
@@ -213,4 +215,5 @@ def analysis_of(r: LiveResult, options: Options) -> Analysis:
         info.warnings.append(f"{r.counts.kernel_drops:,} frames dropped by the kernel, {r.counts.analyzer_drops:,} "
                              "by the analyzer (live capture)")
     summary = CaptureSummary(files=[info], tcp_packets=r.tcp_packets, skipped=r.skipped)
-    return Analysis(concat_rows(r.rows), summary, options)
+    flows, summary.copies = concat_rows(r.rows, r.points)
+    return Analysis(flows, summary, options)

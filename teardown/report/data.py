@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..analysis import Analysis
 from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
@@ -52,5 +54,7 @@ def from_analysis(analysis: Analysis) -> ReportData:
                                          "are drawn only by a run in one process, which reads the captures again"))
         return ReportData(facts, flows, tables, series, {})
     rows = rows_to_draw(flows, flag_bits(flows), LADDER_BITS)
-    drawn = ladders([f.path for f in analysis.capture.files], flows.iloc[rows], analysis.options)
+    # The carrier numbers come along: the ladders' second reading numbers carriers alike.
+    chosen = flows.iloc[rows].assign(ctx=np.asarray(analysis.columns["ctx"])[rows])
+    drawn = ladders([f.path for f in analysis.capture.files], chosen, analysis.options)
     return ReportData(facts, flows, tables, series, {int(rows[i]): lad for i, lad in drawn.items()})

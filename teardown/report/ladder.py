@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..carriers import Contexts
 from ..decode import ACK, FIN, RST, SYN, decode
 from ..options import Options
 from ..read import open_capture
@@ -105,8 +106,6 @@ class _Matched:
     seq: I64
     ack: I64
     payload: I64
-    copy_key: I64  # IPv4 id, TSval and window: with the header, what makes two frames copies
-    where: I64  # interface and VLAN: copies differ here
 
     def take(self, idx: I64 | npt.NDArray[np.bool_]) -> _Matched:
         return _Matched(*(getattr(self, f.name)[idx] for f in fields(self)))
@@ -117,7 +116,7 @@ def _flow_keys(flows: pd.DataFrame) -> npt.NDArray[np.void]:
     words = {ip: ip_words(ip) for ip in set(flows["client_ip"]) | set(flows["server_ip"])}  # few distinct
     client = np.array([words[ip] for ip in flows["client_ip"]], np.uint64).reshape(-1, 2)
     server = np.array([words[ip] for ip in flows["server_ip"]], np.uint64).reshape(-1, 2)
-    keys["ctx"] = flows["vlan"].fillna(0).to_numpy(np.int64)
+    keys["ctx"] = flows["ctx"].to_numpy(np.int64)  # carriers.Contexts' numbers, as the analysis gave them
     keys["port_a"] = flows["client_port"].to_numpy(np.int64)
     keys["port_b"] = flows["server_port"].to_numpy(np.int64)
     keys["a_hi"], keys["a_lo"] = client[:, 0], client[:, 1]
@@ -133,13 +132,14 @@ def _match(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> _Matc
                                       flows["server_port"].to_numpy(np.int64)]))
     parts: list[dict[str, npt.NDArray[Any]]] = []
     frames_before = 0
+    contexts = Contexts()  # read in the analysis's order, carriers get the analysis's numbers
     for path in paths:
         reader = open_capture(path, options.chunk_bytes)
         for batch in reader:
             if not len(batch):
                 continue
             batch.frame += frames_before
-            p = decode(batch, Counter())
+            p = decode(batch, Counter(), contexts)
             pre = np.flatnonzero(np.isin(p.sport, ports) & np.isin(p.dport, ports))
             if not len(pre):
                 continue
@@ -155,25 +155,20 @@ def _match(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> _Matc
                 if not len(hit):
                     continue
                 idx = pre[hit]
-                iface = batch.iface[p.frame[idx] - batch.frame[0]].astype(np.int64)
                 parts.append({
                     "tuple": at[hit].astype(np.int64), "direction": np.full(len(hit), direction, np.int64),
                     "ts": p.ts[idx], "frame": p.frame[idx], "flags": p.flags[idx].astype(np.int64),
                     "seq": p.seq[idx].astype(np.int64), "ack": p.ack[idx].astype(np.int64),
-                    "payload": p.payload[idx].astype(np.int64),
-                    "copy_key": (p.ip_id[idx].astype(np.int64) << 40) ^ (p.tsval[idx] << 16)
-                    ^ p.window[idx].astype(np.int64),
-                    "where": (iface << 32) | p.ctx[idx].astype(np.int64)})
+                    "payload": p.payload[idx].astype(np.int64)})
         frames_before += reader.info.frames
     if not parts:
         empty = np.zeros(0, np.int64)
-        return _Matched(empty, empty, np.zeros(0), empty, empty, empty, empty, empty, empty, empty)
+        return _Matched(empty, empty, np.zeros(0), empty, empty, empty, empty, empty)
     cols = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
     flow = _incarnation_of(cols["tuple"], cols["ts"], tuple_of_flow.ravel(), flows)
     keep = flow >= 0
     return _Matched(flow[keep], cols["direction"][keep], cols["ts"][keep], cols["frame"][keep],
-                    cols["flags"][keep], cols["seq"][keep], cols["ack"][keep], cols["payload"][keep],
-                    cols["copy_key"][keep], cols["where"][keep])
+                    cols["flags"][keep], cols["seq"][keep], cols["ack"][keep], cols["payload"][keep])
 
 
 def _incarnation_of(tuple_id: I64, ts: npt.NDArray[np.float64], tuple_of_flow: I64,
@@ -223,7 +218,8 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
         return {}
     m = _match(paths, flows, options)
     order = np.lexsort((m.frame, m.ts, m.flow))
-    m = _without_copies(m.take(order))
+    # Copies seen at other points are other carriers' packets: they do not match (copies.py).
+    m = m.take(order)
     group = m.flow * 2 + m.direction
     n_groups = 2 * len(flows)
     syn = (m.flags & SYN) != 0
@@ -255,24 +251,6 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
         out[i] = Ladder(shape, [t - s for s, t in zip([0, *times], times)], [f - e for e, f in zip([0, *frames], frames)],
                         (int(isn[2 * i]) if isn[2 * i] >= 0 else None, int(isn[2 * i + 1]) if isn[2 * i + 1] >= 0 else None))
     return out
-
-
-def _without_copies(m: _Matched) -> _Matched:
-    """Drop frames that are copies of an earlier frame of the flow seen on another interface or
-    VLAN: same header and length, same IPv4 id (TEARDOWN-RULES §Vocabulary, where it was carried)."""
-    if not len(m.flow):
-        return m
-    order = np.lexsort((m.frame, m.copy_key, m.payload, m.flags, m.ack, m.seq, m.direction, m.flow))
-    fields = (m.flow, m.direction, m.seq, m.ack, m.flags, m.payload, m.copy_key)
-    same = np.ones(len(order) - 1, bool)
-    for f in fields:
-        same &= f[order][1:] == f[order][:-1]
-    new_group = np.concatenate([[True], ~same])
-    head = np.maximum.accumulate(np.where(new_group, np.arange(len(order)), 0))
-    copy = m.where[order] != m.where[order][head]
-    keep = np.ones(len(order), bool)
-    keep[order[copy]] = False
-    return m.take(keep)
 
 
 def _retransmissions(group: I64, rel_seq: I64, payload: I64, flags: I64) -> npt.NDArray[np.bool_]:

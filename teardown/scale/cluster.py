@@ -18,11 +18,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..analysis import Analysis, CaptureSummary, Progress, concat_rows
-from ..dissect import Contexts, frame_decoder
+from ..carriers import Contexts
+from ..dissect import frame_decoder
 from ..errors import UsageError
 from ..options import Options, ReaderKind
 from .combine import (FileRead, ShardJob, ShardRows, captures_of, file_of, finish, frame_offsets, judge_shard,
-                      number_tunnels, reading_order)
+                      number_carriers, reading_order)
 from .pieces import Piece, PieceMeta, PieceResult, Shard, read_piece
 
 if TYPE_CHECKING:
@@ -120,15 +121,15 @@ def run(client: Client, paths: list[str], options: Options, progress: Progress |
     files = [file_of(metas[i]) for i in sorted(metas)]
     ordered = reading_order(files)
     captures = captures_of(ordered)
-    contexts, tunnels = number_tunnels(ordered)
+    contexts, carriers = number_carriers(ordered)
     from distributed import as_completed
 
     jobs: list[tuple[int, ShardJob, Future[Any]]] = []
     for c, capture in enumerate(captures):
         before, names, first_frames = frame_offsets(capture)
         parts = [p for f in capture for p in f.pieces]
-        job = ShardJob(options, [before[id(p)] for p in parts], [tunnels[id(p)] for p in parts],
-                       [p.info.last_ts for p in parts], names, first_frames)
+        job = ShardJob(options, [before[id(p)] for p in parts], [carriers[id(p)] for p in parts], contexts.points,
+                       [p.info.last_ts for p in parts], names, first_frames, c)
         weight = sum(f.info.size_bytes for f in capture) // n_shards
         for s in range(n_shards):
             inputs = [shards[id(p)][s] for p in parts]
@@ -149,7 +150,8 @@ def run(client: Client, paths: list[str], options: Options, progress: Progress |
         rows += finish([judged[i] for i in mine], options, jobs[mine[0]][1])
     summary = _summary(ordered, captures, options, contexts, total)
     summary.cluster = f"a Dask cluster of {workers} worker{'s' if workers > 1 else ''}"
-    return Analysis(concat_rows(rows), summary, options)
+    flows, summary.copies = concat_rows(rows, contexts.points)
+    return Analysis(flows, summary, options)
 
 
 def _read_all(client: Client, pieces: list[Piece], options: Options, n_shards: int, sizes: list[tuple[int, bool]],

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..analysis import ROTATION_SLACK_S, name_files
-from ..dissect import TUNNEL_CTX_BASE, Contexts
+from ..carriers import Contexts, Point
 from ..engine import Engine
 from ..flows import NONE, Records
 from ..options import Options
@@ -79,24 +79,18 @@ def captures_of(ordered: list[FileRead]) -> list[list[FileRead]]:
     return out
 
 
-def number_tunnels(ordered: list[FileRead]) -> tuple[Contexts, dict[int, npt.NDArray[np.uint32]]]:
-    """Tunnels numbered in order of first appearance over the run; per piece (by id), its own
-    numbers -> the run's."""
+def number_carriers(ordered: list[FileRead]) -> tuple[Contexts, dict[int, npt.NDArray[np.uint32]]]:
+    """Carriers numbered in order of first appearance over the run, as `analyze` numbers them;
+    per piece (by id), a lookup from its own numbers to the run's."""
     contexts = Contexts()
     maps: dict[int, npt.NDArray[np.uint32]] = {}
     for f in ordered:
         for p in f.pieces:
-            maps[id(p)] = np.array([contexts.ctx(0, t) for t in p.tunnels], np.uint32)
+            lookup = np.zeros(max(p.points, default=0) + 1, np.uint32)
+            for local, point in p.points.items():
+                lookup[local] = contexts.ctx(point.carrier, point.encapsulation)
+            maps[id(p)] = lookup
     return contexts, maps
-
-
-def global_ctx(ctx: npt.NDArray[np.uint32], tunnels: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
-    if not len(tunnels):
-        return ctx
-    local = ctx >= TUNNEL_CTX_BASE
-    out = ctx.copy()
-    out[local] = tunnels[ctx[local] - TUNNEL_CTX_BASE]
-    return out
 
 
 @dataclass(slots=True)
@@ -162,10 +156,12 @@ class ShardJob:
 
     options: Options
     frames_before: list[int]  # per part
-    tunnels: list[npt.NDArray[np.uint32]]  # per part: its tunnel numbers -> the run's
+    carriers: list[npt.NDArray[np.uint32]]  # per part: its carrier numbers -> the run's
+    points: dict[int, Point]  # the run's carriers
     now: list[float | None]  # per part: its piece's last timestamp
     names: list[str]
     first_frames: list[int]
+    capture: int  # which capture of the run
 
 
 @dataclass(slots=True)
@@ -180,7 +176,7 @@ class ShardRows:
 def judge_shard(job: ShardJob, *parts: Shard) -> bytes:
     """The rows of a shard's connections (runs in a worker), as a pickled `ShardRows`: one
     frame for Dask to send, where the rows' hundreds of arrays took it ~1 s per 100 MB."""
-    engine = Engine(job.options)
+    engine = Engine(job.options)  # judged with job.points: the run's carriers
     out = ShardRows([], [])
 
     def take(records: Records) -> None:
@@ -191,13 +187,13 @@ def judge_shard(job: ShardJob, *parts: Shard) -> bytes:
             records = {k: v[~later] for k, v in records.items()}
             if not len(records["context"]):
                 return
-        out.rows.append(name_files(judge(records, job.options), job.names, job.first_frames))
+        out.rows.append(name_files(judge(records, job.options, job.points), job.names, job.first_frames, job.capture))
 
-    for part, before, tunnels, now in zip(parts, job.frames_before, job.tunnels, job.now):
+    for part, before, carriers, now in zip(parts, job.frames_before, job.carriers, job.now):
         packets = part.packets()
         if len(packets):
             packets.frame = packets.frame + before
-            packets.ctx = global_ctx(packets.ctx, tunnels)
+            packets.ctx = carriers[packets.ctx]
         for records in engine.records(packets, part.heads, now):
             take(records)
     for records in engine.table.finish():
@@ -211,5 +207,5 @@ def finish(shards: list[ShardRows], options: Options, job: ShardJob) -> list[Col
     held = [rec for s in shards for rec in s.held]
     if held:
         peers = port_peers(rows, held)
-        rows += [name_files(judge(peers(rec), options), job.names, job.first_frames) for rec in held]
+        rows += [name_files(judge(peers(rec), options, job.points), job.names, job.first_frames, job.capture) for rec in held]
     return rows

@@ -17,7 +17,8 @@ import numpy.typing as npt
 
 from ..analysis import segments
 from ..decode import Packets
-from ..dissect import WHOLE_FILE_TO_TSHARK, Contexts, Tunnel, frame_decoder, other_format
+from ..carriers import Contexts, Point
+from ..dissect import WHOLE_FILE_TO_TSHARK, frame_decoder, other_format
 from ..errors import CaptureError
 from ..options import Options, ReaderKind
 from ..read import CaptureInfo, open_capture
@@ -70,7 +71,7 @@ class PieceMeta:
     skipped: Counter[str] = field(default_factory=Counter)
     handed_off: Counter[str] = field(default_factory=Counter)
     not_decoded: Counter[str] = field(default_factory=Counter)
-    tunnels: list[Tunnel] = field(default_factory=list)  # local ctx 4096 + i stands for tunnels[i]
+    points: dict[int, Point] = field(default_factory=dict)  # the piece's own carrier numbers
 
 
 @dataclass(slots=True)
@@ -122,7 +123,7 @@ def read_piece(piece: Piece, options: Options, n_shards: int) -> PieceResult:
         result.meta.handed_off[WHOLE_FILE_TO_TSHARK] += result.meta.info.frames
         return result
     deal = _Dealer(n_shards)
-    for packets, data in segments(reader, skipped, decoder):
+    for packets, data in segments(reader, skipped, decoder, contexts):
         deal.add(packets, data)
     info: CaptureInfo = reader.info
     if not piece.whole:
@@ -130,7 +131,7 @@ def read_piece(piece: Piece, options: Options, n_shards: int) -> PieceResult:
         end = reader.end
     if info.damage is not None and info.frames == 0 and piece.range_index == 0 and piece.resume is None:
         raise info.damage
-    meta = PieceMeta(piece, info, start, end, deal.count, skipped, tunnels=list(contexts.numbers))
+    meta = PieceMeta(piece, info, start, end, deal.count, skipped, points=dict(contexts.points))
     handed_off, not_decoded = getattr(decoder, "handed_off", Counter()), getattr(decoder, "not_decoded", Counter())
     meta.handed_off.update(handed_off)
     meta.not_decoded.update(not_decoded)
@@ -145,7 +146,7 @@ def _read_tshark(piece: Piece, contexts: Contexts, n_shards: int) -> PieceResult
     deal = _Dealer(n_shards)
     for chunk in reader:
         deal.add(chunk.packets, chunk.data)
-    meta = PieceMeta(piece, reader.info, None, None, deal.count, skipped, tunnels=list(contexts.numbers))
+    meta = PieceMeta(piece, reader.info, None, None, deal.count, skipped, points=dict(contexts.points))
     return deal.finish(meta)
 
 

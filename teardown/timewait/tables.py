@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from ..options import Options
 from ..schema import CloseCause, RstClass
+from ..verdicts import where_prefix
 from .http import NONE, close_causes
 from .occupancy import StepSeries, covering, peaks, step_series, window_peaks
 
@@ -43,15 +44,16 @@ class Tables:
     capture_span: tuple[float, float]
 
 
-def _host_labels(ip: npt.NDArray[Any], vlan: Floats | None) -> npt.NDArray[Any]:
-    """Addresses as host labels; VLAN-tagged ones as vlanN/ip, as flow_id writes them, so that
-    overlapping address spaces never mix (TEARDOWN-RULES.md "Vocabulary")."""
-    if vlan is None or not np.any(~np.isnan(vlan)):
+def _host_labels(ip: npt.NDArray[Any], ctx: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
+    """Addresses as host labels; those carried in a VLAN, a tunnel or elsewhere than the main
+    link with flow_id's prefix (vlanN/ip, cN/ip), so that overlapping address spaces never mix
+    (TEARDOWN-RULES.md "Vocabulary")."""
+    if ctx is None or not np.any(ctx):
         return ip
-    tagged = ~np.isnan(vlan)
     out = ip.copy()
-    prefix = np.char.add("vlan", np.where(tagged, vlan, 0).astype(np.int64).astype(str))
-    out[tagged] = np.char.add(np.char.add(prefix[tagged], "/"), ip[tagged].astype(str)).astype(object)
+    for k in np.unique(ctx[ctx != 0]).tolist():
+        at = ctx == k
+        out[at] = np.char.add(where_prefix(int(k)), ip[at].astype(str)).astype(object)
     return out
 
 
@@ -113,9 +115,9 @@ def flows(c: Columns, first_ts: float | None, last_ts: float | None, options: Op
     n = len(c["first_ts"])  # not flow_id: text columns are built only when shown
     start_ts = float(first_ts) if first_ts is not None else 0.0
     end_ts = float(last_ts) if last_ts is not None else start_ts
-    vlan = np.asarray(c["vlan"], np.float64) if "vlan" in c else None
-    client_ip = _host_labels(c["client_ip"], vlan).astype(str)
-    server_ip = _host_labels(c["server_ip"], vlan).astype(str)
+    ctx = np.asarray(c["ctx"]) if "ctx" in c else None
+    client_ip = _host_labels(c["client_ip"], ctx).astype(str)
+    server_ip = _host_labels(c["server_ip"], ctx).astype(str)
     labels, inverse = np.unique(np.concatenate([client_ip, server_ip]), return_inverse=True)
     client, server = inverse[:n].astype(np.int64), inverse[n:].astype(np.int64)
     tw_s = np.full(len(labels), options.behaviour_of(options.os).time_wait_s)
