@@ -31,6 +31,7 @@ from .errors import CaptureError
 from .options import Options, ReaderKind
 from .read import Reader, open_capture
 from .seq import seq_diff
+from .verdicts import where_prefix
 
 NONE_FRAME = -1
 Endpoint = tuple[int, int, int]  # (address hi, address lo, port)
@@ -204,7 +205,7 @@ def _segments(path: str, options: Options) -> Iterator[Packets]:
     for batch in reader:
         if not len(batch):
             continue
-        yield decode(batch, Counter()) if decoder is None else decoder.decode(batch, Counter())[0]
+        yield decode(batch, Counter(), contexts) if decoder is None else decoder.decode(batch, Counter())[0]
 
 
 def our_frames(path: str, options: Options, ours: Analysis) -> dict[int, int]:
@@ -212,7 +213,7 @@ def our_frames(path: str, options: Options, ours: Analysis) -> dict[int, int]:
     c = ours.columns
     starts: dict[tuple[int, Endpoint, Endpoint], list[tuple[int, int]]] = defaultdict(list)
     for row in range(len(ours)):
-        ctx = 0 if c["vlan"][row] != c["vlan"][row] else int(c["vlan"][row])
+        ctx = int(c["ctx"][row])
         a = (*address(c["client_ip"][row]), int(c["client_port"][row]))
         b = (*address(c["server_ip"][row]), int(c["server_port"][row]))
         starts[(ctx, min(a, b), max(a, b))].append((int(c["first_frame"][row]), row))
@@ -303,7 +304,7 @@ class Comparison:
         """Why the streams and incarnations of one group start at different frames, when every
         difference is one our rules account for (TEARDOWN-RULES.md, Vocabulary)."""
         c = self.c
-        ctxs = {0 if v != v else int(v) for v in (c["vlan"][r] for r in rr)}
+        ctxs = {int(c["ctx"][r]) for r in rr}
         if len(ctxs) > 1:
             names = sorted({self.flow_ids[r].split("/")[0] for r in rr})
             return ("the same addresses and ports were carried in different VLANs or tunnels "
@@ -331,8 +332,7 @@ class Comparison:
         return "; ".join(reasons) if reasons else None
 
     def _carried(self, prefix: str) -> str:
-        ctx = int(prefix.removeprefix("vlan")) if prefix.startswith("vlan") else 0
-        what = self.carried_in.get(ctx)
+        what = {where_prefix(k).rstrip("/"): v for k, v in self.carried_in.items()}.get(prefix)
         return f"{prefix} = {what}" if what else prefix or "untagged"
 
     def _ended(self, row: int) -> int | None:
@@ -409,7 +409,8 @@ class Comparison:
 
         theirs = {k: v[0].number if v else NONE_FRAME for k, v in fins.items()}
         mine = {"client": max(ev[1], NONE_FRAME), "server": max(ev[2], NONE_FRAME)}
-        self._record("FIN senders", name, theirs == mine, _fin_text(theirs), _fin_text(mine))
+        self._record("FIN senders", name, theirs == mine, _fin_text(theirs), _fin_text(mine),
+                     lambda: self._why_copies([(theirs[k], mine[k]) for k in theirs if theirs[k] != mine[k]]))
 
         first_fin = min((v[0] for v in fins.values() if v), key=lambda f: f.number, default=None)
         ws_first = "none" if first_fin is None else ("client" if first_fin.src == client else "server")
@@ -428,7 +429,8 @@ class Comparison:
                      f"shows the first RST from the {ws_rst} (frame {first_rst.number})" if first_rst else "shows no RST",
                      f"take the {our_rst}'s RST (frame {ev[5]}) as the one that ended it" if our_rst != "none"
                      else "count no RST as ending it",
-                     lambda: self._why_rst(our_rst, ev[5], first_rst, frames))
+                     lambda: self._why_rst(our_rst, ev[5], first_rst, frames) or (
+                         self._why_copies([(first_rst.number, ev[5])]) if first_rst and our_rst == ws_rst else None))
 
         agree = True
         for side in ("client", "server"):
@@ -483,20 +485,37 @@ class Comparison:
                     + (f"; the {ours}'s RST in frame {our_frame} ended it" if ours != "none" else ""))
         return None
 
+    def _why_copies(self, pairs: list[tuple[int, int]]) -> str | None:
+        """Wireshark's frame and ours are copies of one segment at two points: Wireshark's stream
+        mixes the points, we keep the one that saw the connection first (copies.py)."""
+        frames = [(self.by_number.get(w), self.by_number.get(o)) for w, o in pairs]
+        if not pairs or not all(w is not None and o is not None and _copies(w, o) for w, o in frames):
+            return None
+        shown = ", ".join(f"frame {w} (Wireshark) and {o} (ours)" for w, o in pairs)
+        return (f"{shown} are one segment seen at two points (same header, length and IP id): Wireshark's stream "
+                "mixes the points, we keep the point that saw the connection first and set the copies aside "
+                "(also_seen_on)")
+
     def _why_fin_retransmissions(self, mine: int, flagged: list[Frame], fins: list[Frame]) -> str | None:
         """We count FINs repeating an earlier FIN's sequence number (TEARDOWN-RULES.md, Close
         verdicts 5); Wireshark flags segments by its own retransmission rules."""
         repeats = [f for k, f in enumerate(fins) if any(g.seq == f.seq for g in fins[:k])]
-        copies = [f for f in repeats if any(g.seq == f.seq and g.ip_id == f.ip_id and g.ip_id >= 0
-                                            and g.iface != f.iface for g in fins if g.number < f.number)]
+        copies = [f for f in repeats if any(_copies(g, f) for g in fins if g.number < f.number)]
         other = [f for f in flagged if f not in repeats]
         if len(repeats) - len(copies) == mine and len(flagged) == len(repeats):
-            return (f"{len(copies)} of the FINs Wireshark flags are copies of one FIN seen on another interface "
-                    "(same IP id and sequence number): one segment seen twice, not sent again")
+            return (f"{len(copies)} of the FINs Wireshark flags are copies of one FIN seen at another point "
+                    "(interface, VLAN or tunnel; same IP id and sequence number): one segment seen twice, not sent "
+                    "again, and set aside by us (also_seen_on)")
         if len(repeats) == mine and other:
             return (f"Wireshark also flags FIN segments whose sequence number no earlier FIN had (frames "
                     f"{', '.join(str(f.number) for f in other)}): a retransmission of data by its rules, not of the FIN")
         return None
+
+
+def _copies(a: Frame, b: Frame) -> bool:
+    """One segment seen at two points: the same header, length and IPv4 identification."""
+    return (a.number != b.number and a.src == b.src and a.seq == b.seq and a.ack == b.ack and a.flags == b.flags
+            and a.length == b.length and a.ip_id == b.ip_id and a.ip_id >= 0)
 
 
 def _fin_text(frames: dict[str, int]) -> str:
