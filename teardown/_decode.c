@@ -251,7 +251,7 @@ static int64_t link_layer(const uint8_t *f, int64_t cap, unsigned linktype, unsi
 
 /* What the walk found: the innermost IP header and its TCP segment, or a reason to skip. */
 typedef struct {
-    int64_t l4, ip_end;
+    int64_t ip_at, l4, ip_end;
     uint64_t src_hi, src_lo, dst_hi, dst_lo;
     int32_t ip_id;
     int is4;
@@ -363,7 +363,7 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
         }
         push(p, is4 ? L_IPV4 : L_IPV6, NO_ID, -1);
         if (proto == 6) {
-            in->l4 = l4, in->ip_end = ip_end, in->is4 = is4;
+            in->ip_at = ip_at, in->l4 = l4, in->ip_end = ip_end, in->is4 = is4;
             return 0;
         }
         if (proto == 4 || proto == 41) { /* IPv4 or IPv6 in IP (ipip, sit/6in4, ip6tnl) */
@@ -604,9 +604,29 @@ static PyObject *describe(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* locate(frame, linktype, wirelen) -> (ip_at, reason): where the innermost IP header carrying
+ * TCP starts (-1 if the walk found none) and, then, the skip reason the walk counted (its index
+ * in enum reason; -1 when found). For other dissectors, to start where theirs stop. */
+static PyObject *locate(PyObject *self, PyObject *args) {
+    Py_buffer frame;
+    unsigned linktype;
+    long long wire;
+    if (!PyArg_ParseTuple(args, "y*IL", &frame, &linktype, &wire)) return NULL;
+    Path path = {0, NULL};
+    Inner in;
+    int64_t counts[N_REASONS] = {0};
+    int ok = walk(frame.buf, frame.len, wire, linktype, &in, &path, counts) == 0;
+    PyBuffer_Release(&frame);
+    int reason = -1;
+    for (int k = 0; !ok && k < N_REASONS; k++)
+        if (counts[k]) reason = k;
+    return Py_BuildValue("(Li)", ok ? (long long)in.ip_at : -1LL, reason);
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Decode a frame batch into TCP header columns; see the module comment."},
     {"describe", describe, METH_VARARGS, "The layers one frame is carried in; see describe's comment."},
+    {"locate", locate, METH_VARARGS, "Where one frame's innermost IP header is; see locate's comment."},
     {NULL, NULL, 0, NULL},
 };
 

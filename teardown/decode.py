@@ -107,6 +107,13 @@ SUPPORTED = (ETHERNET, RAW, SLL, SLL2, NULL, LOOP, IPV4, IPV6, *RAW_ALIASES, 9, 
 _SUPPORTED = np.array(SUPPORTED, np.uint16)
 
 
+def skip_reason(code: int, linktype: int) -> str:
+    """The text of the C walker's skip reason `code` (enum reason) for a frame of `linktype`."""
+    if code == _UNKNOWN:
+        return f"link type {linktype} ({LINKTYPE_NAMES.get(linktype, 'unsupported')})"
+    return (*_IP_REASONS, *_SHORT_REASONS, "", *_CARRIER_REASONS)[code]
+
+
 def decode(b: FrameBatch, skipped: Counter[str], contexts: Contexts | None = None) -> Packets:
     """TCP segments of a frame batch; what is not decoded is counted in `skipped` by reason.
     Carriers are numbered in `contexts`, which must be the same for every batch of a run."""

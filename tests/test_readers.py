@@ -53,17 +53,10 @@ CANNOT_READ: dict[tuple[str, str], str] = {}
 FAST_GAPS: dict[str, str] = {}  # sample -> the disagreement
 # ... and of scapy's reader (teardown/dissect/scapy_reader.py), which does not walk yet every link
 # type and tunnel the fast decoder walks, nor count the fast decoder's newer skip reasons.
-_SCAPY_WALK = "scapy_reader.py does not reach TCP on this link type or in this tunnel yet"
-_SCAPY_REASONS = "scapy_reader.py does not count the fast decoder's reasons for these frames yet"
-SCAPY_GAPS = {**dict.fromkeys(["arcnet", "cisco_hdlc", "erspan", "geneve", "gtpu", "ipoib", "mpls_multicast", "nflog",
-                               "openbsd_loop", "pktap"], _SCAPY_WALK),
-              **dict.fromkeys(["ppp", "unknown_encap", "vxlan", "vxlan_kernel", "wlan"], _SCAPY_REASONS),
-              "radiotap_mixed": "scapy_reader.py's payload_captured differs from the fast decoder's and tshark's on "
-                                "this sample (its frame with the radiotap FCS flag and a 4-byte FCS)",
-              "qinq": "scapy_reader.py still stops at 4 VLAN tags (MAX_VLAN_TAGS); the fast decoder walks up to 24 layers"}
+SCAPY_GAPS: dict[str, str] = {}
 # Compared besides the schema's columns: what evidence_frames and notes are written from, the
-# frame that orders rows, and the carrier numbers. The payload heads are compared segment by segment instead (the
-# bytes each reader hands the flow engine), not as the engine's head columns.
+# frame that orders rows, and the carrier numbers. The payload heads are compared segment by
+# segment instead (the bytes each reader hands the flow engine), not as the engine's head columns.
 INTERNAL = ("evidence", "first_frame", "note_bits", "ctx")
 SEGMENT_FIELDS = [f.name for f in fields(Packets) if f.name not in ("payload_at", "where")]
 

@@ -3,9 +3,12 @@ and the frames `auto` hands over).
 
 The records come from our own walker, so frame numbers, timestamps, link types and damage are
 exactly the fast reader's, and payload offsets point into the batch's bytes. scapy builds an
-object per layer (a few thousand frames a second), but knows what the fast decoder does not:
-VXLAN, GRE, IP-in-IP, MPLS, PPPoE, 802.11 with radiotap, PPP among them. The lengths and skip
-reasons follow the fast decoder's rules (`_decode.c`), so both give the same columns.
+object per layer (a few thousand frames a second). Where scapy has no layer for a link type or
+tunnel on the way to TCP (ARCNET, Cisco HDLC, IPoIB, NFLOG, PKTAP, GENEVE, GTP-U, ERSPAN, MPLS
+multicast, ...), our C walker (`_decode.locate`) says where the innermost IP header starts and
+scapy dissects IP and TCP from there; where scapy knows more than the walker (VXLAN on other
+ports), scapy's reading stands. The lengths and skip reasons follow the fast decoder's rules, so
+both give the same columns.
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._decode import locate  # type: ignore[import-not-found]
 from ..carriers import Carrier, Tunnel, carrier_of, tunnel
-from ..decode import SYN, Packets
+from ..decode import SYN, Packets, skip_reason
 from ..errors import ReaderUnavailable
 from ..read import FrameBatch
 from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, SCAPY_INSTALL,
-               Contexts, address, packets_from, short_link, unknown_link)
+               Contexts, address, packets_from)
 
 I64 = npt.NDArray[np.int64]
 
-MAX_VLAN_TAGS = 4  # the fast decoder unwraps this many; a frame with more is "not IP" there
 ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
 MALFORMED = "malformed link layer (scapy could not dissect it)"
 
@@ -61,7 +64,8 @@ def load_scapy() -> SimpleNamespace:
 class Segment:
     """What a frame's layers say about its TCP segment (the fast decoder's fields)."""
 
-    ctx: int
+    vlan: int  # outermost VLAN id scapy saw (0: none)
+    carried: Tunnel | None  # the first tunnel scapy saw
     ip_version: int
     src: str
     dst: str
@@ -96,23 +100,18 @@ class ScapyDecoder:
         view = batch.data.data  # a memoryview: slices without copies
         for i in idx.tolist():
             start, cap, lt = int(batch.pos[i]), int(batch.caplen[i]), int(batch.linktype[i])
-            cls = self.layers.link.get(lt)
-            if cls is None:
-                skipped[unknown_link(lt)] += 1
-                continue
-            if cap < LINK_HEADER_BYTES.get(lt, 0):
-                skipped[short_link(lt)] += 1
-                continue
+            wirelen, iface = int(batch.wirelen[i]), int(batch.iface[i])
             frame = view[start: start + cap].tobytes()
-            try:
-                top = cls(frame)
-            except Exception:  # scapy raises what its layers raise; the frame is counted, not fatal
-                skipped[MALFORMED] += 1
-                continue
-            seg = self.segment(top, frame, int(batch.wirelen[i]), lt, int(batch.iface[i]))
+            seg = self.segment(frame, wirelen, lt)
             if isinstance(seg, str):
                 skipped[seg] += 1
                 continue
+            # Where it was carried, as the fast decoder says it for the same bytes; scapy's own
+            # reading where our walker cannot go.
+            where, text = carrier_of(frame, lt, iface)
+            if not text and (seg.vlan or seg.carried is not None):
+                where = Carrier(iface, lt, (seg.vlan,) if seg.vlan else (), (seg.carried,) if seg.carried else ())
+            ctx = self.contexts.ctx(where, text)
             t = seg.tcp
             flags = int(t.flags) & 0xFF
             # Options as scapy reads them; one cut by the snaplen comes back as bytes, not a tuple.
@@ -121,7 +120,7 @@ class ScapyDecoder:
             (sh, sl), (dh, dl) = address(seg.src), address(seg.dst)
             payload_at = -1 if seg.tcp_at < 0 else start + seg.tcp_at + seg.thl
             captured = 0 if seg.tcp_at < 0 else max(0, min(seg.payload, cap - seg.tcp_at - seg.thl))
-            for key, value in (("frame", batch.frame[i]), ("ts", batch.ts[i]), ("ctx", seg.ctx), ("where", 0),
+            for key, value in (("frame", batch.frame[i]), ("ts", batch.ts[i]), ("ctx", ctx), ("where", 0),
                                ("ip_version", seg.ip_version), ("src_hi", sh), ("src_lo", sl), ("dst_hi", dh),
                                ("dst_lo", dl), ("sport", t.sport), ("dport", t.dport), ("seq", t.seq),
                                ("ack", t.ack), ("flags", flags), ("window", t.window), ("payload", seg.payload),
@@ -132,10 +131,37 @@ class ScapyDecoder:
                 rows[key].append(value)
         return packets_from(rows), batch.data
 
-    def segment(self, top: Any, frame: bytes, wirelen: int, linktype: int, iface: int) -> Segment | str:
-        """The TCP segment in a dissected frame, or why there is none (the fast decoder's
-        reasons). Walks the layers outside in, keeping the outermost VLAN, the first tunnel
-        and the innermost IP header before TCP, and where each header starts."""
+    def segment(self, frame: bytes, wirelen: int, linktype: int) -> Segment | str:
+        """The TCP segment of a frame, or why there is none (the fast decoder's reasons).
+
+        scapy dissects the frame; where it has no layer for a link type or tunnel on the way,
+        our walker (`_decode.locate`) finds the innermost IP header and scapy dissects from
+        there. A frame our walker skips is counted for the walker's reason, as the fast reader
+        counts it, unless scapy finds TCP in it."""
+        located, reason = locate(frame, linktype, wirelen)
+        cls = self.layers.link.get(linktype)
+        seg: Segment | str = NOT_TCP
+        if cls is not None and len(frame) >= LINK_HEADER_BYTES.get(linktype, 0):
+            try:
+                seg = self._walk(cls(frame), frame, wirelen)
+            except Exception:  # scapy raises what its layers raise; the frame is counted, not fatal
+                seg = MALFORMED
+        if isinstance(seg, Segment) or located < 0:
+            return seg if isinstance(seg, Segment) else skip_reason(reason, linktype)
+        inner = frame[located:]
+        try:
+            found = self._walk((self.layers.IP if inner[0] >> 4 == 4 else self.layers.IPv6)(inner), inner,
+                               wirelen - located)
+        except Exception:
+            return MALFORMED
+        if isinstance(found, Segment) and found.tcp_at >= 0:
+            found.tcp_at += located
+        return found
+
+    def _walk(self, top: Any, frame: bytes, wirelen: int) -> Segment | str:
+        """The TCP segment in a dissected frame, or why there is none. Walks the layers outside
+        in, keeping the outermost VLAN, the first tunnel and the innermost IP header before TCP,
+        and where each header starts."""
         L = self.layers
         cap = len(frame)
         vlan = tags = 0
@@ -156,7 +182,7 @@ class ScapyDecoder:
                 if tags == 1:
                     vlan = int(layer.vlan)
             elif kind is L.IP or kind is L.IPv6:
-                if tags > MAX_VLAN_TAGS or layer.version != (4 if kind is L.IP else 6):
+                if layer.version != (4 if kind is L.IP else 6):
                     return NOT_IP
                 if net is not None and carried is None:
                     carried = tunnel("IP-in-IP", net.src, net.dst, None)
@@ -193,14 +219,10 @@ class ScapyDecoder:
         if thl < 20 or payload < 0:
             return BAD_TCP
         head = tcp.raw_packet_cache or b""
-        placed = at if frame[at: at + len(head)] == head else -1  # a layer whose length we misjudged
-        # Where it was carried, as the fast decoder says it for the same bytes; scapy's own
-        # reading where our walker cannot go.
-        where, text = carrier_of(frame, linktype, iface)
-        if not text and (vlan or carried is not None):
-            where = Carrier(iface, linktype, (vlan,) if vlan else (), (carried,) if carried else ())
-        ctx = self.contexts.ctx(where, text)
-        return Segment(ctx, int(net.version), str(net.src), str(net.dst), tcp, payload, ip_id, placed, thl)
+        # A layer whose length we misjudged (802.11 with an FCS: scapy's layer takes the trailer
+        # too): the TCP header is where its bytes are.
+        placed = at if frame[at: at + len(head)] == head else frame.find(head) if len(head) >= 20 else -1
+        return Segment(vlan, carried, int(net.version), str(net.src), str(net.dst), tcp, payload, ip_id, placed, thl)
 
 
 def _why_not(net: Any, net_at: int, above: Any, cap: int, later_fragment: bool, L: SimpleNamespace) -> str:

@@ -85,7 +85,7 @@ GTP_MESSAGE = "GTP_MESSAGE"  # a GTP-U message with no IP packet in it: signalli
 NO_IP_AFTER = "NO_IP_AFTER"  # an IP header with nothing, or no TCP, after it: a later fragment?
 # The fast decoder's reasons for the link types and carriers it reads since (decode.py).
 (SHORT_LINK, WLAN_NOT_DATA, WLAN_PROTECTED, LINK_CONTROL, TUNNEL_UNKNOWN, GTP_SIGNALLING,
- TOO_DEEP) = _CARRIER_REASONS
+ TOO_DEEP, PKTAP_UNKNOWN) = _CARRIER_REASONS
 MAX_LAYERS = 24  # layers the fast decoder walks (and `describe` lists) at most (`_decode.c` MAX_LAYERS)
 # The fewest bytes a frame of these link types has for the fast decoder to read its link header
 # (`_decode.c` link_layer; Ethernet, SLL, SLL2 and loopback have reasons of their own).
