@@ -69,6 +69,19 @@ def test_saved_parquet_renders_the_same_report(tmp_path: Path) -> None:
     assert r.returncode == 0 and (tmp_path / "reports" / "flows.html").exists()
 
 
+def test_report_says_where_connections_were_carried_and_what_was_set_aside(tmp_path: Path) -> None:
+    """A capture of one router on two interfaces: the report names the second interface as a
+    carrier and the copies set aside, and says the same when rendered again from Parquet."""
+    sample = CAPTURES / "two_interfaces.pcapng"
+    assert run(tmp_path, "analyze", str(sample), "-o", "flows.parquet", "--html", "--quiet").returncode == 0
+    html = (tmp_path / "reports" / "two_interfaces.html").read_text()
+    assert '<span class="mono">c1/</span> interface 1' in html
+    assert "3 connections seen at several points: 28 copied segments set aside (interface 1: 28)" in html
+    assert run(tmp_path, "report", "flows.parquet", "-o", "again.html").returncode == 0
+    assert page_data((tmp_path / "again.html").read_text()) == page_data(html)
+    assert "28 copied segments set aside" in (tmp_path / "again.html").read_text()
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d: (d / "x.parquet").write_text("flow_id,close_kind\n"), "not a Parquet file (starts with 66 6c 6f 77)"),
     (lambda d: shutil.copy(SAMPLE, d / "x.parquet"), "not a Parquet file (starts with d4 c3 b2 a1)"),

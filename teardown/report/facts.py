@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import __version__
 from ..analysis import Analysis
 from ..read import time_span
 from ..options import Options, OsProfile
+from ..verdicts import where_prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,11 @@ class Facts:
     port_range: tuple[int, int]
     tool_version: str
     analyzed_ts: float  # when the analysis ran (the report may be rendered later)
+    # Flow id prefix -> the carrier it stands for ("c1" -> "VXLAN VNI 42 ..."), and the copies
+    # of connections seen at several points that were set aside: point -> segments.
+    carriers: dict[str, str] = field(default_factory=dict)
+    copies: dict[str, int] = field(default_factory=dict)
+    copied_connections: int = 0
 
     def options(self) -> Options:
         """The settings the analysis ran with."""
@@ -113,4 +119,6 @@ def facts_of(analysis: Analysis) -> Facts:
         skipped={k: v for k, v in cap.skipped.items() if v}, warnings=tuple(cap.warnings),
         continuous=cap.continuous, os_profile=options.os.value, time_wait_override_s=options.time_wait_s,
         host_os=tuple((host, profile.value) for host, profile in options.host_os),
-        port_range=options.port_range, tool_version=__version__, analyzed_ts=time.time())
+        port_range=options.port_range, tool_version=__version__, analyzed_ts=time.time(),
+        carriers={where_prefix(k).rstrip("/"): what for k, what in sorted(cap.carried_in.items())},
+        copies=dict(cap.copies.packets.most_common()), copied_connections=cap.copies.connections)
