@@ -46,7 +46,7 @@ class CaptureSummary:
     bytes_before: int = 0  # size of the files read completely
     reader: str = ReaderKind.auto.value  # --reader
     handed_off: Counter[str] = field(default_factory=Counter)  # auto: frames given to scapy/tshark, by kind
-    carried_in: dict[int, str] = field(default_factory=dict)  # ctx >= 4096 -> the tunnel it numbers
+    carried_in: dict[int, str] = field(default_factory=dict)  # ctx >= 4096 -> the carrier it numbers
     reader_warnings: list[str] = field(default_factory=list)
     copies: SetAside = field(default_factory=SetAside)  # connections seen at several points: the copies dropped
     cluster: str = ""  # where it ran when not in this process ("a local Dask cluster of 2 workers")

@@ -183,7 +183,8 @@ INTERNAL_COLUMNS = {
 # Host-level views (TEARDOWN-RULES.md "Host-level views"), computed from the per-flow table.
 _PEAK_TS = dict(unit="s since the epoch", empty_when="no TIME_WAIT")
 HOST_COLUMNS: list[Column] = [
-    Column("host", "string", "IP address, as client or server (vlanN/ in front when VLAN-tagged)."),
+    Column("host", "string", "IP address, as client or server (with flow_id's vlanN/ or cN/ in front when carried in "
+           "a VLAN, a tunnel or elsewhere than the main link)."),
     Column("connections", "Int64", "Incarnations with this host at either end."),
     Column("connections_as_client", "Int64", "Of those, the ones this host opened."),
     Column("connections_as_server", "Int64", "Of those, the ones this host accepted."),
