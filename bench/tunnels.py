@@ -114,7 +114,7 @@ def main() -> int:
         rows.append((name, segments, wall, rss))
         print(f"{name}: {wall:.2f} s", file=sys.stderr)
     base = rows[0][2]
-    print(f"| carried as | TCP segments | wall s | packets/s | time vs plain | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|")
+    print("| carried as | TCP segments | wall s | packets/s | time vs plain | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|")
     for name, segments, wall, rss in rows:
         print(f"| {name} | {segments:,} | {wall:.2f} | {segments / wall:,.0f} | {wall / base:.2f}× | {rss / 1024:,.0f} |")
     return 0
