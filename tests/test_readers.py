@@ -34,6 +34,7 @@ from teardown.schema import COLUMN_NAMES
 
 from .conftest import CAPTURES, ROOT
 from .test_captures import test_matches_expected_table as matches_expected_table
+from .test_decode import cut, eth, ip, ip6, tcp
 from .test_captures import test_verdicts_match_construction as matches_construction
 
 # Encapsulation samples (captures/make/make_encap_samples.py, make_kernel_encap_samples.sh), each
@@ -433,28 +434,10 @@ def test_tshark_on_a_capture_cut_short_warns_and_reads_up_to_the_cut(tmp_path: P
 # ---- layouts the samples lack ------------------------------------------------------------------
 
 def _crafted(tmp_path: Path) -> dict[str, tuple[list[Any], int]]:
-    from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
-    from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
+    from scapy.layers.inet import ICMP, TCP, UDP
+    from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
+    from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q
     from scapy.packet import Raw
-
-    def eth() -> Any:
-        return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-
-    def ip(**kw: Any) -> Any:
-        return IP(src="10.0.0.1", dst="10.0.0.2", **kw)
-
-    def ip6() -> Any:
-        return IPv6(src="fd00::1", dst="fd00::2")
-
-    def tcp(payload: bytes = b"", **kw: Any) -> Any:
-        return TCP(sport=40000, dport=8080, seq=1000, ack=2000, window=500,
-                   options=[("NOP", None), ("NOP", None), ("Timestamp", (777, 1))], **kw) / Raw(payload)
-
-    def cut(frame: Any, caplen: int) -> Any:
-        short = Raw(bytes(frame)[:caplen])
-        short.wirelen = len(frame)
-        return short
 
     full = eth() / ip() / tcp(b"z" * 1000, flags="PA")
     return {

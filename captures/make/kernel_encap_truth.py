@@ -8,7 +8,6 @@ As truth.py does for make_samples.sh: the verdicts come from how the sample was 
 the encapsulation (VXLAN: the innermost IPv4 packet; NFLOG: the NFULA_PAYLOAD attribute).
 SYNCDIR/obs_*.txt go to "kernel_observations".  Uses scapy to read the capture.
 """
-import glob
 import json
 import os
 import struct
@@ -16,7 +15,7 @@ import sys
 
 from scapy.all import IP, TCP, Ether, RawPcapReader  # type: ignore
 
-from truth import CF, SF
+from truth import CF, SF, observations, truth_flows
 
 SERVER_PORT = 8080
 NFULA_PAYLOAD = 9
@@ -117,18 +116,8 @@ def main():
     spec = SPEC[stem]
     if len(incs) != len(spec["flows"]):
         raise SystemExit("%s: capture has %d incarnations, spec %d" % (stem, len(incs), len(spec["flows"])))
-    flows = []
-    for i, v in zip(incs, spec["flows"]):
-        f = dict(incarnation=1, client_ip=i["client"][0], client_port=i["client"][1],
-                 server_ip=i["server"][0], server_port=i["server"][1])
-        if i["isn"] is not None:
-            f["client_isn"] = i["isn"]
-        f.update(v)
-        flows.append(f)
-    obs = {}
-    for path in sorted(glob.glob(os.path.join(syncdir, "obs_*.txt"))):
-        with open(path) as fh:
-            obs[os.path.basename(path)[4:-4]] = [ln.rstrip() for ln in fh if ln.strip()]
+    flows = truth_flows(incs, spec["flows"])
+    obs = observations(syncdir)
     log = os.path.join(syncdir, "client.log")
     if os.path.exists(log):
         with open(log) as fh:

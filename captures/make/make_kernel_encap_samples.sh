@@ -39,13 +39,10 @@ trap 'exit 130' INT TERM
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 mkdir -p "$OUT"
 
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+NS=tdke
+# shellcheck source=netns.sh
+. "$HERE/netns.sh"
 
-ns_new() {   # ns_new NAME -- lo up, IPv6 off (no ND/MLD noise in the captures)
-    ip netns add "$1"
-    nsx "$1" ip link set lo up
-    nsx "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-}
 
 reset_topo() {
     local ns
@@ -64,60 +61,6 @@ topo_veth() {   # topo_veth CLIENT-IP SERVER-IP
     nsx tdke-srv ip link set tdke-s0 up
 }
 
-wait_for() {   # wait_for FILE SECONDS
-    local i n=$(( ${2:-10} * 50 ))
-    for ((i = 0; i < n; i++)); do [ -e "$1" ] && return 0; sleep 0.02; done
-    echo "timeout waiting for $1" >&2; return 1
-}
-
-CAPPID=
-cap_start() {   # cap_start NS OUTFILE TCPDUMP-ARGS... ; sets CAPPID
-    local ns=$1 out=$2; shift 2
-    local err="$WORK/cap.$RANDOM.err"
-    ip netns exec "$ns" timeout 60 tcpdump --immediate-mode -U -w "$out" "$@" 2>"$err" &
-    CAPPID=$!
-    BGPIDS+=($CAPPID)
-    local i
-    for ((i = 0; i < 250; i++)); do grep -qs 'listening on' "$err" && break; sleep 0.02; done
-    grep -q 'listening on' "$err" || { cat "$err" >&2; return 1; }
-    sleep 0.1
-}
-
-cap_stop() {   # cap_stop PID...
-    local p
-    sleep 0.2
-    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "$@"; do wait "$p" 2>/dev/null || true; done
-}
-
-SYNC=
-SRVPID=
-begin() {   # begin STEM : fresh sync/obs dir
-    STEM=$1
-    SYNC="$WORK/$STEM"
-    rm -rf "$SYNC"; mkdir -p "$SYNC"
-    log "== $STEM"
-}
-
-server_start() {   # server_start SCENARIO ADDR
-    rm -f "$SYNC/ready" "$SYNC/server_done"
-    ip netns exec tdke-srv timeout 45 "$PYTHON" "$HERE/peer.py" server "$1" "$2" "$PORT" "$SYNC" 1 &
-    SRVPID=$!
-    BGPIDS+=($SRVPID)
-    wait_for "$SYNC/ready" 10
-}
-
-client_run() {   # client_run SCENARIO ADDR
-    nsx tdke-cli timeout 45 "$PYTHON" "$HERE/peer.py" client "$1" "$2" "$PORT" "$SYNC"
-}
-
-server_wait() { [ -n "$SRVPID" ] && wait "$SRVPID" 2>/dev/null || true; SRVPID=; }
-
-obs() {   # obs NAME NS CMD... : record a kernel observation for the truth file
-    local name=$1 ns=$2; shift 2
-    { echo "# ip netns exec $ns $*"; nsx "$ns" "$@"; } >"$SYNC/obs_$name.txt" 2>&1 || true
-}
-
 finish() {   # finish STEM : write the truth file
     "$PYTHON" "$HERE/kernel_encap_truth.py" "$1" "$OUT/$1.pcap" "$OUT/$1.truth.json" "$SYNC" "$KERNEL"
     chown --reference="$OUT" "$OUT/$1.pcap" "$OUT/$1.truth.json"
@@ -125,7 +68,6 @@ finish() {   # finish STEM : write the truth file
     log "   -> $1.pcap $(stat -c %s "$OUT/$1.pcap") bytes"
 }
 
-SS_TW=(ss -tanoH state time-wait)
 
 # ------------------------------------------------------------------ samples
 s_vxlan_kernel() {

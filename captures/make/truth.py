@@ -267,6 +267,33 @@ def many_reuse_flows(incs):
     return flows
 
 
+def truth_flows(incs, verdicts):
+    """One truth entry per incarnation: where the capture shows it, then the verdicts the
+    construction guarantees. Incarnations are counted per 4-tuple, from 1, as the analyzer counts
+    them (from 0)."""
+    flows = []
+    on_tuple = {}
+    for i, v in zip(incs, verdicts):
+        key = (tuple(i["client"]), tuple(i["server"]))
+        on_tuple[key] = on_tuple.get(key, 0) + 1
+        f = dict(incarnation=on_tuple[key], client_ip=i["client"][0], client_port=i["client"][1],
+                 server_ip=i["server"][0], server_port=i["server"][1])
+        if i["isn"] is not None:
+            f["client_isn"] = i["isn"]
+        f.update(v)
+        flows.append(f)
+    return flows
+
+
+def observations(syncdir):
+    """What the kernel showed during the run (obs_NAME.txt files written by `obs`), by NAME."""
+    obs = {}
+    for path in sorted(glob.glob(os.path.join(syncdir, "obs_*.txt"))):
+        with open(path) as fh:
+            obs[os.path.basename(path)[4:-4]] = [ln.rstrip() for ln in fh if ln.strip()]
+    return obs
+
+
 def main():
     stem, cap, out, syncdir, kernel = sys.argv[1:6]
     incs = incarnations(cap)
@@ -283,22 +310,8 @@ def main():
         verdicts, how = spec["flows"], spec["how"]
     if len(verdicts) != len(incs):
         raise SystemExit("%s: capture has %d incarnations, spec %d" % (stem, len(incs), len(verdicts)))
-    flows = []
-    on_tuple = {}  # incarnations are counted per 4-tuple, from 1, as the analyzer counts them (from 0)
-    for i, v in zip(incs, verdicts):
-        key = (tuple(i["client"]), tuple(i["server"]))
-        on_tuple[key] = on_tuple.get(key, 0) + 1
-        f = dict(incarnation=on_tuple[key], client_ip=i["client"][0], client_port=i["client"][1],
-                 server_ip=i["server"][0], server_port=i["server"][1])
-        if i["isn"] is not None:
-            f["client_isn"] = i["isn"]
-        f.update(v)
-        flows.append(f)
-    obs = {}
-    for path in sorted(glob.glob(os.path.join(syncdir, "obs_*.txt"))):
-        name = os.path.basename(path)[4:-4]
-        with open(path) as fh:
-            obs[name] = [ln.rstrip() for ln in fh if ln.strip()]
+    flows = truth_flows(incs, verdicts)
+    obs = observations(syncdir)
     if stem == "many_reuse":
         per = {}
         for i in incs:

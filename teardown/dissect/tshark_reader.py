@@ -40,7 +40,7 @@ import numpy.typing as npt
 from ..carriers import TUNNEL_KINDS, Carrier, Contexts, encapsulation, tunnel
 from ..decode import _CARRIER_REASONS, SYN, Packets
 from ..errors import CaptureError
-from ..read import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC, CaptureInfo, FrameBatch, Interface, open_capture
+from ..read import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC, CaptureInfo, FrameBatch, Interface, open_capture, open_file
 from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, address,
                packets_from, short_link, tshark_path, unknown_link)
 
@@ -395,17 +395,7 @@ def clock_of(path: str) -> tuple[Clock, CaptureInfo | None]:
 
 def check_readable(path: str) -> None:
     """The fast reader's errors for a file that is not there (tshark's own are less clear)."""
-    if os.path.isdir(path):
-        raise CaptureError(path, "is a directory; give a capture file (or a glob of them)")
-    try:
-        with open(path, "rb"):
-            pass
-    except FileNotFoundError:
-        raise CaptureError(path, "no such file") from None
-    except PermissionError:
-        raise CaptureError(path, "permission denied; check the file's mode or run with access to it") from None
-    except OSError as e:
-        raise CaptureError(path, f"cannot open: {e.strerror}") from None
+    open_file(path).close()
 
 
 class TsharkReader:

@@ -187,20 +187,25 @@ def describe_start(head: bytes) -> str:
     return f"not a pcap or pcapng file (starts with {shown}); give a capture written by tcpdump, dumpcap or Wireshark"
 
 
-def open_capture(path: str, chunk_bytes: int) -> Reader:
-    """Open `path` (pcap, pcapng, or either gzipped) for streaming; CaptureError if unreadable."""
-    if is_url(path):
-        return _open_url(path, chunk_bytes)
+def open_file(path: str) -> BinaryIO:
+    """A local file opened for reading, or a CaptureError saying in a line why it cannot be."""
     if os.path.isdir(path):
         raise CaptureError(path, "is a directory; give a capture file (or a glob of them)")
     try:
-        fh: BinaryIO = open(path, "rb")
+        return open(path, "rb")
     except FileNotFoundError:
         raise CaptureError(path, "no such file") from None
     except PermissionError:
         raise CaptureError(path, "permission denied; check the file's mode or run with access to it") from None
     except OSError as e:
         raise CaptureError(path, f"cannot open: {e.strerror}") from None
+
+
+def open_capture(path: str, chunk_bytes: int) -> Reader:
+    """Open `path` (pcap, pcapng, or either gzipped) for streaming; CaptureError if unreadable."""
+    if is_url(path):
+        return _open_url(path, chunk_bytes)
+    fh = open_file(path)
     try:
         return _recognise(path, fh, chunk_bytes)
     except BaseException:
