@@ -107,11 +107,14 @@ SUPPORTED = (ETHERNET, RAW, SLL, SLL2, NULL, LOOP, IPV4, IPV6, *RAW_ALIASES, 9, 
 _SUPPORTED = np.array(SUPPORTED, np.uint16)
 
 
+def unknown_link(linktype: int) -> str:
+    """The reason for a frame of a link type we do not read."""
+    return f"link type {linktype} ({LINKTYPE_NAMES.get(linktype, 'unsupported')})"
+
+
 def skip_reason(code: int, linktype: int) -> str:
     """The text of the C walker's skip reason `code` (enum reason) for a frame of `linktype`."""
-    if code == _UNKNOWN:
-        return f"link type {linktype} ({LINKTYPE_NAMES.get(linktype, 'unsupported')})"
-    return (*_IP_REASONS, *_SHORT_REASONS, "", *_CARRIER_REASONS)[code]
+    return unknown_link(linktype) if code == _UNKNOWN else (*_IP_REASONS, *_SHORT_REASONS, "", *_CARRIER_REASONS)[code]
 
 
 def decode(b: FrameBatch, skipped: Counter[str], contexts: Contexts | None = None) -> Packets:
@@ -171,8 +174,7 @@ def _count(b: FrameBatch, counts: I64, skipped: Counter[str]) -> None:
             link.append((-1, reason, k))
     if counts[_UNKNOWN]:
         lts, per = np.unique(b.linktype[~np.isin(b.linktype, _SUPPORTED)], return_counts=True)
-        link += [(lt, f"link type {lt} ({LINKTYPE_NAMES.get(lt, 'unsupported')})", k)
-                 for lt, k in zip(lts.tolist(), per.tolist())]
+        link += [(lt, unknown_link(lt), k) for lt, k in zip(lts.tolist(), per.tolist())]
     for _, reason, k in sorted(link):
         if k:
             skipped[reason] += k

@@ -58,11 +58,6 @@ def short_link(linktype: int) -> str:
     return f"frame shorter than its {LINKTYPE_NAMES[linktype]} header"
 
 
-def unknown_link(linktype: int) -> str:
-    """The fast decoder's reason for a frame of a link type it does not read."""
-    return f"link type {linktype} ({LINKTYPE_NAMES.get(linktype, 'unsupported')})"
-
-
 SCAPY_INSTALL = "pip install scapy"
 TSHARK_INSTALL = "apt-get install tshark (Debian/Ubuntu), dnf install wireshark-cli, or Wireshark from wireshark.org"
 

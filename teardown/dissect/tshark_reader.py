@@ -38,11 +38,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..carriers import TUNNEL_KINDS, Carrier, Contexts, encapsulation, tunnel
-from ..decode import _CARRIER_REASONS, SYN, Packets
+from ..decode import _CARRIER_REASONS, SYN, Packets, unknown_link
 from ..errors import CaptureError
 from ..read import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC, CaptureInfo, FrameBatch, Interface, open_capture, open_file
 from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, address,
-               packets_from, short_link, tshark_path, unknown_link)
+               packets_from, short_link, tshark_path)
 
 if TYPE_CHECKING:
     import pandas as pd
