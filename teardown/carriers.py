@@ -31,6 +31,11 @@ TUNNEL_KINDS = {"ip": "IP-in-IP", "gre": "GRE", "erspan": "ERSPAN", "vxlan": "VX
                 "gtpu": "GTP-U"}
 _KEY_WORDS = {"GRE": "key", "ERSPAN": "session", "VXLAN": "VNI", "GENEVE": "VNI"}
 
+# The first token of an encapsulation, per link type.
+LINK_TOKENS = {1: "eth", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 12: "raw", 14: "raw",
+               0: "null", 108: "loop", 9: "ppp", 50: "ppp", 104: "chdlc", 239: "nflog", 105: "wlan",
+               127: "radiotap/wlan", 242: "ipoib", 129: "arcnet", 258: "pktap"}
+
 
 @dataclass(frozen=True, slots=True)
 class Tunnel:
@@ -101,12 +106,6 @@ def encapsulation(layers: list[tuple[str, int | None, object]]) -> str:
 def encapsulated(outside: str, ip_version: int) -> str:
     """A flow's encapsulation text: its carrier's layers, then its own IP header."""
     return f"{outside}/ipv{ip_version}" if outside else ""
-
-
-# The first token of an encapsulation, per link type.
-LINK_TOKENS = {1: "eth", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 12: "raw", 14: "raw",
-               0: "null", 108: "loop", 9: "ppp", 50: "ppp", 104: "chdlc", 239: "nflog", 105: "wlan",
-               127: "radiotap/wlan", 242: "ipoib", 129: "arcnet", 258: "pktap"}
 
 
 def carrier_of(frame: bytes, link_type: int, iface: int) -> tuple[Carrier, str]:

@@ -312,8 +312,8 @@ def reader_lines(cap: CaptureSummary) -> list[str]:
         lines += [f"  {where_prefix(k)[:-1]} = {what}" for k, what in sorted(cap.carried_in.items())]
     if cap.copies:
         where = ", ".join(f"{k} {v:,}" for k, v in cap.copies.packets.most_common())
-        lines.append(f"{cap.copies.connections:,} connection{'s' if cap.copies.connections != 1 else ''} seen at "
-                     f"several points: "
+        n = cap.copies.connections
+        lines.append(f"{n:,} connection{'s' if n != 1 else ''} seen at several points: "
                      f"{sum(cap.copies.packets.values()):,} copied segments set aside ({where})")
     return lines
 

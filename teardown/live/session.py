@@ -21,8 +21,8 @@ from typing import TextIO
 import numpy as np
 
 from ..analysis import Analysis, CaptureSummary, concat_rows
-from ..decode import Packets, decode
 from ..carriers import Point
+from ..decode import Packets, decode
 from ..engine import Engine
 from ..errors import UsageError
 from ..options import Options
