@@ -104,6 +104,9 @@ def plan(paths: list[str], sizes: list[tuple[int, bool]], options: Options, work
 def run(client: Client, paths: list[str], options: Options, progress: Progress | None = None,
         pieces: list[Piece] | None = None) -> Analysis:
     """`analyze_on_cluster` with a client of one's own; `pieces` replaces the plan (tests)."""
+    # A cluster still starting, or a worker its nanny is restarting, shows no workers for a
+    # moment: wait for one, and place shards only on workers known (else the scheduler places them).
+    client.wait_for_workers(1)
     addresses = sorted(client.scheduler_info()["workers"])
     workers = max(len(addresses), 1)
     sizes = client.gather(client.map(_probe, paths, pure=False))
@@ -135,8 +138,8 @@ def run(client: Client, paths: list[str], options: Options, progress: Progress |
             inputs = [shards[id(p)][s] for p in parts]
             # A shard gathered from pieces on several workers is judged on the worker of its
             # turn: left to itself, the scheduler puts every shard where the data ties first.
-            place = {} if len(parts) == 1 else {"workers": [addresses[len(jobs) % len(addresses)]],
-                                                "allow_other_workers": True}
+            place = {} if len(parts) == 1 or not addresses else {
+                "workers": [addresses[len(jobs) % len(addresses)]], "allow_other_workers": True}
             jobs.append((c, job, client.submit(judge_shard, job, *inputs, pure=False, **place)))
     where = {future.key: i for i, (_, _, future) in enumerate(jobs)}
     judged: dict[int, ShardRows] = {}
