@@ -23,25 +23,14 @@ BGPIDS=()
 
 log() { printf '[make_kernel_encap] %s\n' "$*" >&2; }
 
-cleanup() {
-    local p ns
-    for p in "${BGPIDS[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null || true
-    done
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^tdke-' || true); do
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    [ -n "${KEEP_WORK:-}" ] && log "kept $WORK" || rm -rf "$WORK"
-}
-trap cleanup EXIT
+NS=tdke
+# shellcheck source=netns.sh
+. "$HERE/netns.sh"
+trap netns_cleanup EXIT
 trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 mkdir -p "$OUT"
-
-NS=tdke
-# shellcheck source=netns.sh
-. "$HERE/netns.sh"
 
 
 reset_topo() {

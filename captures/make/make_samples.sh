@@ -23,27 +23,13 @@ BGPIDS=()
 
 log() { printf '[make_samples] %s\n' "$*" >&2; }
 
-cleanup() {
-    local p ns
-    for p in "${BGPIDS[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null || true
-    done
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^tdcap-' || true); do
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^tdcap-' || true); do
-        ip link del "$l" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
-
 NS=tdcap
 # shellcheck source=netns.sh
 . "$HERE/netns.sh"
+trap netns_cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
 # ------------------------------------------------------------------ topology
 WIREPID=

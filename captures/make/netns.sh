@@ -1,7 +1,21 @@
 # Shell helpers shared by make_samples.sh and make_kernel_encap_samples.sh (sourced, not run):
 # namespaces, tcpdump captures, peer.py endpoints, kernel observations.
-# The sourcing script sets HERE, PYTHON, PORT, WORK, BGPIDS=() and NS (the namespace prefix:
-# its client is $NS-cli, its server $NS-srv).
+# The sourcing script sets HERE, PYTHON, PORT, WORK, BGPIDS=(), NS (the namespace prefix: its
+# client is $NS-cli, its server $NS-srv) and log(), then traps EXIT with netns_cleanup.
+
+netns_cleanup() {   # what was started killed, the $NS-* namespaces and links and $WORK removed
+    local p ns l
+    for p in "${BGPIDS[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    done
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS-" || true); do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$NS-" || true); do
+        ip link del "$l" 2>/dev/null || true
+    done
+    if [ -n "${KEEP_WORK:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
