@@ -166,6 +166,24 @@ def rewrite_client_port(packet: bytes, new_port: int) -> bytes:
     return packet[:ihl] + bytes(tcp)
 
 
+def usec_of(sec: int, usec: int) -> int:
+    return sec * 1_000_000 + usec
+
+
+def sec_usec(us: int) -> tuple[int, int]:
+    return us // 1_000_000, us % 1_000_000
+
+
+def ip_frames(stem: str) -> list[tuple[int, bytes, bytes, bool]]:
+    """(time in us, IP packet, Ethernet frame, from the client) of every record of STEM."""
+    out = []
+    for sec, usec, frame in frames(stem):
+        packet = ip_packet(frame)
+        assert packet is not None, stem
+        out.append((usec_of(sec, usec), packet, frame, from_client(packet)))
+    return out
+
+
 def make_vxlan() -> tuple[list[tuple[int, int, bytes]], int, list[str]]:
     outer = Outer()
     first, second = frames("client_first_close"), frames("vlan")
@@ -204,45 +222,30 @@ def _untagged(frame: bytes) -> bytes:
 
 def make_gre() -> tuple[list[tuple[int, int, bytes]], int, list[str]]:
     outer = Outer()
-    out = []
-    for sec, usec, frame in frames("half_close"):
-        packet = ip_packet(frame)
-        assert packet is not None
-        side = from_client(packet)
-        out.append((sec, usec, bytes(eth(side, 0x0800) / outer.ip(side, 47)
-                                     / GRE(key_present=1, key=7, proto=0x0800) / Raw(packet))))
+    out = [(*sec_usec(t), bytes(eth(side, 0x0800) / outer.ip(side, 47) / GRE(key_present=1, key=7, proto=0x0800)
+                                / Raw(packet))) for t, packet, _, side in ip_frames("half_close")]
     return out, 1, ["half_close"]
 
 
 def make_mpls() -> tuple[list[tuple[int, int, bytes]], int, list[str]]:
     out = []
-    for sec, usec, frame in frames("lost_final_ack_after_capture"):
-        packet = ip_packet(frame)
-        assert packet is not None
-        side = from_client(packet)
+    for t, packet, _, side in ip_frames("lost_final_ack_after_capture"):
         transport, vpn = (16001, 24001) if side else (16002, 24002)
-        out.append((sec, usec, bytes(eth(side, 0x8847) / MPLS(label=transport, s=0, ttl=63)
-                                     / MPLS(label=vpn, s=1, ttl=63) / Raw(packet))))
+        out.append((*sec_usec(t), bytes(eth(side, 0x8847) / MPLS(label=transport, s=0, ttl=63)
+                                        / MPLS(label=vpn, s=1, ttl=63) / Raw(packet))))
     return out, 1, ["lost_final_ack_after_capture"]
 
 
 def make_pppoe() -> tuple[list[tuple[int, int, bytes]], int, list[str]]:
-    out = []
-    for sec, usec, frame in frames("server_first_close"):
-        packet = ip_packet(frame)
-        assert packet is not None
-        side = from_client(packet)
-        out.append((sec, usec, bytes(eth(side, 0x8864) / PPPoE(version=1, type=1, code=0, sessionid=0x0011)
-                                     / PPP(proto=0x0021) / Raw(packet))))
+    out = [(*sec_usec(t), bytes(eth(side, 0x8864) / PPPoE(version=1, type=1, code=0, sessionid=0x0011)
+                                / PPP(proto=0x0021) / Raw(packet)))
+           for t, packet, _, side in ip_frames("server_first_close")]
     return out, 1, ["server_first_close"]
 
 
 def make_radiotap() -> tuple[list[tuple[int, int, bytes]], int, list[str]]:
     out = []
-    for n, (sec, usec, frame) in enumerate(frames("linger_abort")):
-        packet = ip_packet(frame)
-        assert packet is not None
-        side = from_client(packet)
+    for n, (t, packet, _, side) in enumerate(ip_frames("linger_abort")):
         if side:  # client -> AP -> server's MAC: to-DS
             wlan = Dot11(type=2, subtype=8, FCfield="to_DS", addr1=AP_MAC, addr2=CLIENT_MAC, addr3=SERVER_MAC, SC=n << 4)
         else:  # server's MAC -> AP -> client: from-DS
@@ -250,8 +253,8 @@ def make_radiotap() -> tuple[list[tuple[int, int, bytes]], int, list[str]]:
                          SC=n << 4)
         radio = RadioTap(present="Flags+Rate+Channel+dBm_AntSignal", Flags=0, Rate=108, ChannelFrequency=5180,
                          ChannelFlags=0x0140, dBm_AntSignal=-41 if side else -55)
-        out.append((sec, usec, bytes(radio / wlan / Dot11QoS(TID=0) / LLC(dsap=0xAA, ssap=0xAA, ctrl=3)
-                                     / SNAP(OUI=0, code=0x0800) / Raw(packet))))
+        out.append((*sec_usec(t), bytes(radio / wlan / Dot11QoS(TID=0) / LLC(dsap=0xAA, ssap=0xAA, ctrl=3)
+                                        / SNAP(OUI=0, code=0x0800) / Raw(packet))))
     return out, 127, ["linger_abort"]
 
 
@@ -270,24 +273,6 @@ class Sample:
     interfaces: list[tuple[int, str]] = field(default_factory=list)
     flow_extra: list[dict[str, object]] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
-
-
-def usec_of(sec: int, usec: int) -> int:
-    return sec * 1_000_000 + usec
-
-
-def sec_usec(us: int) -> tuple[int, int]:
-    return us // 1_000_000, us % 1_000_000
-
-
-def ip_frames(stem: str) -> list[tuple[int, bytes, bytes, bool]]:
-    """(time in us, IP packet, Ethernet frame, from the client) of every record of STEM."""
-    out = []
-    for sec, usec, frame in frames(stem):
-        packet = ip_packet(frame)
-        assert packet is not None, stem
-        out.append((usec_of(sec, usec), packet, frame, from_client(packet)))
-    return out
 
 
 def between(times: list[int], i: int, k: int = 1, n: int = 1) -> int:
