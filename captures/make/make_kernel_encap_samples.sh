@@ -15,33 +15,15 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(cd "$HERE/.." && pwd)/encapsulated}
-PYTHON=${PYTHON:-python3}
-PORT=8080
-KERNEL=$(uname -r)
-WORK=$(mktemp -d /tmp/tdke.XXXXXX)
-BGPIDS=()
-
-log() { printf '[make_kernel_encap] %s\n' "$*" >&2; }
-
 NS=tdke
+LOG_TAG=make_kernel_encap
 # shellcheck source=netns.sh
 . "$HERE/netns.sh"
-trap netns_cleanup EXIT
-trap 'exit 130' INT TERM
-
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 mkdir -p "$OUT"
-
-
-reset_topo() {
-    local ns
-    for ns in $(ip netns list | awk '{print $1}' | grep '^tdke-' || true); do ip netns del "$ns"; done
-    sleep 0.2
-}
 
 # client ns tdke-cli (veth tdke-c0) <-> server ns tdke-srv (veth tdke-s0)
 topo_veth() {   # topo_veth CLIENT-IP SERVER-IP
-    reset_topo
+    ns_del_all
     ns_new tdke-cli; ns_new tdke-srv
     ip link add tdke-c0 netns tdke-cli type veth peer name tdke-s0 netns tdke-srv
     nsx tdke-cli ip addr add "$1/24" dev tdke-c0
@@ -102,5 +84,5 @@ if [ $# -gt 0 ]; then SEL=("$@"); else SEL=("${ALL[@]}"); fi
 for s in "${SEL[@]}"; do
     "s_$s"
 done
-reset_topo
+ns_del_all
 log "done; kernel $KERNEL"

@@ -15,29 +15,16 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-$(cd "$HERE/.." && pwd)}
-PYTHON=${PYTHON:-python3}
-PORT=8080
-KERNEL=$(uname -r)
-WORK=$(mktemp -d /tmp/tdcap.XXXXXX)
-BGPIDS=()
-
-log() { printf '[make_samples] %s\n' "$*" >&2; }
-
 NS=tdcap
+LOG_TAG=make_samples
 # shellcheck source=netns.sh
 . "$HERE/netns.sh"
-trap netns_cleanup EXIT
-trap 'exit 130' INT TERM
-
-[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
 # ------------------------------------------------------------------ topology
 WIREPID=
 reset_topo() {
-    local ns
     if [ -n "$WIREPID" ]; then kill "$WIREPID" 2>/dev/null || true; wait "$WIREPID" 2>/dev/null || true; WIREPID=; fi
-    for ns in $(ip netns list | awk '{print $1}' | grep '^tdcap-' || true); do ip netns del "$ns"; done
-    sleep 0.2
+    ns_del_all
 }
 
 # client ns tdcap-cli (tdcap-c0, 198.18.0.1 / fd00::1) <-> server ns tdcap-srv (tdcap-s0, .2 / fd00::2)
@@ -105,14 +92,7 @@ topo_router() {
 # ------------------------------------------------------------------ helpers
 dumpcap_start() {   # dumpcap_start NS OUTFILE DUMPCAP-ARGS... ; sets CAPPID
     local ns=$1 out=$2; shift 2
-    local err="$WORK/cap.$RANDOM.err"
-    ip netns exec "$ns" timeout 60 dumpcap -q -w "$out" "$@" 2>"$err" &
-    CAPPID=$!
-    BGPIDS+=($CAPPID)
-    local i
-    for ((i = 0; i < 250; i++)); do grep -qs 'Capturing on' "$err" && break; sleep 0.02; done
-    grep -q 'Capturing on' "$err" || { cat "$err" >&2; return 1; }
-    sleep 0.3
+    capture_start "$ns" 'Capturing on' 0.3 dumpcap -q -w "$out" "$@"
 }
 
 finish() {   # finish STEM FILE : write the truth file

@@ -1,21 +1,39 @@
 # Shell helpers shared by make_samples.sh and make_kernel_encap_samples.sh (sourced, not run):
-# namespaces, tcpdump captures, peer.py endpoints, kernel observations.
-# The sourcing script sets HERE, PYTHON, PORT, WORK, BGPIDS=(), NS (the namespace prefix: its
-# client is $NS-cli, its server $NS-srv) and log(), then traps EXIT with netns_cleanup.
+# the run's settings and clean-up, namespaces, tcpdump captures, peer.py endpoints, kernel
+# observations. The sourcing script sets HERE (its directory), OUT, NS (the namespace prefix:
+# its client is $NS-cli, its server $NS-srv) and LOG_TAG, then sources this.
 
-netns_cleanup() {   # what was started killed, the $NS-* namespaces and links and $WORK removed
-    local p ns l
-    for p in "${BGPIDS[@]:-}"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null || true
-    done
+PYTHON=${PYTHON:-python3}
+PORT=8080
+KERNEL=$(uname -r)
+WORK=$(mktemp -d "/tmp/$NS.XXXXXX")
+BGPIDS=()
+
+log() { printf '[%s] %s\n' "$LOG_TAG" "$*" >&2; }
+
+ns_del_all() {   # every $NS-* namespace removed (their veths with them)
+    local ns
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$NS-" || true); do
         ip netns del "$ns" 2>/dev/null || true
     done
+    sleep 0.2
+}
+
+netns_cleanup() {   # what was started killed, the $NS-* namespaces and links and $WORK removed
+    local p l
+    for p in "${BGPIDS[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    done
+    ns_del_all
     for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$NS-" || true); do
         ip link del "$l" 2>/dev/null || true
     done
     if [ -n "${KEEP_WORK:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
+trap netns_cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
@@ -34,16 +52,21 @@ wait_for() {   # wait_for FILE SECONDS
 }
 
 CAPPID=
-cap_start() {   # cap_start NS OUTFILE TCPDUMP-ARGS... ; sets CAPPID
-    local ns=$1 out=$2; shift 2
+capture_start() {   # capture_start NS READY-TEXT SETTLE-S CMD... ; sets CAPPID once CMD says READY-TEXT
+    local ns=$1 ready=$2 settle=$3; shift 3
     local err="$WORK/cap.$RANDOM.err"
-    ip netns exec "$ns" timeout 60 tcpdump --immediate-mode -U -w "$out" "$@" 2>"$err" &
+    ip netns exec "$ns" timeout 60 "$@" 2>"$err" &
     CAPPID=$!
     BGPIDS+=($CAPPID)
     local i
-    for ((i = 0; i < 250; i++)); do grep -qs 'listening on' "$err" && break; sleep 0.02; done
-    grep -q 'listening on' "$err" || { cat "$err" >&2; return 1; }
-    sleep 0.1
+    for ((i = 0; i < 250; i++)); do grep -qs "$ready" "$err" && break; sleep 0.02; done
+    grep -q "$ready" "$err" || { cat "$err" >&2; return 1; }
+    sleep "$settle"
+}
+
+cap_start() {   # cap_start NS OUTFILE TCPDUMP-ARGS... ; sets CAPPID
+    local ns=$1 out=$2; shift 2
+    capture_start "$ns" 'listening on' 0.1 tcpdump --immediate-mode -U -w "$out" "$@"
 }
 
 cap_stop() {   # cap_stop PID...
