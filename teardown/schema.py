@@ -132,7 +132,9 @@ FLOW_COLUMNS: list[Column] = [
     Column("half_close", "boolean", "After one side's FIN, the other kept sending data."),
     Column("half_close_s", "Float64", "How long the other side kept sending after the first FIN.", unit="s",
            empty_when="half_close is false"),
-    Column("active_closer", Side, "The side whose FIN came first by seq/ACK causality (both: simultaneous)."),
+    Column("active_closer", Side, "Who ended the connection first: the side whose FIN came first by seq/ACK "
+           "causality (both: simultaneous); for an abort (close_kind rst) the RST's sender; none when nothing "
+           "closed it (refused, unanswered, open)."),
     Column("first_fin_by", Side, "The side whose FIN the capture shows first (capture order)."),
     Column("first_fin_ts", "Float64", "Time of the first FIN.", unit="s since the epoch", empty_when="no FIN"),
     Column("first_rst_by", Side, "The side that sent the first RST."),

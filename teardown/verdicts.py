@@ -173,7 +173,15 @@ def close_kind(s: Sides) -> Closes:
          fin.any(axis=1) & has_rst & (rst_frame < done_by),
          closer == 2, fin.any(axis=1), has_rst],
         [REFUSED_K, UNANSWERED_K, RST_K, FIN_THEN_RST_K, SIMULTANEOUS_K, FIN_K, RST_K], OPEN_K)
-    return Closes(hs, kind, closer, rst_side, rst_frame, rst_ts, rst_cls)
+    return Closes(hs, kind, who_closed(kind, closer, rst_side), rst_side, rst_frame, rst_ts, rst_cls)
+
+
+def who_closed(kind: I64, fin_closer: I64, rst_side: I64) -> I64:
+    """Who ended the connection first (TEARDOWN-RULES §Vocabulary, active closer): the first
+    FIN's sender by causality; for an abort with no FIN before it (`rst`), the RST's sender,
+    who holds no TIME_WAIT; nobody when nothing closed it (refused, unanswered, open)."""
+    return np.select([kind == RST_K, np.isin(kind, [REFUSED_K, UNANSWERED_K, OPEN_K])],
+                     [rst_side, -1], fin_closer)
 
 
 def side_names(idx: I64) -> Obj:
