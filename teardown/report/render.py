@@ -140,6 +140,7 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
     profile = OsProfile(facts.os_profile)
     low, high = facts.port_range
     lost_flows, lost_bytes = _capture_loss(data.flows)
+    found = verdict.findings(data)
     context = {
         "title": _title(facts),
         "facts": facts,
@@ -151,8 +152,10 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "n_flows": len(data.flows),
         "n_ladders": len(data.ladders),
         "segment_budget": SEGMENT_BUDGET,
-        "figures": verdict.figures(data),
-        "findings": verdict.findings(data),
+        "figures": verdict.figures(data, found),
+        "findings": found,
+        "headline": verdict.headline(data, found),
+        "flagged": int((flag_bits(data.flows) != 0).sum()),
         "charts": _charts(data),
         "columns": [(c.name, help_of(c)) for c in FLOW_COLUMNS],
         "css": _asset("report.css", "</style"),

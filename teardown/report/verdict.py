@@ -1,11 +1,12 @@
-"""The report's tables -> its verdict: a few headline numbers (who closes first, the highest
-TIME_WAIT, the fullest port range, the fastest connection rate against the rate its ports
-sustain), then the host-level findings as issue 3 ranked them, each with its advice.
+"""The report's tables -> its verdict: the headline (who closed the connections, what is wrong,
+how bad), a few headline numbers, each coloured by the severity of the finding it stands for,
+and the findings table as the analysis ranked it, each with its advice.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from . import charts
 from .charts import endpoint, percent
 from .data import ReportData
 
+SEVERITIES = ("critical", "warning", "info")  # schema.Severity, worst first
+
 
 @dataclass(frozen=True, slots=True)
 class Figure:
@@ -22,7 +25,8 @@ class Figure:
     value: str
     detail: str
     number: float  # what `value` shows, for the tests against the tables
-    tone: str = ""  # "critical" or "warning" when the number is the problem
+    kinds: tuple[str, ...] = ()  # the finding kinds this number is the evidence of
+    severity: str = "none"  # the worst of those findings: critical, warning, info or none
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,50 +38,45 @@ class Finding:
     advice: str
 
 
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """The first sentence of the report: who closed, what is wrong, how bad."""
+
+    severity: str  # the worst finding's, or "none"
+    closed: str  # "2,000 connections: the server closed 2,000 first (100%)"
+    wrong: str  # what the worst findings are about, or that there is none
+    tally: str  # "1 warning, 2 info"
+
+
 def _clock(ts: Any) -> str:
     import pandas as pd
 
     if pd.isna(ts):
         return "an unknown time"
-    return datetime.datetime.fromtimestamp(float(ts), datetime.timezone.utc).strftime("%H:%M:%S UTC")
+    return datetime.datetime.fromtimestamp(float(ts), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def figures(data: ReportData) -> list[Figure]:
+def closed_by(data: ReportData) -> Counter[str]:
+    """Connections by who ended them first (docs/rules.md, "Vocabulary": active closer): an
+    orderly close by client, server or both; an abort (`rst`) by the side that sent the RST."""
     flows = data.flows
-    kinds = flows["close_kind"].value_counts()
-    ended = ", ".join(f"{int(n):,} {kind}" for kind, n in kinds.items() if n)
-    out = [Figure("Connections", f"{len(flows):,}", f"by close kind: {ended}" if ended else "none", len(flows))]
-    closer = flows["active_closer"].astype(object)
-    closed = int(closer.isin(["client", "server", "both"]).sum())
-    if closed:
-        server = int((closer == "server").sum()) / closed
-        out.append(Figure("Closed first by the server", percent(server),
-                          f"client {percent(int((closer == 'client').sum()) / closed)}, both "
-                          f"{percent(int((closer == 'both').sum()) / closed)} of {closed:,} FIN closes", server,
-                          "warning" if server > 0.5 else ""))
-    hosts = data.tables.get("hosts")
-    if hosts is not None and len(hosts) and hosts["time_wait_peak"].fillna(0).max() > 0:
-        top = hosts.iloc[int(np.argmax(hosts["time_wait_peak"].fillna(0).to_numpy(np.int64)))]
-        low = " (a lower bound: it falls where TIME_WAITs begun before the capture are invisible)" \
-            if bool(top["time_wait_peak_may_be_low"]) else ""
-        out.append(Figure("Most TIME_WAIT at once", f"{int(top['time_wait_peak']):,}",
-                          f"on {top['host']} at {_clock(top['time_wait_peak_ts'])}{low}", int(top["time_wait_peak"])))
-    dests = data.tables.get("destinations")
-    if dests is not None and len(dests):
-        full = dests.iloc[int(np.argmax(dests["port_utilisation_peak"].fillna(0).to_numpy(np.float64)))]
-        share = float(full["port_utilisation_peak"])
-        out.append(Figure("Fullest ephemeral port range", percent(share),
-                          f"{int(full['ports_in_use_peak']):,} of {int(full['port_range_size']):,} ports, "
-                          f"{full['client_ip']} → {endpoint(full['server_ip'], full['server_port'])}", share,
-                          "critical" if share >= 0.9 else "warning" if share >= 0.5 else ""))
-        load = dests["observed_rate_peak"].astype(float) / dests["sustainable_rate"].astype(float)
-        fast = dests.iloc[int(np.argmax(load.fillna(0).to_numpy(np.float64)))]
-        rate, sustainable = float(fast["observed_rate_peak"]), float(fast["sustainable_rate"])
-        out.append(Figure("Fastest new-connection rate", charts.rate(rate),
-                          f"against {charts.rate(sustainable)} sustainable, {fast['client_ip']} → "
-                          f"{endpoint(fast['server_ip'], fast['server_port'])}", rate,
-                          "warning" if rate > sustainable else ""))
+    closer = flows["active_closer"].astype(object).fillna("none")
+    aborted = (flows["close_kind"] == "rst").to_numpy(bool)
+    out: Counter[str] = Counter()
+    for side in ("client", "server", "both"):
+        is_side = (closer == side).to_numpy(bool)
+        out[side] = int((is_side & ~aborted).sum())
+        out[f"aborted by {side}"] = int((is_side & aborted).sum())
     return out
+
+
+def closed_text(counts: Counter[str], total: int) -> str:
+    words = {"client": "the client closed {} first", "server": "the server closed {} first",
+             "both": "both closed {} at once", "aborted by client": "the client aborted {}",
+             "aborted by server": "the server aborted {}", "aborted by both": "both aborted {}"}
+    parts = [words[k].format(f"{n:,} ({percent(n / total)})") for k, n in counts.most_common() if n]
+    noun = "connection" if total == 1 else "connections"
+    return f"{total:,} {noun}: " + ("; ".join(parts) if parts else "none of them closed in the capture")
 
 
 def findings(data: ReportData) -> list[Finding]:
@@ -86,3 +85,61 @@ def findings(data: ReportData) -> list[Finding]:
         return []
     return [Finding(str(r["severity"]), str(r["kind"]), str(r["subject"]), str(r["message"]), str(r["advice"]))
             for r in table.to_dict("records")]
+
+
+def worst(severities: list[str]) -> str:
+    return next((s for s in SEVERITIES if s in severities), "none")
+
+
+def headline(data: ReportData, found: list[Finding]) -> Headline:
+    severity = worst([f.severity for f in found])
+    counts = Counter(f.severity for f in found)
+    tally = ", ".join(f"{counts[s]:,} {s}" for s in SEVERITIES if counts[s])
+    tops = [f"{f.kind} on {f.subject}" for f in found if f.severity == severity]
+    more = f" and {len(tops) - 3:,} more" if len(tops) > 3 else ""
+    wrong = ("; ".join(tops[:3]) + more) if tops else "no flow or host has a finding: nothing here calls for action"
+    return Headline(severity, closed_text(closed_by(data), len(data.flows)), wrong, tally or "no finding")
+
+
+def _coloured(figure: Figure, found: list[Finding]) -> Figure:
+    severity = worst([f.severity for f in found if f.kind in figure.kinds])
+    return Figure(figure.label, figure.value, figure.detail, figure.number, figure.kinds, severity)
+
+
+def figures(data: ReportData, found: list[Finding] | None = None) -> list[Figure]:
+    """The headline numbers, each coloured by the worst finding of the kinds it is evidence of."""
+    flows = data.flows
+    found = findings(data) if found is None else found
+    kinds = flows["close_kind"].value_counts()
+    ended = ", ".join(f"{int(n):,} {kind}" for kind, n in kinds.items() if n)
+    out = [Figure("Connections", f"{len(flows):,}", f"by close kind: {ended}" if ended else "none", len(flows))]
+    counts = closed_by(data)
+    closed = sum(counts.values())
+    if closed:
+        server = (counts["server"] + counts["aborted by server"]) / closed
+        detail = "; ".join(f"{k} {n:,}" for k, n in counts.items() if n)
+        out.append(Figure("Closed first by the server", percent(server), f"of {closed:,} closed: {detail}", server,
+                          ("server-close", "abort-habit", "abort")))
+    hosts = data.tables.get("hosts")
+    if hosts is not None and len(hosts) and hosts["time_wait_peak"].fillna(0).max() > 0:
+        top = hosts.iloc[int(np.argmax(hosts["time_wait_peak"].fillna(0).to_numpy(np.int64)))]
+        low = " (a lower bound: TIME_WAITs begun before the capture are invisible)" \
+            if bool(top["time_wait_peak_may_be_low"]) else ""
+        out.append(Figure("Most TIME_WAIT at once", f"{int(top['time_wait_peak']):,}",
+                          f"on {top['host']} at {_clock(top['time_wait_peak_ts'])}{low}", int(top["time_wait_peak"]),
+                          ("time-wait-pile-up", "hidden-before-capture")))
+    dests = data.tables.get("destinations")
+    if dests is not None and len(dests):
+        full = dests.iloc[int(np.argmax(dests["port_utilisation_peak"].fillna(0).to_numpy(np.float64)))]
+        share = float(full["port_utilisation_peak"])
+        out.append(Figure("Fullest ephemeral port range", percent(share),
+                          f"{int(full['ports_in_use_peak']):,} of {int(full['port_range_size']):,} ports, "
+                          f"{full['client_ip']} → {endpoint(full['server_ip'], full['server_port'])}", share,
+                          ("port-exhaustion",)))
+        load = dests["observed_rate_peak"].astype(float) / dests["sustainable_rate"].astype(float)
+        fast = dests.iloc[int(np.argmax(load.fillna(0).to_numpy(np.float64)))]
+        rate, sustainable = float(fast["observed_rate_peak"]), float(fast["sustainable_rate"])
+        out.append(Figure("Fastest new-connection rate", charts.rate(rate),
+                          f"against {charts.rate(sustainable)} sustainable, {fast['client_ip']} → "
+                          f"{endpoint(fast['server_ip'], fast['server_port'])}", rate, ("port-pressure",)))
+    return [_coloured(f, found) for f in out]
