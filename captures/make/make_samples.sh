@@ -345,9 +345,93 @@ s_many_reuse() {
     cap_stop "$CAPPID"; finish "$STEM" "$OUT/$STEM.pcap"
 }
 
+s_linger_abort_server() {
+    begin linger_abort_server; topo_direct
+    cap_start tdcap-cli "$OUT/$STEM.pcap" -i tdcap-c0 -s 0 tcp
+    server_start linger_srv 198.18.0.2
+    client_run linger_srv 198.18.0.2; server_wait
+    sleep 0.2
+    obs client_tw tdcap-cli "${SS_TW[@]}"; obs server_tw tdcap-srv "${SS_TW[@]}"
+    obs client_nstat tdcap-cli nstat -as; obs server_nstat tdcap-srv nstat -as
+    cap_stop "$CAPPID"; finish "$STEM" "$OUT/$STEM.pcap"
+}
+
+s_one_sided() {
+    # real traffic, captured in one direction only (BPF on the source address, as a SPAN of one
+    # direction or asymmetric routing would leave it); a second, two-way capture on the server's
+    # veth stays in $WORK and only its control segments go to the truth file, as evidence
+    begin one_sided; topo_direct
+    local p1 p2 scn
+    cap_start tdcap-cli "$OUT/$STEM.pcap" -i tdcap-c0 -s 0 'tcp and src host 198.18.0.1'; p1=$CAPPID
+    cap_start tdcap-srv "$SYNC/both_ways.pcap" -i tdcap-s0 -s 0 tcp; p2=$CAPPID
+    for scn in basic http_close linger; do
+        server_start "$scn" 198.18.0.2
+        client_run "$scn" 198.18.0.2; server_wait
+        sleep 0.1
+    done
+    client_run refused 198.18.0.2          # nothing listens now: RST+ACK from the server
+    sleep 0.1
+    server_start bulk 198.18.0.2
+    client_run bulk 198.18.0.2; server_wait
+    sleep 0.2
+    obs client_tw tdcap-cli "${SS_TW[@]}"; obs server_tw tdcap-srv "${SS_TW[@]}"
+    obs client_nstat tdcap-cli nstat -as; obs server_nstat tdcap-srv nstat -as
+    cap_stop "$p1" "$p2"
+    { echo "# tcpdump -nn -r both_ways.pcap 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0'  (tdcap-s0, both directions)"
+      tcpdump -nn -r "$SYNC/both_ways.pcap" 'tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0' 2>/dev/null | cut -d' ' -f2-; } \
+        >"$SYNC/obs_both_ways_control_segments.txt"
+    finish "$STEM" "$OUT/$STEM.pcap"
+}
+
+REPEATED_SYN_ATTEMPTS=8
+REPEATED_SYN_PORT=40500
+s_repeated_syn() {
+    # one client port, a new socket (so a new ISN) per attempt, each connect() given up after
+    # 0.2 s while the server netns drops SYNs; then the rule goes and the last attempt completes
+    begin repeated_syn; topo_direct
+    nsx tdcap-srv iptables -A INPUT -p tcp --dport $PORT -j DROP
+    server_start basic 198.18.0.2
+    cap_start tdcap-cli "$OUT/$STEM.pcap" -i tdcap-c0 -s 0 tcp
+    nsx tdcap-cli timeout 45 "$PYTHON" "$HERE/peer.py" client repeated_syn 198.18.0.2 $PORT "$SYNC" \
+        $REPEATED_SYN_ATTEMPTS $REPEATED_SYN_PORT 198.18.0.1 &
+    local cpid=$!; BGPIDS+=($cpid)
+    wait_for "$SYNC/attempts_done" 20
+    obs iptables_counters tdcap-srv iptables -vnL INPUT
+    nsx tdcap-srv iptables -D INPUT -p tcp --dport $PORT -j DROP
+    touch "$SYNC/go"
+    wait "$cpid"; server_wait
+    sleep 0.2
+    obs client_tw tdcap-cli "${SS_TW[@]}"; obs client_nstat tdcap-cli nstat -as
+    cap_stop "$CAPPID"; finish "$STEM" "$OUT/$STEM.pcap"
+}
+
+SCAN_FIRST=7900 SCAN_LAST=8199 SCAN_SPORT=47011 SCAN_RATE=100
+SCAN_CLOSED=7911,7979,8000,8081,8123   # closed ports NOT dropped: the kernel answers RST+ACK
+s_syn_scan() {
+    # raw SYNs (scapy, syn_scan.py) from the client netns to ports SCAN_FIRST..SCAN_LAST of the
+    # real server kernel: a listener on 8080, SCAN_CLOSED closed and reachable, the rest dropped
+    begin syn_scan; topo_direct
+    nsx tdcap-srv iptables -A INPUT -p tcp --dport $PORT -j ACCEPT
+    nsx tdcap-srv iptables -A INPUT -p tcp -m multiport --dports $SCAN_CLOSED -j ACCEPT
+    nsx tdcap-srv iptables -A INPUT -p tcp --dport $SCAN_FIRST:$SCAN_LAST -j DROP
+    server_start listen 198.18.0.2
+    cap_start tdcap-cli "$OUT/$STEM.pcap" -i tdcap-c0 -s 0 tcp
+    nsx tdcap-cli "$PYTHON" "$HERE/syn_scan.py" 198.18.0.1 198.18.0.2 $SCAN_SPORT $SCAN_FIRST $SCAN_LAST $SCAN_RATE \
+        >"$SYNC/probes.txt"
+    sleep 0.5
+    obs server_listen tdcap-srv ss -tanoH state listening
+    obs iptables_counters tdcap-srv iptables -vnL INPUT
+    obs client_nstat tdcap-cli nstat -as; obs server_nstat tdcap-srv nstat -as
+    touch "$SYNC/stop"; server_wait
+    printf '%s\n' "first=$SCAN_FIRST last=$SCAN_LAST sport=$SCAN_SPORT rate=$SCAN_RATE closed=$SCAN_CLOSED listener=$PORT" \
+        >"$SYNC/scan_params.txt"
+    cap_stop "$CAPPID"; finish "$STEM" "$OUT/$STEM.pcap"
+}
+
 ALL=(client_first_close server_first_close linger_abort simultaneous_close half_close
      lost_final_ack tw_assassination reuse_in_time_wait refused ipv6_client_first
-     two_interfaces vlan cooked_sll midstream unanswered many_reuse truncated_snaplen)
+     two_interfaces vlan cooked_sll midstream unanswered many_reuse truncated_snaplen
+     linger_abort_server one_sided repeated_syn syn_scan)
 if [ $# -gt 0 ]; then SEL=("$@"); else SEL=("${ALL[@]}"); fi
 for s in "${SEL[@]}"; do
     "s_$s"

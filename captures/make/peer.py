@@ -102,6 +102,18 @@ def serve_one(scn, c, syncdir, idx):
         except ConnectionResetError:
             pass
         c.close()
+    elif scn == "linger_srv":
+        req = recv_line(c)
+        c.sendall(b"PONG " + req[5:])
+        time.sleep(0.1)      # let the client's ACK of the answer go by first
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()            # abortive close by the server: RST, no FIN
+    elif scn == "bulk":
+        req = recv_line(c)   # "BULK n\n": answer n bytes, then wait for the client's FIN
+        n = int(req.split()[1])
+        c.sendall(b"x" * (n - 1) + b"\n")
+        recv_eof(c)
+        c.close()
     elif scn == "simul":
         req = recv_line(c)
         c.sendall(b"PONG " + req[5:])
@@ -135,6 +147,11 @@ def server(scn, addr, port, syncdir, count=1):
     s.listen(16)
     s.settimeout(TIMEOUT + 10)
     touch(os.path.join(syncdir, "ready"))
+    if scn == "listen":      # a listener that is only probed (syn_scan): never accepts
+        wait_file(os.path.join(syncdir, "stop"), 30.0)
+        s.close()
+        touch(os.path.join(syncdir, "server_done"))
+        return
     for i in range(count):
         c, _ = s.accept()
         serve_one(scn, c, syncdir, i)
@@ -199,6 +216,52 @@ def client(scn, addr, port, syncdir, extra):
         recv_line(s)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()            # abortive close: RST, no FIN
+    elif scn == "linger_srv":
+        s = connect(addr, port)
+        note(syncdir, s, scn)
+        s.sendall(b"PING 1\n")
+        recv_line(s)
+        try:
+            data = s.recv(100)   # the server's RST arrives here
+            log(syncdir, "server_eof %r" % data)
+        except ConnectionResetError:
+            log(syncdir, "ECONNRESET")
+        s.close()            # nothing left to send: the socket is already CLOSED
+    elif scn == "bulk":
+        s = connect(addr, port)
+        note(syncdir, s, scn)
+        s.sendall(b"BULK 20000\n")
+        got = 0
+        while got < 20000:
+            chunk = s.recv(4096)   # small reads: the client ACKs as the data comes
+            if not chunk:
+                break
+            got += len(chunk)
+        log(syncdir, "bulk_received %d" % got)
+        s.close()            # client closes first
+    elif scn == "repeated_syn":
+        # one source port, a new socket per attempt (a new ISN each time); the server netns
+        # drops the SYNs until the script removes the rule and touches SYNCDIR/go
+        n, cport = int(extra[0]), int(extra[1])
+        for i in range(n):
+            s = socket.socket(family(addr), socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((extra[2], cport))
+            s.settimeout(0.2)
+            try:
+                s.connect((addr, port))
+                log(syncdir, "attempt %d connected (unexpected)" % (i + 1))
+            except (socket.timeout, TimeoutError):
+                log(syncdir, "attempt %d timeout" % (i + 1))
+            finally:
+                s.close()    # a socket in SYN_SENT closes silently (no RST)
+        touch(os.path.join(syncdir, "attempts_done"))
+        wait_file(os.path.join(syncdir, "go"))
+        s = connect(addr, port, bind=(extra[2], cport), reuse=True, timeout=5.0)
+        note(syncdir, s, "attempt %d" % (n + 1))
+        s.sendall(b"PING 1\n")
+        recv_line(s)
+        s.close()            # client closes first
     elif scn == "simul":
         s = connect(addr, port)
         note(syncdir, s, scn)

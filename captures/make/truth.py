@@ -23,8 +23,8 @@ CF = dict(handshake="complete", close_kind="fin", active_closer="client", first_
           fin_retransmissions_client=0, fin_retransmissions_server=0,
           tw_assassination=False, reuses_tuple_in_time_wait=False, reuse_verdict=None)
 SF = dict(CF, active_closer="server", first_fin_by="server", time_wait_on="server")
-RST = dict(handshake="complete", close_kind="rst", first_fin_by="none", first_rst_by="client",
-           time_wait_on="none", half_close=False, fin_retransmissions_client=0,
+RST = dict(handshake="complete", close_kind="rst", active_closer="client", first_fin_by="none",
+           first_rst_by="client", time_wait_on="none", half_close=False, fin_retransmissions_client=0,
            fin_retransmissions_server=0, tw_assassination=False,
            reuses_tuple_in_time_wait=False, reuse_verdict=None)
 
@@ -49,6 +49,14 @@ SPEC = {
              "an RST (no FIN); the server's recv() gets ECONNRESET and its close() sends nothing. "
              "tcpdump -s 0 on tdcap-c0 (client side)."),
         flows=[RST]),
+    "linger_abort_server": dict(
+        how=("make_samples.sh s_linger_abort_server, peer.py scenario 'linger_srv': " + DIRECT +
+             ". The client sends 'PING 1\\n', the server answers 'PONG 1\\n', waits 0.1 s (the "
+             "client's ACK of the answer goes by), sets SO_LINGER {1,0} and close()s: the server's "
+             "kernel sends an RST (no FIN); the client's recv() gets ECONNRESET (client.log) and its "
+             "close() sends nothing. ss shows no TIME_WAIT on either side. tcpdump -s 0 on tdcap-c0 "
+             "(client side)."),
+        flows=[dict(RST, first_rst_by="server", active_closer="server")]),
     "simultaneous_close": dict(
         how=("make_samples.sh s_simultaneous_close, peer.py scenario 'simul'. This kernel has no "
              "sch_netem, so the 20 ms one-way delay comes from wire.py (AF_PACKET forwarder in netns "
@@ -285,6 +293,127 @@ def truth_flows(incs, verdicts):
     return flows
 
 
+# ---- one_sided, repeated_syn, syn_scan: verdicts built from the run (client.log, parameters)
+
+ONE_SIDED_HOW = (
+    "make_samples.sh s_one_sided: " + DIRECT + ". Real traffic, five connections in a row, "
+    "captured in ONE direction only: tcpdump -s 0 -i tdcap-c0 'tcp and src host 198.18.0.1' in "
+    "the client netns, so only the client's segments are in the capture (as a SPAN of one "
+    "direction or asymmetric routing leaves it). The connections (peer.py scenarios): 'basic' "
+    "(request/response, the client closes first), 'http_close' (HTTP/1.1 Connection: close, the "
+    "server closes first), 'linger' (the client aborts with SO_LINGER {1,0}: RST, no FIN), "
+    "'refused' (SYN to 198.18.0.2:8080 while nothing listens: the server's kernel answered RST+ACK, "
+    "which is NOT in the capture; connect() got ECONNREFUSED), 'bulk' (the client asks for 20,000 "
+    "bytes, reads them in 4 KB recv()s so it sends many ACKs, then closes first). The fields "
+    "compared with the analysis are what the construction determines AND the client's segments "
+    "prove: the handshakes were answered (the client's ACKs acknowledge a SYN-ACK the capture "
+    "never shows), who sent the first FIN (the client's FIN either acknowledges the server's FIN "
+    "or not) or the RST; the refused SYN has no answer in the capture, but its close kind must "
+    "not be 'unanswered' since the other direction is simply not captured (not_close_kind). What "
+    "only the unseen direction shows is under 'kernel_did' (not compared): the real close kinds, "
+    "TIME_WAIT holders (ss in both netns). Evidence of the other direction: a two-way capture on "
+    "tdcap-s0 in the server netns during the same run (not kept), its control segments listed "
+    "in kernel_observations.both_ways_control_segments.")
+
+ONE_SIDED_BASE = dict(one_sided=True, first_rst_by="none", fin_retransmissions_client=0,
+                      tw_assassination=False, reuses_tuple_in_time_wait=False)
+ONE_SIDED = {
+    "basic": dict(ONE_SIDED_BASE, handshake_answered=True, close_kind="fin",
+                  active_closer="client", first_fin_by="client",
+                  kernel_did=dict(close_kind="fin", time_wait_on="client", half_close=False,
+                                  fin_retransmissions_server=0)),
+    "http_close": dict(ONE_SIDED_BASE, handshake_answered=True, close_kind="fin",
+                       active_closer="server", first_fin_by="server",
+                       kernel_did=dict(close_kind="fin", time_wait_on="server", half_close=False,
+                                       fin_retransmissions_server=0)),
+    "linger": dict(ONE_SIDED_BASE, handshake_answered=True, close_kind="rst",
+                   active_closer="client", first_fin_by="none", first_rst_by="client",
+                   kernel_did=dict(close_kind="rst", time_wait_on="none")),
+    "refused": dict(one_sided=True, not_close_kind="unanswered", active_closer="none",
+                    first_fin_by="none", tw_assassination=False,
+                    reuses_tuple_in_time_wait=False,
+                    kernel_did=dict(close_kind="refused", first_rst_by="server",
+                                    time_wait_on="none",
+                                    note="the server's RST+ACK went by the direction that is "
+                                         "not captured; connect() got ECONNREFUSED")),
+    "bulk": dict(ONE_SIDED_BASE, handshake_answered=True, close_kind="fin",
+                 active_closer="client", first_fin_by="client",
+                 kernel_did=dict(close_kind="fin", time_wait_on="client", half_close=False,
+                                 fin_retransmissions_server=0,
+                                 bytes_server_to_client=20000)),
+}
+
+
+def one_sided_flows(incs, syncdir):
+    """The scenarios ran in this order, one connection each (client.log lists them)."""
+    order = ["basic", "http_close", "linger", "refused", "bulk"]
+    if len(incs) != len(order):
+        raise SystemExit("one_sided: %d incarnations, expected %d" % (len(incs), len(order)))
+    return [dict(ONE_SIDED[k], scenario=k) for k in order]
+
+
+UNANSWERED = dict(handshake="syn_only", close_kind="unanswered", active_closer="none",
+                  first_fin_by="none", first_rst_by="none", time_wait_on="none",
+                  tw_assassination=False, reuses_tuple_in_time_wait=False, reuse_verdict=None)
+
+
+def repeated_syn_flows(incs, syncdir):
+    with open(os.path.join(syncdir, "client.log")) as fh:
+        attempts = sum(1 for ln in fh if ln.startswith("attempt ") and ln.strip().endswith("timeout"))
+    if len(incs) != attempts + 1 or len({i["isn"] for i in incs}) != len(incs):
+        raise SystemExit("repeated_syn: %d incarnations (distinct ISNs %d), %d timed-out attempts"
+                         % (len(incs), len({i["isn"] for i in incs}), attempts))
+    if len({(i["client"], i["server"]) for i in incs}) != 1:
+        raise SystemExit("repeated_syn: more than one 4-tuple")
+    flows = [dict(UNANSWERED, note="attempt %d of %d: connect() gave up after 0.2 s, the socket "
+                                   "was closed (SYN_SENT closes silently)" % (k + 1, len(incs)))
+             for k in range(attempts)]
+    flows.append(dict(CF, note="attempt %d: the DROP rule removed, handshake completes, the "
+                               "client closes first" % len(incs)))
+    return flows
+
+
+def scan_params(syncdir):
+    with open(os.path.join(syncdir, "scan_params.txt")) as fh:
+        return dict(kv.split("=", 1) for kv in fh.read().split())
+
+
+def syn_scan_flows(incs, syncdir, cap):
+    prm = scan_params(syncdir)
+    closed = {int(x) for x in prm["closed"].split(",")}
+    listener = int(prm["listener"])
+    ports = list(range(int(prm["first"]), int(prm["last"]) + 1))
+    if [i["server"][1] for i in incs] != ports:
+        raise SystemExit("syn_scan: the capture's probes are not the scanned ports in order")
+    flows = []
+    for i in incs:
+        port = i["server"][1]
+        if port == listener:
+            flows.append(dict(handshake_answered=True, first_fin_by="none", first_rst_by="client",
+                              active_closer="none", time_wait_on="none",
+                              not_close_kind=["unanswered", "refused"],
+                              note="SYN-ACK from the listener; the scanning host's kernel has no "
+                                   "socket for it and answers RST (seq = the SYN-ACK's ack)"))
+        elif port in closed:
+            flows.append(dict(handshake="syn_only", close_kind="refused", active_closer="none",
+                              first_fin_by="none", first_rst_by="server", time_wait_on="none"))
+        else:
+            flows.append(dict(handshake="syn_only", close_kind="unanswered",
+                              active_closer="none", first_fin_by="none", first_rst_by="none",
+                              time_wait_on="none"))
+    t = [i["first"] for i in incs]
+    rate = (len(t) - 1) / (t[-1] - t[0])
+    scan = dict(source=incs[0]["client"][0], source_port=incs[0]["client"][1],
+                target=incs[0]["server"][0], ports="%d-%d" % (ports[0], ports[-1]),
+                probes=len(incs), unanswered=len(ports) - len(closed) - 1, refused=len(closed),
+                answered=1, refused_ports=sorted(closed), answered_ports=[listener],
+                first_probe_ts=round(t[0], 6), last_probe_ts=round(t[-1], 6),
+                duration_s=round(t[-1] - t[0], 3), rate_per_s=round(rate, 1),
+                rate_asked_per_s=float(prm["rate"]), new_connections_in_one_second_max=max(
+                    sum(1 for y in t if x <= y < x + 1.0) for x in t))
+    return flows, scan
+
+
 def observations(syncdir):
     """What the kernel showed during the run (obs_NAME.txt files written by `obs`), by NAME."""
     obs = {}
@@ -305,6 +434,37 @@ def main():
                "connect() fails with EADDRNOTAVAIL while every tuple is a TIME_WAIT younger than "
                "tcp_tw_reuse_delay (1 s), the client retries after 0.1 s; older TIME_WAITs are taken "
                "over (the new ISN is the old client next seq + 65537). tcpdump -s 0 on tdcap-c0.")
+    elif stem == "one_sided":
+        verdicts, how = one_sided_flows(incs, syncdir), ONE_SIDED_HOW
+    elif stem == "repeated_syn":
+        verdicts = repeated_syn_flows(incs, syncdir)
+        how = ("make_samples.sh s_repeated_syn, peer.py 'repeated_syn': " + DIRECT + ". Real "
+               "kernel, nothing crafted. A listener on 198.18.0.2:8080, but the server netns has "
+               "iptables -A INPUT -p tcp --dport 8080 -j DROP. The client makes %d attempts from "
+               "198.18.0.1:40500, each a NEW socket (SO_REUSEADDR, bind to port 40500, connect() "
+               "with a 0.2 s timeout, then close(): a socket in SYN_SENT closes without sending "
+               "anything), so each attempt is one SYN with a new ISN (the kernel's ISN is a keyed "
+               "hash of the 4-tuple plus a clock, so it grows with time) and no retransmission "
+               "(the first SYN retransmission would come after 1 s). Then the script removes the "
+               "DROP rule and the client connects once more from the same port: handshake, "
+               "'PING 1'/'PONG 1', the client closes first (client TIME_WAIT, ss). One 4-tuple, "
+               "%d incarnations: the first %d unanswered. tcpdump -s 0 on tdcap-c0."
+               % (len(incs) - 1, len(incs), len(incs) - 1))
+    elif stem == "syn_scan":
+        verdicts, scan = syn_scan_flows(incs, syncdir, cap)
+        how = ("make_samples.sh s_syn_scan: " + DIRECT + ". A SYN scan: raw SYNs crafted with "
+               "scapy (captures/make/syn_scan.py, L3 raw socket, so the kernel routes and resolves "
+               "the neighbour) from the client netns, source 198.18.0.1:%s, random ISNs, to every "
+               "port %s of the REAL server kernel at ~%s per second. In the server netns: a "
+               "listener on 8080 (peer.py 'listen', never accepts), iptables ACCEPT for 8080 and "
+               "for the closed ports %s (nothing listens there, so the kernel answers RST+ACK), "
+               "and DROP for the rest of the range (no answer). The one SYN-ACK (port 8080) "
+               "reaches the scanning host's kernel, which has no socket for it and answers with an "
+               "RST: the half-open scan's signature. tcpdump -s 0 on tdcap-c0 (scanner side). "
+               "Flows are listed one per line (client ISNs are the scanner's random ones); "
+               "'scan' holds the counts, the measured rate and the endpoints."
+               % (scan["source_port"], scan["ports"], scan["rate_asked_per_s"],
+                  ",".join(map(str, scan["refused_ports"]))))
     else:
         spec = SPEC[stem]
         verdicts, how = spec["flows"], spec["how"]
@@ -319,7 +479,7 @@ def main():
         obs["reused_tuples_from_capture"] = [
             "%s -> 198.18.0.2:8080: %d incarnations, client ISNs %s" % (k, len(v), v)
             for k, v in sorted(per.items())]
-    for extra in ("client.log", "ts_order.txt"):
+    for extra in ("client.log", "ts_order.txt", "scan_params.txt"):
         path = os.path.join(syncdir, extra)
         if os.path.exists(path):
             with open(path) as fh:
@@ -327,8 +487,16 @@ def main():
     doc = dict(capture=os.path.basename(cap),
                how=how + " Kernel " + kernel + ". Script: captures/make/make_samples.sh.",
                kernel=kernel, flows=flows, kernel_observations=obs)
+    if stem == "syn_scan":
+        doc["scan"] = scan
     with open(out, "w") as fh:
-        json.dump(doc, fh, indent=2)
+        if stem == "syn_scan":   # 300 flows: one per line keeps the file small and readable
+            text = json.dumps(dict(doc, flows=[]), indent=2)
+            rows = ",\n".join("    " + json.dumps(f) for f in flows)
+            text = text.replace('"flows": []', '"flows": [\n' + rows + "\n  ]", 1)
+            fh.write(text)
+        else:
+            json.dump(doc, fh, indent=2)
         fh.write("\n")
 
 
