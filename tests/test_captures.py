@@ -87,6 +87,13 @@ def test_verdicts_match_construction(truth_path: Path) -> None:
         assert len(sel) >= 1, f"no flow {want} in {capture.name}"
         row = sel.iloc[0]
         for key, value in want.items():
+            if key.startswith("not_") and key[4:] in flows:  # "not_close_kind": a value (or list) it must not be
+                got = row[key[4:]]
+                got = None if pd.isna(got) else str(got)
+                banned = [str(v) for v in (value if isinstance(value, list) else [value])]
+                assert got not in banned, (
+                    f"{capture.name} {row['flow_id']} {key[4:]}: construction rules out {banned}, analysis says {got!r}")
+                continue
             if key in ("client_ip", "client_port", "server_ip", "server_port", "vlan", "incarnation") or key not in flows:
                 continue
             got = row[key]

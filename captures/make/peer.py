@@ -109,9 +109,11 @@ def serve_one(scn, c, syncdir, idx):
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.close()            # abortive close by the server: RST, no FIN
     elif scn == "bulk":
-        req = recv_line(c)   # "BULK n\n": answer n bytes, then wait for the client's FIN
-        n = int(req.split()[1])
-        c.sendall(b"x" * (n - 1) + b"\n")
+        req = recv_line(c)   # "BULK n\n": answer n bytes in 1000-byte writes 10 ms apart (so
+        n = int(req.split()[1])   # the client ACKs many segments), then wait for its FIN
+        for i in range(0, n, 1000):
+            c.sendall(b"%-999d\n" % i if n - i >= 1000 else b"x" * (n - i))
+            time.sleep(0.01)
         recv_eof(c)
         c.close()
     elif scn == "simul":
@@ -230,7 +232,7 @@ def client(scn, addr, port, syncdir, extra):
     elif scn == "bulk":
         s = connect(addr, port)
         note(syncdir, s, scn)
-        s.sendall(b"BULK 20000\n")
+        s.sendall(b"BULK 20000\n")   # then 20 x 1000 bytes back, 10 ms apart
         got = 0
         while got < 20000:
             chunk = s.recv(4096)   # small reads: the client ACKs as the data comes
