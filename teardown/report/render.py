@@ -25,6 +25,7 @@ from .data import ReportData
 from .facts import Facts
 from .flags import FLAGS, flag_bits
 from .ladder import SEGMENT_BUDGET, pack
+from .listing import LISTED_COLUMNS, listing
 from .table import DEFAULT_VISIBLE, encode_flows, encode_values, help_of
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
     low, high = facts.port_range
     lost_flows, lost_bytes = _capture_loss(data.flows)
     found = verdict.findings(data)
+    bits = flag_bits(data.flows)
     context = {
         "title": _title(facts),
         "facts": facts,
@@ -155,7 +157,9 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "figures": verdict.figures(data, found),
         "findings": found,
         "headline": verdict.headline(data, found),
-        "flagged": int((flag_bits(data.flows) != 0).sum()),
+        "flagged": int((bits != 0).sum()),
+        "listing": listing(data.flows, bits),
+        "listed_columns": LISTED_COLUMNS,
         "charts": _charts(data),
         "columns": [(c.name, help_of(c)) for c in FLOW_COLUMNS],
         "css": _asset("report.css", "</style"),

@@ -4,6 +4,7 @@
 var teardownReport = (function () {
   "use strict";
 
+  document.documentElement.classList.replace("no-js", "js");   // shows the controls that need this script
   var DATA = JSON.parse(document.getElementById("report-data").textContent);
   var SVG = "http://www.w3.org/2000/svg";
   var N = DATA.n;
