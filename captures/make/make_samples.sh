@@ -4,7 +4,7 @@
 #   sudo PYTHON=/work/venv/bin/python captures/make/make_samples.sh [STEM...]
 #
 # Needs root, iproute2, iptables (nft backend), tcpdump, dumpcap, and a Python
-# ($PYTHON, default python3) with scapy (only rst_inject.py and truth.py use it).
+# ($PYTHON, default python3) with scapy (only rst_inject.py, syn_scan.py and truth.py use it).
 # Every sample runs in fresh network namespaces named tdcap-*, joined by veth
 # pairs, addresses from 198.18.0.0/15 and fd00::/8 only; everything is removed
 # on exit (trap).  This kernel has no sch_netem and no 8021q, so the delay for
