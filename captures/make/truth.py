@@ -390,10 +390,12 @@ def syn_scan_flows(incs, syncdir, cap):
         port = i["server"][1]
         if port == listener:
             flows.append(dict(handshake_answered=True, first_fin_by="none", first_rst_by="client",
-                              active_closer="none", time_wait_on="none",
-                              not_close_kind=["unanswered", "refused"],
-                              note="SYN-ACK from the listener; the scanning host's kernel has no "
-                                   "socket for it and answers RST (seq = the SYN-ACK's ack)"))
+                              time_wait_on="none", not_close_kind=["unanswered", "refused"],
+                              note="SYN, SYN-ACK from the listener, RST from the scanning host's "
+                                   "kernel (no socket for it; seq = the SYN-ACK's ack). No final "
+                                   "ACK: the handshake never completed, an RST during the "
+                                   "handshake (docs/rules.md, close verdicts 4), so the close kind "
+                                   "and who closed are not asserted here"))
         elif port in closed:
             flows.append(dict(handshake="syn_only", close_kind="refused", active_closer="none",
                               first_fin_by="none", first_rst_by="server", time_wait_on="none"))
