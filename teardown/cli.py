@@ -12,19 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import __version__
-from .analysis import Analysis, CaptureSummary, analyze
+from .analysis import Analysis, analyze
 from .errors import TeardownError, UsageError
 from .options import DEFAULT_PORT_RANGE, Options, OsProfile, ReaderKind
 from .schema import TABLES, FindingKind
-from .timewait.findings import percent
-from .verdicts import where_prefix
+from .terminal import Style, analysis_text, findings_lines
+from .timewait.finding import plural
+from .timewait.flow_findings import FLOW_FLAGS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,23 +32,8 @@ if TYPE_CHECKING:
     from .report import ReportData
 
 FORMATS = ("csv", "json", "parquet")
-# --fail-on names -> the flow condition that triggers exit 1.
-FINDINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "assassination": lambda c: c["tw_assassination"],
-    "fin-retransmission": lambda c: (c["fin_retransmissions_client"] + c["fin_retransmissions_server"]) > 0,
-    "reuse-in-time-wait": lambda c: c["reuses_tuple_in_time_wait"],
-    "reuse-rejected": lambda c: c["reuse_verdict"] == "rejected",
-    "rst": lambda c: np.isin(c["close_kind"], ["rst", "fin_then_rst"]),
-    "refused": lambda c: c["close_kind"] == "refused",
-    "unanswered": lambda c: c["close_kind"] == "unanswered",
-    "simultaneous": lambda c: c["close_kind"] == "simultaneous",
-    "data-after-fin": lambda c: c["data_after_fin"] == "new_data",
-    "capture-loss": lambda c: c["capture_loss"],
-    "server-close": lambda c: c["active_closer"] == "server",
-}
-# --fail-on names judged on the host-level findings (TEARDOWN-RULES.md "Host-level views"); a
-# name in both lists fails on either.
-HOST_FINDINGS = [k.value for k in FindingKind if k.value not in FINDINGS]
+# --fail-on names: every finding kind, and nothing else (docs/rules.md "Findings and their severity").
+FAIL_ON = [k.value for k in FindingKind]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--port-range", metavar="LOW-HIGH",
                    help="the clients' ephemeral port range (net.ipv4.ip_local_port_range; default 32768-60999)")
     a.add_argument("--fail-on", metavar="FINDING,...", default="",
-                   help="exit 1 when any listed finding is present: " + ", ".join([*FINDINGS, *HOST_FINDINGS]))
+                   help="exit 1 when any listed finding is present: " + ", ".join(FAIL_ON))
     a.add_argument("--quiet", action="store_true", help="no summary on stdout")
     a.add_argument("--html", action="store_true",
                    help="also write the HTML incident report to reports/NAME.html (-o NAME.html picks the path)")
@@ -245,105 +230,6 @@ class _Progress:
             sys.stderr.write("\r" + " " * 60 + "\r")
 
 
-def summary_text(result: Analysis) -> str:
-    c = result.columns
-    cap = result.capture
-    n = len(result)
-    lines = []
-    paths = [f.path for f in cap.files]
-    names = ", ".join(paths) if len(paths) <= 3 else f"{len(paths):,} files ({paths[0]} ... {paths[-1]})"
-    span = ""
-    if cap.first_ts is not None and cap.last_ts is not None:
-        start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(cap.first_ts))
-        span = f", {start} UTC + {cap.last_ts - cap.first_ts:,.3f} s"
-    lines.append(f"{names}: {cap.frames:,} frames, {cap.tcp_packets:,} TCP segments{span}")
-    if len(cap.files) > 1:
-        lines.append("read as one continuous capture (pieces in time order)" if cap.continuous
-                     else "read as separate captures")
-    lines += reader_lines(cap)
-    if cap.cluster:
-        lines.append(f"analyzed on {cap.cluster}")
-    lines.append(f"{n:,} connections (incarnations); TIME_WAIT {result.options.behaviour_of(result.options.os).time_wait_s:g} s "
-                 f"({result.options.os.value} profile)")
-    if n:
-        lines.append("")
-        lines.append("close kind        connections  client closed  server closed  both   TIME_WAIT on client/server")
-        for kind in ["fin", "simultaneous", "rst", "fin_then_rst", "refused", "unanswered", "open"]:
-            sel = c["close_kind"] == kind
-            k = int(sel.sum())
-            if not k:
-                continue
-            closer = c["active_closer"][sel]
-            tw = c["time_wait_on"][sel]
-            lines.append(f"{kind:<17} {k:>11,}  {int((closer == 'client').sum()):>13,}  "
-                         f"{int((closer == 'server').sum()):>13,}  {int((closer == 'both').sum()):>4,}   "
-                         f"{int(np.isin(tw, ['client', 'both']).sum()):,}/{int(np.isin(tw, ['server', 'both']).sum()):,}")
-        notable = [
-            ("TIME_WAIT assassinations", c["tw_assassination"]),
-            ("retransmitted FINs (lost final ACK)", (c["fin_retransmissions_client"] + c["fin_retransmissions_server"]) > 0),
-            ("4-tuple reused during TIME_WAIT", c["reuses_tuple_in_time_wait"]),
-            ("half-closed", c["half_close"]),
-            ("new data after own FIN", c["data_after_fin"] == "new_data"),
-            ("capture loss", c["capture_loss"]),
-            ("roles inferred", c["roles_inferred"]),
-        ]
-        shown = [(label, np.flatnonzero(mask)) for label, mask in notable if mask.any()]
-        if shown:
-            lines.append("")
-            lines.append("notable flows")
-            for label, idx in shown:
-                examples = ", ".join(c.text_at(idx[:3])["flow_id"])
-                more = f" (+{len(idx) - 3:,} more)" if len(idx) > 3 else ""
-                lines.append(f"  {label}: {len(idx):,}: {examples}{more}")
-    return "\n".join(lines)
-
-
-def reader_lines(cap: CaptureSummary) -> list[str]:
-    """What read the capture, when it was not the fast reader alone, the carriers numbered, and
-    the copies of connections seen at several points that were set aside."""
-    lines = []
-    if cap.reader in (ReaderKind.scapy, ReaderKind.pyshark):
-        lines.append(f"read with --reader {cap.reader}" + (" (tshark)" if cap.reader == ReaderKind.pyshark else ""))
-    if cap.handed_off:
-        what = ", ".join(f"{k} {v:,}" for k, v in sorted(cap.handed_off.items(), key=lambda kv: (-kv[1], kv[0])))
-        lines.append(f"frames the fast reader does not decode were handed over: {what}")
-    if cap.carried_in:
-        lines.append("carried otherwise (flow ids start with cN/):")
-        lines += [f"  {where_prefix(k)[:-1]} = {what}" for k, what in sorted(cap.carried_in.items())]
-    if cap.copies:
-        where = ", ".join(f"{k} {v:,}" for k, v in cap.copies.packets.most_common())
-        n = cap.copies.connections
-        lines.append(f"{n:,} connection{'s' if n != 1 else ''} seen at several points: "
-                     f"{sum(cap.copies.packets.values()):,} copied segments set aside ({where})")
-    return lines
-
-
-def findings_text(result: Analysis) -> str:
-    """The host-level findings, most severe first, each with its advice; or, when there are
-    none, the highest TIME_WAIT and port use seen, so that "nothing found" has its numbers."""
-    found = result.host_views.findings
-    lines = ["findings (TIME_WAIT, ports, who closes first)"]
-    for f in found:
-        lines.append(f"  {f.severity.value.upper():<8} {f.kind.value}: {f.message}")
-        lines.append(f"           advice: {f.advice}")
-    if not found:
-        t = result.host_views.tables
-        hosts, dests = t.hosts, t.destinations
-        if len(hosts["host"]):
-            h = int(np.argmax(hosts["time_wait_peak"]))
-            d = int(np.argmax(dests["port_utilisation_peak"])) if len(dests["client_ip"]) else None
-            ports = "" if d is None else (
-                f"; busiest client {dests['client_ip'][d]} -> {dests['server_ip'][d]}:{dests['server_port'][d]} "
-                f"held {int(dests['ports_in_use_peak'][d]):,} of {int(dests['port_range_size'][d]):,} ports "
-                f"({percent(float(dests['port_utilisation_peak'][d]))})")
-            low = " (or more: TIME_WAITs begun before the capture are not in it)" if (
-                hosts["time_wait_peak_may_be_low"][h] and hosts["time_wait_peak"][h]) else ""
-            lines.append(f"  none: peak TIME_WAIT {int(hosts['time_wait_peak'][h]):,} on {hosts['host'][h]}{low}{ports}")
-        else:
-            lines.append("  none: no connections")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -363,10 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     fail_on = [f for f in args.fail_on.split(",") if f]
-    unknown = [f for f in fail_on if f not in FINDINGS and f not in HOST_FINDINGS]
+    unknown = [f for f in fail_on if f not in FAIL_ON]
     if unknown:
-        raise UsageError(f"--fail-on {','.join(unknown)}: unknown finding; choose from "
-                         f"{', '.join([*FINDINGS, *HOST_FINDINGS])}")
+        raise UsageError(f"--fail-on {','.join(unknown)}: unknown finding; choose from {', '.join(FAIL_ON)}")
     fmt = _format_of(args.output, args.format) if args.output else None
     captures = expand(args.captures)
     html = args.output if fmt == "html" else _default_report(captures) if args.html else None
@@ -398,22 +283,29 @@ def _analyze(args: argparse.Namespace) -> int:
             write_flows(result, args.output, fmt)
             written = [args.output]
     if not args.quiet:
-        print(findings_text(result))
-        print()
-        print(summary_text(result))
-        if written:
-            print(f"\nwrote {len(result):,} flows to {args.output}"
-                  + (f" ({', '.join(Path(w).name for w in written)})" if len(written) > 1 else ""))
+        done = f"wrote {plural(len(result), 'flow')} to {args.output}" + (
+            f" ({', '.join(Path(w).name for w in written)})" if len(written) > 1 else "") if written else ""
+        print(analysis_text(result, Style.of(sys.stdout), done))
     if html:
         _write_report(_report_data(result), html, captures, args.quiet)
-    for w in result.capture.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    kinds = {f.kind.value for f in result.host_views.findings} if fail_on else set()
-    hits = [f for f in fail_on if f in kinds or (f in FINDINGS and np.asarray(FINDINGS[f](result.columns)).any())]
+    if args.quiet:  # otherwise the head of the summary said them, before any table
+        for w in result.capture.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    hits = present(result, fail_on)
     if hits:
         print(f"teardown: findings present: {', '.join(hits)}", file=sys.stderr)
         return 1
     return 0
+
+
+def present(result: Analysis, names: list[str]) -> list[str]:
+    """The finding kinds among `names` that this analysis found: as a finding, or as a flag on
+    any flow (a scan's refused SYNs are told in the scan finding, and are still `refused`)."""
+    if not names:
+        return []
+    kinds = {f.kind.value for f in result.host_views.findings}
+    flagged = {k.value for k, test in FLOW_FLAGS.items() if k.value in names and np.asarray(test(result.columns)).any()}
+    return [n for n in names if n in kinds or n in flagged]
 
 
 # Below this, starting a local Dask cluster (1.5-3 s) costs more than the other cores give.
@@ -499,7 +391,7 @@ def _live(args: argparse.Namespace) -> int:
         print(f"wrote {len(analysis):,} flows to {args.output}", file=text)
     if not args.quiet:
         if analysis is not None:
-            print(findings_text(analysis), file=text)
+            print("\n".join(findings_lines(analysis, Style.of(text))), file=text)
             print(file=text)
         print("\n".join(summary_lines(result)), file=text)
     if result.counts.kernel_drops or result.counts.analyzer_drops:

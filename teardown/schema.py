@@ -74,15 +74,27 @@ class Severity(StrEnum):
 
 
 class FindingKind(StrEnum):
+    # From the host-level views (docs/rules.md "Host-level views"):
     port_exhaustion = "port-exhaustion"  # a client held (nearly) all its ephemeral ports toward one destination
     port_pressure = "port-pressure"  # a client opens connections to one destination faster than its ports can sustain
-    server_close = "server-close"  # a server endpoint closes most connections first and holds their TIME_WAIT
     time_wait_pile_up = "time-wait-pile-up"  # a host held many TIME_WAIT sockets at once
-    abort_habit = "abort-habit"  # a host ends most connections with an RST (SO_LINGER {1,0} pattern)
-    refused = "refused"  # connections refused: nothing listening on a port
-    assassination = "assassination"  # TIME_WAITs ended early by an in-sequence RST (RFC 1337)
-    reuse_rejected = "reuse-rejected"  # SYNs reusing a 4-tuple were rejected by its TIME_WAIT
     hidden_before_capture = "hidden-before-capture"  # a peak lies where TIME_WAITs begun before the capture would add to it
+    # From the per-flow verdicts, one finding per host or endpoint concerned:
+    server_close = "server-close"  # a server endpoint closed connections first and holds their TIME_WAIT
+    abort = "abort"  # connections ended by an RST (rst, fin_then_rst), counted by who sent it
+    fin_retransmission = "fin-retransmission"  # a FIN was sent again: the final ACK (or the FIN) was lost
+    assassination = "assassination"  # TIME_WAITs hit by an in-sequence RST (RFC 1337)
+    reuse_in_time_wait = "reuse-in-time-wait"  # SYNs reused a 4-tuple still in TIME_WAIT
+    reuse_rejected = "reuse-rejected"  # of those, SYNs the TIME_WAIT rejected with an ACK of the old connection
+    scan = "scan"  # one source sent SYNs to many ports or hosts, most of them unanswered or refused
+    refused = "refused"  # SYNs answered by RST+ACK: nothing listening on a port
+    unanswered = "unanswered"  # SYNs that got no answer (filtered, or the host is down)
+    simultaneous = "simultaneous"  # FINs crossed; both sides hold TIME_WAIT
+    data_after_fin = "data-after-fin"  # new data after the sender's own FIN (protocol violation)
+    half_close = "half-close"  # one side kept sending after the other's FIN
+    capture_loss = "capture-loss"  # bytes acknowledged that the capture never saw
+    one_sided = "one-sided"  # the capture holds one direction only of some connections
+    roles_inferred = "roles-inferred"  # connections caught midstream: client and server inferred
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +202,8 @@ HOST_COLUMNS: list[Column] = [
     Column("connections", "Int64", "Incarnations with this host at either end."),
     Column("connections_as_client", "Int64", "Of those, the ones this host opened."),
     Column("connections_as_server", "Int64", "Of those, the ones this host accepted."),
-    Column("closed_first", "Int64", "Connections this host closed first (both sides after a simultaneous close)."),
+    Column("closed_first", "Int64", "Connections this host closed first: its FIN came first (both sides after a "
+           "simultaneous close), or it aborted them with an RST and no FIN before it."),
     Column("time_wait_total", "Int64", "TIME_WAIT sockets this host held over the capture."),
     Column("time_wait_peak", "Int64", "Most TIME_WAIT sockets held at one instant (restarts, assassination "
            "and accepted reuse applied)."),
@@ -244,6 +257,7 @@ SERVER_COLUMNS: list[Column] = [
     Column("aborted_share", "Float64", "Share ended by an RST without any FIN.", unit="fraction",
            empty_when="closed is 0"),
     Column("aborted_by_server", "Int64", "Connections the server ended with an RST (close kinds rst, fin_then_rst)."),
+    Column("aborted_by_client", "Int64", "Connections its clients ended with an RST (close kinds rst, fin_then_rst)."),
     Column("refused", "Int64", "SYNs refused with RST+ACK."),
     Column("rst_classes", "string", "The rst_class of the RSTs that ended its connections, with counts, most "
            "first (`exact 58, in_window 2`).", empty_when="no RST ended a connection"),

@@ -12,7 +12,7 @@ from teardown.errors import UsageError
 from teardown.options import Options
 from teardown.schema import CloseCause, FindingKind, Severity
 from teardown.timewait import host_views
-from teardown.timewait.findings import percent
+from teardown.timewait.finding import percent
 from teardown.timewait.http import close_cause, close_causes
 from teardown.timewait.occupancy import StepSeries, peaks, step_series, window_peaks
 
@@ -94,7 +94,9 @@ DEFAULTS: dict[str, Any] = dict(
     client_ip="198.18.0.1", client_port=40000, server_ip="198.18.0.2", server_port=8080, vlan=np.nan,
     roles_inferred=False, handshake="complete", close_kind="fin", active_closer="server", first_rst_by="none",
     time_wait_on="server", time_wait_start_ts=np.nan, time_wait_end_ts=np.nan, tw_assassination=False,
-    reuses_tuple_in_time_wait=False, reuse_verdict=None, rst_class=None, client_head=None, server_head=None)
+    reuses_tuple_in_time_wait=False, reuse_verdict=None, rst_class=None, client_head=None, server_head=None,
+    fin_retransmissions_client=0, fin_retransmissions_server=0, time_wait_restarts=0, data_after_fin="none",
+    half_close=False, half_close_s=np.nan, capture_loss=False, capture_loss_bytes=0, packets_c2s=3)
 
 
 def flows(*rows: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +170,8 @@ def test_time_waits_begun_before_the_capture_make_early_peaks_a_lower_bound() ->
     assert row["time_wait_peak"] == 2 and not row["time_wait_peak_may_be_low"]
     early = views(flows(dict(at=(0, 1), tw=(1, 61)), dict(at=(2, 3), tw=(3, 63))), span=(0, 90))
     assert table_row(early.tables.hosts, host="198.18.0.2")["time_wait_peak_may_be_low"]
-    assert not early.findings  # two TIME_WAITs: nothing to qualify
+    # Two server-first closes are told, but no peak of theirs needs qualifying.
+    assert [f.kind for f in early.findings] == [FindingKind.server_close]
     many = views(flows(*[dict(at=(i, i + 1), tw=(i + 1, i + 61)) for i in range(25)]), span=(0, 90))
     assert [f.kind for f in many.findings] == [FindingKind.server_close, FindingKind.hidden_before_capture]
     assert "198.18.0.2 (25)" in many.findings[1].message

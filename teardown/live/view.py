@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from ..options import Options
+from ..terminal import closes_text
 from .frames import Counts
 from .rows import RATE_WINDOW_S, Tallies
 
@@ -118,6 +119,7 @@ def summary_lines(r: LiveResult) -> list[str]:
               f"stopped: {r.stop_reason}",
               f"dropped: {c.kernel_drops:,} frames by the kernel, {c.analyzer_drops:,} by the analyzer",
               f"state kept at most: {r.state['live_tuples']:,} connections (4-tuples), {r.state['bytes'] / 1e6:,.1f} MB",
+              f"{closes_text(t.closes)}",
               f"{sum(t.closes.values()):,} connections (incarnations) written; "
               f"TIME_WAIT on client/server: {t.time_wait_total['client'] + t.time_wait_total['both']:,}/"
               f"{t.time_wait_total['server'] + t.time_wait_total['both']:,}"]

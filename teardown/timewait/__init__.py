@@ -4,7 +4,9 @@ who closes first per server endpoint, and ranked findings with advice.
     occupancy.py  intervals -> step series, peaks, sliding-window counts
     http.py       first payload bytes -> why the server closed first (HTTP/1.x)
     tables.py     flow columns -> hosts, destinations, servers (numpy)
-    findings.py   tables -> ranked plain-language findings
+    finding.py    what a finding is; how findings write numbers, endpoints, examples
+    flow_findings.py  per-flow flags -> findings per host or endpoint (FLOW_FLAGS)
+    findings.py   tables -> host-level findings, and every finding ranked
 
 Everything here is numpy; `analysis.Analysis` turns the tables into DataFrames on demand.
 """
@@ -17,7 +19,8 @@ import numpy as np
 
 from ..errors import UsageError
 from ..options import Options
-from .findings import Finding, findings, peers_text
+from .finding import Finding
+from .findings import findings, peers_text
 from .occupancy import Floats, Ints
 from .tables import Columns, Table, Tables, compute
 

@@ -1,34 +1,34 @@
-"""Host-level tables -> a short ranked list of findings in plain words, each with its numbers,
-a severity and the advice that fits (the mitigations of TEARDOWN-RULES.md "Host-level views").
+"""Host-level tables and per-flow flags -> one ranked list of findings in plain words, each with
+its numbers, a severity and the advice that fits (docs/rules.md "Host-level views" and "Findings
+and their severity").
 
-Each rule is one function returning its findings; `findings` runs them all and ranks the
-result: most severe first, then the largest number behind the finding.
+The host-level rules are here, the per-flow ones in flow_findings.py; each rule is one function
+returning its findings. `findings` runs them all and ranks the result: most severe first, then
+the largest number behind the finding.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..options import Options
 from ..schema import CloseCause, FindingKind, Severity
-from .tables import Columns, Tables
+from .finding import SEVERITY_RANK, Columns, Finding, clock, endpoint, percent
+from .flow_findings import HABIT_SHARE as MOST
+from .flow_findings import SERVER_HABIT_MIN as MIN_CONNECTIONS
+from .flow_findings import flow_findings
+from .tables import Tables
 
-MIN_CONNECTIONS = 20  # below this a share says little about a habit
-MOST = 0.5  # "most connections": a server that closes, or a host that aborts, more than half
 PORTS_NEARLY_ALL = 0.9  # of the ephemeral range in use at once: the next burst fails
 PORTS_HALF = 0.5  # of the range in use at once: worth a warning before the load doubles
 TIME_WAIT_MANY = 1_000  # TIME_WAITs held at once by one host: worth knowing
 TIME_WAIT_TOO_MANY = 10_000  # ...a tenth of tcp_max_tw_buckets on a machine with ~24 GB (131,072)
-REFUSED_MANY = 10  # refused SYNs to one endpoint before it is worth a line
 
 # Findings whose numbers count TIME_WAITs, and so are lower bounds early in a capture.
 COUNTS_TIME_WAIT = {FindingKind.port_exhaustion, FindingKind.port_pressure, FindingKind.server_close,
                     FindingKind.time_wait_pile_up}
-SEVERITY_RANK = {Severity.critical: 0, Severity.warning: 1, Severity.info: 2}
 
 CAUSE_TEXT = {
     CloseCause.http10_request: "the clients' requests are HTTP/1.0 without keep-alive",
@@ -54,42 +54,14 @@ LET_CLIENTS_CLOSE = ("let clients close first (keep-alive and connection pooling
                      "skips TIME_WAIT's protection)")
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    severity: Severity
-    kind: FindingKind
-    subject: str
-    message: str
-    advice: str
-    weight: float = 0.0  # the number that ranks findings of one severity: larger first
-
-
 def findings(t: Tables, c: Columns, options: Options) -> list[Finding]:
     rules: list[Callable[[Tables, Columns, Options], Iterator[Finding]]] = [
-        port_exhaustion, server_close, time_wait_pile_up, abort_habit, refused, assassination,
-        reuse_rejected]
+        port_exhaustion, server_close, time_wait_pile_up]
     out = [f for rule in rules for f in rule(t, c, options)]
-    if {f.kind for f in out} & COUNTS_TIME_WAIT:  # the caveat qualifies those numbers
+    if {f.kind for f in out} & COUNTS_TIME_WAIT:  # the caveat qualifies those peaks
         out += hidden_before_capture(t, c, options)
+    out += flow_findings(t, c, options)
     return sorted(out, key=lambda f: (SEVERITY_RANK[f.severity], -f.weight, f.kind.value, f.subject))
-
-
-def clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(ts)) + " UTC"
-
-
-def percent(share: float) -> str:
-    """Whole percent, never rounded up to 100 % or down to 0 % when it is not."""
-    value = round(share * 100)
-    if share < 1:
-        value = min(value, 99)
-    if 0 < share and value == 0:
-        return "< 1 %"
-    return f"{value} %"
-
-
-def endpoint(ip: object, port: object) -> str:
-    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
 
 
 def peers_text(t: Tables, host: int, top: int = 3) -> str:
@@ -105,8 +77,7 @@ def peers_text(t: Tables, host: int, top: int = 3) -> str:
 def port_exhaustion(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
     """A client held nearly all of its ephemeral range toward one destination (critical), or opens
     connections faster than the range sustains for the TIME_WAIT length, or held half of it
-    (warning). Sustainable rate = range / TIME_WAIT length (TEARDOWN-RULES.md "Ephemeral-port
-    pressure")."""
+    (warning). Sustainable rate = range / TIME_WAIT length (docs/rules.md "Host-level views")."""
     d = t.destinations
     lo, hi = options.port_range
     holding_rate = d["observed_rate_peak"] * d["client_time_wait_share"]
@@ -151,7 +122,7 @@ def port_exhaustion(t: Tables, c: Columns, options: Options) -> Iterator[Finding
 
 def server_close(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
     """A server endpoint closes most of its connections first, so it holds their TIME_WAIT
-    (TEARDOWN-RULES.md "Server-side active close"), with the HTTP cause where payload shows it."""
+    (docs/rules.md "Host-level views", server-side active close), with the HTTP cause where payload shows it."""
     s = t.servers
     for i in np.flatnonzero((s["closed"] >= MIN_CONNECTIONS) & (s["server_closed_first_share"] > MOST)):
         share, closed = float(s["server_closed_first_share"][i]), int(s["closed"][i])
@@ -191,83 +162,9 @@ def time_wait_pile_up(t: Tables, c: Columns, options: Options) -> Iterator[Findi
                       "Linux skips TIME_WAIT and its protection", weight=peak)
 
 
-def abort_habit(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
-    """A server endpoint or a host ends most connections with an RST instead of a FIN: the
-    SO_LINGER {1,0} pattern (TEARDOWN-RULES.md "Close verdicts" 3)."""
-    advice = ("an RST skips TIME_WAIT but discards unsent data and removes TIME_WAIT's protection "
-              "against old duplicates; prefer an orderly close (an application-level goodbye, then the "
-              "client closes first) and keep-alive")
-    s = t.servers
-    flagged = set()
-    for i in np.flatnonzero((s["aborted_by_server"] >= MIN_CONNECTIONS * MOST)
-                            & (s["aborted_by_server"] > MOST * s["closed"])):
-        aborts, closed = int(s["aborted_by_server"][i]), int(s["closed"][i])
-        subject = endpoint(s["server_ip"][i], s["server_port"][i])
-        flagged.add(str(s["server_ip"][i]))
-        classes = f"; RST classes: {s['rst_classes'][i]}" if s["rst_classes"][i] is not None else ""
-        yield Finding(Severity.warning, FindingKind.abort_habit, subject,
-                      f"{subject} aborted {aborts:,} of {closed:,} connections ({percent(aborts / closed)}) "
-                      f"with an RST instead of a FIN (SO_LINGER {{1,0}} pattern{classes}).", advice, weight=aborts)
-    h = t.hosts
-    for i in np.flatnonzero((h["aborts_sent"] >= MIN_CONNECTIONS * MOST) & (h["aborts_sent"] > MOST * h["connections"])):
-        aborts, total = int(h["aborts_sent"][i]), int(h["connections"][i])
-        if str(h["host"][i]) not in flagged:
-            yield Finding(Severity.warning, FindingKind.abort_habit, str(h["host"][i]),
-                          f"{h['host'][i]} aborted {aborts:,} of its {total:,} connections "
-                          f"({percent(aborts / total)}) with an RST instead of a FIN (SO_LINGER {{1,0}} pattern).",
-                          advice, weight=aborts)
-
-
-def refused(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
-    """SYNs answered by RST+ACK: nothing listened on that port."""
-    s = t.servers
-    for i in np.flatnonzero(s["refused"] >= REFUSED_MANY):
-        subject = endpoint(s["server_ip"][i], s["server_port"][i])
-        n = int(s["refused"][i])
-        yield Finding(Severity.info, FindingKind.refused, subject,
-                      f"{subject} refused {n:,} of {int(s['connections'][i]):,} connection attempts (RST+ACK: "
-                      "nothing listening).", "check that the service listens there, or why clients call it",
-                      weight=n)
-
-
-def _per_holder(t: Tables, c: Columns, mask: np.ndarray) -> dict[str, int]:
-    """Count flagged flows by the host that held (or would hold) the TIME_WAIT."""
-    on = c["time_wait_on"][mask]
-    holders = np.where(on == "client", c["client_ip"][mask], c["server_ip"][mask])
-    names, counts = np.unique(holders.astype(str), return_counts=True)
-    return dict(zip(names.tolist(), counts.tolist()))
-
-
-def assassination(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
-    """TIME_WAITs ended early by an in-sequence RST (RFC 1337); the consequence depends on the
-    holder's OS profile (TEARDOWN-RULES.md "TIME_WAIT")."""
-    mask = np.asarray(c["tw_assassination"], bool)
-    for host, n in _per_holder(t, c, mask).items():
-        kills = options.behaviour_of(options.profile_of(host)).rst_kills_time_wait
-        consequence = ("under its OS profile the TIME_WAIT ended at once" if kills
-                       else "its OS profile ignores such RSTs, so the TIME_WAIT survived")
-        yield Finding(Severity.warning if kills else Severity.info, FindingKind.assassination, host,
-                      f"{n:,} of {host}'s TIME_WAITs were hit by an in-sequence RST (RFC 1337 assassination); "
-                      f"{consequence}.",
-                      "net.ipv4.tcp_rfc1337=1 makes Linux ignore RSTs in TIME_WAIT; find who sends them (a "
-                      "peer answering old duplicates, or a client answering a rejected SYN)", weight=n)
-
-
-def reuse_rejected(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
-    """SYNs reusing a 4-tuple whose TIME_WAIT rejected them: each costs the client an RST and a
-    retry (TEARDOWN-RULES.md "Reuse of a 4-tuple during TIME_WAIT")."""
-    mask = c["reuse_verdict"] == "rejected"
-    for host, n in _per_holder(t, c, np.asarray(mask, bool)).items():
-        yield Finding(Severity.warning, FindingKind.reuse_rejected, host,
-                      f"{n:,} SYNs reusing a 4-tuple still in {host}'s TIME_WAIT were rejected (answered with "
-                      "an ACK of the old connection); each cost the client an RST and a retry.",
-                      "let clients close first so the TIME_WAIT is theirs; timestamps on both sides let a "
-                      "TIME_WAIT accept a newer SYN (RFC 6191); widen the clients' port range", weight=n)
-
-
 def hidden_before_capture(t: Tables, c: Columns, options: Options) -> Iterator[Finding]:
     """TIME_WAITs begun before the capture started are invisible: peaks within one TIME_WAIT
-    length of the start are lower bounds (TEARDOWN-RULES.md "TIME_WAIT occupancy")."""
+    length of the start are lower bounds (docs/rules.md "Host-level views")."""
     h = t.hosts
     low = np.flatnonzero(h["time_wait_peak_may_be_low"] & (h["time_wait_peak"] > 0))
     if not len(low):

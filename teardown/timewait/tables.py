@@ -44,7 +44,7 @@ class Tables:
     capture_span: tuple[float, float]
 
 
-def _host_labels(ip: npt.NDArray[Any], ctx: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
+def host_labels(ip: npt.NDArray[Any], ctx: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
     """Addresses as host labels; those carried in a VLAN, a tunnel or elsewhere than the main
     link with flow_id's prefix (vlanN/ip, cN/ip), so that overlapping address spaces never mix
     (TEARDOWN-RULES.md "Vocabulary")."""
@@ -116,8 +116,8 @@ def flows(c: Columns, first_ts: float | None, last_ts: float | None, options: Op
     start_ts = float(first_ts) if first_ts is not None else 0.0
     end_ts = float(last_ts) if last_ts is not None else start_ts
     ctx = np.asarray(c["ctx"]) if "ctx" in c else None
-    client_ip = _host_labels(c["client_ip"], ctx).astype(str)
-    server_ip = _host_labels(c["server_ip"], ctx).astype(str)
+    client_ip = host_labels(c["client_ip"], ctx).astype(str)
+    server_ip = host_labels(c["server_ip"], ctx).astype(str)
     labels, inverse = np.unique(np.concatenate([client_ip, server_ip]), return_inverse=True)
     client, server = inverse[:n].astype(np.int64), inverse[n:].astype(np.int64)
     tw_s = np.full(len(labels), options.behaviour_of(options.os).time_wait_s)
@@ -200,6 +200,8 @@ def _servers(f: Flows, c: Columns) -> tuple[Table, StepSeries, Ints]:
         "aborted_share": _share(_count(endpoint, servers, _is(f.kind, "rst")), closed),
         "aborted_by_server": _count(endpoint, servers,
                                     _is(f.kind, "rst", "fin_then_rst") & _is(f.rst_by, "server", "both")),
+        "aborted_by_client": _count(endpoint, servers,
+                                    _is(f.kind, "rst", "fin_then_rst") & _is(f.rst_by, "client", "both")),
         "refused": _count(endpoint, servers, _is(f.kind, "refused")),
         "rst_classes": _rst_classes(c, endpoint, servers),
         "server_time_wait_total": _count(endpoint, servers, f.server_holds),
@@ -214,8 +216,7 @@ def _servers(f: Flows, c: Columns) -> tuple[Table, StepSeries, Ints]:
 
 def _destinations(f: Flows, c: Columns, servers: Table, endpoint: Ints, options: Options) -> Table:
     """Ephemeral ports per client -> server endpoint: open connections plus the client's
-    TIME_WAITs against the range, rates, time to exhaustion (TEARDOWN-RULES.md "Ephemeral-port
-    pressure")."""
+    TIME_WAITs against the range, rates, time to exhaustion (docs/rules.md "Host-level views")."""
     n_servers = len(servers["server_port"])
     keys, dest = _factorize(f.client * n_servers + endpoint)
     dests = len(keys)
