@@ -226,3 +226,52 @@ def test_100000_flows_stay_responsive(viewer: Viewer, tmp_path: Path) -> None:
     assert max(rows_shown(page)) > 0 and len(rows_shown(page)) < 100
     assert opened.errors == [] and opened.requests == []
     assert loaded < 10 and sorted_in < 3 and filtered_in < 3, (loaded, sorted_in, filtered_in)
+
+
+# Text boxes of every <text> in each ladder on the page, pairs of them that intersect.
+OVERLAPS = """svgs => svgs.flatMap(svg => {
+  const boxes = [...svg.querySelectorAll('text')].map(t => [t.getBoundingClientRect(), t.textContent])
+    .filter(([b]) => b.width > 0);
+  const out = [];
+  boxes.forEach(([a, at], i) => boxes.slice(i + 1).forEach(([b, bt]) => {
+    if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) {
+      out.push(at + ' | ' + bt);
+    }
+  }));
+  return out;
+})"""
+LADDER_SAMPLES = ["tw_assassination", "reuse_in_time_wait", "reuse_in_time_wait_rejected", "lost_final_ack",
+                  "simultaneous_close", "half_close"]
+
+
+@pytest.mark.parametrize("name", LADDER_SAMPLES)
+def test_no_label_overlaps_another_in_a_ladder(viewer: Viewer, tmp_path: Path, name: str) -> None:
+    """The page's own ladders (drawn in Python) and the script's ladder of every flow alike."""
+    data = report_data(name)
+    page = viewer.open(write_report(data, tmp_path / f"{name}.html")).page
+    assert page.locator("#featured-ladders svg.ladder").count() >= 1
+    assert page.eval_on_selector_all("#featured-ladders svg.ladder", OVERLAPS) == []
+    for r in range(len(data.flows)):
+        page.click(f"#flow-body tr[data-row='{r}'] button.flow-link")
+        assert page.eval_on_selector_all("#flow-detail svg.ladder", OVERLAPS) == [], data.flows["flow_id"].iat[r]
+    assert viewer.errors == []
+
+
+@pytest.mark.parametrize("name", ["reuse_in_time_wait", "reuse_in_time_wait_rejected"])
+def test_reuse_ladder_shows_the_old_connections_end(viewer: Viewer, tmp_path: Path, name: str) -> None:
+    """The old incarnation's FINs and final ACK, its TIME_WAIT band, then the reusing SYN and its answer."""
+    data = report_data(name)
+    reusing = int(np.flatnonzero(data.flows["reuses_tuple_in_time_wait"].fillna(False))[0])
+    page = viewer.open(write_report(data, tmp_path / f"{name}.html")).page
+    page.click(f"#flow-body tr[data-row='{reusing}'] button.flow-link")
+    for scope in ("#featured-ladders section[data-flag=reuse-in-time-wait]", "#flow-detail"):
+        old = page.eval_on_selector_all(f"{scope} g.seg.old", "els => els.map(e => [e.dataset.dir, e.dataset.flags])")
+        holder = {"client": "c2s", "server": "s2c"}[str(data.flows["time_wait_on"].iat[reusing - 1])]
+        assert [f for _, f in old if "FIN" in f] and old[-1] == [holder, "ACK"], old  # the final ACK
+        arrows, _ = ladder_of(page, scope)
+        assert arrows[len(old)] == ("c2s", "SYN") and arrows[len(old) + 1][0] == "s2c"
+        bands = page.eval_on_selector_all(f"{scope} g.tw text", "els => els.map(e => e.textContent)")
+        assert any(b.startswith("old connection's TIME_WAIT") for b in bands)
+        verdict = str(data.flows["reuse_verdict"].iat[reusing])
+        notes = page.eval_on_selector_all(f"{scope} text.note", "els => els.map(e => e.textContent)")
+        assert any(n.startswith("reuse " + verdict.split("_")[0]) for n in notes), notes

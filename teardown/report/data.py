@@ -15,6 +15,8 @@ from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
 from .flags import LADDER_BITS, flag_bits
 from .ladder import Ladder, ladders, rows_to_draw
+from .ladder_svg import row_of
+from .reuse import joined, previous_incarnations
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +56,20 @@ def from_analysis(analysis: Analysis) -> ReportData:
                                          "are drawn only by a run in one process, which reads the captures again"))
         return ReportData(facts, flows, tables, series, {})
     rows = rows_to_draw(flows, flag_bits(flows), LADDER_BITS)
+    previous = previous_incarnations(flows)
+    # A reuse ladder shows the old incarnation's end too: draw the old one wherever the new one is.
+    rows = np.union1d(rows, [previous[r] for r in rows.tolist() if r in previous]).astype(np.int64)
     # The carrier numbers come along: the ladders' second reading numbers carriers alike.
     chosen = flows.iloc[rows].assign(ctx=np.asarray(analysis.columns["ctx"])[rows])
     drawn = ladders([f.path for f in analysis.capture.files], chosen, analysis.options)
-    return ReportData(facts, flows, tables, series, {int(rows[i]): lad for i, lad in drawn.items()})
+    by_row = {int(rows[i]): lad for i, lad in drawn.items()}
+    return ReportData(facts, flows, tables, series, with_reuse(flows, by_row, previous))
+
+
+def with_reuse(flows: pd.DataFrame, by_row: dict[int, Ladder], previous: dict[int, int]) -> dict[int, Ladder]:
+    """Each reusing flow's ladder joined with the end of the incarnation whose TIME_WAIT it met."""
+    out = dict(by_row)
+    for new, old in previous.items():
+        if new in by_row and old in by_row:
+            out[new] = joined(by_row[new], by_row[old], row_of(flows, new), row_of(flows, old))
+    return out

@@ -12,18 +12,21 @@ import datetime
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import numpy as np
+import numpy.typing as npt
 from markupsafe import Markup
 
 from ..options import OS_BEHAVIOUR, OsProfile
 from ..schema import FLOW_COLUMNS
-from . import charts, verdict
+from . import charts, ladder_svg, verdict
 from .data import ReportData
 from .facts import Facts
-from .flags import FLAGS, flag_bits
+from .flags import FLAGS, LADDER_BITS, flag_bits
 from .ladder import SEGMENT_BUDGET, pack
 from .listing import LISTED_COLUMNS, listing
 from .table import DEFAULT_VISIBLE, encode_flows, encode_values, help_of
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC_LADDERS = 6  # ladders drawn into the page itself: one per finding, the first flow of each
 
 
 def script_json(data: Any) -> Markup:
@@ -120,6 +124,33 @@ def page_data(data: ReportData) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class StaticLadder:
+    flag: str
+    label: str
+    flows: int  # flows carrying the flag
+    row: int  # the one drawn
+    title: str
+    svg: Markup
+
+
+def static_ladders(data: ReportData, bits: npt.NDArray[np.int64]) -> list[StaticLadder]:
+    """The first drawn flow of each finding that earns a ladder, up to STATIC_LADDERS of them."""
+    out: list[StaticLadder] = []
+    for i, flag in enumerate(FLAGS):
+        rows = np.flatnonzero(bits >> i & 1).tolist()
+        drawn = [r for r in rows if r in data.ladders]
+        if not flag.ladder or not drawn or len(out) == STATIC_LADDERS:
+            continue
+        r = drawn[0]
+        row = ladder_svg.row_of(data.flows, r)
+        title = (f"{row['flow_id']} · {row['close_kind']} · closed first by {row['active_closer']} · "
+                 f"TIME_WAIT on {row['time_wait_on']}")
+        out.append(StaticLadder(flag.name, flag.label, len(rows), r, title,
+                                ladder_svg.draw(data.ladders[r], row, data.facts.last_ts)))
+    return out
+
+
 def _charts(data: ReportData) -> dict[str, Any]:
     facts, tables = data.facts, data.tables
     start = facts.first_ts if facts.first_ts is not None else 0.0
@@ -159,6 +190,8 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "headline": verdict.headline(data, found),
         "flagged": int((bits != 0).sum()),
         "listing": listing(data.flows, bits),
+        "static_ladders": static_ladders(data, bits),
+        "ladder_flows": int((bits & LADDER_BITS != 0).sum()),
         "listed_columns": LISTED_COLUMNS,
         "charts": _charts(data),
         "columns": [(c.name, help_of(c)) for c in FLOW_COLUMNS],

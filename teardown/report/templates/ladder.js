@@ -1,5 +1,6 @@
 /* teardown report, 2 of 3: a flow's ladder diagram as SVG: the two endpoints as lifelines,
-   one arrow per segment, each side's state where it changes, the TIME_WAIT band. */
+   one arrow per segment, each side's state where it changes, the TIME_WAIT band. The same
+   geometry as teardown/report/ladder_svg.py (LAYOUT), which draws the page's first ladders. */
 teardownReport.drawLadder = (function (T) {
   "use strict";
 
@@ -8,7 +9,7 @@ teardownReport.drawLadder = (function (T) {
   var FLAG_NAMES = ["SYN", "FIN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
   var FLAG_BITS = [0x02, 0x01, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80];
 
-  var L = { width: 880, top: 74, row: 36, slope: 12, client: 300, server: 660, timeX: 4 };
+  var L = { width: 880, top: 74, row: 36, slope: 12, client: 300, server: 660, timeX: 4, noteH: 14, bandTextH: 16 };
 
   // Relative to the side's ISN; below it (a segment of an older connection on the same
   // addresses, or an RST answering one) the relative number means nothing: show the real one.
@@ -32,7 +33,8 @@ teardownReport.drawLadder = (function (T) {
       segs.push({ t: t, dir: shape.dir[k], flags: shape.flags[k], seq: shape.seq[k], ack: shape.ack[k],
                   len: shape.len[k], frame: frame, retransmission: shape.retr[k] === 1 });
     }
-    return { segs: segs, gap: shape.gap, lab: shape.lab, tw: shape.tw, n: shape.n, isn: [flow[1], flow[2]] };
+    return { segs: segs, gap: shape.gap, lab: shape.lab, tw: shape.tw, n: shape.n, isn: [flow[1], flow[2]],
+             old: shape.old || 0, oldIsn: shape.old_isn || null };
   }
 
   function missingLadder(r, box) {
@@ -55,11 +57,10 @@ teardownReport.drawLadder = (function (T) {
     ladder.lab.forEach(function (lab) { if (lab[3] === 1) { (notes[lab[0]] = notes[lab[0]] || []).push(lab); } });
     var y = L.top, ys = [];
     for (var i = 0; i <= segs.length; i++) {
-      if (gapBefore[i]) { y += L.row; }
-      if (i < segs.length) { ys.push(y); y += L.row + (notes[i] ? 14 * notes[i].length : 0); }
+      if (gapBefore[i] || (ladder.old && i === ladder.old)) { y += L.row; }
+      if (i < segs.length) { ys.push(y); y += L.row + (notes[i] ? L.noteH * notes[i].length : 0); }
     }
-    var holders = ladder.tw.map(function (t) { return t[0]; });
-    var bottom = y + (holders.length ? 34 : 8);
+    var bottom = y + 8 + L.bandTextH * ladder.tw.length;
     var root = svg("svg", { "class": "ladder", viewBox: "0 0 " + L.width + " " + bottom, width: L.width, height: bottom,
                             role: "img", "data-row": String(r) });
     var sideX = [L.client, L.server];
@@ -79,12 +80,16 @@ teardownReport.drawLadder = (function (T) {
     });
     root.appendChild(svg("text", { "class": "time", x: L.timeX, y: 34 }, "time · frame"));
 
-    // TIME_WAIT bands behind the arrows.
-    ladder.tw.forEach(function (t) {
-      var side = t[0], start = ys[t[1]] + (segs[t[1]].dir === side ? 0 : L.slope);
-      var end = bottom - 26, endText;
+    // TIME_WAIT bands behind the arrows, each one's text on a line of its own at the bottom.
+    function arrives(k, side) { return ys[k] + (segs[k].dir === side ? 0 : L.slope); }
+    ladder.tw.forEach(function (t, j) {
+      var side = t[0], start = arrives(t[1], side);
+      var end = y, endText;
       var assassinated = VALUES.tw_assassination[r];
-      if (assassinated) {
+      if (t.length > 2) {   // the old incarnation's band (teardown/report/reuse.py): its end and text
+        if (t[2] !== null) { end = arrives(t[2], side); }
+        endText = t[3];
+      } else if (assassinated) {
         ladder.lab.forEach(function (lab) {
           if (lab[1] === side && lab[3] === 1 && lab[2].indexOf("assassinated") >= 0) { end = ys[lab[0]] + L.slope; }
         });
@@ -99,7 +104,7 @@ teardownReport.drawLadder = (function (T) {
       }
       var band = svg("g", { "class": "tw", "data-side": side ? "server" : "client" });
       band.appendChild(svg("rect", { "class": "tw-band", x: sideX[side] - 6, y: start, width: 12, height: Math.max(4, end - start), rx: 3 }));
-      band.appendChild(svg("text", { "class": "tw-text", x: sideX[side] + (side ? -10 : 10), y: end + 16,
+      band.appendChild(svg("text", { "class": "tw-text", x: sideX[side] + (side ? -10 : 10), y: y + 16 + L.bandTextH * j,
         "text-anchor": side ? "end" : "start" }, endText));
       root.appendChild(band);
     });
@@ -112,21 +117,28 @@ teardownReport.drawLadder = (function (T) {
         "⋯ " + thousands(gapBefore[k]) + " segments not drawn ⋯");
       root.appendChild(label);
     });
+    if (ladder.old) {
+      var oy = ys[ladder.old] - L.row / 2 - 4;
+      root.appendChild(svg("line", { "class": "gap-line reuse-line", x1: L.timeX, x2: L.server, y1: oy, y2: oy }));
+      root.appendChild(svg("text", { "class": "gap", x: (L.client + L.server) / 2, y: oy - 5, "text-anchor": "middle" },
+        "the same 4-tuple again: a new connection"));
+    }
     segs.forEach(function (s, k) {
       var from = sideX[s.dir], to = sideX[1 - s.dir], y0 = ys[k], y1 = y0 + L.slope;
       var cls = "seg" + (s.flags & 0x04 ? " rst" : s.flags & 0x01 ? " fin" : s.flags & 0x02 ? " syn" : "") +
-        (s.retransmission ? " retransmission" : "");
+        (s.retransmission ? " retransmission" : "") + (k < ladder.old ? " old" : "");
       var g = svg("g", { "class": cls, "data-flags": flagText(s.flags), "data-dir": s.dir ? "s2c" : "c2s",
                          "data-frame": String(s.frame) });
       var dx = to > from ? -9 : 9;
       g.appendChild(svg("line", { x1: from, y1: y0, x2: to + dx * 0.6, y2: y1 }));
       g.appendChild(svg("polygon", { points: [to, y1, to + dx, y1 - 4.5, to + dx, y1 + 4.5].join(" ") }));
-      var text = flagText(s.flags) + "  seq " + number(s.seq, ladder.isn[s.dir]) +
-        (s.ack === null ? "" : "  ack " + number(s.ack, ladder.isn[1 - s.dir])) + (s.len ? "  len " + s.len : "") +
+      var isn = k < ladder.old ? ladder.oldIsn : ladder.isn;
+      var text = flagText(s.flags) + "  seq " + number(s.seq, isn[s.dir]) +
+        (s.ack === null ? "" : "  ack " + number(s.ack, isn[1 - s.dir])) + (s.len ? "  len " + s.len : "") +
         (s.retransmission ? "  retransmission" : "");
       g.appendChild(svg("text", { "class": "seg-text", x: (L.client + L.server) / 2, y: y0 - 4, "text-anchor": "middle" }, text));
       root.appendChild(g);
-      root.appendChild(svg("text", { "class": "time", x: L.timeX, y: y0 + 4 }, "+" + (s.t / 1e6).toFixed(6) + " s"));
+      root.appendChild(svg("text", { "class": "time", x: L.timeX, y: y0 + 4 }, (s.t < 0 ? "" : "+") + (s.t / 1e6).toFixed(6) + " s"));
       root.appendChild(svg("text", { "class": "frame", x: L.timeX, y: y0 + 17 }, "#" + s.frame));
     });
 
@@ -137,7 +149,7 @@ teardownReport.drawLadder = (function (T) {
       var ly = ys[k] + (segs[k].dir === side ? 0 : L.slope);
       var data = { "data-side": side ? "server" : "client" };
       if (lab[3] === 1) {
-        var below = ys[k] + L.slope + 16 + 14 * notes[k].indexOf(lab);
+        var below = ys[k] + L.slope + 16 + L.noteH * notes[k].indexOf(lab);
         root.appendChild(svg("text", Object.assign({ "class": "note", x: (L.client + L.server) / 2, y: below,
                                                      "text-anchor": "middle" }, data), text));
         return;

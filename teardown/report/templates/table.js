@@ -132,10 +132,6 @@
       ? thousands(N) + " flows" + (state.sortBy ? ", sorted by " + state.sortBy + (state.descending ? " (descending)" : "") : "")
       : thousands(total) + " of " + thousands(N) + " flows match";
     document.getElementById("csv-download").textContent = "Download CSV (" + thousands(total) + " rows)";
-    document.getElementById("flow-print-note").textContent = total > last - first
-      ? "Printed: rows " + thousands(first + 1) + "–" + thousands(last) + " of " + thousands(total) +
-        " flows. The full table is in the HTML file and its CSV download."
-      : "";
   }
 
   var scheduled = false;
@@ -224,39 +220,43 @@
     panel.scrollIntoView({ block: "nearest" });
   }
 
-  function featured() {
+  function featured() {   // the page holds the first ladder of some findings already (ladder_svg.py)
     var holder = document.getElementById("featured-ladders");
     if (!DATA.featured.length) { return; }
-    holder.textContent = "";
     DATA.featured.forEach(function (group) {
       group.rows = [];
       for (var r = 0; r < N; r++) { if (FLAGS[r] & (1 << group.bit)) { group.rows.push(r); } }
-      var section = el("section", { "class": "ladder-group", "data-flag": group.flag });
-      var header = el("header");
-      header.appendChild(el("h3", {}, group.label + " — " + thousands(group.rows.length) + (group.rows.length === 1 ? " flow" : " flows")));
+      var section = holder.querySelector("section[data-flag='" + group.flag + "']");
+      var drawn = section !== null;
+      if (!drawn) {
+        if (!holder.querySelector("section")) { holder.textContent = ""; }
+        section = el("section", { "class": "ladder-group", "data-flag": group.flag });
+        var h = el("header");
+        h.appendChild(el("h3", {}, group.label + " — " + thousands(group.rows.length) + (group.rows.length === 1 ? " flow" : " flows")));
+        section.appendChild(h);
+        section.appendChild(el("p", { "class": "ladder-title" }));
+        section.appendChild(el("div", { "class": "ladder-box" }));
+        holder.appendChild(section);
+      }
+      var header = section.querySelector("header");
+      var title = section.querySelector(".ladder-title"), box = section.querySelector(".ladder-box");
       var pager = el("span", { "class": "pager" });
       var prev = el("button", { type: "button", "aria-label": "Previous flow" }, "◀");
       var where = el("span", { "aria-live": "polite" });
       var next = el("button", { type: "button", "aria-label": "Next flow" }, "▶");
       pager.appendChild(prev); pager.appendChild(where); pager.appendChild(next);
       if (group.rows.length > 1) { header.appendChild(pager); }
-      section.appendChild(header);
-      var title = el("p", { "class": "ladder-title" });
-      var box = el("div", { "class": "ladder-box" });
-      section.appendChild(title);
-      section.appendChild(box);
-      var at = 0;
-      function show() {
+      var at = drawn ? Math.max(0, group.rows.indexOf(Number(section.dataset.row))) : 0;
+      function show(draw) {
         var r = group.rows[at];
         where.textContent = thousands(at + 1) + " of " + thousands(group.rows.length);
         title.textContent = VALUES.flow_id[r] + " · " + VALUES.close_kind[r] + " · closed first by " + VALUES.active_closer[r] +
           " · TIME_WAIT on " + VALUES.time_wait_on[r];
-        drawLadder(r, box);
+        if (draw) { drawLadder(r, box); }
       }
-      prev.addEventListener("click", function () { at = (at + group.rows.length - 1) % group.rows.length; show(); });
-      next.addEventListener("click", function () { at = (at + 1) % group.rows.length; show(); });
-      show();
-      holder.appendChild(section);
+      prev.addEventListener("click", function () { at = (at + group.rows.length - 1) % group.rows.length; show(true); });
+      next.addEventListener("click", function () { at = (at + 1) % group.rows.length; show(true); });
+      show(!drawn);
     });
   }
 

@@ -1,0 +1,85 @@
+"""A connection that reused a 4-tuple during TIME_WAIT -> one ladder with what met: the end of
+the old incarnation (its FINs, its final ACK, the TIME_WAIT it left), then the reusing SYN and
+its answer (docs/rules.md, "TIME_WAIT": reuse of a 4-tuple during TIME_WAIT).
+
+The two ladders are joined as drawn: the old one's segments from its first FIN on, numbered
+against its own ISNs (`old_isn`), times and frames counted from the new connection's first
+packet, its TIME_WAIT band ending where the row of the old incarnation says it ended.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..decode import FIN, RST
+from .ladder import Ladder
+from .states import NOTE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OLD_TAIL_MIN = 4  # segments of the old incarnation drawn when it sent no FIN
+VERDICT_TEXT = {
+    "accepted_timestamps": "reuse accepted: newer timestamps (RFC 6191)",
+    "accepted_isn": "reuse accepted: ISN above the old connection's (RFC 1122)",
+    "rejected": "reuse rejected: TIME_WAIT answers with an ACK of the old connection",
+}
+
+
+def previous_incarnations(flows: pd.DataFrame) -> dict[int, int]:
+    """Position of each flow that reused its 4-tuple during TIME_WAIT -> its previous incarnation's."""
+    tuple_of = flows["flow_id"].astype(str).str.rsplit("/", n=1).str[0].to_numpy(object)
+    incarnation = flows["incarnation"].to_numpy(np.int64, na_value=-1)
+    where = {(t, int(i)): r for r, (t, i) in enumerate(zip(tuple_of, incarnation))}
+    reusing = np.flatnonzero(flows["reuses_tuple_in_time_wait"].fillna(False).to_numpy(bool))
+    out = {}
+    for r in reusing.tolist():
+        old = where.get((tuple_of[r], int(incarnation[r]) - 1))
+        if old is not None:
+            out[r] = old
+    return out
+
+
+def _absolute(lad: Ladder, first_us: int) -> tuple[list[int], list[int]]:
+    return [first_us + t for t in accumulate(lad.times_us)], list(accumulate(lad.frames))
+
+
+def joined(new: Ladder, old: Ladder, new_row: dict[str, Any], old_row: dict[str, Any]) -> Ladder:
+    """The old incarnation's end, then the new one: one ladder (see the module's docstring)."""
+    o, n = old.shape, new.shape
+    fins = [k for k, f in enumerate(o["flags"]) if f & FIN]
+    start = fins[0] if fins else max(0, len(o["dir"]) - OLD_TAIL_MIN)
+    count = len(o["dir"]) - start
+    new_first = round(float(new_row["first_ts"]) * 1e6)
+    old_t, old_f = _absolute(old, round(float(old_row["first_ts"]) * 1e6))
+    new_t, new_f = _absolute(new, new_first)
+    times, frames = old_t[start:] + new_t, old_f[start:] + new_f
+    ended = old_row["time_wait_end_ts"]
+    end_at = None
+    if ended is not None and ended == ended:  # not NaN
+        end_us = round(float(ended) * 1e6)
+        end_at = next((k for k, t in enumerate(times) if t >= end_us - 1), None)
+    flags = o["flags"][start:] + n["flags"]
+    if end_at is None:
+        how = "still held when the capture ends"
+    elif flags[end_at] & RST:
+        how = "ended by an RST (assassinated)"
+    else:
+        how = "taken over by the reusing SYN" if end_at == count else "ended"
+    bands = [[side, at - start, end_at, f"old connection's TIME_WAIT, {how}"] for side, at, *_ in o["tw"] if at >= start]
+    note = VERDICT_TEXT.get(str(new_row["reuse_verdict"]))
+    syn_notes = [[count, int(n["dir"][0]), note, NOTE]] if note and n["dir"] else []
+    shape = {
+        "dir": o["dir"][start:] + n["dir"], "flags": flags,
+        "seq": o["seq"][start:] + n["seq"], "ack": o["ack"][start:] + n["ack"], "len": o["len"][start:] + n["len"],
+        "retr": o["retr"][start:] + n["retr"],
+        "gap": [[at - start, k] for at, k in o["gap"] if at > start] + [[at + count, k] for at, k in n["gap"]],
+        "lab": [[at - start, side, text, kind] for at, side, text, kind in o["lab"] if at >= start]
+               + syn_notes + [[at + count, side, text, kind] for at, side, text, kind in n["lab"]],
+        "tw": bands + [[side, at + count, *rest] for side, at, *rest in n["tw"]],
+        "n": count + n["n"], "old": count, "old_isn": list(old.isn)}
+    return Ladder(shape, [t - s for s, t in zip([new_first, *times], times)],
+                  [f - e for e, f in zip([0, *frames], frames)], new.isn)
