@@ -207,18 +207,18 @@ def assassination(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]
 
 
 def reuse_in_time_wait(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
-    """SYNs that reused a 4-tuple still in TIME_WAIT and were accepted (newer timestamps, RFC
-    6191; or a higher ISN, RFC 1122), per server endpoint: info. Rejected ones are the next rule's."""
+    """SYNs that reused a 4-tuple still in TIME_WAIT, per server endpoint, by verdict: accepted for
+    newer timestamps (RFC 6191) or a higher ISN (RFC 1122), or rejected (told again, as a
+    warning, by the next rule). Info."""
     verdict = np.asarray(c["reuse_verdict"], object)
-    accepted = FLOW_FLAGS[FindingKind.reuse_in_time_wait](c) & ~_is(c, "reuse_verdict", "rejected")
-    for name, rows in groups(keys.server_endpoint, accepted):
-        by_ts, by_isn = int(np.sum(verdict[rows] == "accepted_timestamps")), int(np.sum(verdict[rows] == "accepted_isn"))
-        how = [f"{by_ts:,} for newer timestamps (RFC 6191)"] * bool(by_ts) + [
-            f"{by_isn:,} for an ISN above the old connection's (RFC 1122)"] * bool(by_isn)
+    words = {"accepted_timestamps": "accepted for newer timestamps (RFC 6191)",
+             "accepted_isn": "accepted for an ISN above the old connection's (RFC 1122)",
+             "rejected": "rejected with an ACK of the old connection"}
+    for name, rows in groups(keys.server_endpoint, FLOW_FLAGS[FindingKind.reuse_in_time_wait](c)):
+        how = [f"{int(np.sum(verdict[rows] == v)):,} {text}" for v, text in words.items() if np.any(verdict[rows] == v)]
         yield Finding(Severity.info, FindingKind.reuse_in_time_wait, name,
-                      f"{plural(len(rows), 'SYN')} to {name} reused a 4-tuple still in TIME_WAIT and "
-                      f"{'was' if len(rows) == 1 else 'were'} accepted{': ' + ', '.join(how) if how else ''}"
-                      f"{examples(c, rows)}.",
+                      f"{plural(len(rows), 'SYN')} to {name} reused a 4-tuple still in TIME_WAIT"
+                      f"{': ' + ', '.join(how) if how else ''}{examples(c, rows)}.",
                       "fine while timestamps are on at both ends; a client that reuses ports this fast is near "
                       "the end of its ephemeral range: pool connections or widen net.ipv4.ip_local_port_range",
                       weight=len(rows))
