@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 import teardown
-from teardown.cli import FINDINGS
 from teardown.decode import FIN, RST, SYN
 from teardown.report import from_analysis, render_html
 from teardown.report.charts import close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
 from teardown.report.flags import FLAGS, flag_bits
+from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, rows_to_draw
 from teardown.report.render import page_data, script_json
 from teardown.report.saved import read_parquet, write_parquet
@@ -73,9 +73,8 @@ def test_flow_findings_agree_with_fail_on(capture: Path) -> None:
     analysis = teardown.analyze(str(capture))
     bits = flag_bits(analysis.flows)
     for i, flag in enumerate(FLAGS):
-        if flag.name in FINDINGS:
-            expected = np.asarray(FINDINGS[flag.name](analysis.columns), bool)
-            assert ((bits >> i & 1) == 1).tolist() == expected.tolist(), flag.name
+        expected = np.asarray(FLOW_FLAGS[flag.kind](analysis.columns), bool)
+        assert ((bits >> i & 1) == 1).tolist() == expected.tolist(), flag.name
 
 
 def test_script_json_cannot_end_its_element() -> None:

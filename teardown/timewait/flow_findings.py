@@ -18,6 +18,7 @@ import numpy.typing as npt
 from ..options import Options
 from ..schema import FindingKind, Severity
 from .finding import Columns, Finding, endpoint, examples, of_its, percent, plural
+from .http import NONE
 from .occupancy import window_peaks
 from .tables import Tables, host_labels
 
@@ -41,11 +42,13 @@ def _yes(c: Columns, name: str) -> Mask:
     if name not in c:
         return np.zeros(len(c["first_ts"]), bool)
     x = np.asarray(c[name], object)
-    return np.asarray(np.where(np.equal(x, None), False, x), bool)
+    out: Mask = np.asarray(np.where(np.equal(x, NONE), False, x), np.bool_)
+    return out
 
 
 def _fin_sent_again(c: Columns) -> Mask:
-    return (np.asarray(c["fin_retransmissions_client"]) + np.asarray(c["fin_retransmissions_server"])) > 0
+    again: Mask = (np.asarray(c["fin_retransmissions_client"]) + np.asarray(c["fin_retransmissions_server"])) > 0
+    return again
 
 
 # kind -> which flows carry it (docs/rules.md "Close verdicts", "TIME_WAIT", "Honesty about the capture point").
@@ -154,7 +157,7 @@ def abort(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
         plain, after_fin = int(np.sum(kind[rows] == "rst")), int(np.sum(kind[rows] == "fin_then_rst"))
         parts = [f"{plain:,} with no FIN before it (an abort: SO_LINGER {{1,0}}, or close with unread data)"] * bool(plain)
         parts += [f"{after_fin:,} after a FIN (data arrived after the close)"] * bool(after_fin)
-        named, many = np.unique(classes[rows][~np.equal(classes[rows], None)].astype(str), return_counts=True)
+        named, many = np.unique(classes[rows][~np.equal(classes[rows], NONE)].astype(str), return_counts=True)
         rst_classes = ", ".join(f"{n} {k:,}" for n, k in sorted(zip(named.tolist(), many.tolist()),
                                                                  key=lambda x: -x[1]))
         habit = len(rows) >= HABIT_MIN and len(rows) > HABIT_SHARE * total
