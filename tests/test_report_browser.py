@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 
 from teardown.report import ReportData
+from teardown.report.flags import flag_bits
+from teardown.report.listing import LISTED_ROWS
 
 from .chromium import ARTIFACTS, Viewer, browser, viewer  # noqa: F401  (fixtures)
 from .report_samples import SAMPLES, many_flows, report_data, stem, write_report
@@ -275,3 +277,79 @@ def test_reuse_ladder_shows_the_old_connections_end(viewer: Viewer, tmp_path: Pa
         verdict = str(data.flows["reuse_verdict"].iat[reusing])
         notes = page.eval_on_selector_all(f"{scope} text.note", "els => els.map(e => e.textContent)")
         assert any(n.startswith("reuse " + verdict.split("_")[0]) for n in notes), notes
+
+
+def test_first_screen_carries_the_verdict(browser: Any, tmp_path: Path) -> None:
+    """At 1400×900: the headline and the findings (severity, kind, subject, message, advice)
+    before the capture's facts; each tile coloured by the worst finding of its kinds."""
+    data = report_data("tw_mixed_servers")
+    shown = Viewer(browser, width=1400)
+    try:
+        page = shown.open(write_report(data, tmp_path / "mixed.html")).page
+        assert page.viewport_size == {"width": 1400, "height": 900}
+        rows = page.locator("#findings tbody tr")
+        assert rows.count() == len(data.tables["findings"]) >= 3
+        headline = page.locator(".headline").bounding_box()
+        first = rows.first.bounding_box()
+        assert headline and first and headline["y"] < first["y"] and first["y"] + first["height"] <= 900
+        facts = page.locator("#capture").bounding_box()
+        assert facts and facts["y"] > first["y"]
+        cells = rows.first.locator("td").all_text_contents()
+        top = data.tables["findings"].iloc[0]
+        assert [c.strip() for c in cells] == [str(top[k]) for k in ("severity", "kind", "subject", "message", "advice")]
+        severities = page.eval_on_selector_all(".figure", "els => els.map(e => e.dataset.severity)")
+        assert set(severities) <= {"critical", "warning", "info", "none"} and set(severities) != {"none"}
+        shown.shot("first-screen", None)
+    finally:
+        shown.context.close()
+
+
+A4_CONTENT_PX = {"portrait": round((210 - 24) / 25.4 * 96), "landscape": round((297 - 24) / 25.4 * 96)}  # @page margins 12 mm
+RIGHT_EDGES = """() => [...document.querySelectorAll('body *')].filter(e => e.getClientRects().length)
+  .map(e => [e.getBoundingClientRect().right, e.tagName + '#' + e.id + '.' + e.getAttribute('class')])"""
+
+
+@pytest.mark.parametrize("orientation", ["portrait", "landscape"])
+def test_print_is_not_clipped_and_lists_flagged_flows_first(browser: Any, tmp_path: Path, orientation: str) -> None:
+    data = report_data("tw_mixed_servers")
+    width = A4_CONTENT_PX[orientation]
+    printed = Viewer(browser, width=width)
+    try:
+        page = printed.open(write_report(data, tmp_path / "mixed.html")).page
+        page.emulate_media(media="print")
+        wide = [(right, what) for right, what in page.evaluate(RIGHT_EDGES) if right > width + 0.5]
+        assert wide == []
+        assert page.locator("#flow-scroll").is_hidden() and page.locator("#flow-listing").is_visible()
+        listed = [int(r) for r in page.eval_on_selector_all("table.listing tbody tr", "els => els.map(e => e.dataset.row)")]
+        flagged = set(np.flatnonzero(flag_bits(data.flows) != 0).tolist())
+        assert listed and listed[: len(flagged)] == [r for r in listed if r in flagged]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pdf = ARTIFACTS / f"tw_mixed_servers-{orientation}.pdf"
+        page.pdf(path=str(pdf), format="A4", landscape=orientation == "landscape", print_background=True)
+        assert pdf.read_bytes().startswith(b"%PDF")
+    finally:
+        printed.context.close()
+
+
+def test_without_javascript(browser: Any, tmp_path: Path) -> None:
+    """A static table of the flows with findings (capped, counted), the top ladders drawn,
+    nothing false about them, and no control that needs the script."""
+    data = report_data("tw_server_burst")
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(write_report(data, tmp_path / "burst.html").resolve().as_uri())
+        listing = page.locator("table.listing")
+        assert listing.is_visible()
+        assert listing.locator("tbody tr").count() == min(len(data.flows), LISTED_ROWS)
+        assert int(listing.get_attribute("data-total") or 0) == len(data.flows)
+        assert f"{len(data.flows):,} flows" in (page.text_content("#flow-listing") or "")
+        assert page.locator("#featured-ladders svg.ladder").count() >= 1
+        assert "No flow has a finding" not in (page.text_content("body") or "")
+        controls = page.locator("button, select, input, .column-picker, .pager, .needs-js, #flow-scroll")
+        visible = [controls.nth(i).evaluate("e => e.outerHTML.slice(0, 80)") for i in range(controls.count())
+                   if controls.nth(i).is_visible()]
+        assert visible == []
+        page.screenshot(path=str(ARTIFACTS / "no-javascript.png"), full_page=False)
+    finally:
+        context.close()

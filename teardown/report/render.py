@@ -135,12 +135,12 @@ class StaticLadder:
 
 
 def static_ladders(data: ReportData, bits: npt.NDArray[np.int64]) -> list[StaticLadder]:
-    """The first drawn flow of each finding that earns a ladder, up to STATIC_LADDERS of them."""
+    """The first drawn flow of each flag, in FLAGS' order, up to STATIC_LADDERS of them."""
     out: list[StaticLadder] = []
     for i, flag in enumerate(FLAGS):
         rows = np.flatnonzero(bits >> i & 1).tolist()
         drawn = [r for r in rows if r in data.ladders]
-        if not flag.ladder or not drawn or len(out) == STATIC_LADDERS:
+        if not drawn or len(out) == STATIC_LADDERS:
             continue
         r = drawn[0]
         row = ladder_svg.row_of(data.flows, r)
