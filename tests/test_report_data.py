@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from markupsafe import escape
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import teardown
 from teardown.decode import FIN, RST, SYN
 from teardown.report import from_analysis, render_html
-from teardown.report.charts import close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
+from teardown.report.charts import PLOT, close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
 from teardown.report.flags import FLAGS, flag_bits
 from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, rows_to_draw
@@ -234,7 +235,8 @@ def test_chart_numbers_equal_the_tables(name: str) -> None:
     by_label = {f"{d.client_ip} → {d.server_ip}:{d.server_port}": d for d in dests.itertuples()}
     for line in rate.lines:
         assert line.peak == by_label[line.label].observed_rate_peak
-    assert {lim.value for lim in rate.limits} == {round(float(x), 2) for x in dests["sustainable_rate"]}
+    sustainable, drawn = {round(float(x), 2) for x in dests["sustainable_rate"]}, {lim.value for lim in rate.limits}
+    assert drawn <= sustainable and (drawn == sustainable or "far above the peak" in rate.note)
     who = who_closes_first(servers)
     assert who is not None
     shares = {f"{s.server_ip}:{s.server_port} ({s.connections:,})": s for s in servers.itertuples()}
@@ -275,3 +277,18 @@ def test_the_port_range_ceiling_is_drawn_where_a_peak_nears_it() -> None:
     wide = occupancy(data.tables["hosts"], data.series, start, end, 28232)
     assert wide is not None and wide.limits == [] and "far above" in wide.note
     assert "ephemeral ports: 50" in render_html(data)
+
+
+def test_rate_chart_scales_to_a_small_captures_data() -> None:
+    """A few connections a second under a 471/s limit: the limit is left out and said to be far
+    above, and the peak reaches the upper half of the plot instead of lying flat at zero."""
+    data = report_data("lost_final_ack")
+    start, end = data.facts.first_ts or 0.0, data.facts.last_ts or 0.0
+    chart = connection_rate(data.flows, data.tables["destinations"], start, end)
+    assert chart is not None and chart.limits == [] and "far above the peak" in chart.note
+    frame_top, frame_bottom = PLOT["top"], PLOT["height"] - PLOT["bottom"]
+    peak_y = min(float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", chart.lines[0].path))
+    assert peak_y < (frame_top + frame_bottom) / 2
+    busy = report_data("tw_server_burst")
+    chart = connection_rate(busy.flows, busy.tables["destinations"], busy.facts.first_ts or 0.0, busy.facts.last_ts or 0.0)
+    assert chart is not None and len(chart.limits) == 1  # 811/s against 471/s: the limit is the story

@@ -264,16 +264,20 @@ def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_sta
         highest = max(highest, float(per_second.max(initial=0)), float(d["observed_rate_peak"]))
         series.append((d, per_second))
     sustainable = sorted({round(float(x), 2) for x in top["sustainable_rate"]})
-    frame = _Frame(capture_start, capture_start + len(edges[:-1]) * width, max(highest, *sustainable) * 1.1)
+    # A limit far above the data would flatten it to a line at zero: scale to the data and say so.
+    drawn = [s for s in sustainable if s <= highest / CEILING_MATTERS]
+    frame = _Frame(capture_start, capture_start + len(edges[:-1]) * width, max(highest, *drawn, 0.0) * 1.1)
     for d, per_second in series:
         label = f"{d['client_ip']} → {endpoint(d['server_ip'], d['server_port'])}"
         lines.append(Line(label, frame.steps(edges[:-1].tolist(), per_second.tolist(), frame.x1), float(d["observed_rate_peak"]),
                           _float(d["observed_rate_peak_ts"]), f"peak {rate(float(d['observed_rate_peak']))} in 1 s"))
-    limits = [Limit(f"sustainable: {rate(s)}", s, frame.y(s)) for s in sustainable]
+    limits = [Limit(f"sustainable: {rate(s)}", s, frame.y(s)) for s in drawn]
     step = "1 s" if width == 1.0 else f"{width:,.1f} s"
+    far = [rate(s) for s in sustainable if s not in drawn]
+    above = f" The sustainable rate ({', '.join(far)}) is far above the peak, so not drawn." if far else ""
     return LineChart("New connections per second, against the sustainable rate", lines, limits, frame.x_ticks(), frame.y_ticks(), None,
                      f"Counted in {step} steps. Sustainable rate: ephemeral ports ÷ the client's TIME_WAIT length, "
-                     "when the client closes first.")
+                     f"when the client closes first.{above}")
 
 
 def _float(v: Any) -> float | None:
