@@ -20,10 +20,11 @@ from ..schema import FindingKind, Severity
 from .finding import Columns, Finding, endpoint, examples, of_its, percent, plural
 from .http import NONE
 from .occupancy import window_peaks
-from .tables import Tables, host_labels
+from .tables import Tables
 
 Mask = npt.NDArray[np.bool_]
 Rows = npt.NDArray[np.int64]
+Flags = dict[FindingKind, Mask]  # FLOW_FLAGS, evaluated once per analysis
 
 HABIT_MIN = 10  # connections before a share says something about a host's habit
 HABIT_SHARE = 0.5  # "most": more than half
@@ -72,66 +73,64 @@ FLOW_FLAGS: dict[FindingKind, Callable[[Columns], Mask]] = {
 
 @dataclass(slots=True)
 class Keys:
-    """Who each flow is about, computed once for every rule: host labels (with the carrier
-    prefix of flow ids) and server endpoints."""
+    """Who each flow is about, as integer codes the host tables already made (grouping strings
+    for 100,000 flows costs more than every rule together), and the names of those codes."""
 
-    client: npt.NDArray[np.object_]
-    server: npt.NDArray[np.object_]
-    server_endpoint: npt.NDArray[np.object_]
+    client: Rows  # host code of each flow's client (an index into hosts)
+    server: Rows  # host code of each flow's server
+    endpoint: Rows  # row of each flow's server endpoint in the servers table (an index into endpoints)
+    hosts: npt.NDArray[np.object_]
+    endpoints: npt.NDArray[np.object_]
 
     @classmethod
-    def of(cls, c: Columns) -> Keys:
-        ctx = np.asarray(c["ctx"]) if "ctx" in c else None
-        client = host_labels(np.asarray(c["client_ip"], object), ctx)
-        server = host_labels(np.asarray(c["server_ip"], object), ctx)
-        ports = np.asarray(c["server_port"])
-        # Endpoint text is made once per distinct (server, port), not once per flow.
-        pairs, back = np.unique(np.stack([server.astype(str), ports.astype(str)], axis=1), axis=0,
-                                return_inverse=True)
-        names = np.array([endpoint(s, p) for s, p in pairs.tolist()] or [""], object)
-        return cls(client, server, names[back.ravel()] if len(ports) else np.zeros(0, object))
+    def of(cls, t: Tables) -> Keys:
+        s = t.servers
+        names = [endpoint(ip, port) for ip, port in zip(s["server_ip"].tolist(), s["server_port"].tolist())]
+        return cls(t.flow_client, t.flow_server, t.flow_endpoint, np.asarray(t.host_labels, object),
+                   np.array(names, object))
 
 
-def groups(keys: npt.NDArray[Any], mask: Mask) -> Iterator[tuple[str, Rows]]:
-    """(key, rows) for each distinct key among the flows in `mask`, most rows first."""
+def groups(codes: Rows, names: npt.NDArray[np.object_], mask: Mask) -> Iterator[tuple[str, int, Rows]]:
+    """(name, code, rows) for each distinct code among the flows in `mask`, most rows first."""
     rows = np.flatnonzero(mask)
     if not len(rows):
         return
-    names, inverse = np.unique(keys[rows].astype(str), return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    parts = np.split(rows[order], np.flatnonzero(np.diff(inverse[order])) + 1)  # parts[k]: names[k]'s rows
-    for k in np.argsort([-len(p) for p in parts], kind="stable"):
-        yield str(names[k]), parts[k]
+    order = rows[np.argsort(codes[rows], kind="stable")]
+    parts = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
+    for k in np.argsort([-len(p) for p in parts], kind="stable").tolist():
+        code = int(codes[parts[k][0]])
+        yield str(names[code]), code, parts[k]
 
 
-def counts(keys: npt.NDArray[Any], mask: Mask | None = None) -> dict[str, int]:
-    """How many flows (in `mask`) each key has: one pass, looked up per finding."""
-    names, n = np.unique((keys if mask is None else keys[mask]).astype(str), return_counts=True)
-    return dict(zip(names.tolist(), n.tolist()))
+def counts(codes: Rows, mask: Mask | None = None) -> Rows:
+    """How many flows (in `mask`) each code has, indexed by code."""
+    return np.bincount(codes if mask is None else codes[mask], minlength=int(codes.max(initial=-1)) + 1)
 
 
 def flow_findings(t: Tables, c: Columns, options: Options) -> list[Finding]:
     """Every per-flow rule's findings (ranking is findings.findings'); scanned flows are told once,
     in the scan finding, not again per refused or unanswered endpoint."""
-    keys = Keys.of(c)
-    scans, scanned = scan(c, keys)
+    keys = Keys.of(t)
+    flags = {kind: test(c) for kind, test in FLOW_FLAGS.items()}
+    scans, scanned = scan(c, keys, flags)
     out = list(scans)
     for rule in (server_close_flows, abort, fin_retransmission, assassination, reuse_in_time_wait, reuse_rejected,
                  simultaneous, data_after_fin, half_close, capture_loss, one_sided, roles_inferred):
-        out += rule(c, keys, options)
-    out += refused(c, keys, ~scanned)
-    out += unanswered(c, keys, ~scanned)
+        out += rule(c, keys, flags, options)
+    flags[FindingKind.refused] &= ~scanned
+    flags[FindingKind.unanswered] &= ~scanned
+    out += refused(c, keys, flags, options)
+    out += unanswered(c, keys, flags, options)
     return out
 
 
-def server_close_flows(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def server_close_flows(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """Server endpoints that closed first a few, or a minority, of their connections (info): each
     such close leaves a TIME_WAIT on the server. The habit (most of at least SERVER_HABIT_MIN
     closed connections) is the host-level `server-close` rule's, with its TIME_WAIT peak and cause."""
-    flagged = FLOW_FLAGS[FindingKind.server_close](c)
-    closed = counts(keys.server_endpoint, _is(c, "close_kind", "fin", "fin_then_rst", "simultaneous", "rst"))
-    for name, rows in groups(keys.server_endpoint, flagged):
-        total = closed[name]
+    closed = counts(keys.endpoint, _is(c, "close_kind", "fin", "fin_then_rst", "simultaneous", "rst"))
+    for name, code, rows in groups(keys.endpoint, keys.endpoints, flags[FindingKind.server_close]):
+        total = int(closed[code])
         if total >= SERVER_HABIT_MIN and len(rows) > HABIT_SHARE * total:
             continue  # the host-level rule tells it, with its TIME_WAIT peak and cause
         yield Finding(Severity.info, FindingKind.server_close, name,
@@ -141,48 +140,48 @@ def server_close_flows(c: Columns, keys: Keys, options: Options) -> Iterator[Fin
                       "clients close first", weight=len(rows))
 
 
-def abort(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def abort(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """Connections ended by an RST, told by the host that sent it (an abort, close kind rst: no
-    FIN before it; or an RST after a FIN, fin_then_rst). Warning when one sender aborts most of
-    at least HABIT_MIN connections (the SO_LINGER {1,0} habit), info otherwise."""
-    flagged = FLOW_FLAGS[FindingKind.abort](c)
-    by_server = _is(c, "first_rst_by", "server")
-    # The server's RSTs are told per endpoint (the service that aborts), the client's per host.
-    who = np.where(by_server, keys.server_endpoint, np.where(_is(c, "first_rst_by", "client", "both"),
-                                                              keys.client, "an unknown sender"))
+    FIN before it; or an RST after a FIN, fin_then_rst): the server's per endpoint (the service
+    that aborts), the client's per host. Warning when one sender aborts most of at least
+    HABIT_MIN connections (the SO_LINGER {1,0} habit), info otherwise."""
     kind, classes = np.asarray(c["close_kind"], object), np.asarray(c["rst_class"], object)
-    per_endpoint, per_client = counts(keys.server_endpoint), counts(keys.client)
-    for name, rows in groups(who, flagged):
-        total = (per_endpoint if by_server[rows[0]] else per_client).get(name, 0)
-        plain, after_fin = int(np.sum(kind[rows] == "rst")), int(np.sum(kind[rows] == "fin_then_rst"))
-        parts = [f"{plain:,} with no FIN before it (an abort: SO_LINGER {{1,0}}, or close with unread data)"] * bool(plain)
-        parts += [f"{after_fin:,} after a FIN (data arrived after the close)"] * bool(after_fin)
-        named, many = np.unique(classes[rows][~np.equal(classes[rows], NONE)].astype(str), return_counts=True)
-        rst_classes = ", ".join(f"{n} {k:,}" for n, k in sorted(zip(named.tolist(), many.tolist()),
-                                                                 key=lambda x: -x[1]))
-        habit = len(rows) >= HABIT_MIN and len(rows) > HABIT_SHARE * total
-        msg = (f"{name} ended {of_its(len(rows), total, 'connection')} ({percent(len(rows) / max(total, 1))}) with an "
-               f"RST: {'; '.join(parts)}")
-        msg += f". RST classes: {rst_classes}" if rst_classes else ""
-        msg += ". Most of its connections end this way: the SO_LINGER {1,0} pattern" if habit else ""
-        yield Finding(Severity.warning if habit else Severity.info, FindingKind.abort, name,
-                      msg + examples(c, rows) + ".",
-                      "an RST skips TIME_WAIT but discards unsent data and removes TIME_WAIT's protection against "
-                      "old duplicates; prefer an orderly close (an application-level goodbye, then the client "
-                      "closes first) and keep-alive", weight=len(rows))
+    by_server = _is(c, "first_rst_by", "server")
+    for codes, names, sent in ((keys.endpoint, keys.endpoints, by_server), (keys.client, keys.hosts, ~by_server)):
+        total_of = counts(codes)
+        for name, code, rows in groups(codes, names, flags[FindingKind.abort] & sent):
+            total = int(total_of[code])
+            plain, after_fin = int(np.sum(kind[rows] == "rst")), int(np.sum(kind[rows] == "fin_then_rst"))
+            parts = [f"{plain:,} with no FIN before it (an abort: SO_LINGER {{1,0}}, or close with unread "
+                     "data)"] * bool(plain)
+            parts += [f"{after_fin:,} after a FIN (data arrived after the close)"] * bool(after_fin)
+            named, many = np.unique(classes[rows][~np.equal(classes[rows], NONE)].astype(str), return_counts=True)
+            rst_classes = ", ".join(f"{n} {k:,}" for n, k in sorted(zip(named.tolist(), many.tolist()),
+                                                                     key=lambda x: -x[1]))
+            habit = len(rows) >= HABIT_MIN and len(rows) > HABIT_SHARE * total
+            msg = (f"{name} ended {of_its(len(rows), total, 'connection')} ({percent(len(rows) / max(total, 1))}) "
+                   f"with an RST: {'; '.join(parts)}")
+            msg += f". RST classes: {rst_classes}" if rst_classes else ""
+            msg += ". Most of its connections end this way: the SO_LINGER {1,0} pattern" if habit else ""
+            yield Finding(Severity.warning if habit else Severity.info, FindingKind.abort, name,
+                          msg + examples(c, rows) + ".",
+                          "an RST skips TIME_WAIT but discards unsent data and removes TIME_WAIT's protection "
+                          "against old duplicates; prefer an orderly close (an application-level goodbye, then the "
+                          "client closes first) and keep-alive", weight=len(rows))
 
 
-def fin_retransmission(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def fin_retransmission(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """FINs sent again, told by their sender: the peer's final ACK, or the FIN itself, was lost,
     and the TIME_WAIT holder restarted its 2*MSL timer on each (docs/rules.md "Close verdicts" 5).
     Warning when a sender resent its FIN in more than a tenth of at least HABIT_MIN connections
     (a lossy path), info otherwise."""
     restarts = np.asarray(c["time_wait_restarts"])
-    for side, sender, peer in (("client", keys.client, "server"), ("server", keys.server_endpoint, "client")):
+    for side, codes, names, peer in (("client", keys.client, keys.hosts, "server"),
+                                     ("server", keys.endpoint, keys.endpoints, "client")):
         again = np.asarray(c[f"fin_retransmissions_{side}"])
-        per_sender = counts(sender)
-        for name, rows in groups(sender, again > 0):
-            total = per_sender[name]
+        total_of = counts(codes)
+        for name, code, rows in groups(codes, names, again > 0):
+            total = int(total_of[code])
             lossy = len(rows) >= HABIT_MIN and len(rows) > LOSSY_SHARE * total
             yield Finding(
                 Severity.warning if lossy else Severity.info, FindingKind.fin_retransmission, name,
@@ -194,11 +193,16 @@ def fin_retransmission(c: Columns, keys: Keys, options: Options) -> Iterator[Fin
                 "lost final ACK costs the closer one more round trip and restarts its TIME_WAIT", weight=len(rows))
 
 
-def assassination(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def _holder(c: Columns, keys: Keys) -> Rows:
+    """The host code of each flow's TIME_WAIT holder (the server where it is not the client)."""
+    holder: Rows = np.where(_is(c, "time_wait_on", "client"), keys.client, keys.server)
+    return holder
+
+
+def assassination(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """TIME_WAITs hit by an in-sequence RST (RFC 1337), told by the holder: warning where its OS
     profile lets the RST end the TIME_WAIT, info where it ignores it (docs/rules.md "TIME_WAIT")."""
-    holder = np.where(_is(c, "time_wait_on", "client"), keys.client, keys.server)
-    for host, rows in groups(holder, FLOW_FLAGS[FindingKind.assassination](c)):
+    for host, _, rows in groups(_holder(c, keys), keys.hosts, flags[FindingKind.assassination]):
         kills = options.behaviour_of(options.profile_of(host)).rst_kills_time_wait
         consequence = ("under its OS profile the TIME_WAIT ended at once" if kills
                        else "its OS profile ignores such RSTs, so the TIME_WAIT survived")
@@ -209,7 +213,7 @@ def assassination(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]
                       "answering old duplicates, or a client answering a rejected SYN)", weight=len(rows))
 
 
-def reuse_in_time_wait(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def reuse_in_time_wait(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """SYNs that reused a 4-tuple still in TIME_WAIT, per server endpoint, by verdict: accepted for
     newer timestamps (RFC 6191) or a higher ISN (RFC 1122), or rejected (told again, as a
     warning, by the next rule). Info."""
@@ -217,7 +221,7 @@ def reuse_in_time_wait(c: Columns, keys: Keys, options: Options) -> Iterator[Fin
     words = {"accepted_timestamps": "accepted for newer timestamps (RFC 6191)",
              "accepted_isn": "accepted for an ISN above the old connection's (RFC 1122)",
              "rejected": "rejected with an ACK of the old connection"}
-    for name, rows in groups(keys.server_endpoint, FLOW_FLAGS[FindingKind.reuse_in_time_wait](c)):
+    for name, _, rows in groups(keys.endpoint, keys.endpoints, flags[FindingKind.reuse_in_time_wait]):
         how = [f"{int(np.sum(verdict[rows] == v)):,} {text}" for v, text in words.items() if np.any(verdict[rows] == v)]
         yield Finding(Severity.info, FindingKind.reuse_in_time_wait, name,
                       f"{plural(len(rows), 'SYN')} to {name} reused a 4-tuple still in TIME_WAIT"
@@ -227,11 +231,10 @@ def reuse_in_time_wait(c: Columns, keys: Keys, options: Options) -> Iterator[Fin
                       weight=len(rows))
 
 
-def reuse_rejected(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def reuse_rejected(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """SYNs reusing a 4-tuple whose TIME_WAIT rejected them (answered by an ACK of the old
     connection), per holder: warning, each costs the client an RST and a retry."""
-    holder = np.where(_is(c, "time_wait_on", "client"), keys.client, keys.server)
-    for host, rows in groups(holder, FLOW_FLAGS[FindingKind.reuse_rejected](c)):
+    for host, _, rows in groups(_holder(c, keys), keys.hosts, flags[FindingKind.reuse_rejected]):
         yield Finding(Severity.warning, FindingKind.reuse_rejected, host,
                       f"{plural(len(rows), 'SYN')} reusing a 4-tuple still in {host}'s TIME_WAIT "
                       f"{'was' if len(rows) == 1 else 'were'} rejected (answered with an ACK of the old connection); "
@@ -240,19 +243,18 @@ def reuse_rejected(c: Columns, keys: Keys, options: Options) -> Iterator[Finding
                       "TIME_WAIT accept a newer SYN (RFC 6191); widen the clients' port range", weight=len(rows))
 
 
-def scan(c: Columns, keys: Keys) -> tuple[list[Finding], Mask]:
+def scan(c: Columns, keys: Keys, flags: Flags) -> tuple[list[Finding], Mask]:
     """A source whose refused or unanswered SYNs went to at least SCAN_TARGETS distinct ports or
     hosts: a scan (or a client with a wrong list of targets). Warning. Returns the findings and
     the flows of every source found scanning."""
-    failed = _is(c, "close_kind", "unanswered", "refused")
+    failed = flags[FindingKind.refused] | flags[FindingKind.unanswered]
     scanned = np.zeros(len(failed), bool)
     out: list[Finding] = []
     attempted = _is(c, "handshake", "complete", "syn_only") | failed
-    for source, rows in groups(keys.client, failed):
-        targets = np.unique(keys.server_endpoint[rows])
-        if len(targets) < SCAN_TARGETS:
+    for source, code, rows in groups(keys.client, keys.hosts, failed):
+        if len(np.unique(keys.endpoint[rows])) < SCAN_TARGETS:
             continue
-        mine = np.flatnonzero(attempted & (keys.client == source))
+        mine = np.flatnonzero(attempted & (keys.client == code))
         scanned[mine] = True
         hosts = np.unique(keys.server[mine])
         ports = np.unique(np.asarray(c["server_port"])[mine])
@@ -260,9 +262,9 @@ def scan(c: Columns, keys: Keys) -> tuple[list[Finding], Mask]:
         peak, _ = window_peaks(np.zeros(len(mine), np.int64), np.sort(first), 1, 1.0)
         kind = np.asarray(c["close_kind"], object)[mine]
         where = (f"{plural(len(ports), 'port')} ({int(ports.min())}–{int(ports.max())}) of "
-                 + (str(hosts[0]) if len(hosts) == 1 else plural(len(hosts), 'host')))
+                 + (str(keys.hosts[hosts[0]]) if len(hosts) == 1 else plural(len(hosts), 'host')))
         out.append(Finding(
-            Severity.warning, FindingKind.scan, str(source),
+            Severity.warning, FindingKind.scan, source,
             f"{source} sent SYNs to {where} over {float(first.max() - first.min()):,.1f} s, up to {int(peak[0]):,} a "
             f"second: {int(np.sum(kind == 'unanswered')):,} unanswered, {int(np.sum(kind == 'refused')):,} refused, "
             f"{int(np.sum(~np.isin(kind, ['unanswered', 'refused']))):,} answered{examples(c, mine)}.",
@@ -271,12 +273,12 @@ def scan(c: Columns, keys: Keys) -> tuple[list[Finding], Mask]:
     return out, scanned
 
 
-def refused(c: Columns, keys: Keys, among: Mask) -> Iterator[Finding]:
+def refused(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """SYNs answered by RST+ACK, per server endpoint: nothing listened. Warning when the endpoint
     refused every one of at least ALL_FAILED_MIN attempts (the service is down), info otherwise."""
-    per_endpoint = counts(keys.server_endpoint)
-    for name, rows in groups(keys.server_endpoint, FLOW_FLAGS[FindingKind.refused](c) & among):
-        total = per_endpoint[name]
+    total_of = counts(keys.endpoint)
+    for name, code, rows in groups(keys.endpoint, keys.endpoints, flags[FindingKind.refused]):
+        total = int(total_of[code])
         yield Finding(Severity.warning if len(rows) >= ALL_FAILED_MIN and len(rows) == total else Severity.info,
                       FindingKind.refused, name,
                       f"{name} refused {of_its(len(rows), total, 'connection attempt')} (RST+ACK: nothing "
@@ -284,15 +286,15 @@ def refused(c: Columns, keys: Keys, among: Mask) -> Iterator[Finding]:
                       "check that the service listens there (`ss -ltn`), or why clients call it", weight=len(rows))
 
 
-def unanswered(c: Columns, keys: Keys, among: Mask) -> Iterator[Finding]:
+def unanswered(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """SYNs with no answer, per server endpoint (filtered, the host down, or the answer lost):
     warning when the endpoint answered none of at least ALL_FAILED_MIN attempts, info otherwise."""
     sent = np.asarray(c["packets_c2s"])
-    per_endpoint = counts(keys.server_endpoint)
-    for name, rows in groups(keys.server_endpoint, FLOW_FLAGS[FindingKind.unanswered](c) & among):
-        clients = len(np.unique(keys.client[rows].astype(str)))
+    total_of = counts(keys.endpoint)
+    for name, code, rows in groups(keys.endpoint, keys.endpoints, flags[FindingKind.unanswered]):
+        clients = len(np.unique(keys.client[rows]))
         resent = int(np.sum(np.maximum(sent[rows] - 1, 0)))
-        all_failed = len(rows) >= ALL_FAILED_MIN and len(rows) == per_endpoint[name]
+        all_failed = len(rows) >= ALL_FAILED_MIN and len(rows) == int(total_of[code])
         yield Finding(Severity.warning if all_failed else Severity.info, FindingKind.unanswered, name,
                       f"{plural(len(rows), 'connection attempt')} to {name} from {plural(clients, 'client')} got no "
                       f"answer, after {plural(resent, 'retransmitted SYN')} in all{examples(c, rows)}.",
@@ -300,34 +302,34 @@ def unanswered(c: Columns, keys: Keys, among: Mask) -> Iterator[Finding]:
                       "(`nstat -az TcpExtListenDrops` on the server)", weight=len(rows))
 
 
-def _capture_wide(c: Columns, kind: FindingKind, severity: Severity, text: Callable[[Rows, int], str],
-                  advice: str) -> Iterator[Finding]:
+def _capture_wide(c: Columns, flags: Flags, kind: FindingKind, severity: Severity,
+                  text: Callable[[Rows, int], str], advice: str) -> Iterator[Finding]:
     """One finding for the whole capture: `text(rows, total)` says what the flagged flows show."""
-    rows = np.flatnonzero(FLOW_FLAGS[kind](c))
+    rows = np.flatnonzero(flags[kind])
     if len(rows):
         yield Finding(severity, kind, "capture", text(rows, len(c["first_ts"])) + examples(c, rows) + ".", advice,
                       weight=len(rows))
 
 
-def simultaneous(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def simultaneous(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """Crossing FINs: both sides go through CLOSING and hold TIME_WAIT (RFC 9293 §3.6). Info."""
-    return _capture_wide(c, FindingKind.simultaneous, Severity.info,
+    return _capture_wide(c, flags, FindingKind.simultaneous, Severity.info,
                          lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} closed simultaneously (the FINs "
                                          "crossed): both sides hold TIME_WAIT",
                          "usual for protocols where both sides close at once; both hosts pay a TIME_WAIT each")
 
 
-def data_after_fin(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def data_after_fin(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """New data after the sender's own FIN: a protocol violation (docs/rules.md "Close verdicts"
     6). Warning."""
-    return _capture_wide(c, FindingKind.data_after_fin, Severity.warning,
+    return _capture_wide(c, flags, FindingKind.data_after_fin, Severity.warning,
                          lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} carried new data after the "
                                          "sender's own FIN: a protocol violation, or a middlebox rewriting sequence "
                                          "numbers",
                          "find the stack or middlebox that sends it; the receiver discards it or answers with an RST")
 
 
-def half_close(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def half_close(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """One side kept sending after the other's FIN (shutdown(SHUT_WR)). Info."""
     seconds = np.asarray(c["half_close_s"], np.float64)
 
@@ -336,16 +338,16 @@ def half_close(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
         return (f"{plural(len(rows), 'connection')} of {n:,} {'was' if len(rows) == 1 else 'were'} half-closed: "
                 f"after one side's FIN the other kept sending, for up to {longest:,.3f} s")
 
-    return _capture_wide(c, FindingKind.half_close, Severity.info, text,
+    return _capture_wide(c, flags, FindingKind.half_close, Severity.info, text,
                          "normal for request/response protocols that shut down writing; the closer waits in "
                          "FIN_WAIT_2 meanwhile")
 
 
-def capture_loss(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def capture_loss(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """Bytes the peer acknowledged that the capture never saw (docs/rules.md "Honesty about the
     capture point"). Warning: verdicts resting on the missing segments are less certain."""
     lost = np.asarray(c["capture_loss_bytes"], np.float64)
-    return _capture_wide(c, FindingKind.capture_loss, Severity.warning,
+    return _capture_wide(c, flags, FindingKind.capture_loss, Severity.warning,
                          lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} miss "
                                          f"{plural(int(np.nansum(lost[rows])), 'byte')} that the peer acknowledged: the "
                                          "capture dropped them, and verdicts resting on them are less certain",
@@ -353,22 +355,21 @@ def capture_loss(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
                          "the host; check the capture's own drop counters")
 
 
-def one_sided(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def one_sided(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """Connections of which the capture holds one direction only (asymmetric routing, a SPAN of
     one direction, a filter): warning when most are, info otherwise."""
-    total = len(c["first_ts"])
-    rows = np.flatnonzero(FLOW_FLAGS[FindingKind.one_sided](c))
-    severity = Severity.warning if len(rows) > HABIT_SHARE * total else Severity.info
-    return _capture_wide(c, FindingKind.one_sided, severity,
+    many = np.count_nonzero(flags[FindingKind.one_sided]) > HABIT_SHARE * len(c["first_ts"])
+    severity = Severity.warning if many else Severity.info
+    return _capture_wide(c, flags, FindingKind.one_sided, severity,
                          lambda rows, n: f"the capture holds one direction only of {plural(len(rows), 'connection')} "
                                          f"of {n:,}: verdicts that need the other side are left empty",
                          "capture where both directions pass (both directions of the SPAN, or on the host itself)")
 
 
-def roles_inferred(c: Columns, keys: Keys, options: Options) -> Iterator[Finding]:
+def roles_inferred(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """Connections caught midstream: no SYN or SYN-ACK, so client and server were inferred from
     the ports (docs/rules.md "Vocabulary"). Info."""
-    return _capture_wide(c, FindingKind.roles_inferred, Severity.info,
+    return _capture_wide(c, flags, FindingKind.roles_inferred, Severity.info,
                          lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} began before the capture: "
                                          "client and server were inferred from the ports",
                          "start the capture before the connections open to see who opened them")

@@ -42,6 +42,9 @@ class Tables:
     peak_peers: tuple[Ints, Ints, Ints]  # (host code, peer host code, TIME_WAITs at the host's peak)
     host_labels: npt.NDArray[np.object_]  # host code -> label
     capture_span: tuple[float, float]
+    flow_client: Ints  # per flow: its client's host code (an index into host_labels)
+    flow_server: Ints  # per flow: its server's host code
+    flow_endpoint: Ints  # per flow: its server endpoint's row in `servers`
 
 
 def host_labels(ip: npt.NDArray[Any], ctx: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
@@ -140,7 +143,8 @@ def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: 
     hosts, host_series, peak_peers = _hosts(f)
     servers, server_series, endpoint = _servers(f, c)
     destinations = _destinations(f, c, servers, endpoint, options)
-    return Tables(hosts, destinations, servers, host_series, server_series, peak_peers, f.labels, f.span)
+    return Tables(hosts, destinations, servers, host_series, server_series, peak_peers, f.labels, f.span,
+                  f.client, f.server, endpoint)
 
 
 def _hosts(f: Flows) -> tuple[Table, StepSeries, tuple[Ints, Ints, Ints]]:
