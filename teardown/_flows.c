@@ -41,6 +41,17 @@ typedef struct {
     /* first segment with SYN: the handshake */
     int64_t syn_frame, syn_seq, syn_tsval, syn_wscale, syn_has_ack;
     double syn_ts;
+    /* pure SYNs with the first SYN's ISN (1: sent once; more: retransmitted, so unanswered) */
+    int64_t syn_copies;
+    /* first segment (not an RST) that acknowledges something (ack != 0) or carries data after
+     * the SYN: a SYN followed by one was answered, whether or not the capture shows the answer */
+    int64_t acking_frame;
+    /* the acknowledgment number (unwrapped) of the first FIN: an ACK above it afterwards
+     * acknowledges something the peer sent after this FIN (its FIN, when it is unseen) */
+    int64_t fin_ack_u;
+    /* first segment the capture shows toward this direction's sender's address, on any
+     * connection, up to the hold after this incarnation's end (filled when handed out) */
+    double toward_ts;
     /* first pure ACK after the peer's SYN: the handshake's third segment when sent by the client */
     int64_t cut_frame;
     /* first FIN, its sequence number (unwrapped), copies with that sequence number */
@@ -91,7 +102,14 @@ typedef struct {
     int live;
     int touched;       /* in Table.touched since the last peek (live) */
     int64_t peek_from; /* when touched: the first index_in_tuple the segments since may change */
+    int toward_noted;  /* bit d: a segment toward endpoint d's address noted in Table.toward */
 } Tuple;
+
+typedef struct {
+    uint64_t hi, lo, key; /* key: hash of (ctx, address) | 1; 0 marks an empty slot */
+    uint32_t ctx;
+    double first_ts;
+} Addr;
 
 typedef struct {
     Tuple *tuples;
@@ -103,6 +121,10 @@ typedef struct {
     uint64_t *retired_key; /* tuples retired before: hash -> incarnations already emitted */
     int64_t *retired_count, retired_mask, retired_n;
     int64_t port_peers[65536];
+    /* Addresses segments were sent to, with the first time: is the direction toward a SYN's
+     * sender in the capture at all (docs/rules.md "Honesty about the capture point")? */
+    Addr *toward;
+    int64_t toward_mask, toward_n;
     int64_t next_uid;
     int64_t held;       /* incarnations in the pool */
     int64_t early_held; /* held before incarnations of going tuples are handed out early */
@@ -124,14 +146,15 @@ static inline uint64_t mix(uint64_t h, uint64_t v) {
 
 static void dir_init(Dir *s) {
     memset(s, 0, offsetof(Dir, head));
-    s->first_frame = s->last_frame = s->syn_frame = s->cut_frame = s->fin_frame = NONE;
+    s->first_frame = s->last_frame = s->syn_frame = s->cut_frame = s->fin_frame = s->acking_frame = NONE;
+    s->fin_ack_u = NONE;
     s->ack_of_fin_frame = s->rst_frame = s->kill_frame = s->max_ack_frame = NONE;
     s->rst_cut_frame[0] = s->rst_cut_frame[1] = s->data_after_peer_fin_frame = NONE;
     s->fin_seq_u = s->nxt_u = s->max_ack_u = s->head_start_u = s->first_seq = NONE;
     s->syn_seq = s->syn_tsval = s->syn_wscale = s->last_tsval = -1;
     s->first_ts = s->last_ts = s->syn_ts = s->fin_ts = s->last_fin_ts = NAN;
     s->ack_of_fin_ts = s->rst_ts = s->rst_cut_ts[0] = s->rst_cut_ts[1] = NAN;
-    s->kill_ts = s->max_ack_ts = s->data_after_peer_fin_ts = NAN;
+    s->kill_ts = s->max_ack_ts = s->data_after_peer_fin_ts = s->toward_ts = NAN;
 }
 
 /* ---- storage ---------------------------------------------------------------------------- */
@@ -216,6 +239,74 @@ static int64_t *retired_slot(Table *t, uint64_t key, int insert) {
     return &t->retired_count[s];
 }
 
+/* The slot of an address in Table.toward (ctx: where it was carried), NULL when absent and
+ * not `insert`, or out of memory. */
+static Addr *toward_slot(Table *t, uint32_t ctx, uint64_t hi, uint64_t lo, int insert) {
+    if (insert && 2 * (t->toward_n + 1) > t->toward_mask + 1) {
+        int64_t size = t->toward_mask ? 2 * (t->toward_mask + 1) : 1024;
+        Addr *a = calloc((size_t)size, sizeof(Addr));
+        if (!a) return NULL;
+        for (int64_t i = 0; t->toward_mask && i <= t->toward_mask; i++) {
+            if (!t->toward[i].key) continue;
+            int64_t s = (int64_t)(t->toward[i].key & (uint64_t)(size - 1));
+            while (a[s].key) s = (s + 1) & (size - 1);
+            a[s] = t->toward[i];
+        }
+        free(t->toward);
+        t->toward = a;
+        t->toward_mask = size - 1;
+    }
+    if (!t->toward_mask) return NULL;
+    uint64_t key = mix(mix(mix(0, ctx), hi), lo) | 1;
+    int64_t s = (int64_t)(key & (uint64_t)t->toward_mask);
+    for (; t->toward[s].key; s = (s + 1) & t->toward_mask) {
+        Addr *x = &t->toward[s];
+        if (x->key == key && x->lo == lo && x->hi == hi && x->ctx == ctx) return x;
+    }
+    if (!insert) return NULL;
+    Addr *x = &t->toward[s];
+    x->key = key; x->hi = hi; x->lo = lo; x->ctx = ctx; x->first_ts = INFINITY;
+    t->toward_n++;
+    return x;
+}
+
+/* When the capture first shows a segment toward endpoint `e` of the tuple (0: A, 1: B). */
+static double toward_first(Table *t, const Inc *inc, int e) {
+    Addr *x = toward_slot(t, (uint32_t)inc->ctx, e ? inc->b_hi : inc->a_hi, e ? inc->b_lo : inc->a_lo, 0);
+    return x ? x->first_ts : INFINITY;
+}
+
+/* How long after an incarnation's last segment the direction toward its endpoints is looked
+ * for: the hold before a closed tuple is handed out, so the answer never depends on where the
+ * capture was cut into batches. */
+static double toward_bound(const Table *t, const Inc *inc) {
+    return fmax(inc->d[0].last_ts, inc->d[1].last_ts) + t->closed_hold_s;
+}
+
+/* Fill toward_ts of both directions before a record is handed out. */
+static void fill_toward(Table *t, Inc *inc) {
+    double bound = toward_bound(t, inc);
+    for (int e = 0; e < 2; e++) {
+        double first = toward_first(t, inc, e);
+        inc->d[e].toward_ts = first <= bound ? first : NAN;
+    }
+}
+
+/* Only SYNs (one ISN, any copies) from the sender of the first pure SYN, nothing from the peer. */
+static int syn_only(const Inc *inc) {
+    if (inc->pure_syn_frame == NONE) return 0;
+    const Dir *s = &inc->d[inc->pure_syn_dir], *r = &inc->d[1 - inc->pure_syn_dir];
+    return r->packets == 0 && s->syn_copies == s->packets;
+}
+
+/* A lone SYN (sent once) whose verdict waits on whether the capture holds the direction toward
+ * its sender: not settled before `now` passes the bound, unless that direction was seen. */
+static int toward_pending(Table *t, const Inc *inc, double now) {
+    if (!syn_only(inc) || inc->d[inc->pure_syn_dir].syn_copies != 1) return 0;
+    double bound = toward_bound(t, inc);
+    return now <= bound && !(toward_first(t, inc, (int)inc->pure_syn_dir) <= bound);
+}
+
 /* ---- one segment ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -288,6 +379,7 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
             s->syn_frame = g->frame; s->syn_ts = g->ts; s->syn_seq = g->seq;
             s->syn_tsval = g->tsval; s->syn_wscale = g->wscale; s->syn_has_ack = ack != 0;
         }
+        if (!ack && (int64_t)g->seq == s->syn_seq) s->syn_copies++;
         if (!ack && inc->pure_syn_frame == NONE) { inc->pure_syn_frame = g->frame; inc->pure_syn_dir = d; }
         if (ack && inc->synack_frame == NONE) { inc->synack_frame = g->frame; inc->synack_dir = d; }
     }
@@ -315,6 +407,7 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
         int64_t fin_seq = seq_u + pl + (syn ? 1 : 0);
         if (s->fin_frame == NONE) {
             s->fin_frame = g->frame; s->fin_ts = g->ts; s->fin_seq_u = fin_seq; s->fin_copies = 1;
+            s->fin_ack_u = ack_u;
             /* Captured out of order (e.g. merged interfaces): the peer acknowledged it already. */
             if (r->ack_of_fin_frame == NONE && r->max_ack_u != NONE && r->max_ack_u >= fin_seq + 1) {
                 r->ack_of_fin_frame = r->max_ack_frame; r->ack_of_fin_ts = r->max_ack_ts;
@@ -330,6 +423,7 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
     }
     if (!rst) {
         int64_t end = seq_u + pl + (syn ? 1 : 0) + (fin ? 1 : 0);
+        if (s->acking_frame == NONE && ((ack && g->ack != 0) || (pl > 0 && !syn))) s->acking_frame = g->frame;
         if (end > s->nxt_u) s->nxt_u = end;
         s->nonrst_packets++;
         s->has_seq = 1; s->seq_raw = g->seq; s->seq_u = seq_u;
@@ -448,7 +542,17 @@ static int feed_one(Table *t, const Seg *g) {
          * connection (a challenge ACK answered it) opens one when it comes again after the RST. */
         Inc *cur = &t->incs[tp->cur];
         int new_isn = cur->d[d].syn_frame == NONE || (int64_t)g->seq != cur->d[d].syn_seq;
-        start = new_isn && (cur->closers_seen || g->ts - tp->last_ts > t->idle_gap_s);
+        /* A client that gave up and connected again from the same port: while the current
+         * incarnation holds only this side's SYNs, a new ISN is a new attempt. */
+        int retry = syn_only(cur) && cur->pure_syn_dir == d;
+        start = new_isn && (cur->closers_seen || retry || g->ts - tp->last_ts > t->idle_gap_s);
+    }
+    if (!(tp->toward_noted >> (1 - d) & 1)) {
+        /* The first segment toward that endpoint on this tuple; later ones cannot be earlier. */
+        Addr *x = toward_slot(t, g->ctx, g->dst_hi, g->dst_lo, 1);
+        if (!x) return -1;
+        if (g->ts < x->first_ts) x->first_ts = g->ts;
+        tp->toward_noted |= 1 << (1 - d);
     }
     if (start && start_incarnation(t, tp) < 0) return -1;
     if (t->tracking && note_touched(t, tp)) return -1; /* after: the segment's incarnation is known */
@@ -465,7 +569,7 @@ static void table_free(PyObject *capsule) {
     Table *t = PyCapsule_GetPointer(capsule, "teardown.flow_table");
     if (!t) return;
     free(t->tuples); free(t->incs); free(t->index); free(t->retired_key); free(t->retired_count);
-    free(t->touched);
+    free(t->touched); free(t->toward);
     free(t);
 }
 
@@ -551,7 +655,9 @@ static const Field dir_fields[] = {
     F(Dir, first_frame, "i8", 1), F(Dir, last_frame, "i8", 1), F(Dir, first_flags, "i8", 1), F(Dir, first_seq, "i8", 1),
     F(Dir, first_ts, "f8", 1), F(Dir, last_ts, "f8", 1),
     F(Dir, syn_frame, "i8", 1), F(Dir, syn_seq, "i8", 1), F(Dir, syn_tsval, "i8", 1), F(Dir, syn_wscale, "i8", 1),
-    F(Dir, syn_has_ack, "i8", 1), F(Dir, syn_ts, "f8", 1), F(Dir, cut_frame, "i8", 1),
+    F(Dir, syn_has_ack, "i8", 1), F(Dir, syn_ts, "f8", 1), F(Dir, syn_copies, "i8", 1),
+    F(Dir, acking_frame, "i8", 1), F(Dir, fin_ack_u, "i8", 1),
+    F(Dir, toward_ts, "f8", 1), F(Dir, cut_frame, "i8", 1),
     F(Dir, fin_frame, "i8", 1), F(Dir, fin_seq_u, "i8", 1), F(Dir, fin_copies, "i8", 1),
     F(Dir, fin_ts, "f8", 1), F(Dir, last_fin_ts, "f8", 1),
     F(Dir, ack_of_fin_frame, "i8", 1), F(Dir, ack_of_fin_ts, "f8", 1),
@@ -579,7 +685,7 @@ static const Field inc_fields[] = {
  * and a new-incarnation gap after it closed, or past the keepalive horizon while open. */
 static int done_by(const Table *t, const Tuple *tp, double now) {
     const Inc *cur = &t->incs[tp->cur];
-    int closed = cur->closers_seen || (cur->pure_syn_frame != NONE && cur->d[1 - cur->pure_syn_dir].packets == 0);
+    int closed = cur->closers_seen || syn_only(cur);
     return tp->last_ts + (closed ? t->closed_hold_s : t->open_hold_s) < now;
 }
 
@@ -618,12 +724,18 @@ static void free_inc(Table *t, int64_t j) {
  * second one follows it (only the incarnation just before the current one can still see an
  * RST that assassinates its TIME_WAIT), and the one after it has shown its SYN and the answer
  * to it. So a tuple reused all day holds a few records, not a day of them. */
-static int64_t ready(const Table *t, const Tuple *tp, double now, int early, int *whole) {
+static int64_t ready(Table *t, const Tuple *tp, double now, int early, int *whole) {
     *whole = done_by(t, tp, now);
     if (!*whole && !early) return 0;
-    int64_t length = 0;
-    for (int64_t j = tp->first; j >= 0; j = t->incs[j].next) length++;
-    return *whole ? length : length >= 3 ? length - 2 : 0;
+    int64_t length = 0, pending = -1;
+    for (int64_t j = tp->first; j >= 0; j = t->incs[j].next) {
+        /* Early, a lone SYN waits until the direction toward its sender is settled. */
+        if (!*whole && pending < 0 && toward_pending(t, &t->incs[j], now)) pending = length;
+        length++;
+    }
+    if (*whole) return length;
+    int64_t n = length >= 3 ? length - 2 : 0;
+    return pending >= 0 && pending < n ? pending : n;
 }
 
 /* retire(table, now, limit, buffer) -> (records, bytes needed): the incarnations ready by `now`
@@ -683,6 +795,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         rows = whole ? -rows : rows;
         if (tp->kept >= 0) {
             t->incs[tp->kept].context = 1;
+            fill_toward(t, &t->incs[tp->kept]);
             scatter(&t->incs[tp->kept], dst, k, written++);
             free_inc(t, tp->kept);
             tp->kept = -1;
@@ -690,6 +803,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         int64_t j = tp->first;
         for (int64_t r = 0; r < rows; r++) {
             int64_t next = t->incs[j].next;
+            fill_toward(t, &t->incs[j]);
             scatter(&t->incs[j], dst, k, written++);
             if (r == rows - 1 && !whole) { t->incs[j].next = -1; tp->kept = j; }
             else free_inc(t, j);
@@ -698,6 +812,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         if (!whole) {
             tp->first = j;
             t->incs[j].context = 1;
+            fill_toward(t, &t->incs[j]);
             scatter(&t->incs[j], dst, k, written++);
             t->incs[j].context = 0;
             continue;
@@ -802,6 +917,7 @@ static PyObject *peek(PyObject *self, PyObject *args) {
         Inc *inc = &t->incs[plan.at[2 * r]];
         int64_t was = inc->context;
         inc->context = plan.at[2 * r + 1];
+        fill_toward(t, inc);
         scatter(inc, dst, k, r);
         inc->context = was;
     }

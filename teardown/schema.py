@@ -20,6 +20,7 @@ class CloseKind(StrEnum):
     refused = "refused"  # SYN answered by RST+ACK
     unanswered = "unanswered"  # SYN with no answer
     open = "open"  # no FIN or RST before the capture ended
+    unknown = "unknown"  # SYN with no answer, but the capture holds no segment toward its sender: the answer (SYN-ACK or RST) may have gone by a path not captured
 
 
 class Side(StrEnum):
@@ -34,6 +35,7 @@ class Handshake(StrEnum):
     syn_only = "syn_only"  # only the client's SYN
     synack_only = "synack_only"  # the SYN-ACK but not the SYN
     none = "none"  # caught midstream
+    answered_unseen = "answered_unseen"  # the client's SYN, then its ACKs or data: answered by a SYN-ACK the capture does not hold (one direction only)
 
 
 class RstClass(StrEnum):
@@ -132,6 +134,10 @@ FLOW_COLUMNS: list[Column] = [
     Column("duplicates_seen", "Int64", "Segments set aside as copies seen at the points of also_seen_on: in no "
            "verdict, count or host view."),
     Column("roles_inferred", "boolean", "True when no SYN or SYN-ACK was seen and roles were inferred from ports."),
+    Column("one_sided", "boolean", "The capture holds one direction of this connection only: segments from one "
+           "side, which acknowledge sequence numbers (or a SYN-ACK) the capture never shows, or a SYN whose sender "
+           "the capture shows no segment toward (close_kind unknown). Verdicts then rest on the side seen; those "
+           "that need the other side are empty (docs/rules.md \"Honesty about the capture point\")."),
     Column("first_ts", "Float64", "First packet of the incarnation.", unit="s since the epoch"),
     Column("last_ts", "Float64", "Last packet of the incarnation.", unit="s since the epoch"),
     Column("duration_s", "Float64", "last_ts - first_ts.", unit="s"),
@@ -146,17 +152,20 @@ FLOW_COLUMNS: list[Column] = [
            empty_when="half_close is false"),
     Column("active_closer", Side, "Who ended the connection first: the side whose FIN came first by seq/ACK "
            "causality (both: simultaneous); for an abort (close_kind rst) the RST's sender; none when nothing "
-           "closed it (refused, unanswered, open)."),
-    Column("first_fin_by", Side, "The side whose FIN the capture shows first (capture order)."),
+           "closed it (refused, unanswered, unknown, open). When one_sided, inferred from the side seen (see notes)."),
+    Column("first_fin_by", Side, "The side whose FIN the capture shows first (capture order); when one_sided, "
+           "the peer when the seen side's ACKs show that the peer's unseen FIN came first."),
     Column("first_fin_ts", "Float64", "Time of the first FIN.", unit="s since the epoch", empty_when="no FIN"),
     Column("first_rst_by", Side, "The side that sent the first RST."),
     Column("first_rst_ts", "Float64", "Time of the first RST.", unit="s since the epoch", empty_when="no RST"),
     Column("rst_class", RstClass, "How the RST that ended the connection fits the receiver's state (RFC 9293, RFC 5961).",
-           empty_when="no RST"),
+           empty_when="no RST, or one_sided (the receiver's state is not in the capture)"),
     Column("fin_retransmissions_client", "Int64", "FINs the client sent again with the same sequence number."),
     Column("fin_retransmissions_server", "Int64", "FINs the server sent again with the same sequence number."),
     Column("data_after_fin", DataAfterFin, "Data the FIN's sender sent after its own FIN."),
-    Column("time_wait_on", Side, "Who ends in TIME_WAIT: the active closer; both after a simultaneous close."),
+    Column("time_wait_on", Side, "Who ends in TIME_WAIT: the active closer; both after a simultaneous close.",
+           empty_when="one_sided (TIME_WAIT starts at the peer's FIN, which the capture does not hold), except "
+           "close_kind unknown"),
     Column("time_wait_start_ts", "Float64", "When the holder acknowledged the peer's FIN (both: the earlier).",
            unit="s since the epoch", empty_when="time_wait_on is none"),
     Column("time_wait_end_ts", "Float64", "Estimated end of TIME_WAIT under the OS profile, after restarts, "
@@ -169,8 +178,9 @@ FLOW_COLUMNS: list[Column] = [
            "on the same 4-tuple was still in TIME_WAIT."),
     Column("reuse_verdict", ReuseVerdict, "What became of a SYN reusing the 4-tuple.",
            empty_when="first incarnation of its tuple, or the previous one held no TIME_WAIT"),
-    Column("capture_loss", "boolean", "Bytes were acknowledged that the capture never saw."),
-    Column("capture_loss_bytes", "Int64", "How many.", unit="bytes"),
+    Column("capture_loss", "boolean", "Bytes were acknowledged that the capture never saw (not judged, so false, "
+           "when one_sided: the other direction is missing, not lost)."),
+    Column("capture_loss_bytes", "Int64", "How many.", unit="bytes", empty_when="one_sided"),
     Column("evidence_frames", "string", "Frame numbers the close verdict rests on (SYN, FINs, RSTs, final ACKs); "
            "they run on across the files of one continuous capture."),
     Column("notes", "string", "Plain-language remarks: inferred roles, lost final ACKs, fingerprints, anomalies."),

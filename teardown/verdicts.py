@@ -33,9 +33,10 @@ RST_CLASSES = np.array([None, RstClass.exact, RstClass.in_window, RstClass.out_o
 # Verdicts are computed as small integer codes, indices into these, and named once at the end:
 # comparing and selecting strings for 100,000 flows costs more than all the rules together.
 KINDS = np.array([k.value for k in CloseKind], dtype=object)
-FIN_K, SIMULTANEOUS_K, RST_K, FIN_THEN_RST_K, REFUSED_K, UNANSWERED_K, OPEN_K = range(len(KINDS))
+FIN_K, SIMULTANEOUS_K, RST_K, FIN_THEN_RST_K, REFUSED_K, UNANSWERED_K, OPEN_K, UNKNOWN_K = range(len(KINDS))
 SIDES = np.array([Side.client.value, Side.server.value, Side.both.value, Side.none.value], dtype=object)
 HANDSHAKES = np.array([h.value for h in Handshake], dtype=object)
+COMPLETE_H, SYN_ONLY_H, SYNACK_ONLY_H, NONE_H, ANSWERED_UNSEEN_H = range(len(HANDSHAKES))
 REUSES = np.array([None] + [r.value for r in ReuseVerdict], dtype=object)
 DATA_AFTER_FIN = np.array([d.value for d in DataAfterFin], dtype=object)
 
@@ -84,12 +85,48 @@ def roles(rec: Records) -> tuple[I64, Mask]:
     return np.where(inferred, guess, client).astype(np.int64), inferred
 
 
+def answered_unseen(s: Sides) -> Mask:
+    """The client's SYN, then a segment of the client's that acknowledges something or carries
+    data, and nothing from the server: the SYN was answered by a SYN-ACK the capture does not
+    hold (RFC 9293 §3.5: a client sends its ACK only on a SYN-ACK). The handshake is unseen,
+    not missing (docs/rules.md "Honesty about the capture point")."""
+    syn = s.seen("syn_frame")[:, CLIENT] & (s.get("syn_has_ack")[:, CLIENT] == 0)
+    acked_after = s.frame("acking_frame")[:, CLIENT] > s.get("syn_frame")[:, CLIENT]
+    answered: Mask = syn & s.seen("acking_frame")[:, CLIENT] & acked_after & (s.get("packets")[:, SERVER] == 0)
+    return answered
+
+
 def handshake_seen(s: Sides) -> I64:
-    """complete: SYN, SYN-ACK and a later segment from the client; else what was seen (codes
-    into HANDSHAKES)."""
+    """complete: SYN, SYN-ACK and a later segment from the client; answered_unseen: the SYN and
+    the client's ACKs of a SYN-ACK the capture lacks; else what was seen (codes into HANDSHAKES)."""
     syn, synack = s.seen("syn_frame")[:, CLIENT], s.seen("syn_frame")[:, SERVER]
     later = s.frame("last_frame")[:, CLIENT] > s.frame("syn_frame")[:, SERVER]
-    return np.select([syn & synack & later, syn & ~synack, ~syn & synack | syn & synack], [0, 1, 2], 3)
+    return np.select([syn & synack & later, answered_unseen(s), syn & ~synack, ~syn & synack | syn & synack],
+                     [COMPLETE_H, ANSWERED_UNSEEN_H, SYN_ONLY_H, SYNACK_ONLY_H], NONE_H)
+
+
+def one_direction(s: Sides) -> Mask:
+    """The capture holds one direction of the connection only: segments from one side, which
+    acknowledge sequence numbers (or a SYN-ACK) the capture never shows (docs/rules.md
+    "Honesty about the capture point"). A lone SYN with nothing toward its sender in the
+    capture is one-sided too; `close_kind` finds those (`unknown`)."""
+    silent = s.get("packets") == 0
+    acking = s.seen("acking_frame")
+    one: Mask = np.where(silent[:, SERVER], acking[:, CLIENT], silent[:, CLIENT] & acking[:, SERVER])
+    one &= ~silent.all(axis=1)
+    return one
+
+
+def syn_unanswered(s: Sides, lone_syn: Mask) -> Mask:
+    """A SYN with no answer in the capture is `unanswered` only when the capture proves that no
+    answer came: its sender sent it again (it waited and asked again, RFC 6298 §5 / RFC 9293
+    §3.8.1), or the capture holds segments toward the sender's address (docs/rules.md "Honesty
+    about the capture point"). Otherwise the answer may have taken a path the capture does not
+    see: `unknown`."""
+    again = s.get("syn_copies")[:, CLIENT] > 1
+    toward = ~np.isnan(s.get("toward_ts")[:, CLIENT])
+    proven: Mask = lone_syn & (again | toward)
+    return proven
 
 
 def first_closer(s: Sides) -> I64:
@@ -132,6 +169,9 @@ class Closes:
     rst_frame: I64  # NEVER where none
     rst_ts: F64
     rst_class: Obj
+    one_sided: Mask  # the capture holds one direction only (one_direction, or close kind unknown)
+    closer_inferred: Mask  # one-sided, who closed first inferred from the side seen
+    peer_fin_first: Mask  # of those, the unseen peer's FIN came first
 
 
 def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj]:
@@ -166,21 +206,41 @@ def close_kind(s: Sides) -> Closes:
     syn = s.seen("syn_frame")
     server_rst = s.frame("rst_frame")[:, SERVER]
     refused = syn[:, CLIENT] & ~syn[:, SERVER] & (server_rst != NEVER) & (server_rst <= s.frame("first_frame")[:, SERVER])
-    unanswered = syn[:, CLIENT] & (s.get("packets")[:, SERVER] == 0) & ~fin.any(axis=1) & ~has_rst
+    lone_syn = (syn[:, CLIENT] & (s.get("packets")[:, SERVER] == 0) & ~fin.any(axis=1) & ~has_rst
+                & (hs != ANSWERED_UNSEEN_H))
+    unanswered = syn_unanswered(s, lone_syn)
     kind = np.select(
-        [refused, unanswered,
+        [refused, unanswered, lone_syn,
          has_rst & (rst_frame < first_fin_frame),
          fin.any(axis=1) & has_rst & (rst_frame < done_by),
          closer == 2, fin.any(axis=1), has_rst],
-        [REFUSED_K, UNANSWERED_K, RST_K, FIN_THEN_RST_K, SIMULTANEOUS_K, FIN_K, RST_K], OPEN_K)
-    return Closes(hs, kind, who_closed(kind, closer, rst_side), rst_side, rst_frame, rst_ts, rst_cls)
+        [REFUSED_K, UNANSWERED_K, UNKNOWN_K, RST_K, FIN_THEN_RST_K, SIMULTANEOUS_K, FIN_K, RST_K], OPEN_K)
+    one = one_direction(s)
+    inferred, peer_first = one_sided_closer(s, one & (kind == FIN_K))
+    closer = np.where(peer_first, closer ^ 1, closer)
+    return Closes(hs, kind, who_closed(kind, closer, rst_side), rst_side, rst_frame, rst_ts, rst_cls,
+                  one | (kind == UNKNOWN_K), inferred, peer_first)
+
+
+def one_sided_closer(s: Sides, fin_one_sided: Mask) -> tuple[Mask, Mask]:
+    """Who closed first when the capture holds only the side that sent the one FIN seen: that
+    side, if it later acknowledged more than its FIN did (its final ACK of the peer's later
+    FIN); else the peer, whose FIN that side had acknowledged by then. By causality as far as
+    one side shows it (docs/rules.md "Close verdicts" 1), so inferred: a peer that never closed
+    (CLOSE_WAIT) looks the same. Returns (inferred, the peer's FIN came first)."""
+    rows = np.arange(len(s.client_dir))
+    seen = np.where(s.get("packets")[:, SERVER] == 0, CLIENT, SERVER)
+    fin_ack = s.get("fin_ack_u")[rows, seen]
+    acked_after = (fin_ack != NONE) & (s.get("max_ack_u")[rows, seen] > fin_ack)
+    inferred = fin_one_sided & s.seen("fin_frame")[rows, seen]
+    return inferred, inferred & ~acked_after
 
 
 def who_closed(kind: I64, fin_closer: I64, rst_side: I64) -> I64:
     """Who ended the connection first (TEARDOWN-RULES §Vocabulary, active closer): the first
     FIN's sender by causality; for an abort with no FIN before it (`rst`), the RST's sender,
-    who holds no TIME_WAIT; nobody when nothing closed it (refused, unanswered, open)."""
-    return np.select([kind == RST_K, np.isin(kind, [REFUSED_K, UNANSWERED_K, OPEN_K])],
+    who holds no TIME_WAIT; nobody when nothing closed it (refused, unanswered, unknown, open)."""
+    return np.select([kind == RST_K, np.isin(kind, [REFUSED_K, UNANSWERED_K, UNKNOWN_K, OPEN_K])],
                      [rst_side, -1], fin_closer)
 
 
@@ -327,6 +387,12 @@ NOTES = [  # note_bits: bit i set -> NOTES[i] applies
     "ISN = old next sequence + 65537: Linux took over the TIME_WAIT",
     "new data after the sender's own FIN (protocol violation)",
     "bytes acknowledged that the capture never saw (capture loss)",
+    "one direction only in the capture: TIME_WAIT, the RST's class and capture loss need the other side and are "
+    "left empty",
+    "one direction only in the capture: who closed first is inferred from the seen side's ACKs (an ACK after its "
+    "FIN acknowledges the peer's later FIN; none after it: the peer's FIN came first, or the peer never closed)",
+    "one direction only in the capture: the SYN has no answer in it, but the capture holds no segment toward its "
+    "sender, so the answer (SYN-ACK or RST) may have gone by another path",
 ]
 
 
@@ -389,32 +455,40 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
 
     nxt, max_ack = s.get("nxt_u"), s.get("max_ack_u")[:, ::-1]
     loss = np.where((nxt != NONE) & (max_ack != NONE), np.maximum(max_ack - nxt, 0), 0)
-    loss_bytes = loss.sum(axis=1)
+    loss_bytes: npt.NDArray[Any] = loss.sum(axis=1)
+    one = c.one_sided
+    if one.any():  # the other direction is missing, not lost: not judged
+        loss_bytes = np.where(one, np.nan, loss_bytes)
+    time_wait_on = side_names(tw.holder)
+    time_wait_on[one & (c.close_kind != UNKNOWN_K)] = None  # starts at the peer's FIN: not in the capture
+    c.rst_class[one] = None  # the receiver's state is the unseen side's
     fin_copies = s.get("fin_copies")
 
     holds = ~np.isnan(tw.start)
     final_ack_missing = np.any(holds & ~tw.final_ack_seen, axis=1)
-    fin_wait_2: Mask = (c.close_kind == FIN_K) & (s.seen("fin_frame").sum(axis=1) == 1)
+    # A lone FIN says nothing of the peer's state when the peer's side is not in the capture.
+    fin_wait_2: Mask = (c.close_kind == FIN_K) & (s.seen("fin_frame").sum(axis=1) == 1) & ~one
     kills_here = (rst_kills & ~np.isnan(tw.start)).any(axis=1)
     note_bits = _note_bits([
         inferred, final_ack_missing, fin_wait_2, tw.restarts > 0, kill.seen & kills_here, kill.seen & ~kills_here,
-        reuse.linux_isn, new_data, loss_bytes > 0])
+        reuse.linux_isn, new_data, loss_bytes > 0, one & (c.close_kind != UNKNOWN_K), c.closer_inferred,
+        c.close_kind == UNKNOWN_K])
     index = rec["index_in_tuple"].copy()  # a view would keep the whole record blob alive
     columns = {
         "incarnation": index, "client_ip": client_ip, "client_port": c_port,
         "server_ip": server_ip, "server_port": s_port, "ip_version": rec["ip_version"].copy(),
         "vlan": vlan, "link_type": link_type, "encapsulation": encapsulation,
-        "also_seen_on": np.full(n, "", object), "duplicates_seen": np.zeros(n, np.int64), "roles_inferred": inferred, "first_ts": first_ts, "last_ts": last_ts,
+        "also_seen_on": np.full(n, "", object), "duplicates_seen": np.zeros(n, np.int64), "roles_inferred": inferred, "one_sided": one, "first_ts": first_ts, "last_ts": last_ts,
         "duration_s": last_ts - first_ts, "packets_c2s": s.get("packets")[:, CLIENT],
         "packets_s2c": s.get("packets")[:, SERVER], "bytes_c2s": s.get("bytes")[:, CLIENT],
         "bytes_s2c": s.get("bytes")[:, SERVER], "handshake": HANDSHAKES[c.handshake],
         "close_kind": KINDS[c.close_kind], "half_close": half, "half_close_s": half_s,
-        "active_closer": side_names(c.closer), "first_fin_by": side_names(first_fin_by(s)),
+        "active_closer": side_names(c.closer), "first_fin_by": side_names(np.where(c.peer_fin_first, c.closer, first_fin_by(s))),
         "first_fin_ts": first_fin_ts, "first_rst_by": side_names(c.rst_side), "first_rst_ts": c.rst_ts,
         "rst_class": c.rst_class,
         "fin_retransmissions_client": np.maximum(fin_copies[:, CLIENT] - 1, 0),
         "fin_retransmissions_server": np.maximum(fin_copies[:, SERVER] - 1, 0),
-        "data_after_fin": data_after_fin, "time_wait_on": side_names(tw.holder),
+        "data_after_fin": data_after_fin, "time_wait_on": time_wait_on,
         "time_wait_start_ts": np.fmin(tw.start[:, 0], tw.start[:, 1]),
         "time_wait_end_ts": np.fmax(tw.end[:, 0], tw.end[:, 1]), "time_wait_restarts": tw.restarts,
         "tw_assassination": kill.seen, "tw_assassination_ts": kill.ts,
