@@ -7,6 +7,7 @@ flows stay responsive. Screenshots and PDFs land in test-artifacts/report/."""
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -353,3 +354,32 @@ def test_without_javascript(browser: Any, tmp_path: Path) -> None:
         page.screenshot(path=str(ARTIFACTS / "no-javascript.png"), full_page=False)
     finally:
         context.close()
+
+
+def test_headers_read_as_words_and_times_carry_the_date(viewer: Viewer, tmp_path: Path) -> None:
+    data = report_data("linger_abort")
+    page = viewer.open(write_report(data, tmp_path / "linger.html")).page
+    closer = page.locator("th[data-column=active_closer] button")
+    assert closer.text_content() == "Closed first by" and (closer.get_attribute("title") or "").startswith("active_closer: ")
+    headers = page.eval_on_selector_all("#flow-head th button", "els => els.map(e => e.textContent)")
+    assert headers and not [h for h in headers if re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", h)]  # no snake_case
+    first = page.text_content("#flow-body tr[data-row='0'] td:nth-child(2)") or ""
+    day = pd.Timestamp(float(data.flows["first_ts"].iat[0]), unit="s", tz="UTC").strftime("%Y-%m-%d")
+    assert first.startswith(day + " "), first
+    page.select_option("#filter-closer", "client")  # aborts are counted by their RST's sender
+    page.wait_for_timeout(200)
+    by_client = data.flows.index[data.flows["active_closer"] == "client"].tolist()
+    assert by_client and sorted(rows_shown(page)) == by_client
+
+
+@pytest.mark.parametrize("width", [1400, 900])
+def test_columns_popover_stays_in_the_viewport(browser: Any, tmp_path: Path, width: int) -> None:
+    shown = Viewer(browser, width=width)
+    try:
+        page = shown.open(write_report(report_data("half_close"), tmp_path / "half.html")).page
+        page.click(".column-picker summary")
+        box = page.locator("#column-picker").bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (box, width)
+        assert shown.errors == []
+    finally:
+        shown.context.close()

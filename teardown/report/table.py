@@ -39,6 +39,28 @@ def kind_of(c: Column) -> str:
     return {"Int64": "int", "boolean": "bool"}.get(c.dtype, "str")
 
 
+# Headers in the words a reader uses (docs/rules.md, "Vocabulary"); the column's own name is
+# each header's hover text. Columns not named here get `header_of`'s spelling of their name.
+HEADERS = {"flow_id": "Flow", "first_ts": "First packet", "last_ts": "Last packet", "duration_s": "Duration",
+           "close_kind": "Close kind", "active_closer": "Closed first by", "time_wait_on": "TIME_WAIT on",
+           "time_wait_start_ts": "TIME_WAIT starts", "time_wait_end_ts": "TIME_WAIT ends", "rst_class": "RST class",
+           "findings": "Findings", "notes": "Notes", "ip_version": "IP version", "vlan": "VLAN",
+           "tw_assassination": "TIME_WAIT assassinated", "tw_assassination_ts": "Assassinated at",
+           "reuses_tuple_in_time_wait": "Reused in TIME_WAIT", "first_fin_by": "First FIN by",
+           "first_rst_by": "First RST by", "half_close_s": "Half-close length"}
+WORDS = {"ts": "time", "s": "(s)", "c2s": "client→server", "s2c": "server→client", "rst": "RST", "fin": "FIN",
+         "syn": "SYN", "ip": "IP", "isn": "ISN", "tw": "TIME_WAIT"}
+
+
+def header_of(name: str) -> str:
+    """"Closed first by" for active_closer: HEADERS, else the name's words spelled out."""
+    if name in HEADERS:
+        return HEADERS[name]
+    words = [WORDS.get(w, w) for w in name.split("_")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
 def help_of(c: Column) -> str:
     text = c.meaning
     if c.unit:
@@ -185,7 +207,7 @@ def encode_flows(flows: pd.DataFrame, t0_us: int) -> list[dict[str, Any]]:
     derived_id = len(flows) > 0 and flow_id_of_parts(flows) == flows["flow_id"].astype(str).tolist()
     out = []
     for c in FLOW_COLUMNS:
-        meta: dict[str, Any] = {"name": c.name, "kind": kind_of(c), "help": help_of(c)}
+        meta: dict[str, Any] = {"name": c.name, "label": header_of(c.name), "kind": kind_of(c), "help": help_of(c)}
         if c.name == "flow_id" and derived_id:
             out.append(meta | {"derived": True})
         elif c.name == "first_ts":

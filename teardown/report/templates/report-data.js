@@ -78,12 +78,6 @@ var teardownReport = (function () {
     var neg = us < 0, a = Math.abs(us);
     return (neg ? "-" : "") + Math.floor(a / 1e6) + "." + pad(a % 1e6, 6);
   }
-  var MULTI_DAY = (function () {
-    var first = VALUES.first_ts, last = VALUES.last_ts;
-    if (!N) { return false; }
-    var a = new Date((DATA.t0_us + first[0]) / 1000), b = new Date((DATA.t0_us + last[N - 1]) / 1000);
-    return a.toISOString().slice(0, 10) !== b.toISOString().slice(0, 10);
-  })();
   function clockText(absUs, withDate) {
     var ms = Math.floor(absUs / 1000), d = new Date(ms), iso = d.toISOString();
     var text = iso.slice(11, 19) + "." + pad(((absUs % 1e6) + 1e6) % 1e6, 6);
@@ -100,7 +94,7 @@ var teardownReport = (function () {
   function cellText(name, r) {
     var v = VALUES[name] ? VALUES[name][r] : null, kind = KIND[name];
     if (v === null || v === undefined) { return ""; }
-    if (kind === "ts") { return clockText(DATA.t0_us + v, MULTI_DAY); }
+    if (kind === "ts") { return clockText(DATA.t0_us + v, true); }
     if (kind === "dur") { return secondsText(v); }
     if (kind === "bool") { return v ? "yes" : "no"; }
     return String(v);

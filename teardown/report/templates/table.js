@@ -9,8 +9,9 @@
 
   var ALL_COLUMNS = COLUMNS.map(function (c) { return c.name; });
   ALL_COLUMNS.splice(ALL_COLUMNS.indexOf("notes"), 0, "findings");
-  var HELP = { findings: "Findings of this flow (the Finding filter's choices)." };
-  COLUMNS.forEach(function (c) { HELP[c.name] = c.help; });
+  var HELP = { findings: "findings: Findings of this flow (the Finding filter's choices)." };
+  var LABEL = { findings: "Findings" };
+  COLUMNS.forEach(function (c) { HELP[c.name] = c.name + ": " + c.help; LABEL[c.name] = c.label; });
   var NUMERIC = { int: true, ts: true, dur: true };
   var WIDTH = { flow_id: 300, notes: 380, evidence_frames: 420, findings: 260, client_ip: 150, server_ip: 150 };
   var state = { visible: DATA.visible.slice(), sortBy: null, descending: false, view: null, selected: null,
@@ -66,9 +67,9 @@
   function renderHead() {
     head.textContent = "";
     state.visible.forEach(function (name) {
-      var th = el("th", { scope: "col", style: "width:" + (WIDTH[name] || 140) + "px", "data-column": name });
+      var th = el("th", { scope: "col", style: "width:" + (WIDTH[name] || (KIND[name] === "ts" ? 215 : 140)) + "px", "data-column": name });
       if (state.sortBy === name) { th.setAttribute("aria-sort", state.descending ? "descending" : "ascending"); }
-      var button = el("button", { type: "button", title: HELP[name] || "" }, name);
+      var button = el("button", { type: "button", title: HELP[name] || name }, LABEL[name] || name);
       button.addEventListener("click", function () {
         if (state.sortBy === name) { state.descending = !state.descending; }
         else { state.sortBy = name; state.descending = false; }
@@ -129,7 +130,7 @@
       rowHeight = measured.getBoundingClientRect().height;
     }
     status.textContent = total === N
-      ? thousands(N) + " flows" + (state.sortBy ? ", sorted by " + state.sortBy + (state.descending ? " (descending)" : "") : "")
+      ? thousands(N) + " flows" + (state.sortBy ? ", sorted by " + LABEL[state.sortBy] + (state.descending ? " (descending)" : "") : "")
       : thousands(total) + " of " + thousands(N) + " flows match";
     document.getElementById("csv-download").textContent = "Download CSV (" + thousands(total) + " rows)";
   }
@@ -181,8 +182,16 @@
       renderRows();
     });
     label.appendChild(box);
-    label.appendChild(document.createTextNode(name));
+    label.appendChild(document.createTextNode(LABEL[name] || name));
     picker.appendChild(label);
+  });
+  // The popover opens below its button, shifted left as far as it must to stay in the viewport.
+  var pickerBox = picker.parentNode;
+  pickerBox.addEventListener("toggle", function () {
+    picker.style.left = "0px";
+    if (!pickerBox.open) { return; }
+    var box = picker.getBoundingClientRect(), room = document.documentElement.clientWidth - 8;
+    if (box.right > room) { picker.style.left = Math.round(Math.max(8 - box.left, room - box.right)) + "px"; }
   });
 
   document.getElementById("csv-download").addEventListener("click", function () {
@@ -212,7 +221,7 @@
       var text = name === "findings" ? flagLabels(r).join(", ") : cellText(name, r);
       if (text === "" || name === "flow_id") { return; }
       var pair = el("div");
-      pair.appendChild(el("dt", { title: HELP[name] || "" }, name));
+      pair.appendChild(el("dt", { title: HELP[name] || name }, LABEL[name] || name));
       pair.appendChild(el("dd", {}, text));
       facts.appendChild(pair);
     });
