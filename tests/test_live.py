@@ -33,7 +33,7 @@ SPEC = "client_first=3,server_first=3,abort=2,fin_retrans=1"
 EXPECTED = {  # way -> (close_kind, active_closer, time_wait_on)
     "client_first": ("fin", "client", "client"),
     "server_first": ("fin", "server", "server"),
-    "abort": ("rst", "none", "none"),
+    "abort": ("rst", "client", "none"),  # the client sets SO_LINGER {1,0}: its RST ends it
     "fin_retrans": ("fin", "server", "server"),
 }
 

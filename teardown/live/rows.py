@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS
+from ..timewait.finding import endpoint
 from ..verdicts import Columns, text_columns
 
 RATE_WINDOW_S = 10.0  # closes per second are averaged over this window
@@ -232,8 +233,4 @@ class Tracker:
 def _flow_id(key: tuple[Any, ...]) -> str:
     """The flow_id of a _KEY tuple, as verdicts.text_columns writes it."""
     ci, cp, si, sp, vlan, inc = key
-
-    def ep(ip: str, port: int) -> str:
-        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-    return f"{'' if vlan is None else f'vlan{vlan}/'}{ep(ci, cp)}>{ep(si, sp)}/{inc}"
+    return f"{'' if vlan is None else f'vlan{vlan}/'}{endpoint(ci, cp)}>{endpoint(si, sp)}/{inc}"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..options import Options
 from ..terminal import closes_text
+from ..timewait.finding import endpoint
 from .frames import Counts
 from .rows import RATE_WINDOW_S, Tallies
 
@@ -68,7 +69,7 @@ def lines(s: Status, t: Tallies, options: Options, now: float) -> list[str]:
     if dests:
         out.append(f"port pressure (client ports held in TIME_WAIT of {size:,}; sustainable {size / tw_s:,.0f} new/s):")
         for (client, server, port), k in dests:
-            out.append(f"  {client} -> {server}:{port}  {k:,} ({k / size:.1%}), {_n(rate.get((client, server, port), 0) / span)} new/s")
+            out.append(f"  {client} -> {endpoint(server, port)}  {k:,} ({k / size:.1%}), {_n(rate.get((client, server, port), 0) / span)} new/s")
     if t.notable:
         out.append("notable: " + "; ".join(f"{label}: {label_flow}" for _, label, label_flow in list(t.notable)[-4:]))
     return out
