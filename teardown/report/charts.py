@@ -34,8 +34,9 @@ CLOSE_KIND_TEXT = {
     CloseKind.fin_then_rst: "FIN, then RST",
     CloseKind.refused: "refused (RST to SYN)",
     CloseKind.unanswered: "unanswered SYN",
+    CloseKind.unknown: "SYN, its answer not in the capture",
     CloseKind.open: "still open at capture end",
-}
+}  # a kind added to the schema before it has words here shows as its own name (close_kinds)
 CLOSER_PARTS = [("server_closed_first_share", "server", "server first"),
                 ("client_closed_first_share", "client", "client first"),
                 ("simultaneous_share", "simultaneous", "simultaneous"),
@@ -72,8 +73,8 @@ def close_kinds(flows: pd.DataFrame) -> BarChart:
     counts = {k.value: int(flows["close_kind"].eq(k.value).sum()) for k in CloseKind}
     total = sum(counts.values())
     largest = max(counts.values(), default=0)
-    bars = [Bar(CLOSE_KIND_TEXT[CloseKind(k)], [Part(k, CLOSE_KIND_TEXT[CloseKind(k)], v, 0.0, _length(v, largest))],
-                f"{v:,} · {percent(v / total)}")
+    text = {k.value: CLOSE_KIND_TEXT.get(k, k.value) for k in CloseKind}
+    bars = [Bar(text[k], [Part(k, text[k], v, 0.0, _length(v, largest))], f"{v:,} · {percent(v / total)}")
             for k, v in counts.items() if v]
     return BarChart("How the connections ended", bars, total, "connections")
 
