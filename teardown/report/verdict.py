@@ -119,7 +119,7 @@ def figures(data: ReportData, found: list[Finding] | None = None) -> list[Figure
         server = (counts["server"] + counts["aborted by server"]) / closed
         detail = "; ".join(f"{k} {n:,}" for k, n in counts.items() if n)
         out.append(Figure("Closed first by the server", percent(server), f"of {closed:,} closed: {detail}", server,
-                          ("server-close", "abort-habit", "abort")))
+                          ("server-close", "abort")))
     hosts = data.tables.get("hosts")
     if hosts is not None and len(hosts) and hosts["time_wait_peak"].fillna(0).max() > 0:
         top = hosts.iloc[int(np.argmax(hosts["time_wait_peak"].fillna(0).to_numpy(np.int64)))]
