@@ -50,7 +50,8 @@ typedef struct {
      * acknowledges something the peer sent after this FIN (its FIN, when it is unseen) */
     int64_t fin_ack_u;
     /* first segment the capture shows toward this direction's sender's address, on any
-     * connection, up to the hold after this incarnation's end (filled when handed out) */
+     * connection, up to the hold after this incarnation's end (filled when handed out, for
+     * the sender of a lone SYN only: NaN otherwise) */
     double toward_ts;
     /* first pure ACK after the peer's SYN: the handshake's third segment when sent by the client */
     int64_t cut_frame;
@@ -283,13 +284,14 @@ static double toward_bound(const Table *t, const Inc *inc) {
     return fmax(inc->d[0].last_ts, inc->d[1].last_ts) + t->closed_hold_s;
 }
 
-/* Fill toward_ts of both directions before a record is handed out. */
+/* Fill toward_ts before a record is handed out: for the sender of a lone SYN, the only one
+ * whose verdict reads it (a lookup per record costs more than every other fact). */
+static int syn_only(const Inc *inc);
 static void fill_toward(Table *t, Inc *inc) {
-    double bound = toward_bound(t, inc);
-    for (int e = 0; e < 2; e++) {
-        double first = toward_first(t, inc, e);
-        inc->d[e].toward_ts = first <= bound ? first : NAN;
-    }
+    if (!syn_only(inc)) return;
+    int e = (int)inc->pure_syn_dir;
+    double first = toward_first(t, inc, e), bound = toward_bound(t, inc);
+    inc->d[e].toward_ts = first <= bound ? first : NAN;
 }
 
 /* Only SYNs (one ISN, any copies) from the sender of the first pure SYN, nothing from the peer. */

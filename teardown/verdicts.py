@@ -90,9 +90,12 @@ def answered_unseen(s: Sides) -> Mask:
     data, and nothing from the server: the SYN was answered by a SYN-ACK the capture does not
     hold (RFC 9293 §3.5: a client sends its ACK only on a SYN-ACK). The handshake is unseen,
     not missing (docs/rules.md "Honesty about the capture point")."""
+    silent: Mask = s.get("packets")[:, SERVER] == 0
+    if not silent.any():  # the common case: every server answered in the capture
+        return silent
     syn = s.seen("syn_frame")[:, CLIENT] & (s.get("syn_has_ack")[:, CLIENT] == 0)
     acked_after = s.frame("acking_frame")[:, CLIENT] > s.get("syn_frame")[:, CLIENT]
-    answered: Mask = syn & s.seen("acking_frame")[:, CLIENT] & acked_after & (s.get("packets")[:, SERVER] == 0)
+    answered: Mask = syn & s.seen("acking_frame")[:, CLIENT] & acked_after & silent
     return answered
 
 
@@ -111,6 +114,9 @@ def one_direction(s: Sides) -> Mask:
     "Honesty about the capture point"). A lone SYN with nothing toward its sender in the
     capture is one-sided too; `close_kind` finds those (`unknown`)."""
     silent = s.get("packets") == 0
+    if not silent.any():
+        none: Mask = silent[:, CLIENT]
+        return none
     acking = s.seen("acking_frame")
     one: Mask = np.where(silent[:, SERVER], acking[:, CLIENT], silent[:, CLIENT] & acking[:, SERVER])
     one &= ~silent.all(axis=1)
@@ -123,6 +129,8 @@ def syn_unanswered(s: Sides, lone_syn: Mask) -> Mask:
     §3.8.1), or the capture holds segments toward the sender's address (docs/rules.md "Honesty
     about the capture point"). Otherwise the answer may have taken a path the capture does not
     see: `unknown`."""
+    if not lone_syn.any():
+        return lone_syn
     again = s.get("syn_copies")[:, CLIENT] > 1
     toward = ~np.isnan(s.get("toward_ts")[:, CLIENT])
     proven: Mask = lone_syn & (again | toward)
@@ -228,6 +236,8 @@ def one_sided_closer(s: Sides, fin_one_sided: Mask) -> tuple[Mask, Mask]:
     FIN); else the peer, whose FIN that side had acknowledged by then. By causality as far as
     one side shows it (docs/rules.md "Close verdicts" 1), so inferred: a peer that never closed
     (CLOSE_WAIT) looks the same. Returns (inferred, the peer's FIN came first)."""
+    if not fin_one_sided.any():
+        return fin_one_sided, fin_one_sided
     rows = np.arange(len(s.client_dir))
     seen = np.where(s.get("packets")[:, SERVER] == 0, CLIENT, SERVER)
     fin_ack = s.get("fin_ack_u")[rows, seen]
