@@ -103,13 +103,17 @@ typedef struct {
     int live;
     int touched;       /* in Table.touched since the last peek (live) */
     int64_t peek_from; /* when touched: the first index_in_tuple the segments since may change */
-    int toward_noted;  /* bit d: a segment toward endpoint d's address noted in Table.toward */
+    int toward_noted;  /* noted in Table.toward: bit d a segment toward endpoint d, bit 2+d an
+                        * acknowledging segment from endpoint d */
 } Tuple;
 
+/* An address segments were sent to (from any address: pair 0), or a host pair (pair 1: from
+ * address `from_*` to address `hi/lo`). */
 typedef struct {
-    uint64_t hi, lo, key; /* key: hash of (ctx, address) | 1; 0 marks an empty slot */
-    uint32_t ctx;
-    double first_ts;
+    uint64_t hi, lo, from_hi, from_lo, key; /* key: hash of the rest | 1; 0 marks an empty slot */
+    uint32_t ctx, pair;
+    double first_ts;  /* first segment toward it */
+    double acking_ts; /* pairs: first of them acknowledging something (not an RST, ack != 0) */
 } Addr;
 
 typedef struct {
@@ -122,8 +126,9 @@ typedef struct {
     uint64_t *retired_key; /* tuples retired before: hash -> incarnations already emitted */
     int64_t *retired_count, retired_mask, retired_n;
     int64_t port_peers[65536];
-    /* Addresses segments were sent to, with the first time: is the direction toward a SYN's
-     * sender in the capture at all (docs/rules.md "Honesty about the capture point")? */
+    /* Addresses and host pairs segments were sent to, with the first time: is the direction
+     * toward a SYN's sender in the capture at all (docs/rules.md "Honesty about the capture
+     * point")? */
     Addr *toward;
     int64_t toward_mask, toward_n;
     int64_t next_uid;
@@ -240,9 +245,17 @@ static int64_t *retired_slot(Table *t, uint64_t key, int insert) {
     return &t->retired_count[s];
 }
 
-/* The slot of an address in Table.toward (ctx: where it was carried), NULL when absent and
- * not `insert`, or out of memory. */
-static Addr *toward_slot(Table *t, uint32_t ctx, uint64_t hi, uint64_t lo, int insert) {
+/* How long after an incarnation's last segment the direction toward its endpoints is looked
+ * for: the hold before a closed tuple is handed out, so the answer never depends on where the
+ * capture was cut into batches. */
+static double toward_bound(const Table *t, const Inc *inc) {
+    return fmax(inc->d[0].last_ts, inc->d[1].last_ts) + t->closed_hold_s;
+}
+
+/* The slot of an address (`pair` 0) or of the pair from (fhi, flo) to it (`pair` 1) in
+ * Table.toward (ctx: where it was carried), NULL when absent and not `insert`, or out of memory. */
+static Addr *toward_slot(Table *t, uint32_t ctx, uint64_t hi, uint64_t lo, uint32_t pair, uint64_t fhi,
+                         uint64_t flo, int insert) {
     if (insert && 2 * (t->toward_n + 1) > t->toward_mask + 1) {
         int64_t size = t->toward_mask ? 2 * (t->toward_mask + 1) : 1024;
         Addr *a = calloc((size_t)size, sizeof(Addr));
@@ -258,30 +271,42 @@ static Addr *toward_slot(Table *t, uint32_t ctx, uint64_t hi, uint64_t lo, int i
         t->toward_mask = size - 1;
     }
     if (!t->toward_mask) return NULL;
-    uint64_t key = mix(mix(mix(0, ctx), hi), lo) | 1;
+    if (!pair) fhi = flo = 0;
+    uint64_t key = mix(mix(hi ^ (((uint64_t)pair << 32 | ctx) * UINT64_C(0x9E3779B97F4A7C15)), lo),
+                       fhi ^ flo * UINT64_C(0xBF58476D1CE4E5B9)) | 1;
     int64_t s = (int64_t)(key & (uint64_t)t->toward_mask);
     for (; t->toward[s].key; s = (s + 1) & t->toward_mask) {
         Addr *x = &t->toward[s];
-        if (x->key == key && x->lo == lo && x->hi == hi && x->ctx == ctx) return x;
+        if (x->key == key && x->lo == lo && x->hi == hi && x->from_lo == flo && x->from_hi == fhi &&
+            x->ctx == ctx && x->pair == pair)
+            return x;
     }
     if (!insert) return NULL;
     Addr *x = &t->toward[s];
-    x->key = key; x->hi = hi; x->lo = lo; x->ctx = ctx; x->first_ts = INFINITY;
+    x->key = key; x->hi = hi; x->lo = lo; x->from_hi = fhi; x->from_lo = flo; x->ctx = ctx; x->pair = pair;
+    x->first_ts = x->acking_ts = INFINITY;
     t->toward_n++;
     return x;
 }
 
-/* When the capture first shows a segment toward endpoint `e` of the tuple (0: A, 1: B). */
-static double toward_first(Table *t, const Inc *inc, int e) {
-    Addr *x = toward_slot(t, (uint32_t)inc->ctx, e ? inc->b_hi : inc->a_hi, e ? inc->b_lo : inc->a_lo, 0);
-    return x ? x->first_ts : INFINITY;
+/* Toward endpoint `e` of the tuple (0: A, 1: B): from anywhere (`pair` 0) or from the other
+ * endpoint's address (`pair` 1). */
+static const Addr *toward_of(Table *t, const Inc *inc, int e, uint32_t pair) {
+    return toward_slot(t, (uint32_t)inc->ctx, e ? inc->b_hi : inc->a_hi, e ? inc->b_lo : inc->a_lo, pair,
+                       e ? inc->a_hi : inc->b_hi, e ? inc->a_lo : inc->b_lo, 0);
 }
 
-/* How long after an incarnation's last segment the direction toward its endpoints is looked
- * for: the hold before a closed tuple is handed out, so the answer never depends on where the
- * capture was cut into batches. */
-static double toward_bound(const Table *t, const Inc *inc) {
-    return fmax(inc->d[0].last_ts, inc->d[1].last_ts) + t->closed_hold_s;
+/* When the capture first shows, on any connection, a segment toward the sender `e` of a lone
+ * SYN, as far as it tells the direction toward it is captured, INFINITY when it does not. From
+ * the SYN's target host: the direction is captured. Else, when the host pair holds connections
+ * whose segments toward the target acknowledge what never came back (one-sided): it is not.
+ * Else, from any host (a scan of hosts that are down). */
+static double toward_first(Table *t, const Inc *inc, int e) {
+    const Addr *back = toward_of(t, inc, e, 1), *out = toward_of(t, inc, 1 - e, 1), *any = toward_of(t, inc, e, 0);
+    double bound = toward_bound(t, inc);
+    if (back && back->first_ts <= bound) return back->first_ts;
+    if (out && out->acking_ts <= bound) return INFINITY;
+    return any ? any->first_ts : INFINITY;
 }
 
 /* Fill toward_ts before a record is handed out: for the sender of a lone SYN, the only one
@@ -302,11 +327,13 @@ static int syn_only(const Inc *inc) {
 }
 
 /* A lone SYN (sent once) whose verdict waits on whether the capture holds the direction toward
- * its sender: not settled before `now` passes the bound, unless that direction was seen. */
+ * its sender: not settled before `now` passes the bound, unless its target host was seen
+ * sending toward it (later segments can change any other answer). */
 static int toward_pending(Table *t, const Inc *inc, double now) {
     if (!syn_only(inc) || inc->d[inc->pure_syn_dir].syn_copies != 1) return 0;
     double bound = toward_bound(t, inc);
-    return now <= bound && !(toward_first(t, inc, (int)inc->pure_syn_dir) <= bound);
+    const Addr *back = toward_of(t, inc, (int)inc->pure_syn_dir, 1);
+    return now <= bound && !(back && back->first_ts <= bound);
 }
 
 /* ---- one segment ----------------------------------------------------------------------- */
@@ -549,12 +576,21 @@ static int feed_one(Table *t, const Seg *g) {
         int retry = syn_only(cur) && cur->pure_syn_dir == d;
         start = new_isn && (cur->closers_seen || retry || g->ts - tp->last_ts > t->idle_gap_s);
     }
-    if (!(tp->toward_noted >> (1 - d) & 1)) {
-        /* The first segment toward that endpoint on this tuple; later ones cannot be earlier. */
-        Addr *x = toward_slot(t, g->ctx, g->dst_hi, g->dst_lo, 1);
-        if (!x) return -1;
+    /* The first segment toward each endpoint on this tuple, and the first acknowledging one from
+     * it: later ones cannot be earlier. */
+    int acking = (g->flags & (ACK | RST)) == ACK && g->ack != 0;
+    int first_toward = !(tp->toward_noted >> (1 - d) & 1);
+    if (first_toward || (acking && !(tp->toward_noted >> (2 + d) & 1))) {
+        Addr *x;
+        if (first_toward) {
+            if (!(x = toward_slot(t, g->ctx, g->dst_hi, g->dst_lo, 0, 0, 0, 1))) return -1;
+            if (g->ts < x->first_ts) x->first_ts = g->ts;
+        }
+        /* looked up after the other: inserting may move the slots */
+        if (!(x = toward_slot(t, g->ctx, g->dst_hi, g->dst_lo, 1, g->src_hi, g->src_lo, 1))) return -1;
         if (g->ts < x->first_ts) x->first_ts = g->ts;
-        tp->toward_noted |= 1 << (1 - d);
+        if (acking && g->ts < x->acking_ts) x->acking_ts = g->ts;
+        tp->toward_noted |= 1 << (1 - d) | (acking ? 1 << (2 + d) : 0);
     }
     if (start && start_incarnation(t, tp) < 0) return -1;
     if (t->tracking && note_touched(t, tp)) return -1; /* after: the segment's incarnation is known */

@@ -20,7 +20,7 @@ class CloseKind(StrEnum):
     refused = "refused"  # SYN answered by RST+ACK
     unanswered = "unanswered"  # SYN with no answer
     open = "open"  # no FIN or RST before the capture ended
-    unknown = "unknown"  # SYN with no answer, but the capture holds no segment toward its sender: the answer (SYN-ACK or RST) may have gone by a path not captured
+    unknown = "unknown"  # SYN with no answer, sent once, and the capture lacks the direction toward its sender (no segment toward it, or its host pair one-sided): the answer (SYN-ACK or RST) may have gone by a path not captured
 
 
 class Side(StrEnum):
@@ -135,8 +135,8 @@ FLOW_COLUMNS: list[Column] = [
            "verdict, count or host view."),
     Column("roles_inferred", "boolean", "True when no SYN or SYN-ACK was seen and roles were inferred from ports."),
     Column("one_sided", "boolean", "The capture holds one direction of this connection only: segments from one "
-           "side, which acknowledge sequence numbers (or a SYN-ACK) the capture never shows, or a SYN whose sender "
-           "the capture shows no segment toward (close_kind unknown). Verdicts then rest on the side seen; those "
+           "side, which acknowledge sequence numbers (or a SYN-ACK) the capture never shows, or a lone SYN whose "
+           "sender's direction the capture lacks (close_kind unknown). Verdicts then rest on the side seen; those "
            "that need the other side are empty (docs/rules.md \"Honesty about the capture point\")."),
     Column("first_ts", "Float64", "First packet of the incarnation.", unit="s since the epoch"),
     Column("last_ts", "Float64", "Last packet of the incarnation.", unit="s since the epoch"),

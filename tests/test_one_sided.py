@@ -119,6 +119,17 @@ def test_lone_syn_is_unanswered_when_the_capture_holds_segments_toward_its_sende
     assert (row["close_kind"], row["one_sided"]) == ("unanswered", False)
 
 
+def test_lone_syn_is_unknown_when_its_host_pair_is_one_sided(tmp_path: Path) -> None:
+    """The client hears from other hosts, but its connections to this server show its ACKs of
+    what never came back: the direction from this server is not captured."""
+    other, second = ("10.0.0.3", 80), (CLIENT[0], 40001)
+    packets = client_side_only(True) + [seg(0.1, "S", 7000, dst=other), seg(0.2, "SA", 9000, 7001, src=other, dst=CLIENT),
+                                        seg(0.3, "S", 3000, src=second)]
+    flows = analyze(tmp_path, packets)
+    row = flows[flows["client_port"] == second[1]].iloc[0]
+    assert (row["close_kind"], row["one_sided"]) == ("unknown", True)
+
+
 def repeated_attempts() -> list[Any]:
     """Three attempts from one port, each a lone SYN with a new ISN, then a fourth answered."""
     out = [seg(0.2 * i, "S", C_ISN + 1000 * i) for i in range(3)]
