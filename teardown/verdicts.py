@@ -126,9 +126,10 @@ def one_direction(s: Sides) -> Mask:
 def syn_unanswered(s: Sides, lone_syn: Mask) -> Mask:
     """A SYN with no answer in the capture is `unanswered` only when the capture proves that no
     answer came: its sender sent it again (it waited and asked again, RFC 6298 §5 / RFC 9293
-    §3.8.1), or the capture holds segments toward the sender's address (docs/rules.md "Honesty
-    about the capture point"). Otherwise the answer may have taken a path the capture does not
-    see: `unknown`."""
+    §3.8.1), or the direction toward the sender is in the capture (`toward_ts`, _flows.c): its
+    target host was seen sending to it, or, unless that host pair is one-sided, any host was
+    (docs/rules.md "Honesty about the capture point"). Otherwise the answer may have taken a
+    path the capture does not see: `unknown`."""
     if not lone_syn.any():
         return lone_syn
     again = s.get("syn_copies")[:, CLIENT] > 1
@@ -401,7 +402,7 @@ NOTES = [  # note_bits: bit i set -> NOTES[i] applies
     "left empty",
     "one direction only in the capture: who closed first is inferred from the seen side's ACKs (an ACK after its "
     "FIN acknowledges the peer's later FIN; none after it: the peer's FIN came first, or the peer never closed)",
-    "one direction only in the capture: the SYN has no answer in it, but the capture holds no segment toward its "
+    "one direction only in the capture: the SYN has no answer in it, but the capture lacks the direction toward its "
     "sender, so the answer (SYN-ACK or RST) may have gone by another path",
 ]
 
