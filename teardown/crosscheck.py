@@ -414,15 +414,20 @@ class Comparison:
 
         first_fin = min((v[0] for v in fins.values() if v), key=lambda f: f.number, default=None)
         ws_first = "none" if first_fin is None else ("client" if first_fin.src == client else "server")
-        closer = str(c["active_closer"][row])
-        self._record("active closer", name, closer == ws_first,
-                     f"shows the first FIN from the {ws_first} (frame {first_fin.number})" if first_fin else "shows no FIN",
-                     {"none": "see no closer", "both": "judge both sides active closers"}.get(
-                         closer, f"judge the {closer} the active closer"),
-                     lambda: self._why_closer(closer, ws_first, fins))
-
         first_rst = min((v[0] for v in rsts.values() if v), key=lambda f: f.number, default=None)
         ws_rst = "none" if first_rst is None else ("client" if first_rst.src == client else "server")
+        closer = str(c["active_closer"][row])
+        if str(c["close_kind"][row]) == "rst":  # an abort: who closed it is who sent the RST (docs/rules.md "Vocabulary")
+            ws_closer, shown = ws_rst, (f"shows no FIN and the first RST from the {ws_rst} (frame {first_rst.number})"
+                                        if first_rst else "shows neither FIN nor RST")
+        else:
+            ws_closer, shown = ws_first, (f"shows the first FIN from the {ws_first} (frame {first_fin.number})"
+                                          if first_fin else "shows no FIN")
+        self._record("active closer", name, closer == ws_closer, shown,
+                     {"none": "see no closer", "both": "judge both sides active closers"}.get(
+                         closer, f"judge the {closer} the active closer"),
+                     lambda: self._why_closer(closer, ws_closer, fins) or self._why_one_sided(closer, ws_closer, sides))
+
         our_rst = str(c["first_rst_by"][row])
         self._record("RST senders", name,
                      (our_rst, max(ev[5], NONE_FRAME)) == (ws_rst, first_rst.number if first_rst else NONE_FRAME),
@@ -471,6 +476,21 @@ class Comparison:
                     f"(frame {first.number}), so the {closer}'s was sent first though it passed this capture point "
                     "later (TEARDOWN-RULES.md, Close verdicts 1)")
         return None
+
+    def _why_one_sided(self, closer: str, ws_first: str, sides: dict[str, list[Frame]]) -> str | None:
+        """The capture holds one direction: the closer's FIN is not in it, but the seen side's FIN
+        acknowledges one sequence number more than anything it acknowledged before: that FIN."""
+        if closer not in ("client", "server") or ws_first not in ("client", "server") or sides[closer]:
+            return None
+        seen = sides[ws_first]
+        fin = next((f for f in seen if f.flags & FIN), None)
+        before = [f.ack for f in seen if fin is not None and f.number < fin.number and f.flags & ACK]
+        if fin is None or not before or seq_diff(fin.ack, max(before, key=lambda a: seq_diff(a, before[0]))) != 1:
+            return None
+        return (f"the capture holds one direction only: the {closer}'s FIN is not in it, and the {ws_first}'s FIN "
+                f"(frame {fin.number}) acknowledges one sequence number more than the {ws_first} had acknowledged "
+                f"before, the {closer}'s FIN, so the {closer} closed first (docs/rules.md \"Honesty about the capture "
+                "point\")")
 
     def _why_rst(self, ours: str, our_frame: int, first: Frame | None, frames: list[Frame]) -> str | None:
         if first is None:
