@@ -162,6 +162,10 @@ FLOW_COLUMNS: list[Column] = [
            empty_when="no RST, or one_sided (the receiver's state is not in the capture)"),
     Column("fin_retransmissions_client", "Int64", "FINs the client sent again with the same sequence number."),
     Column("fin_retransmissions_server", "Int64", "FINs the server sent again with the same sequence number."),
+    Column("final_ack_lost_after_capture", "boolean", "Where the final ACK of a FIN sent again was lost: true when "
+           "the capture shows that ACK before the FIN came again (it was lost beyond the capture point), false when "
+           "it does not (lost before this point, or the FIN itself was lost beyond it) (docs/rules.md \"Close "
+           "verdicts\" 5).", empty_when="no FIN was sent again"),
     Column("data_after_fin", DataAfterFin, "Data the FIN's sender sent after its own FIN."),
     Column("time_wait_on", Side, "Who ends in TIME_WAIT: the active closer; both after a simultaneous close.",
            empty_when="one_sided (TIME_WAIT starts at the peer's FIN, which the capture does not hold), except "

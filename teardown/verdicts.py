@@ -292,6 +292,20 @@ def time_wait(s: Sides, c: Closes, tw_s: F64) -> TimeWait:
     return TimeWait(holder, start, end, restarts, ack_seen)
 
 
+def final_ack_lost_after_capture(s: Sides) -> Obj:
+    """For a FIN sent again: does the capture show the peer's ACK of it before the last copy?
+    Then that ACK was lost beyond the capture point; if not, it was lost before it (or the FIN
+    itself was lost beyond it) (RFC 9293 §3.10.7.4; docs/rules.md "Close verdicts" 5). None where
+    no FIN was sent again; where both sides sent theirs again, either side's ACK seen first."""
+    again: Mask = s.get("fin_copies") > 1  # (n, 2): this side sent its FIN again
+    peer_ack_ts = s.get("ack_of_fin_ts")[:, ::-1]  # when the peer acknowledged this side's FIN
+    seen_first: Mask = again & s.seen("ack_of_fin_frame")[:, ::-1] & (peer_ack_ts < s.get("last_fin_ts"))
+    out = np.full(len(s.client_dir), None, object)
+    any_again = np.any(again, axis=1)
+    out[any_again] = np.any(seen_first, axis=1)[any_again]
+    return out
+
+
 @dataclass(slots=True)
 class Reuse:
     in_time_wait: Mask
@@ -499,6 +513,7 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
         "rst_class": c.rst_class,
         "fin_retransmissions_client": np.maximum(fin_copies[:, CLIENT] - 1, 0),
         "fin_retransmissions_server": np.maximum(fin_copies[:, SERVER] - 1, 0),
+        "final_ack_lost_after_capture": final_ack_lost_after_capture(s),
         "data_after_fin": data_after_fin, "time_wait_on": time_wait_on,
         "time_wait_start_ts": np.fmin(tw.start[:, 0], tw.start[:, 1]),
         "time_wait_end_ts": np.fmax(tw.end[:, 0], tw.end[:, 1]), "time_wait_restarts": tw.restarts,

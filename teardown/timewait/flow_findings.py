@@ -176,6 +176,7 @@ def fin_retransmission(c: Columns, keys: Keys, flags: Flags, options: Options) -
     Warning when a sender resent its FIN in more than a tenth of at least HABIT_MIN connections
     (a lossy path), info otherwise."""
     restarts = np.asarray(c["time_wait_restarts"])
+    beyond = _yes(c, "final_ack_lost_after_capture")
     for side, codes, names, peer in (("client", keys.client, keys.hosts, "server"),
                                      ("server", keys.endpoint, keys.endpoints, "client")):
         again = np.asarray(c[f"fin_retransmissions_{side}"])
@@ -183,12 +184,16 @@ def fin_retransmission(c: Columns, keys: Keys, flags: Flags, options: Options) -
         for name, code, rows in groups(codes, names, again > 0):
             total = int(total_of[code])
             lossy = len(rows) >= HABIT_MIN and len(rows) > LOSSY_SHARE * total
+            after = int(np.count_nonzero(beyond[rows]))
+            where = [f"in {after:,} the capture shows the {peer}'s final ACK before the FIN came again: that ACK was "
+                     "lost beyond the capture point"] * bool(after)
+            where += [f"in {len(rows) - after:,} it does not: the final ACK was lost before the capture point, or "
+                      "the FIN itself beyond it"] * bool(len(rows) - after)
             yield Finding(
                 Severity.warning if lossy else Severity.info, FindingKind.fin_retransmission, name,
                 f"{name} ({side}) sent its FIN again in {of_its(len(rows), total, 'connection')} "
-                f"({plural(int(again[rows].sum()), 'retransmission')}): the {peer}'s final ACK, or the FIN "
-                f"itself, was lost; the TIME_WAIT was restarted {plural(int(restarts[rows].sum()), 'time')}"
-                f"{examples(c, rows)}.",
+                f"({plural(int(again[rows].sum()), 'retransmission')}): {'; '.join(where)}. The TIME_WAIT was "
+                f"restarted {plural(int(restarts[rows].sum()), 'time')}{examples(c, rows)}.",
                 "look for loss on the path (interface errors, drops in `nstat -az TcpExtTCPLostRetransmit`); a "
                 "lost final ACK costs the closer one more round trip and restarts its TIME_WAIT", weight=len(rows))
 
