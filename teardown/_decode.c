@@ -79,7 +79,7 @@ static int get_out(PyObject *obj, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t 
 /* ---- where a segment was carried ------------------------------------------------------------
  * The walk below goes layer by layer from the link header to the innermost IP packet: VLAN
  * tags, MPLS stacks, PPPoE, and tunnels (IP-in-IP, GRE and ERSPAN, VXLAN, GENEVE, GTP-U). What
- * tells overlapping address spaces apart (TEARDOWN-RULES.md "Vocabulary") is hashed into
+ * tells overlapping address spaces apart (docs/rules.md "Vocabulary") is hashed into
  * `where`: VLAN ids, and per tunnel its kind, its outer endpoints (sorted: the same both ways)
  * and its key (GRE key, VNI, ERSPAN session). MPLS labels and GTP TEIDs differ per direction,
  * so they cannot pair a connection's two directions and are left out; link layers (PPPoE

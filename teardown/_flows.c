@@ -350,7 +350,7 @@ typedef struct {
     int64_t head_len;
 } Seg;
 
-/* What the receiver could accept from this RST (TEARDOWN-RULES §RST classes), from the state
+/* What the receiver could accept from this RST (docs/rules.md "RST classes"), from the state
  * both directions had reached before it. */
 static int64_t rst_class(const Inc *inc, const Dir *s, const Dir *r, const Seg *g, int64_t seq_u) {
     int sent_before = s->nonrst_packets > 0, rcv_known = r->has_ack != 0;
@@ -413,7 +413,7 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
         if (ack && inc->synack_frame == NONE) { inc->synack_frame = g->frame; inc->synack_dir = d; }
     }
     if ((g->flags & (ACK | SYN | RST)) == ACK && r->syn_frame != NONE && s->cut_frame == NONE) {
-        /* RSTs before the handshake's third segment belong to the handshake (TEARDOWN-RULES
+        /* RSTs before the handshake's third segment belong to the handshake (docs/rules.md
          * §Close verdicts 4): forget them for the hypothesis "d is the client". */
         s->cut_frame = g->frame;
         inc->d[0].rst_cut_frame[d] = inc->d[1].rst_cut_frame[d] = NONE;
@@ -566,7 +566,7 @@ static int feed_one(Table *t, const Seg *g) {
     int start = tp->cur < 0;
     if (!start && pure_syn) {
         /* A SYN whose ISN differs from the current incarnation's opens a new incarnation once
-         * the current one closed or aborted, or after an idle gap of 2*MSL (TEARDOWN-RULES
+         * the current one closed or aborted, or after an idle gap of 2*MSL (docs/rules.md
          * §Vocabulary); the same ISN again is a retransmission. A SYN that met the open
          * connection (a challenge ACK answered it) opens one when it comes again after the RST. */
         Inc *cur = &t->incs[tp->cur];

@@ -105,7 +105,7 @@ class Analysis:
 
     @property
     def host_views(self) -> HostViews:
-        """TIME_WAIT as a resource (TEARDOWN-RULES.md "Host-level views"), as numpy tables and
+        """TIME_WAIT as a resource (docs/rules.md "Host-level views"), as numpy tables and
         findings; computed on first use."""
         if self._host_views is None:
             self._host_views = host_views(self.columns, self.capture.first_ts, self.capture.last_ts, self.options)

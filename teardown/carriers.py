@@ -1,6 +1,6 @@
 """Where a segment was carried: the interface, link type, VLAN tags and tunnels around it.
 
-A connection is its 4-tuple *and* where it was carried (TEARDOWN-RULES.md "Vocabulary"): the
+A connection is its 4-tuple *and* where it was carried (docs/rules.md "Vocabulary"): the
 same addresses in two VLANs or two tunnels are two address spaces. Each distinct carrier of an
 analysis gets a number, `Packets.ctx`, which the flow table keys connections by:
 

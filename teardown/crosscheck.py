@@ -302,7 +302,7 @@ class Comparison:
 
     def _why_boundaries(self, ss: list[int], rr: list[int], streams: dict[int, list[Frame]]) -> str | None:
         """Why the streams and incarnations of one group start at different frames, when every
-        difference is one our rules account for (TEARDOWN-RULES.md, Vocabulary)."""
+        difference is one our rules account for (docs/rules.md, "Vocabulary")."""
         c = self.c
         ctxs = {int(c["ctx"][r]) for r in rr}
         if len(ctxs) > 1:
@@ -469,12 +469,12 @@ class Comparison:
         if closer == "both" and not a_acked and not b_acked:
             return (f"a simultaneous close: the FINs crossed (frame {a.number} does not acknowledge frame {b.number} "
                     "nor the other way round), so both ends went through CLOSING to TIME_WAIT "
-                    "(TEARDOWN-RULES.md, Close verdicts 2); capture order only shows which FIN passed here first")
+                    "(docs/rules.md, \"Close verdicts\" 2); capture order only shows which FIN passed here first")
         first, second = (a, b) if closer == "client" else (b, a)
         if closer in ("client", "server") and closer != ws_first and _acknowledges(second, first):
             return (f"by causality: the {ws_first}'s FIN (frame {second.number}) acknowledges the {closer}'s FIN "
                     f"(frame {first.number}), so the {closer}'s was sent first though it passed this capture point "
-                    "later (TEARDOWN-RULES.md, Close verdicts 1)")
+                    "later (docs/rules.md, \"Close verdicts\" 1)")
         return None
 
     def _why_one_sided(self, closer: str, ws_first: str, sides: dict[str, list[Frame]]) -> str | None:
@@ -501,7 +501,7 @@ class Comparison:
         if established is None or first.number < established.number:
             return (f"the RST in frame {first.number} came before the handshake completed"
                     + (f" (third segment: frame {established.number})" if established else "")
-                    + ": not the close of an established connection (TEARDOWN-RULES.md, Close verdicts 4)"
+                    + ": not the close of an established connection (docs/rules.md, \"Close verdicts\" 4)"
                     + (f"; the {ours}'s RST in frame {our_frame} ended it" if ours != "none" else ""))
         return None
 
@@ -517,7 +517,7 @@ class Comparison:
                 "(also_seen_on)")
 
     def _why_fin_retransmissions(self, mine: int, flagged: list[Frame], fins: list[Frame]) -> str | None:
-        """We count FINs repeating an earlier FIN's sequence number (TEARDOWN-RULES.md, Close
+        """We count FINs repeating an earlier FIN's sequence number (docs/rules.md, Close
         verdicts 5); Wireshark flags segments by its own retransmission rules."""
         repeats = [f for k, f in enumerate(fins) if any(g.seq == f.seq for g in fins[:k])]
         copies = [f for f in repeats if any(_copies(g, f) for g in fins if g.number < f.number)]

@@ -4,8 +4,8 @@ The headers are read by the C decoder in `_decode.c`, one pass over the frames i
 preallocated here (see README, "Why a C walker"); this module holds the columns, the skip
 reasons and the link type names. Frames that are not TCP, or that we cannot reach TCP in, are
 counted by reason and dropped. Lengths come from the IP header, not the captured length:
-snaplen truncates captures and offloaded segments exceed the MTU (TEARDOWN-RULES §What is
-tracked).
+snaplen truncates captures and offloaded segments exceed the MTU (docs/rules.md "Per-direction
+state").
 """
 
 from __future__ import annotations

@@ -97,6 +97,6 @@ class Options:
     def longest_time_wait_s(self) -> float:
         """The longest TIME_WAIT any host can hold under these options: how long state is kept,
         and the idle gap after which a SYN opens a new incarnation even without a close
-        (TEARDOWN-RULES §Vocabulary: after 2*MSL no segment of the old one can be in flight)."""
+        (docs/rules.md "Vocabulary": after 2*MSL no segment of the old one can be in flight)."""
         profiles = {self.os, *(p for _, p in self.host_os)}
         return max(self.behaviour_of(p).time_wait_s for p in profiles)

@@ -112,7 +112,6 @@ class Column:
         return "category" if not isinstance(self.dtype, str) else self.dtype
 
 
-RULES = "shared TEARDOWN-RULES.md"
 FLOW_COLUMNS: list[Column] = [
     Column("flow_id", "string", "client ip:port > server ip:port / incarnation; flows in a VLAN start with vlanN/, "
            "flows carried otherwise (another interface or link type, QinQ, a tunnel) with cN/, N numbering those "
@@ -208,7 +207,7 @@ INTERNAL_COLUMNS = {
     "note_bits": "which of verdicts.NOTES apply: the notes column is written from it",
 }
 
-# Host-level views (TEARDOWN-RULES.md "Host-level views"), computed from the per-flow table.
+# Host-level views (docs/rules.md "Host-level views"), computed from the per-flow table.
 _PEAK_TS = dict(unit="s since the epoch", empty_when="no TIME_WAIT")
 HOST_COLUMNS: list[Column] = [
     Column("host", "string", "IP address, as client or server (with flow_id's vlanN/ or cN/ in front when carried in "
@@ -289,7 +288,7 @@ FINDING_COLUMNS: list[Column] = [
     Column("kind", FindingKind, "What was found; also a --fail-on name."),
     Column("subject", "string", "The host, server endpoint or client -> destination it is about."),
     Column("message", "string", "What was found, in plain words with the numbers behind it."),
-    Column("advice", "string", "What to do, from the mitigations of TEARDOWN-RULES.md."),
+    Column("advice", "string", "What to do, from the mitigations of docs/rules.md."),
 ]
 TABLES: dict[str, list[Column]] = {"flows": FLOW_COLUMNS, "hosts": HOST_COLUMNS,
                                    "destinations": DESTINATION_COLUMNS, "servers": SERVER_COLUMNS,

@@ -1,6 +1,6 @@
 """Incarnation records -> one row of verdicts each: roles, close kind, closer, TIME_WAIT holder
 and its interval, RST class, FIN retransmissions, assassination, reuse. Each rule is one
-function named after it, computed for all incarnations at once (TEARDOWN-RULES.md is the
+function named after it, computed for all incarnations at once (docs/rules.md is the
 specification); the records carry the facts (flows.py)."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Sides:
 
 def roles(rec: Records) -> tuple[I64, Mask]:
     """The client's canonical direction: the sender of the first SYN; else the receiver of the
-    first SYN-ACK; else inferred (TEARDOWN-RULES §Vocabulary): the endpoint with the well-known
+    first SYN-ACK; else inferred (docs/rules.md "Vocabulary"): the endpoint with the well-known
     port, else the port shared with more peers, is the server; the first sender is a weak hint."""
     client = np.where(rec["pure_syn_dir"] >= 0, rec["pure_syn_dir"],
                       np.where(rec["synack_dir"] >= 0, 1 - rec["synack_dir"], -1))
@@ -142,7 +142,7 @@ def first_closer(s: Sides) -> I64:
     """The side whose FIN the peer acknowledged before (or with) its own FIN.
 
     Neither acknowledged -> simultaneous (2); both sides go through CLOSING (RFC 9293 §3.6).
-    Decided by seq/ack causality, never by capture order (TEARDOWN-RULES §Close verdicts 1).
+    Decided by seq/ack causality, never by capture order (docs/rules.md "Close verdicts" 1).
     Only one FIN -> its sender. No FIN -> -1.
     """
     fin = s.seen("fin_frame")
@@ -184,7 +184,7 @@ class Closes:
 
 
 def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj]:
-    """The first RST after the handshake's third segment (TEARDOWN-RULES §Close verdicts 4): an
+    """The first RST after the handshake's third segment (docs/rules.md "Close verdicts" 4): an
     RST sent while the handshake was under way does not close the connection it completes."""
     n = len(s.client_dir)
     rows = np.arange(n)
@@ -202,7 +202,7 @@ def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj]:
 
 
 def close_kind(s: Sides) -> Closes:
-    """One close kind per incarnation, by the precedence of TEARDOWN-RULES §Close verdicts 3."""
+    """One close kind per incarnation, by the precedence of docs/rules.md "Close verdicts" 3."""
     hs = handshake_seen(s)
     rst_side, rst_frame, rst_ts, rst_cls = closing_rst(s)
     has_rst = rst_side >= 0
@@ -248,7 +248,7 @@ def one_sided_closer(s: Sides, fin_one_sided: Mask) -> tuple[Mask, Mask]:
 
 
 def who_closed(kind: I64, fin_closer: I64, rst_side: I64) -> I64:
-    """Who ended the connection first (TEARDOWN-RULES §Vocabulary, active closer): the first
+    """Who ended the connection first (docs/rules.md "Vocabulary", active closer): the first
     FIN's sender by causality; for an abort with no FIN before it (`rst`), the RST's sender,
     who holds no TIME_WAIT; nobody when nothing closed it (refused, unanswered, unknown, open)."""
     return np.select([kind == RST_K, np.isin(kind, [REFUSED_K, UNANSWERED_K, UNKNOWN_K, OPEN_K])],
@@ -270,7 +270,7 @@ class TimeWait:
 
 
 def time_wait(s: Sides, c: Closes, tw_s: F64) -> TimeWait:
-    """Who holds TIME_WAIT, from when, until when (TEARDOWN-RULES §TIME_WAIT).
+    """Who holds TIME_WAIT, from when, until when (docs/rules.md "TIME_WAIT").
 
     The active closer after an orderly close, both after a simultaneous one, nobody after an
     abort. It starts when the holder acknowledges the peer's FIN (or, where that ACK is not in
@@ -318,7 +318,7 @@ def reuse_in_time_wait(s: Sides, tw: TimeWait) -> Reuse:
 
     In TIME_WAIT if the SYN came before the holder's TIME_WAIT ended. Accepted when answered by
     a SYN-ACK: for newer timestamps (RFC 6191) when both carried them, else for an ISN above the
-    old connection's last sequence (RFC 1122); rejected when answered otherwise (TEARDOWN-RULES
+    old connection's last sequence (RFC 1122); rejected when answered otherwise (docs/rules.md
     §TIME_WAIT). Accepting ends the old TIME_WAIT (`tw.end` is updated).
     """
     rec = s.rec
@@ -371,7 +371,7 @@ class Assassination:
 
 def tw_assassination(s: Sides, tw: TimeWait, rst_kills: Mask) -> Assassination:
     """An RST reaching a TIME_WAIT holder with exactly the sequence number it expects next (the
-    peer's FIN + 1), during TIME_WAIT (RFC 1337; TEARDOWN-RULES §TIME_WAIT). The flow table
+    peer's FIN + 1), during TIME_WAIT (RFC 1337; docs/rules.md "TIME_WAIT"). The flow table
     looks for it in the incarnation and in the next one on the tuple (the client's answer to a
     rejected reuse is the classic). Where the holder's profile honours it (`rst_kills`, per
     side), TIME_WAIT ends there (`tw.end` is updated)."""
@@ -470,7 +470,7 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
     last_ts = np.fmax(*s.get("last_ts").T)
     fin_ts = s.get("fin_ts")
     first_fin_ts = np.fmin(fin_ts[:, 0], fin_ts[:, 1])
-    # Half-close: the peer kept sending data after a FIN (TEARDOWN-RULES §Close verdicts 3).
+    # Half-close: the peer kept sending data after a FIN (docs/rules.md "Close verdicts" 3).
     after_peer = s.seen("data_after_peer_fin_frame")
     half = after_peer.any(axis=1) & np.isin(c.close_kind, [FIN_K, FIN_THEN_RST_K, SIMULTANEOUS_K, OPEN_K])
     half_s = np.where(half, np.fmax(*s.get("data_after_peer_fin_ts").T) - first_fin_ts, np.nan)

@@ -129,7 +129,7 @@ def test_a_disagreement_without_explanation_exits_1(capsys: pytest.CaptureFixtur
 
 def test_a_new_incarnation_after_an_abort_is_explained_only_where_we_start_one(tmp_path: Path) -> None:
     """A SYN meets the open connection (challenge ACK), the client's exact RST aborts it, and
-    the SYN sent again opens a new connection (TEARDOWN-RULES.md, Vocabulary: a SYN with a new
+    the SYN sent again opens a new connection (docs/rules.md, "Vocabulary": a SYN with a new
     ISN after an abort). Wireshark starts its stream at the first SYN. The check explains that
     first SYN, and explains the rest only if our table starts an incarnation at the second:
     a table that does not is a disagreement nobody can explain."""

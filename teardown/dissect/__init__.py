@@ -10,7 +10,7 @@ This stage sits after `decode` (it produces decode's records, and `read` may not
   auto.py           the fast decoder; frames of link types it does not read handed to scapy, else tshark
 
 Where a segment was carried (interface, link type, VLAN tags, tunnels) is part of its
-connection's identity (TEARDOWN-RULES.md, Vocabulary): see carriers.py for the `Carrier`, its
+connection's identity (docs/rules.md, "Vocabulary"): see carriers.py for the `Carrier`, its
 encapsulation text and how `Contexts` numbers carriers into `Packets.ctx`. Every reader gives
 each segment the Carrier and encapsulation text the fast decoder's walk gives its frame
 (`carriers.carrier_of`: scapy's reader calls it on the frame's bytes, tshark's rebuilds it from

@@ -1,7 +1,7 @@
 """A flow's segments -> each side's TCP state where it changes, for its ladder diagram.
 
 States follow RFC 9293 §3.3.2 as the capture point saw them. Causality, not capture order,
-decides the close (TEARDOWN-RULES §Close verdicts 1-2): a FIN that does not acknowledge the
+decides the close (docs/rules.md "Close verdicts" 1-2): a FIN that does not acknowledge the
 peer's FIN was sent before its sender received the peer's, so both sides went through CLOSING.
 What the verdicts decided about RSTs (class, assassination) is taken from the flow's row, so the
 ladder and the table agree. Only segments that can change a state are looked at: SYNs, FINs,
@@ -110,7 +110,7 @@ class _Machine:
     def rst(self, i: int, sender: int) -> None:
         """An RST ends the sender's connection; the receiver's only if it accepts it. A client
         in SYN_SENT that resets an unacceptable ACK stays there and retries (RFC 9293 §3.10.7.3;
-        TEARDOWN-RULES §Close verdicts 4)."""
+        docs/rules.md "Close verdicts" 4)."""
         r = self.sides[1 - sender]
         first = i == self.end.first_rst_at
         if self.sides[sender].state == "SYN_SENT":
@@ -144,7 +144,7 @@ class _Machine:
     def fin(self, i: int, sender: int, fin_end: int, acks_peer_fin: bool) -> None:
         s, r = self.sides[sender], self.sides[1 - sender]
         if s.fin_end is not None and fin_end <= s.fin_end:
-            if r.state == "TIME_WAIT":  # TEARDOWN-RULES §TIME_WAIT, restart
+            if r.state == "TIME_WAIT":  # docs/rules.md "TIME_WAIT", restart
                 self.note(i, 1 - sender, "FIN again: TIME_WAIT timer restarts")
             return
         s.fin_end = fin_end

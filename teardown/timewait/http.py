@@ -2,7 +2,7 @@
 
 HTTP/1.0 without keep-alive, or `Connection: close` on either side, makes the server close
 after its response (RFC 9112 §9.6), so the server holds the TIME_WAIT
-(TEARDOWN-RULES.md "Server-side active close"). Only the first message of each direction is
+(docs/rules.md "Server-side active close"). Only the first message of each direction is
 read: that is all a 256-byte head holds, and the one that sets the connection's fate.
 """
 

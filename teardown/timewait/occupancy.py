@@ -3,7 +3,7 @@
 Used for TIME_WAIT sockets per host or server endpoint, and for client ports held per
 destination. All groups at once: interval endpoints become +1/-1 events, sorted by (group,
 time, end before start), and one cumulative sum gives every group's count, because each
-group's events add up to zero (TEARDOWN-RULES.md "Host-level views").
+group's events add up to zero (docs/rules.md "Host-level views").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Per-flow verdict columns -> the host-level tables: TIME_WAIT per host, ephemeral-port
 pressure per client -> server endpoint, and who closes first per server endpoint
-(TEARDOWN-RULES.md "Host-level views"). Every table is a dict of numpy arrays in the order
+(docs/rules.md "Host-level views"). Every table is a dict of numpy arrays in the order
 of its schema list; everything is computed on whole columns, never flow by flow.
 """
 
@@ -50,7 +50,7 @@ class Tables:
 def host_labels(ip: npt.NDArray[Any], ctx: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
     """Addresses as host labels; those carried in a VLAN, a tunnel or elsewhere than the main
     link with flow_id's prefix (vlanN/ip, cN/ip), so that overlapping address spaces never mix
-    (TEARDOWN-RULES.md "Vocabulary")."""
+    (docs/rules.md "Vocabulary")."""
     if ctx is None or not np.any(ctx):
         return ip
     out = ip.copy()
@@ -275,7 +275,7 @@ def _destinations(f: Flows, c: Columns, servers: Table, endpoint: Ints, options:
 
 def _rst_classes(c: Columns, endpoint: Ints, servers: int) -> npt.NDArray[np.object_]:
     """Per server endpoint, 'exact 58, in_window 2': the classes of the RSTs that ended its
-    connections (TEARDOWN-RULES.md "RST classes"), most first."""
+    connections (docs/rules.md "RST classes"), most first."""
     out = np.full(servers, None, object)
     has = ~np.equal(c["rst_class"], NONE)  # most connections end without an RST: judge only the rest
     classes = _words(c["rst_class"][has])
