@@ -18,8 +18,8 @@ import numpy as np
 from .analysis import Analysis, CaptureSummary
 from .options import ReaderKind
 from .schema import CloseKind, Severity
-from .timewait.finding import endpoint, percent, plural
-from .verdicts import where_prefix
+from .timewait.finding import percent, plural
+from .verdicts import endpoint, where_prefix
 
 FINDINGS_SHOWN = 10  # the rest are in `-o DIR/` (findings table) and the report
 INDENT = 11  # where a finding's text starts: under the severity word's column

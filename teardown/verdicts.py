@@ -546,6 +546,11 @@ def carried(ctx: npt.NDArray[np.uint32], ip_version: npt.NDArray[Any],
     return vlans[inverse], links[inverse], texts[inverse, (ip_version == 6).astype(np.int64)]
 
 
+def endpoint(ip: object, port: object) -> str:
+    """ip:port, IPv6 in brackets ([fd00::2]:8080) so the port cannot be read as part of it."""
+    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
+
+
 def where_prefix(ctx: int) -> str:
     """How flow ids and host labels say where a connection was carried: '' untagged on the main
     link, 'vlan100/' in a VLAN, 'c3/' for the third other carrier (the summary lists them)."""
@@ -587,10 +592,7 @@ def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) 
         values: list[Any] = (x if rows is None else x[rows]).tolist()
         return values
 
-    def ep(ip: str, port: int) -> str:
-        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-    ids = [f"{where_prefix(k)}{ep(ci, cp)}>{ep(si, sp)}/{i}" for k, ci, cp, si, sp, i in zip(
+    ids = [f"{where_prefix(k)}{endpoint(ci, cp)}>{endpoint(si, sp)}/{i}" for k, ci, cp, si, sp, i in zip(
         col("ctx"), col("client_ip"), col("client_port"), col("server_ip"), col("server_port"), col("incarnation"))]
     parts = [[f"{label} {f}" if f != NONE else "" for f in frames]
              for label, frames in zip(EVIDENCE_LABELS, np.asarray(col("evidence")).T.tolist())]

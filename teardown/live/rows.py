@@ -21,8 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS
-from ..timewait.finding import endpoint
-from ..verdicts import Columns, text_columns
+from ..verdicts import Columns, endpoint, text_columns
 
 RATE_WINDOW_S = 10.0  # closes per second are averaged over this window
 NOTABLE_KEPT = 8

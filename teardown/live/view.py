@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..options import Options
 from ..terminal import closes_text
-from ..timewait.finding import endpoint
+from ..verdicts import endpoint
 from .frames import Counts
 from .rows import RATE_WINDOW_S, Tallies
 

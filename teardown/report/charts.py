@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..schema import CloseKind
+from ..verdicts import endpoint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,11 +102,6 @@ def who_closes_first(servers: pd.DataFrame) -> BarChart | None:
     title = "Who closes first, per server endpoint" + (f" (the {TOP_SERVERS} busiest of {len(rows)})" if more > 0 else "")
     return BarChart(title, bars, int(rows["closed"].sum()), "closed connections",
                     [(key, label) for _, key, label in CLOSER_PARTS])
-
-
-def endpoint(ip: object, port: object) -> str:
-    text = str(ip)
-    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
 def rate(per_second: float) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from ..decode import FIN, RST, SYN
-from .charts import endpoint
+from ..verdicts import endpoint
 from .ladder import Ladder
 from .states import NOTE
 

@@ -93,7 +93,7 @@ def _values(flows: pd.DataFrame, c: Column, micros: dict[str, np.ndarray]) -> li
     if kind in ("ts", "dur"):
         values: list[Scalar] = list(micros[c.name].tolist())
     elif kind in ("int", "bool"):  # missing ones become None below
-        values = list(s.astype("float64").fillna(0).to_numpy(np.int64).tolist())
+        values = list(s.to_numpy(dtype=np.float64, na_value=0.0).astype(np.int64).tolist())
     else:
         values = list(s.astype(object).where(~missing, "").tolist())
     for i in np.flatnonzero(missing).tolist():

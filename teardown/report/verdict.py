@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from . import charts
-from .charts import endpoint, percent
+from ..verdicts import endpoint
+from .charts import percent
 from .data import ReportData
 
 SEVERITIES = ("critical", "warning", "info")  # schema.Severity, worst first

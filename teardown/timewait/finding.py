@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..schema import FindingKind, Severity
+from ..verdicts import endpoint
 
 Columns = Mapping[str, npt.NDArray[Any]]  # the per-flow columns (teardown.schema.FLOW_COLUMNS)
 SEVERITY_RANK = {Severity.critical: 0, Severity.warning: 1, Severity.info: 2}
@@ -40,11 +41,6 @@ def percent(share: float) -> str:
     if 0 < share and value == 0:
         return "< 1 %"
     return f"{value} %"
-
-
-def endpoint(ip: object, port: object) -> str:
-    """ip:port, IPv6 in brackets ([fd00::2]:8080) so the port cannot be read as part of it."""
-    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..options import Options
 from ..schema import CloseCause, FindingKind, Severity
-from .finding import SEVERITY_RANK, Columns, Finding, clock, endpoint, percent
+from ..verdicts import endpoint
+from .finding import SEVERITY_RANK, Columns, Finding, clock, percent
 from .flow_findings import HABIT_SHARE as MOST
 from .flow_findings import SERVER_HABIT_MIN as MIN_CONNECTIONS
 from .flow_findings import flow_findings

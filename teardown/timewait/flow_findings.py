@@ -17,7 +17,8 @@ import numpy.typing as npt
 
 from ..options import Options
 from ..schema import FindingKind, Severity
-from .finding import Columns, Finding, endpoint, examples, of_its, percent, plural
+from ..verdicts import endpoint
+from .finding import Columns, Finding, examples, of_its, percent, plural
 from .http import NONE
 from .occupancy import window_peaks
 from .tables import Tables
