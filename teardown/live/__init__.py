@@ -6,13 +6,12 @@ connections end (`teardown live`).
     dumpcap.py  dumpcap writing pcapng into a pipe -> frames (--reader pyshark)
     pcapng.py   frames -> the --write file
     rows.py     judged rows -> JSON lines and the live tallies
-    view.py     tallies -> the terminal view and the summary at the stop
-    session.py  the loop: source -> engine -> rows, until a stop
+    view.py     tallies -> the terminal view
+    session.py  the loop: source -> engine -> rows, until a stop; the summary at the stop
 """
 
 from __future__ import annotations
 
-from .session import LiveResult, LiveSettings, analysis_of, run
-from .view import summary_lines
+from .session import LiveResult, LiveSettings, analysis_of, run, summary_lines
 
 __all__ = ["LiveResult", "LiveSettings", "analysis_of", "run", "summary_lines"]

@@ -30,7 +30,8 @@ from ..read import CaptureInfo, FrameBatch, Interface
 from ..verdicts import Columns
 from .frames import NS_PER_S, Counts, Source
 from .rows import Event, Tallies, Tracker
-from .view import Status, View
+from ..terminal import closes_text
+from .view import CLOSERS, KINDS, Status, View
 
 BATCH_S = 0.15  # frames go to the engine this often: the JSON lines' delay after a teardown
 IFACE_CHECK_S = 1.0
@@ -217,3 +218,29 @@ def analysis_of(r: LiveResult, options: Options) -> Analysis:
     summary = CaptureSummary(files=[info], tcp_packets=r.tcp_packets, skipped=r.skipped)
     flows, summary.copies = concat_rows(r.rows, r.points)
     return Analysis(flows, summary, options)
+
+
+def summary_lines(r: LiveResult) -> list[str]:
+    """What the capture saw, at the stop: frames, drops, state kept, connections by close kind
+    and closer, notable flows."""
+    c, t = r.counts, r.tallies
+    lines_ = [f"{r.settings.iface}: {c.frames:,} frames, {r.tcp_packets:,} TCP segments in {r.ended - r.started:,.1f} s; "
+              f"stopped: {r.stop_reason}",
+              f"dropped: {c.kernel_drops:,} frames by the kernel, {c.analyzer_drops:,} by the analyzer",
+              f"state kept at most: {r.state['live_tuples']:,} connections (4-tuples), {r.state['bytes'] / 1e6:,.1f} MB",
+              f"{closes_text(t.closes)}",
+              f"{sum(t.closes.values()):,} connections (incarnations) written; "
+              f"TIME_WAIT on client/server: {t.time_wait_total['client'] + t.time_wait_total['both']:,}/"
+              f"{t.time_wait_total['server'] + t.time_wait_total['both']:,}"]
+    if t.closes:
+        lines_.append("")
+        lines_.append("close kind        connections  client closed  server closed  both")
+        for kind in KINDS:
+            k = sum(t.closes[(kind, cl)] for cl in CLOSERS)
+            if k:
+                lines_.append(f"{kind:<17} {k:>11,}  {t.closes[(kind, 'client')]:>13,}  {t.closes[(kind, 'server')]:>13,}  "
+                              f"{t.closes[(kind, 'both')]:>4,}")
+    if t.notable_total:
+        lines_.append("")
+        lines_.append("notable: " + ", ".join(f"{label} {k:,}" for label, k in t.notable_total.most_common()))
+    return lines_

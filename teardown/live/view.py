@@ -6,20 +6,17 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from ..options import Options
-from ..terminal import closes_text
+from ..schema import CloseKind
 from ..verdicts import endpoint
 from .frames import Counts
 from .rows import RATE_WINDOW_S, Tallies
 
-if TYPE_CHECKING:
-    from .session import LiveResult
-
 REDRAW_EVERY_S = 0.25
 STATUS_EVERY_S = 10.0
-KINDS = ("fin", "simultaneous", "rst", "fin_then_rst", "refused", "unanswered", "open")
+KINDS = tuple(k.value for k in CloseKind)
 CLOSERS = ("client", "server", "both", "none")
 TOP = 5
 
@@ -110,29 +107,3 @@ class View:
         self.err.write(up + body + clear)
         self.err.flush()
         self.drawn = len(text)
-
-
-def summary_lines(r: LiveResult) -> list[str]:
-    """What the capture saw, at the stop: frames, drops, state kept, connections by close kind
-    and closer, notable flows."""
-    c, t = r.counts, r.tallies
-    lines_ = [f"{r.settings.iface}: {c.frames:,} frames, {r.tcp_packets:,} TCP segments in {r.ended - r.started:,.1f} s; "
-              f"stopped: {r.stop_reason}",
-              f"dropped: {c.kernel_drops:,} frames by the kernel, {c.analyzer_drops:,} by the analyzer",
-              f"state kept at most: {r.state['live_tuples']:,} connections (4-tuples), {r.state['bytes'] / 1e6:,.1f} MB",
-              f"{closes_text(t.closes)}",
-              f"{sum(t.closes.values()):,} connections (incarnations) written; "
-              f"TIME_WAIT on client/server: {t.time_wait_total['client'] + t.time_wait_total['both']:,}/"
-              f"{t.time_wait_total['server'] + t.time_wait_total['both']:,}"]
-    if t.closes:
-        lines_.append("")
-        lines_.append("close kind        connections  client closed  server closed  both")
-        for kind in KINDS:
-            k = sum(t.closes[(kind, cl)] for cl in CLOSERS)
-            if k:
-                lines_.append(f"{kind:<17} {k:>11,}  {t.closes[(kind, 'client')]:>13,}  {t.closes[(kind, 'server')]:>13,}  "
-                              f"{t.closes[(kind, 'both')]:>4,}")
-    if t.notable_total:
-        lines_.append("")
-        lines_.append("notable: " + ", ".join(f"{label} {k:,}" for label, k in t.notable_total.most_common()))
-    return lines_
