@@ -41,8 +41,10 @@ class Style:
 
     def wrap(self, text: str, indent: int = 0, first: str = "") -> list[str]:
         """`first` + text, wrapped; continuation lines indented by `indent`."""
-        return textwrap.wrap(text, self.width - 1, initial_indent=first, subsequent_indent=" " * indent,
-                             break_on_hyphens=False, break_long_words=False) or [first]
+        glued = text.replace(" %", "\u00a0%")  # never "100" at a line's end and "%" on the next
+        lines = textwrap.wrap(glued, self.width - 1, initial_indent=first, subsequent_indent=" " * indent,
+                              break_on_hyphens=False, break_long_words=False)
+        return [line.replace("\u00a0%", " %") for line in lines] or [first]
 
     def paint(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text

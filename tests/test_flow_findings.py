@@ -114,3 +114,19 @@ def test_findings_rank_most_severe_first() -> None:
 
 def test_a_clean_close_has_no_finding() -> None:
     assert analysis("ipv6_client_first.pcap").host_views.findings == []
+
+
+def test_repeated_attempts_from_one_port_are_told_as_retries() -> None:
+    flows = truth("repeated_syn")["flows"]
+    failed = [f for f in flows if f["close_kind"] == "unanswered"]
+    (f,) = found("repeated_syn.pcap", FindingKind.unanswered)
+    assert f"{len(failed)} connection attempts to 198.18.0.2:8080 from 1 client got no answer" in f.message
+    # Every attempt after the first reused the client port with a new ISN (construction: one port).
+    assert f"{len(failed) - 1} from a client port already tried, with a new ISN" in f.message
+
+
+def test_a_one_sided_capture_is_a_warning_saying_how_many() -> None:
+    sided = [f for f in truth("one_sided")["flows"] if f.get("one_sided")]
+    (f,) = found("one_sided.pcap", FindingKind.one_sided)
+    assert f.severity == Severity.warning  # every connection of it: more than half
+    assert f"one direction only of all {len(sided)} connections" in f.message

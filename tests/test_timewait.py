@@ -95,7 +95,7 @@ DEFAULTS: dict[str, Any] = dict(
     roles_inferred=False, handshake="complete", close_kind="fin", active_closer="server", first_rst_by="none",
     time_wait_on="server", time_wait_start_ts=np.nan, time_wait_end_ts=np.nan, tw_assassination=False,
     reuses_tuple_in_time_wait=False, reuse_verdict=None, rst_class=None, client_head=None, server_head=None,
-    fin_retransmissions_client=0, fin_retransmissions_server=0, time_wait_restarts=0, data_after_fin="none",
+    fin_retransmissions_client=0, fin_retransmissions_server=0, time_wait_restarts=0, data_after_fin="none", incarnation=0,
     half_close=False, half_close_s=np.nan, capture_loss=False, capture_loss_bytes=0, packets_c2s=3)
 
 

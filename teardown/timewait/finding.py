@@ -55,6 +55,13 @@ def of_its(k: int, total: int, word: str, words: str | None = None) -> str:
     return f"{k:,} of its {plural(total, word, words)}"
 
 
+def of_all(k: int, total: int, word: str, words: str | None = None) -> str:
+    """'2 of 5 connections', 'all 5 connections', 'the only connection'."""
+    if k == total:
+        return f"the only {word}" if total == 1 else f"all {total:,} {words or word + 's'}"
+    return f"{k:,} of {plural(total, word, words)}"
+
+
 def examples(c: Columns, rows: npt.NDArray[np.int64]) -> str:
     """' (e.g. a>b/0, c>d/0 and 12 more)': a few of the flows behind a count, by flow_id."""
     if not len(rows):

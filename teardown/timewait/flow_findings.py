@@ -18,7 +18,7 @@ import numpy.typing as npt
 from ..options import Options
 from ..schema import FindingKind, Severity
 from ..verdicts import endpoint
-from .finding import Columns, Finding, examples, of_its, percent, plural
+from .finding import Columns, Finding, examples, of_all, of_its, percent, plural
 from .http import NONE
 from .occupancy import window_peaks
 from .tables import Tables
@@ -296,14 +296,19 @@ def unanswered(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterat
     """SYNs with no answer, per server endpoint (filtered, the host down, or the answer lost):
     warning when the endpoint answered none of at least ALL_FAILED_MIN attempts, info otherwise."""
     sent = np.asarray(c["packets_c2s"])
+    again = np.asarray(c["incarnation"]) > 0  # a later attempt on the same 4-tuple
     total_of = counts(keys.endpoint)
     for name, code, rows in groups(keys.endpoint, keys.endpoints, flags[FindingKind.unanswered]):
         clients = len(np.unique(keys.client[rows]))
         resent = int(np.sum(np.maximum(sent[rows] - 1, 0)))
+        retried = int(np.count_nonzero(again[rows]))
+        how = [f"{plural(resent, 'SYN')} sent again"] * bool(resent) + [
+            f"{retried:,} from a client port already tried, with a new ISN (the client gave up and connected "
+            "again)"] * bool(retried)
         all_failed = len(rows) >= ALL_FAILED_MIN and len(rows) == int(total_of[code])
         yield Finding(Severity.warning if all_failed else Severity.info, FindingKind.unanswered, name,
                       f"{plural(len(rows), 'connection attempt')} to {name} from {plural(clients, 'client')} got no "
-                      f"answer, after {plural(resent, 'retransmitted SYN')} in all{examples(c, rows)}.",
+                      f"answer{': ' + '; '.join(how) if how else ''}{examples(c, rows)}.",
                       "a firewall dropping SYNs, a host that is down, or a full accept queue "
                       "(`nstat -az TcpExtListenDrops` on the server)", weight=len(rows))
 
@@ -320,7 +325,7 @@ def _capture_wide(c: Columns, flags: Flags, kind: FindingKind, severity: Severit
 def simultaneous(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """Crossing FINs: both sides go through CLOSING and hold TIME_WAIT (RFC 9293 §3.6). Info."""
     return _capture_wide(c, flags, FindingKind.simultaneous, Severity.info,
-                         lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} closed simultaneously (the FINs "
+                         lambda rows, n: f"{of_all(len(rows), n, 'connection')} closed simultaneously (the FINs "
                                          "crossed): both sides hold TIME_WAIT",
                          "usual for protocols where both sides close at once; both hosts pay a TIME_WAIT each")
 
@@ -329,7 +334,7 @@ def data_after_fin(c: Columns, keys: Keys, flags: Flags, options: Options) -> It
     """New data after the sender's own FIN: a protocol violation (docs/rules.md "Close verdicts"
     6). Warning."""
     return _capture_wide(c, flags, FindingKind.data_after_fin, Severity.warning,
-                         lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} carried new data after the "
+                         lambda rows, n: f"{of_all(len(rows), n, 'connection')} carried new data after the "
                                          "sender's own FIN: a protocol violation, or a middlebox rewriting sequence "
                                          "numbers",
                          "find the stack or middlebox that sends it; the receiver discards it or answers with an RST")
@@ -341,7 +346,7 @@ def half_close(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterat
 
     def text(rows: Rows, n: int) -> str:
         longest = np.nanmax(seconds[rows]) if np.isfinite(seconds[rows]).any() else 0.0
-        return (f"{plural(len(rows), 'connection')} of {n:,} {'was' if len(rows) == 1 else 'were'} half-closed: "
+        return (f"{of_all(len(rows), n, 'connection')} {'was' if len(rows) == 1 else 'were'} half-closed: "
                 f"after one side's FIN the other kept sending, for up to {longest:,.3f} s")
 
     return _capture_wide(c, flags, FindingKind.half_close, Severity.info, text,
@@ -354,7 +359,7 @@ def capture_loss(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iter
     capture point"). Warning: verdicts resting on the missing segments are less certain."""
     lost = np.asarray(c["capture_loss_bytes"], np.float64)
     return _capture_wide(c, flags, FindingKind.capture_loss, Severity.warning,
-                         lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} miss "
+                         lambda rows, n: f"{of_all(len(rows), n, 'connection')} miss "
                                          f"{plural(int(np.nansum(lost[rows])), 'byte')} that the peer acknowledged: the "
                                          "capture dropped them, and verdicts resting on them are less certain",
                          "capture with a larger buffer (tcpdump -B, dumpcap -B), a snaplen that fits, or closer to "
@@ -367,8 +372,8 @@ def one_sided(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterato
     many = np.count_nonzero(flags[FindingKind.one_sided]) > HABIT_SHARE * len(c["first_ts"])
     severity = Severity.warning if many else Severity.info
     return _capture_wide(c, flags, FindingKind.one_sided, severity,
-                         lambda rows, n: f"the capture holds one direction only of {plural(len(rows), 'connection')} "
-                                         f"of {n:,}: verdicts that need the other side are left empty",
+                         lambda rows, n: f"the capture holds one direction only of {of_all(len(rows), n, 'connection')}: "
+                                         "verdicts that need the other side are left empty",
                          "capture where both directions pass (both directions of the SPAN, or on the host itself)")
 
 
@@ -376,6 +381,6 @@ def roles_inferred(c: Columns, keys: Keys, flags: Flags, options: Options) -> It
     """Connections caught midstream: no SYN or SYN-ACK, so client and server were inferred from
     the ports (docs/rules.md "Vocabulary"). Info."""
     return _capture_wide(c, flags, FindingKind.roles_inferred, Severity.info,
-                         lambda rows, n: f"{plural(len(rows), 'connection')} of {n:,} began before the capture: "
+                         lambda rows, n: f"{of_all(len(rows), n, 'connection')} began before the capture: "
                                          "client and server were inferred from the ports",
                          "start the capture before the connections open to see who opened them")
