@@ -23,7 +23,7 @@ from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, rows_to_draw
 from teardown.report.render import page_data, script_json
 from teardown.report.saved import read_parquet, write_parquet
-from teardown.report.verdict import figures, findings
+from teardown.report.verdict import figures, findings, headline
 
 from .conftest import CAPTURES
 from .report_samples import SAMPLES, report_data, stem, write_report
@@ -234,7 +234,8 @@ def test_chart_numbers_equal_the_tables(name: str) -> None:
     assert rate is not None
     by_label = {f"{d.client_ip} → {d.server_ip}:{d.server_port}": d for d in dests.itertuples()}
     for line in rate.lines:
-        assert line.peak == by_label[line.label].observed_rate_peak
+        if line.label != "all connections":
+            assert line.peak == by_label[line.label].observed_rate_peak
     sustainable, drawn = {round(float(x), 2) for x in dests["sustainable_rate"]}, {lim.value for lim in rate.limits}
     assert drawn <= sustainable and (drawn == sustainable or "far above the peak" in rate.note)
     who = who_closes_first(servers)
@@ -292,3 +293,24 @@ def test_rate_chart_scales_to_a_small_captures_data() -> None:
     busy = report_data("tw_server_burst")
     chart = connection_rate(busy.flows, busy.tables["destinations"], busy.facts.first_ts or 0.0, busy.facts.last_ts or 0.0)
     assert chart is not None and len(chart.limits) == 1  # 811/s against 471/s: the limit is the story
+
+
+def test_a_scan_over_many_ports_shows_its_rate_in_the_chart() -> None:
+    """Per destination each port saw one SYN; the whole capture saw the scan's rate (truth: the
+    most probes sent in one second, counted when the sample was made)."""
+    data = report_data("syn_scan")
+    rate = connection_rate(data.flows, data.tables["destinations"], data.facts.first_ts or 0.0, data.facts.last_ts or 0.0)
+    assert rate is not None and rate.lines[0].label == "all connections"
+    scan = json.loads((CAPTURES / "syn_scan.truth.json").read_text())["scan"]
+    assert rate.lines[0].peak == scan["new_connections_in_one_second_max"]
+
+
+def test_the_headline_says_who_closed_and_what_never_closed() -> None:
+    """The report's first line for a scan: 294 unanswered, 5 refused (truth), not 'the client
+    aborted 1' alone; an abort is counted by who sent the RST."""
+    data = report_data("syn_scan")
+    scan = json.loads((CAPTURES / "syn_scan.truth.json").read_text())["scan"]
+    text = headline(data, findings(data)).closed
+    assert text.startswith(f"{scan['probes']} connections:")
+    assert f"not closed: {scan['refused']} refused, {scan['unanswered']} unanswered" in text
+    assert "aborted (RST, no FIN) by the server 1" in headline(report_data("linger_abort_server"), []).closed

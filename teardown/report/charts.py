@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..schema import CloseKind
+from ..timewait.occupancy import window_peaks
 from ..verdicts import endpoint
 
 if TYPE_CHECKING:
@@ -242,8 +244,9 @@ def occupancy(hosts: pd.DataFrame, series: dict[str, tuple[list[float], list[flo
 
 def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_start: float,
                     capture_end: float) -> LineChart | None:
-    """New connections per second toward the busiest destinations, against the rate their port
-    range sustains when the client closes first (range ÷ TIME_WAIT length)."""
+    """New connections per second in the whole capture (where it has several destinations: a
+    scan spread over many ports shows only here), and toward the busiest destinations, against
+    the rate their port range sustains when the client closes first (range ÷ TIME_WAIT length)."""
     if not len(destinations):
         return None
     ranked = destinations.assign(load=destinations["observed_rate_peak"] / destinations["sustainable_rate"])
@@ -252,22 +255,28 @@ def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_sta
     width = max(1.0, span / 240)  # seconds per step: 1 s as the table's window, wider for long captures
     edges = capture_start + np.arange(0, span + width, width)
     lines, highest = [], 0.0
-    series = []
+    series: list[tuple[Any, npt.NDArray[np.float64], float, float | None]] = []  # (destination or None: all)
+    if len(destinations) > 1:  # the whole capture first: a burst or a scan spread over many ports shows here
+        opened = flows.loc[~flows["roles_inferred"].fillna(False).astype(bool), "first_ts"].to_numpy(np.float64)
+        counts, _ = np.histogram(opened, bins=edges)
+        peak, peak_ts = window_peaks(np.zeros(len(opened), np.int64), np.sort(opened), 1, 1.0)
+        highest = max(float(counts.max(initial=0)) / width, float(peak[0]))
+        series.append((None, counts / width, float(peak[0]), float(peak_ts[0]) if len(opened) else None))
     for _, d in top.iterrows():
         mine = flows[(flows["client_ip"] == d["client_ip"]) & (flows["server_ip"] == d["server_ip"])
                      & (flows["server_port"] == d["server_port"])]
         counts, _ = np.histogram(mine["first_ts"].to_numpy(np.float64), bins=edges)
         per_second = counts / width
         highest = max(highest, float(per_second.max(initial=0)), float(d["observed_rate_peak"]))
-        series.append((d, per_second))
+        series.append((d, per_second, float(d["observed_rate_peak"]), _float(d["observed_rate_peak_ts"])))
     sustainable = sorted({round(float(x), 2) for x in top["sustainable_rate"]})
     # A limit far above the data would flatten it to a line at zero: scale to the data and say so.
     drawn = [s for s in sustainable if s <= highest / CEILING_MATTERS]
     frame = _Frame(capture_start, capture_start + len(edges[:-1]) * width, max(highest, *drawn, 0.0) * 1.1)
-    for d, per_second in series:
-        label = f"{d['client_ip']} → {endpoint(d['server_ip'], d['server_port'])}"
-        lines.append(Line(label, frame.steps(edges[:-1].tolist(), per_second.tolist(), frame.x1), float(d["observed_rate_peak"]),
-                          _float(d["observed_rate_peak_ts"]), f"peak {rate(float(d['observed_rate_peak']))} in 1 s"))
+    for d, per_second, peak_rate, peak_at in series:
+        label = "all connections" if d is None else f"{d['client_ip']} → {endpoint(d['server_ip'], d['server_port'])}"
+        lines.append(Line(label, frame.steps(edges[:-1].tolist(), per_second.tolist(), frame.x1), peak_rate, peak_at,
+                          f"peak {rate(peak_rate)} in 1 s"))
     limits = [Limit(f"sustainable: {rate(s)}", s, frame.y(s)) for s in drawn]
     step = "1 s" if width == 1.0 else f"{width:,.1f} s"
     far = [rate(s) for s in sustainable if s not in drawn]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import charts
+from ..terminal import closes_text
 from ..verdicts import endpoint
 from .charts import percent
 from .data import ReportData
@@ -44,7 +45,7 @@ class Headline:
     """The first sentence of the report: who closed, what is wrong, how bad."""
 
     severity: str  # the worst finding's, or "none"
-    closed: str  # "2,000 connections: the server closed 2,000 first (100%)"
+    closed: str  # "2,000 connections: closed first by the server 2,000; ..." (terminal.closes_text)
     wrong: str  # what the worst findings are about, or that there is none
     tally: str  # "1 warning, 2 info"
 
@@ -71,15 +72,6 @@ def closed_by(data: ReportData) -> Counter[str]:
     return out
 
 
-def closed_text(counts: Counter[str], total: int) -> str:
-    words = {"client": "the client closed {} first", "server": "the server closed {} first",
-             "both": "both closed {} at once", "aborted by client": "the client aborted {}",
-             "aborted by server": "the server aborted {}", "aborted by both": "both aborted {}"}
-    parts = [words[k].format(f"{n:,} ({percent(n / total)})") for k, n in counts.most_common() if n]
-    noun = "connection" if total == 1 else "connections"
-    return f"{total:,} {noun}: " + ("; ".join(parts) if parts else "none of them closed in the capture")
-
-
 def findings(data: ReportData) -> list[Finding]:
     table = data.tables.get("findings")
     if table is None:
@@ -99,7 +91,9 @@ def headline(data: ReportData, found: list[Finding]) -> Headline:
     tops = [f"{f.kind} on {f.subject}" for f in found if f.severity == severity]
     more = f" and {len(tops) - 3:,} more" if len(tops) > 3 else ""
     wrong = ("; ".join(tops[:3]) + more) if tops else "no flow or host has a finding: nothing here calls for action"
-    return Headline(severity, closed_text(closed_by(data), len(data.flows)), wrong, tally or "no finding")
+    flows = data.flows
+    closes = Counter(zip(flows["close_kind"].astype(object).tolist(), flows["active_closer"].astype(object).tolist()))
+    return Headline(severity, closes_text(closes), wrong, tally or "no finding")
 
 
 def _coloured(figure: Figure, found: list[Finding]) -> Figure:
