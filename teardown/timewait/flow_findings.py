@@ -36,14 +36,21 @@ ALL_FAILED_MIN = 10  # attempts to an endpoint that answered none: the service i
 
 
 def _is(c: Columns, name: str, *values: str) -> Mask:
-    return np.isin(np.asarray(c[name], object), values)
+    x = np.asarray(c[name], object)
+    out: Mask = np.zeros(len(x), bool)
+    for v in values:  # equality in C per value; np.isin would sort the Python objects
+        out |= x == v
+    return out
 
 
 def _yes(c: Columns, name: str) -> Mask:
     """A boolean column (absent in tables written before it existed: all False)."""
     if name not in c:
         return np.zeros(len(c["first_ts"]), bool)
-    x = np.asarray(c[name], object)
+    x = np.asarray(c[name])
+    if x.dtype == np.bool_:  # the engine's own columns: nothing to convert
+        return x
+    x = x.astype(object)
     out: Mask = np.asarray(np.where(np.equal(x, NONE), False, x), np.bool_)
     return out
 
