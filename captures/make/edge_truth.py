@@ -254,6 +254,11 @@ def loss(d, orig, out, out_json, syncdir, kernel):
         for r in f["retransmissions_in_original"]:
             r["frame_in_this_capture"] = new_no(r["frame"])
             r["copy_of_frame_in_this_capture"] = new_no(r["copy_of_frame"])
+    for f in flows:
+        for r in f["retransmissions_in_original"]:
+            r["note"] = ("same sequence number and length as copy_of_frame: the sender sent it "
+                         "again (its nstat TcpRetransSegs counts it); bytes the capture already "
+                         "saw, so no loss")
     obs = observations(syncdir)
     kc = dict(client=counters(obs, "client_nstat"), server=counters(obs, "server_nstat"))
     nretx = sum(len(f["retransmissions_in_original"]) for f in flows)
@@ -287,7 +292,26 @@ def loss(d, orig, out, out_json, syncdir, kernel):
                capture_loss_bytes_by_direction={DIRNAME[d]: total,
                                                 DIRNAME["c2s" if d == "s2c" else "s2c"]: 0},
                flows=flows, kernel_counters=kc, kernel_observations=obs)
+    ws = wireshark_view(out)
+    if ws:
+        doc["wireshark_view"] = ws
     write(out_json, doc)
+
+
+def wireshark_view(path):
+    """A second opinion, not the truth: the frames of the cut capture tshark's TCP analysis flags."""
+    filt = ("tcp.analysis.lost_segment or tcp.analysis.ack_lost_segment or "
+            "tcp.analysis.retransmission or tcp.analysis.fast_retransmission or "
+            "tcp.analysis.out_of_order")
+    try:
+        out = subprocess.run(["tshark", "-r", path, "-Y", filt, "-T", "fields", "-e", "frame.number",
+                              "-e", "_ws.expert.message"], capture_output=True, text=True, check=True)
+        ver = subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    rows = [ln.split("\t", 1) for ln in out.stdout.splitlines() if ln.strip()]
+    return dict(tool=ver, display_filter=filt,
+                frames=["%s: %s" % (r[0], r[1] if len(r) > 1 else "") for r in rows])
 
 
 # ---------------------------------------------------------------- handshake samples
