@@ -5,6 +5,7 @@ brackets; singular and plural; colour only on a terminal and never with NO_COLOR
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -94,3 +95,15 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch: pytest.M
     monkeypatch.setenv("NO_COLOR", "1")
     assert not Style.of(Tty()).colour
     assert Style(colour=False).paint("WARNING", "33") == "WARNING"
+
+
+@pytest.mark.parametrize("stem", ["loss_server_to_client", "loss_client_to_server"])
+def test_the_first_lines_total_the_capture_loss(stem: str, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Totals from the frames removed when the sample was made (its truth), not from the table."""
+    flows = json.loads((CAPTURES / f"{stem}.truth.json").read_text())["flows"]
+    lost = [f["capture_loss_bytes"] for f in flows if f["capture_loss_bytes"]]
+    monkeypatch.setenv("COLUMNS", "400")
+    out, _ = analyze(capsys, str(CAPTURES / f"{stem}.pcap"))
+    head = out.split("\n\n")[0]
+    assert f"the capture missed {sum(lost):,} bytes that the peers acknowledged, in {len(lost)} connections" in head
