@@ -26,10 +26,15 @@
 
 #define NONE (-(INT64_C(1) << 62)) /* "not seen": below any unwrapped sequence number */
 #define HEAD_BYTES 256             /* payload kept from the start of each direction */
+#define HOLES 3 /* gaps in a direction's sequence space tracked exactly; more at once are only counted */
 #define FIN 0x01
 #define SYN 0x02
 #define RST 0x04
 #define ACK 0x10
+
+/* Sequence numbers [lo, hi) of a direction that the capture skipped: a segment came from beyond
+ * them. `before_frame` reached up to lo, `after_frame` started at hi (frames around the gap). */
+typedef struct { int64_t lo, hi, before_frame, after_frame; } Hole;
 
 enum { RST_NONE = 0, RST_EXACT, RST_IN_WINDOW, RST_OUT_OF_WINDOW, RST_TO_CLOSED_PORT, RST_UNVERIFIABLE };
 
@@ -51,7 +56,7 @@ typedef struct {
     int64_t fin_ack_u;
     /* first segment the capture shows toward this direction's sender's address, on any
      * connection, up to the hold after this incarnation's end (filled when handed out, for
-     * the sender of a lone SYN only: NaN otherwise) */
+     * the sender of a lone SYN, perhaps followed by its own RST, only: NaN otherwise) */
     double toward_ts;
     /* first pure ACK after the peer's SYN: the handshake's third segment when sent by the client */
     int64_t cut_frame;
@@ -78,6 +83,15 @@ typedef struct {
     /* unwrapping references: the last non-RST segment's raw and unwrapped numbers */
     int64_t has_seq, seq_raw, seq_u, has_ack, ack_raw, ack_u, last_window;
     int64_t head_start_u, head_len;
+    /* Capture loss (docs/rules.md "Honesty about the capture point"): what the capture showed of
+     * this direction's sequence space, RSTs' sequence numbers included (gap_nxt_u, and the frame
+     * that reached it); the gaps in it (holes), and beyond HOLES gaps at once their bytes
+     * (spill), conservatively lowered by later segments landing in their span [spill_lo_u,
+     * spill_hi_u). Set as the record is handed out (settle_loss): bytes of this direction the
+     * peer acknowledged and the capture never showed, and the frames around the first gap. */
+    int64_t gap_nxt_u, gap_nxt_frame, n_holes, spill_bytes, spill_lo_u, spill_hi_u;
+    Hole holes[HOLES];
+    int64_t lost_bytes, gap_before_frame, gap_after_frame;
     uint8_t head[HEAD_BYTES];
 } Dir;
 
@@ -157,6 +171,8 @@ static void dir_init(Dir *s) {
     s->ack_of_fin_frame = s->rst_frame = s->kill_frame = s->max_ack_frame = NONE;
     s->rst_cut_frame[0] = s->rst_cut_frame[1] = s->data_after_peer_fin_frame = NONE;
     s->fin_seq_u = s->nxt_u = s->max_ack_u = s->head_start_u = s->first_seq = NONE;
+    s->gap_nxt_u = s->gap_nxt_frame = s->spill_lo_u = s->spill_hi_u = NONE;
+    s->gap_before_frame = s->gap_after_frame = NONE;
     s->syn_seq = s->syn_tsval = s->syn_wscale = s->last_tsval = -1;
     s->first_ts = s->last_ts = s->syn_ts = s->fin_ts = s->last_fin_ts = NAN;
     s->ack_of_fin_ts = s->rst_ts = s->rst_cut_ts[0] = s->rst_cut_ts[1] = NAN;
@@ -309,11 +325,12 @@ static double toward_first(Table *t, const Inc *inc, int e) {
     return any ? any->first_ts : INFINITY;
 }
 
-/* Fill toward_ts before a record is handed out: for the sender of a lone SYN, the only one
+/* Fill toward_ts before a record is handed out: for the sender of a lone SYN (syn_attempt), the only one
  * whose verdict reads it (a lookup per record costs more than every other fact). */
 static int syn_only(const Inc *inc);
+static int syn_attempt(const Inc *inc);
 static void fill_toward(Table *t, Inc *inc) {
-    if (!syn_only(inc)) return;
+    if (!syn_attempt(inc)) return;
     int e = (int)inc->pure_syn_dir;
     double first = toward_first(t, inc, e), bound = toward_bound(t, inc);
     inc->d[e].toward_ts = first <= bound ? first : NAN;
@@ -326,11 +343,19 @@ static int syn_only(const Inc *inc) {
     return r->packets == 0 && s->syn_copies == s->packets;
 }
 
-/* A lone SYN (sent once) whose verdict waits on whether the capture holds the direction toward
+/* The same, perhaps followed by RSTs of the SYN's sender (it gave up): a SYN whose verdict is
+ * `unanswered` or `unknown`, decided by the direction toward its sender. */
+static int syn_attempt(const Inc *inc) {
+    if (inc->pure_syn_frame == NONE) return 0;
+    const Dir *s = &inc->d[inc->pure_syn_dir], *r = &inc->d[1 - inc->pure_syn_dir];
+    return r->packets == 0 && s->syn_copies == s->nonrst_packets;
+}
+
+/* A lone SYN (sent once, perhaps then given up with an RST) whose verdict waits on whether the capture holds the direction toward
  * its sender: not settled before `now` passes the bound, unless its target host was seen
  * sending toward it (later segments can change any other answer). */
 static int toward_pending(Table *t, const Inc *inc, double now) {
-    if (!syn_only(inc) || inc->d[inc->pure_syn_dir].syn_copies != 1) return 0;
+    if (!syn_attempt(inc) || inc->d[inc->pure_syn_dir].syn_copies != 1) return 0;
     double bound = toward_bound(t, inc);
     const Addr *back = toward_of(t, inc, (int)inc->pure_syn_dir, 1);
     return now <= bound && !(back && back->first_ts <= bound);
@@ -382,6 +407,93 @@ static void note_kill(Inc *inc, int d, const Seg *g) {
     x->kill_ts = g->ts;
 }
 
+/* ---- capture loss: gaps in a direction's sequence space ---------------------------------- */
+
+/* Keep a gap, or only count its bytes when HOLES gaps are open already. */
+static void keep_hole(Dir *s, Hole h) {
+    if (h.hi <= h.lo) return;
+    if (s->n_holes < HOLES) { s->holes[s->n_holes++] = h; return; }
+    s->spill_bytes += h.hi - h.lo;
+    if (s->spill_lo_u == NONE || h.lo < s->spill_lo_u) s->spill_lo_u = h.lo;
+    if (h.hi > s->spill_hi_u) s->spill_hi_u = h.hi;
+}
+
+/* A segment [seq, end) below what the capture showed before: it fills the part of any gap it
+ * covers (the capture saw a retransmission; a copy of bytes seen before fills nothing). */
+static void fill_holes(Dir *s, int64_t seq, int64_t end, int64_t frame) {
+    for (int64_t i = 0; i < s->n_holes;) {
+        Hole *h = &s->holes[i];
+        if (end <= h->lo || seq >= h->hi) { i++; continue; }
+        if (seq <= h->lo && end >= h->hi) { *h = s->holes[--s->n_holes]; continue; }
+        if (seq <= h->lo) { h->lo = end; h->before_frame = frame; }
+        else if (end >= h->hi) { h->hi = seq; h->after_frame = frame; }
+        else {
+            /* Inside: two gaps. The one below is bounded by seen segments; when no slot is free it
+             * is the one only counted, so the slot keeps the span later segments go on filling. */
+            Hole below = {h->lo, seq, h->before_frame, frame};
+            h->lo = end; h->before_frame = frame;
+            keep_hole(s, below);
+        }
+        i++;
+    }
+    if (s->spill_bytes && end > s->spill_lo_u && seq < s->spill_hi_u) {
+        /* Counted gaps have no exact bounds: whatever lands in their span lowers the count (a
+         * resent copy of seen bytes too, so the count errs low, never high). */
+        int64_t hit = (end < s->spill_hi_u ? end : s->spill_hi_u) - (seq > s->spill_lo_u ? seq : s->spill_lo_u);
+        s->spill_bytes = s->spill_bytes > hit ? s->spill_bytes - hit : 0;
+    }
+}
+
+/* Where a segment of S lies against what the capture showed of S so far: beyond it, a gap opens
+ * [gap_nxt, seq) (an RST's sequence number counts, though it occupies none); below it, it may
+ * fill a gap. A keep-alive or window probe (seq = next - 1) lies below and fills nothing. */
+static inline void note_gap(Dir *s, int64_t seq, int64_t end, int64_t frame, int rst) {
+    if (s->gap_nxt_u == NONE) {
+        if (rst) return; /* an RST as a side's first segment: where its stream lies is unknown */
+    } else if (seq > s->gap_nxt_u) {
+        keep_hole(s, (Hole){s->gap_nxt_u, seq, s->gap_nxt_frame, frame});
+    } else if ((s->n_holes | s->spill_bytes) && end > seq) {
+        fill_holes(s, seq, end, frame);
+    }
+    /* The frame before a gap is the last segment reaching its start (a pure ACK after the data
+     * too), never an RST that only lies there. */
+    if (end > s->gap_nxt_u || (end == s->gap_nxt_u && !rst)) { s->gap_nxt_u = end; s->gap_nxt_frame = frame; }
+}
+
+/* The bytes of S the peer acknowledged that the capture never showed, as the record is handed
+ * out: gaps below both the peer's highest ACK and S's next sequence number, and the tail
+ * acknowledged beyond that next sequence number; the frames around the first gap the peer
+ * acknowledged (for the tail alone: the frame that reached S's last byte seen). */
+static void settle_loss(Inc *inc) {
+    for (int d = 0; d < 2; d++) {
+        Dir *s = &inc->d[d];
+        int64_t ack = inc->d[1 - d].max_ack_u;
+        s->lost_bytes = 0;
+        s->gap_before_frame = s->gap_after_frame = NONE;
+        if (s->nxt_u == NONE || ack == NONE) continue;
+        int64_t bound = ack < s->nxt_u ? ack : s->nxt_u, lost = ack > s->nxt_u ? ack - s->nxt_u : 0;
+        const Hole *first = NULL;
+        for (int64_t i = 0; i < s->n_holes; i++) {
+            const Hole *h = &s->holes[i];
+            if (h->lo < bound) lost += (h->hi < bound ? h->hi : bound) - h->lo;
+            if (h->lo < ack && (!first || h->lo < first->lo)) first = h;
+        }
+        if (s->spill_bytes && s->spill_lo_u < bound)
+            lost += s->spill_bytes < bound - s->spill_lo_u ? s->spill_bytes : bound - s->spill_lo_u;
+        s->lost_bytes = lost;
+        if (!lost) continue;
+        s->gap_before_frame = first ? first->before_frame : s->gap_nxt_frame;
+        s->gap_after_frame = first ? first->after_frame : NONE;
+    }
+}
+
+/* The facts taken as a record is handed out: they depend on the whole record, which can change
+ * until then (the toward time of a lone SYN's sender, the bytes the capture lost). */
+static void settle(Table *t, Inc *inc) {
+    fill_toward(t, inc);
+    settle_loss(inc);
+}
+
 static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
     Dir *s = &inc->d[d], *r = &inc->d[1 - d];
     int syn = g->flags & SYN, fin = g->flags & FIN, rst = g->flags & RST, ack = g->flags & ACK;
@@ -401,6 +513,7 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
             if (s->rst_cut_frame[e] == NONE) { s->rst_cut_frame[e] = g->frame; s->rst_cut_ts[e] = g->ts; s->rst_cut_class[e] = cls; }
         note_kill(inc, d, g);
         if (tp->prev >= 0) note_kill(&t->incs[tp->prev], d, g);
+        note_gap(s, seq_u, seq_u, g->frame, 1);
         inc->closers_seen = 1;
     }
     if (syn) {
@@ -452,6 +565,13 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
     }
     if (!rst) {
         int64_t end = seq_u + pl + (syn ? 1 : 0) + (fin ? 1 : 0);
+        if (syn && s->syn_frame == g->frame) {
+            /* The side's first SYN starts its sequence space: what it sent before on the tuple (an
+             * ACK of the old connection, answering a reused 4-tuple in TIME_WAIT) leaves no gap. */
+            s->gap_nxt_u = NONE;
+            s->n_holes = s->spill_bytes = 0;
+        }
+        note_gap(s, seq_u, end, g->frame, 0);
         if (s->acking_frame == NONE && ((ack && g->ack != 0) || (pl > 0 && !syn))) s->acking_frame = g->frame;
         if (end > s->nxt_u) s->nxt_u = end;
         s->nonrst_packets++;
@@ -705,6 +825,7 @@ static const Field dir_fields[] = {
     F(Dir, nxt_u, "i8", 1), F(Dir, max_ack_u, "i8", 1), F(Dir, max_ack_frame, "i8", 1), F(Dir, max_ack_ts, "f8", 1),
     F(Dir, last_tsval, "i8", 1), F(Dir, data_after_peer_fin_frame, "i8", 1), F(Dir, new_data_after_fin, "i8", 1),
     F(Dir, resent_after_fin, "i8", 1), F(Dir, data_after_peer_fin_ts, "f8", 1),
+    F(Dir, lost_bytes, "i8", 1), F(Dir, gap_before_frame, "i8", 1), F(Dir, gap_after_frame, "i8", 1),
     F(Dir, head_len, "i8", 1), F(Dir, head, "u1", HEAD_BYTES),
     {NULL, 0, NULL, 0},
 };
@@ -833,7 +954,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         rows = whole ? -rows : rows;
         if (tp->kept >= 0) {
             t->incs[tp->kept].context = 1;
-            fill_toward(t, &t->incs[tp->kept]);
+            settle(t, &t->incs[tp->kept]);
             scatter(&t->incs[tp->kept], dst, k, written++);
             free_inc(t, tp->kept);
             tp->kept = -1;
@@ -841,7 +962,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         int64_t j = tp->first;
         for (int64_t r = 0; r < rows; r++) {
             int64_t next = t->incs[j].next;
-            fill_toward(t, &t->incs[j]);
+            settle(t, &t->incs[j]);
             scatter(&t->incs[j], dst, k, written++);
             if (r == rows - 1 && !whole) { t->incs[j].next = -1; tp->kept = j; }
             else free_inc(t, j);
@@ -850,7 +971,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         if (!whole) {
             tp->first = j;
             t->incs[j].context = 1;
-            fill_toward(t, &t->incs[j]);
+            settle(t, &t->incs[j]);
             scatter(&t->incs[j], dst, k, written++);
             t->incs[j].context = 0;
             continue;
@@ -955,7 +1076,7 @@ static PyObject *peek(PyObject *self, PyObject *args) {
         Inc *inc = &t->incs[plan.at[2 * r]];
         int64_t was = inc->context;
         inc->context = plan.at[2 * r + 1];
-        fill_toward(t, inc);
+        settle(t, inc);
         scatter(inc, dst, k, r);
         inc->context = was;
     }

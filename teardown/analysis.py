@@ -34,6 +34,20 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes)
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureLoss:
+    """Capture loss over the run (docs/rules.md "Honesty about the capture point"): bytes the
+    peers acknowledged that the capture never saw, and the connections missing any."""
+
+    bytes: int = 0
+    connections: int = 0
+
+    @classmethod
+    def of(cls, columns: Mapping[str, npt.NDArray[Any]]) -> CaptureLoss:
+        lost = np.asarray(columns["capture_loss_bytes"], np.float64)  # NaN where one-sided: not judged
+        return cls(int(np.nansum(lost)), int(np.count_nonzero(lost > 0)))
+
+
 @dataclass(slots=True)
 class CaptureSummary:
     """What was read: per file, and the counts of what was skipped and why."""
@@ -50,6 +64,7 @@ class CaptureSummary:
     reader_warnings: list[str] = field(default_factory=list)
     copies: SetAside = field(default_factory=SetAside)  # connections seen at several points: the copies dropped
     cluster: str = ""  # where it ran when not in this process ("a local Dask cluster of 2 workers")
+    loss: CaptureLoss = field(default_factory=CaptureLoss)  # set with the flows (Analysis)
 
     @property
     def frames(self) -> int:
@@ -88,6 +103,7 @@ class Analysis:
     def __init__(self, columns: FlowColumns, capture: CaptureSummary, options: Options) -> None:
         self.columns = columns
         self.capture = capture
+        capture.loss = CaptureLoss.of(columns)
         self.options = options
         self._flows: pd.DataFrame | None = None
         self._host_views: HostViews | None = None

@@ -18,7 +18,8 @@ class CloseKind(StrEnum):
     rst = "rst"  # an RST ended an established connection with no FIN before it (abort)
     fin_then_rst = "fin_then_rst"  # a FIN, then an RST before the orderly close completed
     refused = "refused"  # SYN answered by RST+ACK
-    unanswered = "unanswered"  # SYN with no answer
+    handshake_reset = "handshake_reset"  # an RST ended the handshake after the SYN-ACK, before its third segment: the SYN's sender had no such connection (a raw-socket SYN, a scanner) or either side aborted the handshake; first_rst_by says who
+    unanswered = "unanswered"  # SYN with no answer, where the capture proves none came; first_rst_by client: its sender gave up with an RST
     open = "open"  # no FIN or RST before the capture ended
     unknown = "unknown"  # SYN with no answer, sent once, and the capture lacks the direction toward its sender (no segment toward it, or its host pair one-sided): the answer (SYN-ACK or RST) may have gone by a path not captured
 
@@ -90,6 +91,7 @@ class FindingKind(StrEnum):
     reuse_rejected = "reuse-rejected"  # of those, SYNs the TIME_WAIT rejected with an ACK of the old connection
     scan = "scan"  # one source sent SYNs to many ports or hosts, most of them unanswered or refused
     refused = "refused"  # SYNs answered by RST+ACK: nothing listening on a port
+    handshake_reset = "handshake-reset"  # SYN-ACKs answered by an RST before the handshake completed: a half-open scan, or a raw-socket SYN
     unanswered = "unanswered"  # SYNs that got no answer (filtered, or the host is down)
     simultaneous = "simultaneous"  # FINs crossed; both sides hold TIME_WAIT
     data_after_fin = "data-after-fin"  # new data after the sender's own FIN (protocol violation)
@@ -151,11 +153,14 @@ FLOW_COLUMNS: list[Column] = [
            empty_when="half_close is false"),
     Column("active_closer", Side, "Who ended the connection first: the side whose FIN came first by seq/ACK "
            "causality (both: simultaneous); for an abort (close_kind rst) the RST's sender; none when nothing "
-           "closed it (refused, unanswered, unknown, open). When one_sided, inferred from the side seen (see notes)."),
+           "established was closed (refused, handshake_reset, unanswered, unknown, open). When one_sided, "
+           "inferred from the side seen (see notes)."),
     Column("first_fin_by", Side, "The side whose FIN the capture shows first (capture order); when one_sided, "
            "the peer when the seen side's ACKs show that the peer's unseen FIN came first."),
     Column("first_fin_ts", "Float64", "Time of the first FIN.", unit="s since the epoch", empty_when="no FIN"),
-    Column("first_rst_by", Side, "The side that sent the first RST."),
+    Column("first_rst_by", Side, "The side that sent the first RST that counts (docs/rules.md \"Close verdicts\" 4: "
+           "one sent during a handshake that was then completed does not). With close_kind unanswered or unknown it "
+           "tells a SYN its sender gave up with an RST (client) from one never answered (none)."),
     Column("first_rst_ts", "Float64", "Time of the first RST.", unit="s since the epoch", empty_when="no RST"),
     Column("rst_class", RstClass, "How the RST that ended the connection fits the receiver's state (RFC 9293, RFC 5961).",
            empty_when="no RST, or one_sided (the receiver's state is not in the capture)"),
@@ -183,9 +188,17 @@ FLOW_COLUMNS: list[Column] = [
            empty_when="first incarnation of its tuple, or the previous one held no TIME_WAIT"),
     Column("capture_loss", "boolean", "Bytes were acknowledged that the capture never saw (not judged, so false, "
            "when one_sided: the other direction is missing, not lost)."),
-    Column("capture_loss_bytes", "Int64", "How many.", unit="bytes", empty_when="one_sided"),
-    Column("evidence_frames", "string", "Frame numbers the close verdict rests on (SYN, FINs, RSTs, final ACKs); "
-           "they run on across the files of one continuous capture."),
+    Column("capture_loss_bytes", "Int64", "How many, both directions: gaps in a side's sequence numbers that the "
+           "peer acknowledged (wherever they lie: at the start, in the middle, just before a FIN or an RST) and "
+           "bytes acknowledged beyond the last one seen. A retransmission the capture saw fills a gap; a "
+           "keep-alive or window probe opens none. Beyond 3 gaps open at once in one direction the count is an "
+           "estimate that errs low (docs/rules.md \"Honesty about the capture point\").", unit="bytes",
+           empty_when="one_sided"),
+    Column("capture_loss_bytes_c2s", "Int64", "Of those, the client's bytes.", unit="bytes", empty_when="one_sided"),
+    Column("capture_loss_bytes_s2c", "Int64", "Of those, the server's bytes.", unit="bytes", empty_when="one_sided"),
+    Column("evidence_frames", "string", "Frame numbers the close verdict rests on (SYN, FINs, RSTs, final ACKs), and "
+           "with capture loss the frames around the first gap ('gap after 12, before 15': the last segment before "
+           "it, the first after it); they run on across the files of one continuous capture."),
     Column("notes", "string", "Plain-language remarks: inferred roles, lost final ACKs, fingerprints, anomalies."),
     Column("capture_file", "string", "Name of the capture file holding the incarnation's first segment. Files "
            "given together are read as one capture when each starts where the previous ended (rotated pieces), "
@@ -203,7 +216,7 @@ INTERNAL_COLUMNS = {
     "ctx": "the carrier the flow was seen on: its VLAN id, or a number from 4096 (carriers.Contexts)",
     "first_seq": "raw sequence number of the first segment each side sent, (rows, 2) client then server: tells "
                  "copies of a connection at two points from another connection on the same 4-tuple",
-    "evidence": "the frames evidence_frames is written from, (rows, 6), in verdicts.EVIDENCE_LABELS order",
+    "evidence": "the frames evidence_frames is written from, (rows, 8), in verdicts.EVIDENCE_LABELS order",
     "note_bits": "which of verdicts.NOTES apply: the notes column is written from it",
 }
 

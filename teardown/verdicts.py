@@ -33,7 +33,8 @@ RST_CLASSES = np.array([None, RstClass.exact, RstClass.in_window, RstClass.out_o
 # Verdicts are computed as small integer codes, indices into these, and named once at the end:
 # comparing and selecting strings for 100,000 flows costs more than all the rules together.
 KINDS = np.array([k.value for k in CloseKind], dtype=object)
-FIN_K, SIMULTANEOUS_K, RST_K, FIN_THEN_RST_K, REFUSED_K, UNANSWERED_K, OPEN_K, UNKNOWN_K = range(len(KINDS))
+FIN_K, SIMULTANEOUS_K, RST_K, FIN_THEN_RST_K, REFUSED_K, HANDSHAKE_RESET_K, UNANSWERED_K, OPEN_K, UNKNOWN_K = range(
+    len(KINDS))
 SIDES = np.array([Side.client.value, Side.server.value, Side.both.value, Side.none.value], dtype=object)
 HANDSHAKES = np.array([h.value for h in Handshake], dtype=object)
 COMPLETE_H, SYN_ONLY_H, SYNACK_ONLY_H, NONE_H, ANSWERED_UNSEEN_H = range(len(HANDSHAKES))
@@ -201,8 +202,22 @@ def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj]:
     return side, f, ts, cls
 
 
+def handshake_reset(s: Sides, has_rst: Mask) -> Mask:
+    """The SYN-ACK was sent, and an RST ended the handshake before its third segment (the
+    client's first ACK after the SYN-ACK): the SYN's sender had no such connection and answered
+    the SYN-ACK with an RST (a raw-socket SYN, a half-open scan; RFC 9293 §3.10.7.1), or a side
+    aborted while the handshake was under way. Nothing established was closed, so it is not an
+    abort (docs/rules.md "Close verdicts" 4); an RST after the third segment is (`rst`)."""
+    reset: Mask = has_rst & s.seen("syn_frame")[:, SERVER] & ~s.seen("cut_frame")[:, CLIENT]
+    return reset
+
+
 def close_kind(s: Sides) -> Closes:
-    """One close kind per incarnation, by the precedence of docs/rules.md "Close verdicts" 3."""
+    """One close kind per incarnation, by the precedence of docs/rules.md "Close verdicts" 3.
+
+    A lone SYN stays a lone SYN when its sender then gives up with an RST (no SYN-ACK, nothing
+    from the peer): `unanswered` or `unknown` by the same proof as without the RST, with
+    `first_rst_by` client (docs/rules.md "Close verdicts" 4)."""
     hs = handshake_seen(s)
     rst_side, rst_frame, rst_ts, rst_cls = closing_rst(s)
     has_rst = rst_side >= 0
@@ -215,15 +230,16 @@ def close_kind(s: Sides) -> Closes:
     syn = s.seen("syn_frame")
     server_rst = s.frame("rst_frame")[:, SERVER]
     refused = syn[:, CLIENT] & ~syn[:, SERVER] & (server_rst != NEVER) & (server_rst <= s.frame("first_frame")[:, SERVER])
-    lone_syn = (syn[:, CLIENT] & (s.get("packets")[:, SERVER] == 0) & ~fin.any(axis=1) & ~has_rst
+    lone_syn = (syn[:, CLIENT] & (s.get("packets")[:, SERVER] == 0) & ~fin.any(axis=1)
                 & (hs != ANSWERED_UNSEEN_H))
     unanswered = syn_unanswered(s, lone_syn)
     kind = np.select(
-        [refused, unanswered, lone_syn,
+        [refused, handshake_reset(s, has_rst), unanswered, lone_syn,
          has_rst & (rst_frame < first_fin_frame),
          fin.any(axis=1) & has_rst & (rst_frame < done_by),
          closer == 2, fin.any(axis=1), has_rst],
-        [REFUSED_K, UNANSWERED_K, UNKNOWN_K, RST_K, FIN_THEN_RST_K, SIMULTANEOUS_K, FIN_K, RST_K], OPEN_K)
+        [REFUSED_K, HANDSHAKE_RESET_K, UNANSWERED_K, UNKNOWN_K, RST_K, FIN_THEN_RST_K, SIMULTANEOUS_K, FIN_K, RST_K],
+        OPEN_K)
     one = one_direction(s)
     inferred, peer_first = one_sided_closer(s, one & (kind == FIN_K))
     closer = np.where(peer_first, closer ^ 1, closer)
@@ -250,8 +266,10 @@ def one_sided_closer(s: Sides, fin_one_sided: Mask) -> tuple[Mask, Mask]:
 def who_closed(kind: I64, fin_closer: I64, rst_side: I64) -> I64:
     """Who ended the connection first (docs/rules.md "Vocabulary", active closer): the first
     FIN's sender by causality; for an abort with no FIN before it (`rst`), the RST's sender,
-    who holds no TIME_WAIT; nobody when nothing closed it (refused, unanswered, unknown, open)."""
-    return np.select([kind == RST_K, np.isin(kind, [REFUSED_K, UNANSWERED_K, UNKNOWN_K, OPEN_K])],
+    who holds no TIME_WAIT; nobody when nothing established was closed (refused,
+    handshake_reset, unanswered, unknown, open): an RST during the handshake, and a SYN given
+    up with an RST, close no connection (docs/rules.md "Close verdicts" 4)."""
+    return np.select([kind == RST_K, np.isin(kind, [REFUSED_K, HANDSHAKE_RESET_K, UNANSWERED_K, UNKNOWN_K, OPEN_K])],
                      [rst_side, -1], fin_closer)
 
 
@@ -385,6 +403,39 @@ def tw_assassination(s: Sides, tw: TimeWait, rst_kills: Mask) -> Assassination:
     return Assassination(seen, np.where(seen, ts, np.nan), np.where(seen, frame, -1))
 
 
+@dataclass(slots=True)
+class Loss:
+    lost: npt.NDArray[Any]  # (n, 2) bytes of the client's, the server's; NaN where one-sided (not judged)
+    frame_before_gap: I64  # the segment before the first gap of either side, NONE where none
+    frame_after_gap: I64  # the segment after it, NONE where none seen (the tail: nothing after it)
+    before_fin: Mask  # a side's first gap ends at its FIN
+    before_rst: Mask  # a side's first gap ends at its RST
+
+
+def capture_loss(s: Sides, one_sided: Mask) -> Loss:
+    """Bytes of each side that the peer acknowledged and the capture never showed (docs/rules.md
+    "Honesty about the capture point"): gaps in the side's sequence numbers below the peer's
+    highest ACK, wherever they lie (at the start, past ISN + 1; in the middle; just before a FIN
+    or an RST), and the bytes acknowledged beyond the last one seen. An ACK covers only what its
+    receiver got (RFC 9293 §3.4), so acknowledged bytes were sent and passed by, unseen. The flow
+    table counts them (`lost_bytes`, _flows.c settle_loss): a retransmission the capture saw
+    fills a gap, a keep-alive or window probe (seq = next - 1) opens none. The first gap in
+    capture order gives the evidence frames. Not judged when one-sided: the other direction is
+    missing, not lost."""
+    lost = s.get("lost_bytes")
+    before, after = s.get("gap_before_frame"), s.get("gap_after_frame")
+    judged = (lost > 0) & ~one_sided[:, None]
+    first = np.argmin(np.where(judged, before, NEVER), axis=1)
+    rows = np.arange(len(first))
+    has = judged.any(axis=1)
+    ends_at = judged & (after != NONE)
+    before_fin: Mask = (ends_at & (after == s.get("fin_frame"))).any(axis=1)
+    before_rst: Mask = (ends_at & (after == s.get("rst_frame"))).any(axis=1)
+    out: npt.NDArray[Any] = np.where(one_sided[:, None], np.nan, lost) if one_sided.any() else lost
+    return Loss(out, np.where(has, before[rows, first], NONE), np.where(has, after[rows, first], NONE),
+                before_fin, before_rst)
+
+
 def format_addresses(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> Obj:
     """Address text for each (hi, lo) pair; each distinct address is formatted once."""
     import ipaddress
@@ -418,6 +469,10 @@ NOTES = [  # note_bits: bit i set -> NOTES[i] applies
     "FIN acknowledges the peer's later FIN; none after it: the peer's FIN came first, or the peer never closed)",
     "one direction only in the capture: the SYN has no answer in it, but the capture lacks the direction toward its "
     "sender, so the answer (SYN-ACK or RST) may have gone by another path",
+    "bytes just before a FIN are not in the capture (the peer acknowledged them): the close verdicts rest on the "
+    "FIN, which is seen; half_close and data_after_fin rest on the data seen",
+    "bytes just before an RST are not in the capture (the peer acknowledged them): the RST's class rests on the "
+    "sequence numbers seen, and the data it cut short is unseen",
 ]
 
 
@@ -478,12 +533,9 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
     resent = (s.get("resent_after_fin") > 0).any(axis=1)
     data_after_fin = DATA_AFTER_FIN[np.select([new_data, resent], [2, 1], 0)]
 
-    nxt, max_ack = s.get("nxt_u"), s.get("max_ack_u")[:, ::-1]
-    loss = np.where((nxt != NONE) & (max_ack != NONE), np.maximum(max_ack - nxt, 0), 0)
-    loss_bytes: npt.NDArray[Any] = loss.sum(axis=1)
     one = c.one_sided
-    if one.any():  # the other direction is missing, not lost: not judged
-        loss_bytes = np.where(one, np.nan, loss_bytes)
+    loss = capture_loss(s, one)
+    loss_bytes = loss.lost.sum(axis=1)
     time_wait_on = side_names(tw.holder)
     time_wait_on[one & (c.close_kind != UNKNOWN_K)] = None  # starts at the peer's FIN: not in the capture
     c.rst_class[one] = None  # the receiver's state is the unseen side's
@@ -497,7 +549,7 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
     note_bits = _note_bits([
         inferred, final_ack_missing, fin_wait_2, tw.restarts > 0, kill.seen & kills_here, kill.seen & ~kills_here,
         reuse.linux_isn, new_data, loss_bytes > 0, one & (c.close_kind != UNKNOWN_K), c.closer_inferred,
-        c.close_kind == UNKNOWN_K])
+        c.close_kind == UNKNOWN_K, loss.before_fin, loss.before_rst])
     index = rec["index_in_tuple"].copy()  # a view would keep the whole record blob alive
     columns = {
         "incarnation": index, "client_ip": client_ip, "client_port": c_port,
@@ -520,9 +572,11 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
         "tw_assassination": kill.seen, "tw_assassination_ts": kill.ts,
         "reuses_tuple_in_time_wait": reuse.in_time_wait, "reuse_verdict": reuse.verdict,
         "capture_loss": loss_bytes > 0, "capture_loss_bytes": loss_bytes,
+        "capture_loss_bytes_c2s": loss.lost[:, CLIENT], "capture_loss_bytes_s2c": loss.lost[:, SERVER],
         "client_head": _heads(s, CLIENT), "server_head": _heads(s, SERVER),
         "first_frame": s.frame("first_frame").min(axis=1), "ctx": ctx,
-        "first_seq": np.stack([s.get("first_seq")[:, CLIENT], s.get("first_seq")[:, SERVER]], axis=1), "evidence": _evidence(s, c), "note_bits": note_bits,
+        "first_seq": np.stack([s.get("first_seq")[:, CLIENT], s.get("first_seq")[:, SERVER]], axis=1), "evidence": _evidence(s, c, loss),
+        "note_bits": note_bits,
     }
     # Context records are neighbours handed out only to judge these rows; they are rows elsewhere.
     row = rec["context"] == 0
@@ -570,14 +624,17 @@ def _heads(s: Sides, side: int) -> npt.NDArray[np.bytes_]:
     return heads.view(f"S{width}").ravel()
 
 
-EVIDENCE_LABELS = ("syn", "fin client", "fin server", "final ack client", "final ack server", "rst")
+# "gap after 12, before 15": the segment before the first gap of capture loss and the one after it.
+EVIDENCE_LABELS = ("syn", "fin client", "fin server", "final ack client", "final ack server", "rst", "gap after",
+                   "before")
 
 
-def _evidence(s: Sides, c: Closes) -> I64:
-    """The frames each verdict rests on, (n, 6) in EVIDENCE_LABELS order, NONE where absent."""
+def _evidence(s: Sides, c: Closes, loss: Loss) -> I64:
+    """The frames each verdict rests on, (n, 8) in EVIDENCE_LABELS order, NONE where absent."""
     rst = np.where(c.rst_frame == NEVER, NONE, c.rst_frame)
     return np.stack([s.get("syn_frame")[:, CLIENT], s.get("fin_frame")[:, CLIENT], s.get("fin_frame")[:, SERVER],
-                     s.get("ack_of_fin_frame")[:, CLIENT], s.get("ack_of_fin_frame")[:, SERVER], rst], axis=1)
+                     s.get("ack_of_fin_frame")[:, CLIENT], s.get("ack_of_fin_frame")[:, SERVER], rst,
+                     loss.frame_before_gap, loss.frame_after_gap], axis=1)
 
 
 # The text columns are built only when asked for (a table written, a flow shown): for 100,000

@@ -306,11 +306,15 @@ def test_a_scan_over_many_ports_shows_its_rate_in_the_chart() -> None:
 
 
 def test_the_headline_says_who_closed_and_what_never_closed() -> None:
-    """The report's first line for a scan: 294 unanswered, 5 refused (truth), not 'the client
-    aborted 1' alone; an abort is counted by who sent the RST."""
+    """The report's first line for a scan: 294 unanswered, 5 refused, and the answered probe whose
+    SYN-ACK the scanner's kernel reset (truth), all not closed: an RST during the handshake
+    closes nothing (docs/rules.md "Close verdicts" 4), so no 'the client aborted 1'. An abort
+    is counted by who sent the RST."""
     data = report_data("syn_scan")
     scan = json.loads((CAPTURES / "syn_scan.truth.json").read_text())["scan"]
     text = headline(data, findings(data)).closed
     assert text.startswith(f"{scan['probes']} connections:")
-    assert f"not closed: {scan['refused']} refused, {scan['unanswered']} unanswered" in text
+    assert (f"not closed: {scan['refused']} refused, {scan['answered']} handshake_reset, "
+            f"{scan['unanswered']} unanswered") in text
+    assert "aborted" not in text
     assert "aborted (RST, no FIN) by the server 1" in headline(report_data("linger_abort_server"), []).closed
