@@ -35,6 +35,7 @@ class Handshake(StrEnum):
     complete = "complete"  # SYN, SYN-ACK and the client's ACK seen
     syn_only = "syn_only"  # only the client's SYN
     synack_only = "synack_only"  # the SYN-ACK but not the SYN
+    syn_synack = "syn_synack"  # the SYN and the SYN-ACK, no third segment: the handshake did not complete (an RST answered the SYN-ACK), or its ACK is not in the capture
     none = "none"  # caught midstream
     answered_unseen = "answered_unseen"  # the client's SYN, then its ACKs or data: answered by a SYN-ACK the capture does not hold (one direction only)
 

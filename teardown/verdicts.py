@@ -37,7 +37,7 @@ FIN_K, SIMULTANEOUS_K, RST_K, FIN_THEN_RST_K, REFUSED_K, HANDSHAKE_RESET_K, UNAN
     len(KINDS))
 SIDES = np.array([Side.client.value, Side.server.value, Side.both.value, Side.none.value], dtype=object)
 HANDSHAKES = np.array([h.value for h in Handshake], dtype=object)
-COMPLETE_H, SYN_ONLY_H, SYNACK_ONLY_H, NONE_H, ANSWERED_UNSEEN_H = range(len(HANDSHAKES))
+COMPLETE_H, SYN_ONLY_H, SYNACK_ONLY_H, SYN_SYNACK_H, NONE_H, ANSWERED_UNSEEN_H = range(len(HANDSHAKES))
 REUSES = np.array([None] + [r.value for r in ReuseVerdict], dtype=object)
 DATA_AFTER_FIN = np.array([d.value for d in DataAfterFin], dtype=object)
 
@@ -101,12 +101,14 @@ def answered_unseen(s: Sides) -> Mask:
 
 
 def handshake_seen(s: Sides) -> I64:
-    """complete: SYN, SYN-ACK and a later segment from the client; answered_unseen: the SYN and
-    the client's ACKs of a SYN-ACK the capture lacks; else what was seen (codes into HANDSHAKES)."""
+    """complete: SYN, SYN-ACK and the handshake's third segment (the client's first ACK after the
+    SYN-ACK, `cut_frame`; an RST there is no third segment: RFC 9293 §3.5); answered_unseen: the
+    SYN and the client's ACKs of a SYN-ACK the capture lacks; else what was seen (codes into
+    HANDSHAKES; docs/rules.md "Close verdicts" 3)."""
     syn, synack = s.seen("syn_frame")[:, CLIENT], s.seen("syn_frame")[:, SERVER]
-    later = s.frame("last_frame")[:, CLIENT] > s.frame("syn_frame")[:, SERVER]
-    return np.select([syn & synack & later, answered_unseen(s), syn & ~synack, ~syn & synack | syn & synack],
-                     [COMPLETE_H, ANSWERED_UNSEEN_H, SYN_ONLY_H, SYNACK_ONLY_H], NONE_H)
+    third = s.seen("cut_frame")[:, CLIENT]
+    return np.select([syn & synack & third, answered_unseen(s), syn & ~synack, syn & synack, synack],
+                     [COMPLETE_H, ANSWERED_UNSEEN_H, SYN_ONLY_H, SYN_SYNACK_H, SYNACK_ONLY_H], NONE_H)
 
 
 def one_direction(s: Sides) -> Mask:

@@ -44,8 +44,9 @@ def test_every_flag_on_a_flow_is_a_finding(capture: Path) -> None:
     kinds = {f.kind for f in result.host_views.findings}
     for kind, test in FLOW_FLAGS.items():
         if np.asarray(test(result.columns)).any():
-            # A scanner's refused and unanswered SYNs are told in its scan finding.
-            told = kind in kinds or (kind in (FindingKind.refused, FindingKind.unanswered) and FindingKind.scan in kinds)
+            # A scanner's refused, reset and unanswered SYNs are told in its scan finding.
+            told = kind in kinds or (kind in (FindingKind.refused, FindingKind.handshake_reset, FindingKind.unanswered)
+                                     and FindingKind.scan in kinds)
             assert told, f"{kind.value} flagged on a flow but not a finding"
 
 

@@ -36,6 +36,7 @@ CLOSE_KIND_TEXT = {
     CloseKind.rst: "aborted by RST",
     CloseKind.fin_then_rst: "FIN, then RST",
     CloseKind.refused: "refused (RST to SYN)",
+    CloseKind.handshake_reset: "SYN-ACK answered by RST",
     CloseKind.unanswered: "unanswered SYN",
     CloseKind.unknown: "SYN, its answer not in the capture",
     CloseKind.open: "still open at capture end",

@@ -42,6 +42,7 @@ FLAGS: list[Flag] = [
     Flag(FindingKind.data_after_fin, "new data after own FIN", ladder=True),
     Flag(FindingKind.server_close, "server closed first", ladder=False),
     Flag(FindingKind.refused, "refused", ladder=False),
+    Flag(FindingKind.handshake_reset, "RST during the handshake", ladder=False),
     Flag(FindingKind.unanswered, "unanswered SYN", ladder=False),
     Flag(FindingKind.capture_loss, "capture loss", ladder=False),
     Flag(FindingKind.one_sided, "one direction only in the capture", ladder=False),

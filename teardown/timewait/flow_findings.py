@@ -69,6 +69,7 @@ FLOW_FLAGS: dict[FindingKind, Callable[[Columns], Mask]] = {
     FindingKind.reuse_in_time_wait: lambda c: _yes(c, "reuses_tuple_in_time_wait"),
     FindingKind.reuse_rejected: lambda c: _is(c, "reuse_verdict", "rejected"),
     FindingKind.refused: lambda c: _is(c, "close_kind", "refused"),
+    FindingKind.handshake_reset: lambda c: _is(c, "close_kind", "handshake_reset"),
     FindingKind.unanswered: lambda c: _is(c, "close_kind", "unanswered"),
     FindingKind.simultaneous: lambda c: _is(c, "close_kind", "simultaneous"),
     FindingKind.data_after_fin: lambda c: _is(c, "data_after_fin", "new_data"),
@@ -126,8 +127,10 @@ def flow_findings(t: Tables, c: Columns, options: Options) -> list[Finding]:
                  simultaneous, data_after_fin, half_close, capture_loss, one_sided, roles_inferred):
         out += rule(c, keys, flags, options)
     flags[FindingKind.refused] &= ~scanned
+    flags[FindingKind.handshake_reset] &= ~scanned
     flags[FindingKind.unanswered] &= ~scanned
     out += refused(c, keys, flags, options)
+    out += handshake_reset(c, keys, flags, options)
     out += unanswered(c, keys, flags, options)
     return out
 
@@ -263,7 +266,7 @@ def scan(c: Columns, keys: Keys, flags: Flags) -> tuple[list[Finding], Mask]:
     failed = flags[FindingKind.refused] | flags[FindingKind.unanswered]
     scanned = np.zeros(len(failed), bool)
     out: list[Finding] = []
-    attempted = _is(c, "handshake", "complete", "syn_only") | failed
+    attempted = _is(c, "handshake", "complete", "syn_only", "syn_synack") | failed
     for source, code, rows in groups(keys.client, keys.hosts, failed):
         if len(np.unique(keys.endpoint[rows])) < SCAN_TARGETS:
             continue
@@ -299,19 +302,42 @@ def refused(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[
                       "check that the service listens there (`ss -ltn`), or why clients call it", weight=len(rows))
 
 
+def handshake_reset(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
+    """SYN-ACKs answered by an RST before the handshake completed, per server endpoint: the SYN's
+    sender had no socket for it (a half-open scan, SYNs from a raw socket), or a side aborted the
+    handshake (docs/rules.md "Close verdicts" 4). Info: nothing established was closed."""
+    total_of = counts(keys.endpoint)
+    by_server = _is(c, "first_rst_by", "server")
+    for name, code, rows in groups(keys.endpoint, keys.endpoints, flags[FindingKind.handshake_reset]):
+        clients = len(np.unique(keys.client[rows]))
+        server = int(np.count_nonzero(by_server[rows]))
+        who = [f"{len(rows) - server:,} by the client (no socket sent that SYN: a half-open scan, or SYNs from a "
+               "raw socket)"] * bool(len(rows) - server) + [f"{server:,} by the server"] * bool(server)
+        yield Finding(Severity.info, FindingKind.handshake_reset, name,
+                      f"{name} answered {of_its(len(rows), int(total_of[code]), 'connection attempt')} from "
+                      f"{plural(clients, 'client')} with a SYN-ACK that an RST answered before the handshake "
+                      f"completed: {'; '.join(who)}{examples(c, rows)}.",
+                      "if the clients are not yours, they are probing for open ports: block them; if they are, look "
+                      "for a tool that sends SYNs from a raw socket", weight=len(rows))
+
+
 def unanswered(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
     """SYNs with no answer, per server endpoint (filtered, the host down, or the answer lost):
-    warning when the endpoint answered none of at least ALL_FAILED_MIN attempts, info otherwise."""
+    warning when the endpoint answered none of at least ALL_FAILED_MIN attempts, info otherwise.
+    Says how many attempts their client gave up with an RST (docs/rules.md "Close verdicts" 4)."""
     sent = np.asarray(c["packets_c2s"])
     again = np.asarray(c["incarnation"]) > 0  # a later attempt on the same 4-tuple
+    gave_up = _is(c, "first_rst_by", "client")
     total_of = counts(keys.endpoint)
     for name, code, rows in groups(keys.endpoint, keys.endpoints, flags[FindingKind.unanswered]):
         clients = len(np.unique(keys.client[rows]))
-        resent = int(np.sum(np.maximum(sent[rows] - 1, 0)))
+        rsts = int(np.count_nonzero(gave_up[rows]))
+        resent = int(np.sum(np.maximum(sent[rows] - 1 - gave_up[rows], 0)))  # the client's segments: SYNs, its RST
         retried = int(np.count_nonzero(again[rows]))
         how = [f"{plural(resent, 'SYN')} sent again"] * bool(resent) + [
             f"{retried:,} from a client port already tried, with a new ISN (the client gave up and connected "
-            "again)"] * bool(retried)
+            "again)"] * bool(retried) + [
+            f"{rsts:,} given up by the client with an RST (a connect that gave up, or a scanner)"] * bool(rsts)
         all_failed = len(rows) >= ALL_FAILED_MIN and len(rows) == int(total_of[code])
         yield Finding(Severity.warning if all_failed else Severity.info, FindingKind.unanswered, name,
                       f"{plural(len(rows), 'connection attempt')} to {name} from {plural(clients, 'client')} got no "
