@@ -77,21 +77,23 @@ typedef struct {
     double kill_ts;
     int64_t nxt_u, max_ack_u, max_ack_frame;
     double max_ack_ts;
+    /* Capture loss (docs/rules.md "Honesty about the capture point"): what the capture showed of
+     * this direction's sequence space, RSTs' sequence numbers included (gap_nxt_u, and the frame
+     * that reached it); how many gaps in it are followed (holes, below), and beyond HOLES gaps
+     * at once their bytes (spill), conservatively lowered by later segments landing in their
+     * span [spill_lo_u, spill_hi_u). Set as the record is handed out (settle_loss): bytes of
+     * this direction the peer acknowledged and the capture never showed, and the frames around
+     * the first gap. Next to nxt_u: every segment reads them. */
+    int64_t gap_nxt_u, gap_nxt_frame, n_holes, spill_bytes;
+    int64_t lost_bytes, gap_before_frame, gap_after_frame;
     int64_t last_tsval;
     int64_t data_after_peer_fin_frame, new_data_after_fin, resent_after_fin;
     double data_after_peer_fin_ts;
     /* unwrapping references: the last non-RST segment's raw and unwrapped numbers */
     int64_t has_seq, seq_raw, seq_u, has_ack, ack_raw, ack_u, last_window;
     int64_t head_start_u, head_len;
-    /* Capture loss (docs/rules.md "Honesty about the capture point"): what the capture showed of
-     * this direction's sequence space, RSTs' sequence numbers included (gap_nxt_u, and the frame
-     * that reached it); the gaps in it (holes), and beyond HOLES gaps at once their bytes
-     * (spill), conservatively lowered by later segments landing in their span [spill_lo_u,
-     * spill_hi_u). Set as the record is handed out (settle_loss): bytes of this direction the
-     * peer acknowledged and the capture never showed, and the frames around the first gap. */
-    int64_t gap_nxt_u, gap_nxt_frame, n_holes, spill_bytes, spill_lo_u, spill_hi_u;
+    int64_t spill_lo_u, spill_hi_u; /* rarely read: after the hot facts */
     Hole holes[HOLES];
-    int64_t lost_bytes, gap_before_frame, gap_after_frame;
     uint8_t head[HEAD_BYTES];
 } Dir;
 
