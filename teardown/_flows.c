@@ -327,8 +327,8 @@ static double toward_first(Table *t, const Inc *inc, int e) {
     return any ? any->first_ts : INFINITY;
 }
 
-/* Fill toward_ts before a record is handed out: for the sender of a lone SYN (syn_attempt), the only one
- * whose verdict reads it (a lookup per record costs more than every other fact). */
+/* Fill toward_ts before a record is handed out: for the sender of a lone SYN (syn_attempt), the
+ * only one whose verdict reads it (a lookup per record costs more than every other fact). */
 static int syn_only(const Inc *inc);
 static int syn_attempt(const Inc *inc);
 static void fill_toward(Table *t, Inc *inc) {
@@ -353,9 +353,9 @@ static int syn_attempt(const Inc *inc) {
     return r->packets == 0 && s->syn_copies == s->nonrst_packets;
 }
 
-/* A lone SYN (sent once, perhaps then given up with an RST) whose verdict waits on whether the capture holds the direction toward
- * its sender: not settled before `now` passes the bound, unless its target host was seen
- * sending toward it (later segments can change any other answer). */
+/* A lone SYN (sent once, perhaps then given up with an RST) whose verdict waits on whether the
+ * capture holds the direction toward its sender: not settled before `now` passes the bound,
+ * unless its target host was seen sending toward it (later segments can change any other answer). */
 static int toward_pending(Table *t, const Inc *inc, double now) {
     if (!syn_attempt(inc) || inc->d[inc->pure_syn_dir].syn_copies != 1) return 0;
     double bound = toward_bound(t, inc);
