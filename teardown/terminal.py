@@ -77,10 +77,10 @@ def head_lines(result: Analysis, style: Style) -> list[str]:
     if "one_sided" in c and len(result):
         one = int(np.sum(np.asarray(c["one_sided"], bool)))
         text += f"; one direction only in the capture: {one:,} ({percent(one / len(result))})" if one else ""
-    lost = np.asarray(c["capture_loss_bytes"], np.float64)
-    if np.nansum(lost) > 0:  # the capture itself missed segments: every verdict below is qualified by it
-        text += (f"; the capture missed {plural(int(np.nansum(lost)), 'byte')} that the peers acknowledged, in "
-                 f"{plural(int(np.count_nonzero(lost > 0)), 'connection')}")
+    lost = cap.loss
+    if lost.bytes:  # the capture itself missed segments: every verdict below is qualified by it
+        text += (f"; the capture missed {plural(lost.bytes, 'byte')} that the peers acknowledged, in "
+                 f"{plural(lost.connections, 'connection')}")
     return lines + style.wrap(text, 2)
 
 

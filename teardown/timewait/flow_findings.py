@@ -283,10 +283,16 @@ def scan(c: Columns, keys: Keys, flags: Flags) -> tuple[list[Finding], Mask]:
             Severity.warning, FindingKind.scan, source,
             f"{source} sent SYNs to {where} over {float(first.max() - first.min()):,.1f} s, up to {int(peak[0]):,} a "
             f"second: {int(np.sum(kind == 'unanswered')):,} unanswered, {int(np.sum(kind == 'refused')):,} refused, "
-            f"{int(np.sum(~np.isin(kind, ['unanswered', 'refused']))):,} answered{examples(c, mine)}.",
+            f"{int(np.sum(~np.isin(kind, ['unanswered', 'refused']))):,} answered"
+            f"{_reset_part(int(np.sum(kind == 'handshake_reset')))}{examples(c, mine)}.",
             "if the source is not yours, it is mapping open ports: block it; if it is your client, check the "
             "addresses and ports it is given", weight=len(mine)))
     return out, scanned
+
+
+def _reset_part(resets: int) -> str:
+    """What a scan's answered probes were, where some were reset in the handshake."""
+    return f" ({resets:,} of them reset in the handshake: a SYN-ACK answered by an RST)" if resets else ""
 
 
 def refused(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
