@@ -32,26 +32,13 @@ import sys
 import time
 import signal
 
+from peer import touch, wait_file  # the same sync files as the other samples' peers
+
 TIMEOUT = 10.0
 N, SIZE = 10, 200
 RETRANS_INDEX, RETRANS_SIZE = 5, 150
 ISSUE_SIZES = (1000, 1000, 902)   # 2,902 bytes, as in the example of issue 20
 signal.alarm(40)
-
-
-def touch(path, text=""):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
-
-
-def wait_file(path, limit=20.0):
-    end = time.monotonic() + limit
-    while not os.path.exists(path):
-        if time.monotonic() > end:
-            raise SystemExit("timeout waiting for " + path)
-        time.sleep(0.005)
 
 
 def log(syncdir, line):
@@ -161,7 +148,7 @@ def client(d, addr, port, syncdir, modes):
                 if mode == "hold":
                     time.sleep(0.2)
                     touch(os.path.join(syncdir, "held"))
-                    wait_file(os.path.join(syncdir, "go"))
+                    wait_file(os.path.join(syncdir, "go"), 20.0)
                 s.close()                    # client closes first
         else:
             send_chunks(s, mode, b"cli")
@@ -173,7 +160,7 @@ def client(d, addr, port, syncdir, modes):
                 if mode == "hold":
                     time.sleep(0.2)
                     touch(os.path.join(syncdir, "held"))
-                    wait_file(os.path.join(syncdir, "go"))
+                    wait_file(os.path.join(syncdir, "go"), 20.0)
                 s.close()                    # client closes first
         log(syncdir, "%s %d %s %d %s %s" % (la[0], la[1], ra[0], ra[1], mode, note))
         time.sleep(0.1)
