@@ -2,9 +2,10 @@
 
     python bench/run.py bench/data/loopback_1000000.pcap
     python bench/run.py CAPTURE --only teardown,tshark --repeat 3
+    python bench/run.py CAPTURE --ten-times bench/data/loopback_1000000_x10.pcap --repeat 3
 
 Every peer runs as its own process so start-up and import time count, as they do for
-a user.  Wall time is measured around spawn..reap; CPU and peak RSS come from the
+a user, and the peers run in turn, round after round (--repeat), the median run reported.  Wall time is measured around spawn..reap; CPU and peak RSS come from the
 child's rusage (via /usr/bin/time when present, else os.wait4).  Packets/s always means "records in the file / wall time",
 so peers that count differently are still compared on the same work.  Slow peers
 (scapy, pyshark) read only the first --limit records; their full time is
@@ -45,6 +46,7 @@ class Peer:
     base: list[str]
     what: str  # one line for the table's footnotes
     limit: int = 0  # slow peers: read only this many records (0: all)
+    records: int = 0  # records of its own capture (the --ten-times rows); 0: the main capture's
 
     def cmd(self, limit: int | None = None) -> list[str]:
         n = self.limit if limit is None else limit
@@ -92,8 +94,12 @@ def make_peers(capture: str, python: str, teardown: list[str], limit: dict[str, 
         Peer("teardown-quiet", [*teardown, "analyze", capture, "--quiet"],
              "`teardown analyze --quiet`: no terminal output, so no host-level views (findings); "
              "the difference to `teardown` is their cost"),
+        Peer("teardown-csv", [*teardown, "analyze", capture, "-o", f"{tmp}/flows.csv"],
+             "`teardown analyze -o flows.csv` (per-connection table as CSV, with the summary)"),
         Peer("teardown-parquet", [*teardown, "analyze", capture, "-o", f"{tmp}/x.parquet"],
              "`teardown analyze -o x.parquet` (per-connection table)"),
+        Peer("teardown-html", [*teardown, "analyze", capture, "-o", f"{tmp}/report.html"],
+             "`teardown analyze -o report.html` (the incident report; reads the capture again for ladders)"),
         Peer("teardown-fast", [*teardown, "analyze", capture, "--reader", "fast"],
              "`teardown analyze --reader fast` (the default `auto` is this plus a hand-off of what it cannot decode)"),
         Peer("teardown-scapy", [python, str(PEERS / "teardown_reader.py"), capture, "--reader", "scapy"],
@@ -151,26 +157,29 @@ def run_once(cmd: list[str], timeout: float) -> tuple[int | None, float, float, 
         return proc.returncode, wall, ru.ru_utime + ru.ru_stime, rss_kib / 1024, tail
 
 
-def measure(peer: Peer, records: int, repeat: int, timeout: float) -> Result:
-    best: Result | None = None
-    for _ in range(repeat):
-        rc, wall, cpu, rss, tail = run_once(peer.cmd(), timeout)
-        res = Result(peer.name, shlex.join(peer.cmd()), rc == 0, rc, wall, cpu, rss, output_tail=tail.strip())
-        if not res.ok:
-            return res  # a failure will not get better by repeating it
-        # Peers print "packets=N"; for limited runs that is the number actually timed.
-        m = re.search(r"packets=(\d+)", tail)
-        res.packets_timed = int(m.group(1)) if m else records
-        res.full_time_s = wall
-        if best is None or res.wall_s < best.wall_s:
-            best = res
-    assert best is not None
+def run_peer(peer: Peer, records: int, timeout: float) -> Result:
+    """One fresh process of `peer`."""
+    rc, wall, cpu, rss, tail = run_once(peer.cmd(), timeout)
+    res = Result(peer.name, shlex.join(peer.cmd()), rc == 0, rc, wall, cpu, rss, output_tail=tail.strip())
+    # Peers print "packets=N"; for limited runs that is the number actually timed.
+    m = re.search(r"packets=(\d+)", tail)
+    res.packets_timed = int(m.group(1)) if m else records
+    res.full_time_s = wall
+    return res
+
+
+def median_run(peer: Peer, runs: list[Result], records: int, timeout: float) -> Result:
+    """The run of median wall time (a failure, if any run failed), extrapolated for slow peers."""
+    failed = next((r for r in runs if not r.ok), None)
+    if failed:
+        return failed
+    best = sorted(runs, key=lambda r: r.wall_s)[(len(runs) - 1) // 2]
     if best.packets_timed < records:
         # Partial run: a 1-packet run measures start-up (imports, tshark launch), so
         # that only the per-packet part is scaled up:
         #   full = startup + (records - 1) * (wall - startup) / (timed - 1)
         best.extrapolated = True
-        best.startup_s = min(run_once(peer.cmd(1), timeout)[1] for _ in range(repeat))
+        best.startup_s = min(run_once(peer.cmd(1), timeout)[1] for _ in runs)
         per_packet = (best.wall_s - best.startup_s) / max(best.packets_timed - 1, 1)
         if per_packet <= 0:  # noise on a tiny --limit: fall back to a plain ratio
             per_packet = best.wall_s / best.packets_timed
@@ -230,9 +239,13 @@ def main() -> int:
     ap.add_argument("capture", type=Path)
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python peers (default: this one)")
     ap.add_argument("--teardown", help="teardown command (default: beside --python, then PATH)")
-    ap.add_argument("--only", help="comma-separated subset: teardown,teardown-quiet,teardown-parquet,teardown-fast,"
+    ap.add_argument("--only", help="comma-separated subset: teardown,teardown-quiet,teardown-csv,teardown-parquet,"
+                    "teardown-html,teardown-fast,"
                     "teardown-scapy,teardown-pyshark,tshark,tcptrace,dpkt,scapy,pyshark")
-    ap.add_argument("--repeat", type=int, default=1, help="best of K runs")
+    ap.add_argument("--repeat", type=int, default=1, help="K rounds of every peer in turn; the median run is reported")
+    ap.add_argument("--ten-times", type=Path, metavar="CAPTURE",
+                    help="also time `teardown` and `teardown -o flows.csv` on this capture (bench/repeat_capture.py "
+                         "CAPTURE 10): their rows say whether time and memory grow with the capture")
     ap.add_argument("--limit", type=int, help="records read by slow peers (scapy, pyshark); 0 = whole file "
                     f"(default {SLOW_DEFAULT_LIMIT})")
     ap.add_argument("--timeout", type=float, default=1800, help="per run, seconds")
@@ -251,18 +264,27 @@ def main() -> int:
                 sys.exit(f"run.py: unknown peer(s) {', '.join(sorted(unknown))}")
             peers = [p for p in peers if p.name in wanted]
 
+        if args.ten_times:  # the same commands on a capture ten times as long: does memory stay flat?
+            big = args.ten_times.resolve()
+            big_records = count_records(str(big))
+            peers += [Peer(f"{p.name} (10×)", [str(big) if a == str(capture) else a for a in p.base],
+                           f"{p.what}, on `{big.name}` ({big_records:,} packets)", records=big_records)
+                      for p in peers if p.name in ("teardown", "teardown-csv")]
+
         print(f"{capture}: {records:,} packets", file=sys.stderr)
-        results: list[Result] = []
-        for p in peers:
-            print(f"-- {p.name}: {shlex.join(p.cmd())}", file=sys.stderr, flush=True)
-            r = measure(p, records, args.repeat, args.timeout)
-            if r.ok:
-                print(f"   {r.wall_s:.2f} s, {r.peak_rss_mib:.0f} MiB"
-                      + (f" ({r.packets_timed:,} packets timed, extrapolating)" if r.extrapolated else ""),
-                      file=sys.stderr)
-            else:
-                print(f"   FAILED (rc={r.returncode}), continuing:\n" + r.output_tail[-800:], file=sys.stderr)
-            results.append(r)
+        # In turn, round after round (A B C A B C ...): a machine whose speed drifts slows every
+        # peer alike, and each run is a fresh process. The median run of each is reported.
+        runs: dict[str, list[Result]] = {p.name: [] for p in peers}
+        for k in range(args.repeat):
+            for p in peers:
+                if runs[p.name] and not runs[p.name][-1].ok:
+                    continue  # a failure will not get better by repeating it
+                print(f"-- round {k + 1}: {p.name}: {shlex.join(p.cmd())}", file=sys.stderr, flush=True)
+                r = run_peer(p, p.records or records, args.timeout)
+                print(f"   {r.wall_s:.2f} s, {r.peak_rss_mib:.0f} MiB" if r.ok else
+                      f"   FAILED (rc={r.returncode}), continuing:\n" + r.output_tail[-800:], file=sys.stderr)
+                runs[p.name].append(r)
+        results = [median_run(p, runs[p.name], p.records or records, args.timeout) for p in peers]
 
     ref = next((r for r in results if r.name == "teardown" and r.ok), None)
     for r in results:
