@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from markupsafe import Markup
 
+from ..analysis import CaptureLoss
 from ..options import OS_BEHAVIOUR, OsProfile
 from ..schema import FLOW_COLUMNS
 from . import charts, ladder_svg, verdict
@@ -90,11 +91,6 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(thousands=thousands, utc=utc, size=size, seconds=seconds, percent=percent)
     return env
-
-
-def _capture_loss(flows: pd.DataFrame) -> tuple[int, int]:
-    lost = flows["capture_loss"].fillna(False).astype(bool)
-    return int(lost.sum()), int(flows.loc[lost, "capture_loss_bytes"].fillna(0).sum())
 
 
 def _title(facts: Facts) -> str:
@@ -171,7 +167,8 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
     facts = data.facts
     profile = OsProfile(facts.os_profile)
     low, high = facts.port_range
-    lost_flows, lost_bytes = _capture_loss(data.flows)
+    # The same count the analysis summary makes; a saved table (teardown report) has only its flows.
+    lost = CaptureLoss.of({"capture_loss_bytes": data.flows["capture_loss_bytes"].to_numpy(np.float64, na_value=np.nan)})
     found = verdict.findings(data)
     bits = flag_bits(data.flows)
     context = {
@@ -180,8 +177,8 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "behaviour": OS_BEHAVIOUR[profile],
         "ports": high - low + 1,
         "generated_ts": time.time() if generated_ts is None else generated_ts,
-        "lost_flows": lost_flows,
-        "lost_bytes": lost_bytes,
+        "lost_flows": lost.connections,
+        "lost_bytes": lost.bytes,
         "n_flows": len(data.flows),
         "n_ladders": len(data.ladders),
         "segment_budget": SEGMENT_BUDGET,
