@@ -25,7 +25,9 @@ def analyze(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, str]:
     return got.out, got.err
 
 
-def test_first_lines_say_the_capture_then_who_closed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_first_lines_say_the_capture_then_who_closed(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # the first line holds the path, whose length depends on the clone
     out, _ = analyze(capsys, str(CAPTURES / "linger_abort.pcap"))
     lines = out.splitlines()
     assert lines[0].startswith(f"{CAPTURES / 'linger_abort.pcap'}: 8 frames, 8 TCP segments, 2026-11-29 ")
