@@ -30,8 +30,8 @@ HOW_TO_WRITE = "write one with `teardown analyze CAPTURE -o NAME.parquet`"
 
 def write_parquet(data: ReportData, path: str) -> None:
     """The per-flow table as Parquet, with the report's facts and ladders in its metadata."""
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(data.flows, preserve_index=False)
     extra = {"version": VERSION, "facts": data.facts.to_json(),
