@@ -15,7 +15,6 @@ from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
 from .flags import LADDER_BITS, flag_bits
 from .ladder import Ladder, ladders, rows_to_draw
-from .ladder_svg import row_of
 from .reuse import joined, previous_incarnations
 
 if TYPE_CHECKING:
@@ -68,8 +67,13 @@ def from_analysis(analysis: Analysis) -> ReportData:
 
 def with_reuse(flows: pd.DataFrame, by_row: dict[int, Ladder], previous: dict[int, int]) -> dict[int, Ladder]:
     """Each reusing flow's ladder joined with the end of the incarnation whose TIME_WAIT it met."""
+    first_ts = flows["first_ts"].to_numpy(np.float64, na_value=np.nan).tolist()
+    time_wait_end_ts = flows["time_wait_end_ts"].to_numpy(np.float64, na_value=np.nan).tolist()
+    verdicts = flows["reuse_verdict"]
+    reuse_verdict = verdicts.astype(object).where(verdicts.notna(), None).tolist()
     out = dict(by_row)
     for new, old in previous.items():
         if new in by_row and old in by_row:
-            out[new] = joined(by_row[new], by_row[old], row_of(flows, new), row_of(flows, old))
+            out[new] = joined(by_row[new], by_row[old], first_ts[new], first_ts[old], time_wait_end_ts[old],
+                              reuse_verdict[new])
     return out

@@ -10,7 +10,7 @@ packet, its TIME_WAIT band ending where the row of the old incarnation says it e
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,13 +31,14 @@ VERDICT_TEXT = {
 
 def previous_incarnations(flows: pd.DataFrame) -> dict[int, int]:
     """Position of each flow that reused its 4-tuple during TIME_WAIT -> its previous incarnation's."""
-    tuple_of = flows["flow_id"].astype(str).str.rsplit("/", n=1).str[0].to_numpy(object)
-    incarnation = flows["incarnation"].to_numpy(np.int64, na_value=-1)
-    where = {(t, int(i)): r for r, (t, i) in enumerate(zip(tuple_of, incarnation))}
+    # The flow id without its last part, "/incarnation", names the 4-tuple and where it was carried.
+    tuple_of = [fid.rsplit("/", 1)[0] for fid in flows["flow_id"].astype(str).to_numpy(object).tolist()]
+    incarnation = flows["incarnation"].to_numpy(np.int64, na_value=-1).tolist()
+    where = dict(zip(zip(tuple_of, incarnation), range(len(incarnation))))
     reusing = np.flatnonzero(flows["reuses_tuple_in_time_wait"].fillna(False).to_numpy(bool))
     out = {}
     for r in reusing.tolist():
-        old = where.get((tuple_of[r], int(incarnation[r]) - 1))
+        old = where.get((tuple_of[r], incarnation[r] - 1))
         if old is not None:
             out[r] = old
     return out
@@ -47,20 +48,22 @@ def _absolute(lad: Ladder, first_us: int) -> tuple[list[int], list[int]]:
     return [first_us + t for t in accumulate(lad.times_us)], list(accumulate(lad.frames))
 
 
-def joined(new: Ladder, old: Ladder, new_row: dict[str, Any], old_row: dict[str, Any]) -> Ladder:
-    """The old incarnation's end, then the new one: one ladder (see the module's docstring)."""
+def joined(new: Ladder, old: Ladder, new_first_ts: float, old_first_ts: float,
+           old_time_wait_end_ts: float | None, reuse_verdict: str | None) -> Ladder:
+    """The old incarnation's end, then the new one: one ladder (see the module's docstring).
+    The times are the two flows' rows' (`first_ts`, the old one's `time_wait_end_ts`: None or
+    NaN when it had none), the verdict the new one's `reuse_verdict`."""
     o, n = old.shape, new.shape
     fins = [k for k, f in enumerate(o["flags"]) if f & FIN]
     start = fins[0] if fins else max(0, len(o["dir"]) - OLD_TAIL_MIN)
     count = len(o["dir"]) - start
-    new_first = round(float(new_row["first_ts"]) * 1e6)
-    old_t, old_f = _absolute(old, round(float(old_row["first_ts"]) * 1e6))
+    new_first = round(new_first_ts * 1e6)
+    old_t, old_f = _absolute(old, round(old_first_ts * 1e6))
     new_t, new_f = _absolute(new, new_first)
     times, frames = old_t[start:] + new_t, old_f[start:] + new_f
-    ended = old_row["time_wait_end_ts"]
     end_at = None
-    if ended is not None and ended == ended:  # not NaN
-        end_us = round(float(ended) * 1e6)
+    if old_time_wait_end_ts is not None and old_time_wait_end_ts == old_time_wait_end_ts:  # not NaN
+        end_us = round(old_time_wait_end_ts * 1e6)
         end_at = next((k for k, t in enumerate(times) if t >= end_us - 1), None)
     flags = o["flags"][start:] + n["flags"]
     if end_at is None:
@@ -70,7 +73,7 @@ def joined(new: Ladder, old: Ladder, new_row: dict[str, Any], old_row: dict[str,
     else:
         how = "taken over by the reusing SYN" if end_at == count else "ended"
     bands = [[side, at - start, end_at, f"old connection's TIME_WAIT, {how}"] for side, at, *_ in o["tw"] if at >= start]
-    note = VERDICT_TEXT.get(str(new_row["reuse_verdict"]))
+    note = VERDICT_TEXT.get(reuse_verdict) if reuse_verdict is not None else None
     syn_notes = [[count, int(n["dir"][0]), note, NOTE]] if note and n["dir"] else []
     shape = {
         "dir": o["dir"][start:] + n["dir"], "flags": flags,
