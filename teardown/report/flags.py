@@ -7,6 +7,7 @@ the `--fail-on` name of the same flows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,15 +51,31 @@ FLAGS: list[Flag] = [
 ]
 
 
-def _columns(flows: pd.DataFrame) -> dict[str, npt.NDArray[Any]]:
-    """The table's columns as numpy, a missing value as None (what FLOW_FLAGS' tests expect)."""
-    return {name: flows[name].astype(object).where(flows[name].notna(), None).to_numpy() for name in flows.columns}
+class _Columns(Mapping[str, npt.NDArray[Any]]):
+    """The table's columns as numpy, a missing value as None (what FLOW_FLAGS' tests expect),
+    each converted when a rule first reads it: the rules read a dozen of the fifty."""
+
+    def __init__(self, flows: pd.DataFrame) -> None:
+        self._flows = flows
+        self._done: dict[str, npt.NDArray[Any]] = {}
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        if name not in self._done:
+            column = self._flows[name]
+            self._done[name] = column.astype(object).where(column.notna(), None).to_numpy()
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(str(name) for name in self._flows.columns)
+
+    def __len__(self) -> int:
+        return len(self._flows.columns)
 
 
 def flag_bits(flows: pd.DataFrame) -> npt.NDArray[np.int64]:
     """One integer per flow: bit i set when FLAGS[i] holds."""
     bits = np.zeros(len(flows), np.int64)
-    columns = _columns(flows)
+    columns = _Columns(flows)
     for i, flag in enumerate(FLAGS):
         bits |= np.asarray(FLOW_FLAGS[flag.kind](columns), bool).astype(np.int64) << i
     return bits

@@ -98,12 +98,13 @@ def _title(facts: Facts) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
 
 
-def page_data(data: ReportData) -> dict[str, Any]:
-    """What the page's scripts read: the table's columns, each flow's findings, the ladders."""
+def page_data(data: ReportData, bits: npt.NDArray[np.int64] | None = None) -> dict[str, Any]:
+    """What the page's scripts read: the table's columns, each flow's findings (`bits`, when
+    the caller has them: flag_bits), the ladders."""
     flows = data.flows
     first = data.facts.first_ts if data.facts.first_ts is not None else 0.0
     t0_us = int(round(first * 1e6))
-    bits = flag_bits(flows)
+    bits = flag_bits(flows) if bits is None else bits
     groups = [{"flag": f.name, "label": f.label, "bit": i} for i, f in enumerate(FLAGS)
               if f.ladder and (bits >> i & 1).any()]
     return {
@@ -194,6 +195,6 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "columns": [(c.name, help_of(c)) for c in FLOW_COLUMNS],
         "css": _asset("report.css", "</style"),
         "scripts": [_asset(name, "</script") for name in ("report-data.js", "ladder.js", "table.js")],
-        "data_json": script_json(page_data(data)),
+        "data_json": script_json(page_data(data, bits)),
     }
     return environment().get_template("report.html.j2").render(context)
