@@ -23,13 +23,14 @@ from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile, ReaderKind
 from .read import CaptureInfo, FrameBatch, Reader, open_capture, time_span
-from .schema import (COLUMN_NAMES, INTERNAL_COLUMNS, DESTINATION_COLUMNS, FINDING_COLUMNS, FLOW_COLUMNS, HOST_COLUMNS, SERVER_COLUMNS,
-                     Column)
+from .rows import arrow_table, dataframe
+from .schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS, TABLES
 from .timewait import HostViews, host_views
 from .verdicts import EVIDENCE_LABELS, Columns, FlowColumns, joined
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes)
 
@@ -105,9 +106,9 @@ class Analysis:
         self.capture = capture
         capture.loss = CaptureLoss.of(columns)
         self.options = options
-        self._flows: pd.DataFrame | None = None
         self._host_views: HostViews | None = None
-        self._tables: dict[str, pd.DataFrame] = {}
+        self._arrow: dict[str, pa.Table] = {}
+        self._frames: dict[str, pd.DataFrame] = {}
 
     def __len__(self) -> int:
         return len(self.columns["incarnation"])
@@ -115,9 +116,7 @@ class Analysis:
     @property
     def flows(self) -> pd.DataFrame:
         """The per-flow table with the schema's dtypes (categoricals, nullable ints)."""
-        if self._flows is None:
-            self._flows = to_dataframe(self.columns)
-        return self._flows
+        return self.dataframe("flows")
 
     @property
     def host_views(self) -> HostViews:
@@ -127,33 +126,41 @@ class Analysis:
             self._host_views = host_views(self.columns, self.capture.first_ts, self.capture.last_ts, self.options)
         return self._host_views
 
-    def _table(self, name: str, spec: list[Column]) -> pd.DataFrame:
-        if name not in self._tables:
-            v = self.host_views
-            data = {"hosts": v.hosts_table, "destinations": lambda: v.tables.destinations,
-                    "servers": lambda: v.tables.servers, "findings": v.findings_table}[name]()
-            self._tables[name] = to_dataframe(data, spec)
-        return self._tables[name]
+    def table(self, name: str) -> pa.Table:
+        """Table `name` of schema.TABLES as Arrow, made once: what every file and DataFrame is
+        written from."""
+        if name not in self._arrow:
+            data = self.columns if name == "flows" else {
+                "hosts": lambda v: v.hosts_table(), "destinations": lambda v: v.tables.destinations,
+                "servers": lambda v: v.tables.servers, "findings": lambda v: v.findings_table()}[name](self.host_views)
+            self._arrow[name] = arrow_table(data, TABLES[name])
+        return self._arrow[name]
+
+    def dataframe(self, name: str) -> pd.DataFrame:
+        """Table `name` as pandas, made once."""
+        if name not in self._frames:
+            self._frames[name] = dataframe(self.table(name))
+        return self._frames[name]
 
     @property
     def hosts(self) -> pd.DataFrame:
         """Per host: connections, who closed first, TIME_WAIT held (total, peak, when, with whom)."""
-        return self._table("hosts", HOST_COLUMNS)
+        return self.dataframe("hosts")
 
     @property
     def destinations(self) -> pd.DataFrame:
         """Per client -> server endpoint: ephemeral ports held, rates, time to exhaustion."""
-        return self._table("destinations", DESTINATION_COLUMNS)
+        return self.dataframe("destinations")
 
     @property
     def servers(self) -> pd.DataFrame:
         """Per server endpoint: shares of who closed first, the server's TIME_WAIT, the cause."""
-        return self._table("servers", SERVER_COLUMNS)
+        return self.dataframe("servers")
 
     @property
     def findings(self) -> pd.DataFrame:
         """Plain-language findings with severity and advice, most severe first."""
-        return self._table("findings", FINDING_COLUMNS)
+        return self.dataframe("findings")
 
     def time_wait_series(self, host: str) -> pd.DataFrame:
         """TIME_WAIT sockets held by `host` ("198.18.0.2"), or by the server of one endpoint
@@ -162,24 +169,6 @@ class Analysis:
 
         ts, count = self.host_views.series(host)
         return pd.DataFrame({"ts": ts, "time_wait": count})
-
-
-def to_dataframe(columns: Mapping[str, npt.NDArray[Any]], spec: list[Column] = FLOW_COLUMNS) -> pd.DataFrame:
-    import pandas as pd
-
-    data: dict[str, Any] = {}
-    for c in spec:
-        values = columns[c.name]
-        if isinstance(c.dtype, str):
-            if c.dtype == "Int64" and values.dtype.kind == "f":
-                data[c.name] = pd.array(np.where(np.isnan(values), 0, values).astype(np.int64),
-                                        dtype="Int64", copy=False)
-                data[c.name][np.isnan(values)] = pd.NA
-            else:
-                data[c.name] = pd.array(values, dtype=c.dtype)  # type: ignore[call-overload]
-        else:
-            data[c.name] = pd.Categorical(values, categories=[e.value for e in c.dtype])
-    return pd.DataFrame(data, columns=[c.name for c in spec])
 
 
 def _empty_columns() -> Columns:

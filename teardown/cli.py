@@ -21,17 +21,14 @@ from . import __version__
 from .analysis import Analysis, analyze
 from .errors import TeardownError, UsageError
 from .options import DEFAULT_PORT_RANGE, Options, OsProfile, ReaderKind
-from .schema import TABLES, FindingKind
+from .schema import FORMATS, TABLES, FindingKind
 from .terminal import Style, analysis_text, findings_lines
 from .timewait.finding import plural
 from .timewait.flow_findings import FLOW_FLAGS
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .report import ReportData
 
-FORMATS = ("csv", "json", "parquet")
 # --fail-on names: every finding kind, and nothing else (docs/rules.md "Findings and their severity").
 FAIL_ON = [k.value for k in FindingKind]
 
@@ -147,7 +144,7 @@ def _format_of(out: str, forced: str | None) -> str:
         return suffix
     if suffix in ("html", "htm"):
         return "html"
-    raise UsageError(f"-o {out}: cannot tell the format from the suffix; use .csv, .json or .parquet, "
+    raise UsageError(f"-o {out}: cannot tell the format from the suffix; use .csv, .json, .jsonl or .parquet, "
                      "or --format")
 
 
@@ -157,16 +154,13 @@ def write_tables(result: Analysis, out: str, fmt: str) -> list[str]:
         Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"-o {out}: cannot create the directory ({e.strerror or e})") from None
-    tables = {"flows": lambda: result.flows, "hosts": lambda: result.hosts,
-              "destinations": lambda: result.destinations, "servers": lambda: result.servers,
-              "findings": lambda: result.findings}
     written = []
     for name in TABLES:
         path = str(Path(out) / f"{name}.{fmt}")
         if name == "flows":
             write_flows(result, path, fmt)
         else:
-            write_table(tables[name](), path, fmt)
+            _write_table(result, name, path, fmt)
         written.append(path)
     return written
 
@@ -178,7 +172,13 @@ def write_flows(result: Analysis, out: str, fmt: str) -> None:
 
         write_parquet(_report_data(result), out)
     else:
-        write_table(result.flows, out, fmt)
+        _write_table(result, "flows", out, fmt)
+
+
+def _write_table(result: Analysis, name: str, out: str, fmt: str) -> None:
+    from .report.files import write_table
+
+    write_table(result.table(name), out, fmt)
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,18 +187,6 @@ def _report_data(result: Analysis) -> ReportData:
     from .report import from_analysis
 
     return from_analysis(result)
-
-
-def write_table(table: pd.DataFrame, out: str, fmt: str) -> None:
-    try:
-        if fmt == "csv":
-            table.to_csv(out, index=False)
-        elif fmt == "json":
-            table.to_json(out, orient="records", lines=False, indent=1)
-        else:
-            table.to_parquet(out, index=False)
-    except OSError as e:
-        raise UsageError(f"-o {out}: cannot write ({e.strerror or e})") from None
 
 
 class _Progress:
@@ -370,7 +358,7 @@ def _live(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {args.output}: the report draws each flow's packets from the capture; "
                          "add --write FILE.pcapng")
     if args.output and _is_directory(args.output):
-        raise UsageError(f"-o {args.output}: give a file (.csv, .json, .parquet or .html), not a directory")
+        raise UsageError(f"-o {args.output}: give a file (.csv, .json, .jsonl, .parquet or .html), not a directory")
     if args.output and args.write:
         _refuse_inputs(args.output, [args.write])
     options = _options(args)
@@ -385,7 +373,7 @@ def _live(args: argparse.Namespace) -> int:
         print(f"wrote the report of {len(analysis):,} flows to {args.output} ({size / 1e6:,.1f} MB)", file=text)
     elif analysis is not None and fmt:
         if fmt == "parquet" and not args.write:  # no capture to draw ladders from: the plain table
-            write_table(analysis.flows, args.output, fmt)
+            _write_table(analysis, "flows", args.output, fmt)
         else:
             write_flows(analysis, args.output, fmt)
         print(f"wrote {len(analysis):,} flows to {args.output}", file=text)

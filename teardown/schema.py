@@ -304,6 +304,8 @@ FINDING_COLUMNS: list[Column] = [
     Column("message", "string", "What was found, in plain words with the numbers behind it."),
     Column("advice", "string", "What to do, from the mitigations of docs/rules.md."),
 ]
+# The files a table is written as (`-o NAME.csv`, `-o DIR/ --format jsonl`): report/files.py.
+FORMATS = ("csv", "json", "jsonl", "parquet")
 TABLES: dict[str, list[Column]] = {"flows": FLOW_COLUMNS, "hosts": HOST_COLUMNS,
                                    "destinations": DESTINATION_COLUMNS, "servers": SERVER_COLUMNS,
                                    "findings": FINDING_COLUMNS}

@@ -1,0 +1,168 @@
+"""Tables (rows.py's Arrow tables) -> CSV, JSON, JSON lines or Parquet files, written by
+Arrow's own writers or, for JSON, by Arrow's string kernels: no Python object per row.
+
+A file is written whole or not at all: into a temporary file beside it, renamed over the name
+asked for only once complete, so an interrupted run never leaves half a table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
+
+from ..errors import UsageError
+from ..schema import FORMATS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+def write_table(table: pa.Table, out: str, fmt: str, option: str = "-o") -> None:
+    """`table` into the file `out` as `fmt` (one of schema.FORMATS)."""
+    writer: dict[str, Callable[[pa.Table, BinaryIO], None]] = {
+        "csv": _csv, "json": _json_array, "jsonl": _json_lines, "parquet": _parquet}
+    with whole_file(out, option) as fh:
+        writer[fmt](table, fh)
+
+
+@contextlib.contextmanager
+def whole_file(out: str, option: str = "-o") -> Iterator[BinaryIO]:
+    """A file object whose bytes appear at `out` only if the block completes."""
+    parent = os.path.dirname(out) or "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".partial", dir=parent)
+    except OSError as e:
+        raise UsageError(f"{option} {out}: cannot write ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.chmod(partial, 0o666 & ~_umask())  # as open() would have made it
+        os.replace(partial, out)
+    except OSError as e:
+        _remove(partial)
+        raise UsageError(f"{option} {out}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        _remove(partial)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _csv(table: pa.Table, fh: BinaryIO) -> None:
+    """Arrow's CSV: text quoted ("" is an empty text, nothing at all an empty value), true/false."""
+    import pyarrow.csv as csv
+
+    csv.write_csv(_plain_text(table), fh, csv.WriteOptions(quoting_header="none"))
+
+
+def _parquet(table: pa.Table, fh: BinaryIO) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, fh)
+
+
+def _json_lines(table: pa.Table, fh: BinaryIO) -> None:
+    """One JSON object a line."""
+    for chunk in _json_rows(table, "\n"):
+        fh.write(chunk)
+
+
+def _json_array(table: pa.Table, fh: BinaryIO) -> None:
+    """A JSON array of objects, one a line."""
+    fh.write(b"[\n")
+    pending = b""
+    for chunk in _json_rows(table, ",\n"):
+        fh.write(pending)
+        fh.write(chunk[:-2])  # the last row of all takes no comma: hold back each chunk's last ",\n"
+        pending = b",\n"
+    fh.write(b"\n]\n" if pending else b"]\n")
+
+
+def _json_rows(table: pa.Table, end: str) -> Iterator[memoryview]:
+    """The rows as JSON objects, each followed by `end`, as the bytes of whole chunks."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.large_string()
+    parts: list[pa.Array | pa.Scalar] = []
+    for i, field in enumerate(table.schema):
+        parts.append(pa.scalar(("{" if i == 0 else ",") + _json_string(field.name) + ":", text))
+        parts.append(_json_values(table.column(i)))
+    parts.append(pa.scalar("}" + end, text))
+    if table.num_rows == 0:
+        return
+    rows = pc.binary_join_element_wise(*parts, pa.scalar("", text))
+    for chunk in rows.chunks if isinstance(rows, pa.ChunkedArray) else [rows]:
+        _validity, offsets, data = chunk.buffers()
+        at = memoryview(offsets).cast("q")  # large_string: 64-bit offsets
+        yield memoryview(data)[at[chunk.offset]:at[chunk.offset + len(chunk)]]
+
+
+def _json_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each value as JSON text: null where empty (also NaN and infinities), texts quoted."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.large_string()
+    kind = column.type
+    if pa.types.is_dictionary(kind):  # each distinct value encoded once
+        values = pa.chunked_array([pa.DictionaryArray.from_arrays(c.indices, _json_texts(c.dictionary)).cast(text)
+                                   for c in column.chunks], text)
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        values = _json_texts(column)
+    elif pa.types.is_floating(kind):
+        finite = pc.fill_null(pc.is_finite(column), False)
+        shown = pc.if_else(finite, pc.cast(column, text), pa.scalar(None, text))
+        # Arrow writes 2.0 as "2": keep such a value a float for JSON readers (below 1e15 Arrow
+        # never switches to an exponent, so ".0" always fits).
+        whole = pc.and_(finite, pc.and_(pc.equal(pc.floor(column), column), pc.less(pc.abs(column), 1e15)))
+        values = pc.if_else(pc.fill_null(whole, False),
+                            pc.binary_join_element_wise(shown, pa.scalar(".0", text), pa.scalar("", text)), shown)
+    else:  # integers, booleans (Arrow says true / false, as JSON does)
+        values = pc.cast(column, text)
+    return pc.fill_null(values, pa.scalar("null", text))
+
+
+_CONTROL = {chr(c): f"\\u{c:04x}" for c in range(0x20)} | {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _json_texts(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Texts as JSON strings: quoted, with backslash, quote and control characters escaped."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.large_string()
+    values = pc.cast(values, text)
+    escaped = values
+    if pc.any(pc.match_substring_regex(values, '[\\\\"\\x00-\\x1f]')).as_py():  # rare: then a pass per character
+        escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+        for char, escape in _CONTROL.items():
+            escaped = pc.replace_substring(escaped, char, escape)
+    quote = pa.scalar('"', text)
+    return pc.binary_join_element_wise(quote, escaped, quote, pa.scalar("", text))
+
+
+def _json_string(s: str) -> str:
+    import json
+
+    return json.dumps(s)
+
+
+def _plain_text(table: pa.Table) -> pa.Table:
+    """Dictionary columns as plain text (the CSV writer writes values, not codes)."""
+    import pyarrow as pa
+
+    columns = [c.cast(pa.large_string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.Table.from_arrays(columns, names=table.column_names)

@@ -1,0 +1,132 @@
+"""The tables as files (rows.py builds them as Arrow, report/files.py writes them): every file
+format read back by another reader gives exactly the DataFrame the API gives, on every sample,
+for every table; text that needs escaping survives; a file is written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import teardown
+from teardown.cli import main
+from teardown.report import files
+from teardown.schema import TABLES
+from teardown.verdicts import text_columns
+
+from .conftest import CAPTURES
+
+SAMPLES = sorted(p for p in CAPTURES.iterdir() if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
+
+
+def plain(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as Python values, None where empty (NaN and infinities too, as JSON has them)."""
+    rows: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                row[k] = None
+    return rows
+
+
+def same_values(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert list(g) == list(w)
+        for k in g:  # equal and of the same type: 2.0 stays a float, 2 an int, False a bool
+            assert g[k] == w[k] and type(g[k]) is type(w[k]), (k, g[k], w[k])
+
+
+def read_csv(path: Path, like: pd.DataFrame) -> pd.DataFrame:
+    """A CSV read back with the schema's dtypes."""
+    dtypes = {c: ("string" if str(t) == "category" else str(t)) for c, t in like.dtypes.items()}
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+
+
+def as_csv_reads_it(frame: pd.DataFrame) -> pd.DataFrame:
+    """What a CSV reader makes of the frame: categories as text, an empty text as empty."""
+    out = frame.copy()
+    for c, t in frame.dtypes.items():
+        if str(t) in ("category", "string"):
+            out[c] = frame[c].astype("string").replace("", pd.NA)
+    return out
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_every_format_reads_back_as_the_dataframe(sample: Path, tmp_path: Path) -> None:
+    result = teardown.analyze(str(sample))
+    for name in TABLES:
+        frame = result.dataframe(name)
+        table = result.table(name)
+        for fmt in ("csv", "json", "jsonl", "parquet"):
+            files.write_table(table, str(tmp_path / f"{name}.{fmt}"), fmt)
+        # An empty category column keeps no values in Parquet, so no categories either.
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{name}.parquet"), frame, check_exact=True,
+                                      check_dtype=len(frame) > 0, check_categorical=len(frame) > 0)
+        pd.testing.assert_frame_equal(read_csv(tmp_path / f"{name}.csv", frame), as_csv_reads_it(frame),
+                                      check_exact=True)
+        array = json.loads((tmp_path / f"{name}.json").read_text())
+        lines = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        same_values(array, plain(frame))
+        same_values(lines, plain(frame))
+
+
+def test_a_file_name_that_needs_escaping_survives_every_format(tmp_path: Path) -> None:
+    odd = tmp_path / 'a "quoted", back\\slashed\tname.pcap'
+    shutil.copy(CAPTURES / "linger_abort.pcap", odd)
+    out = tmp_path / "out"
+    assert main(["analyze", str(odd), "--quiet", "-o", f"{out}/", "--format", "jsonl"]) == 0
+    assert main(["analyze", str(odd), "--quiet", "-o", str(out / "flows.csv")]) == 0
+    assert main(["analyze", str(odd), "--quiet", "-o", str(out / "flows.json")]) == 0
+    row = json.loads((out / "flows.jsonl").read_text().splitlines()[0])
+    assert row["capture_file"] == odd.name
+    assert json.loads((out / "flows.json").read_text())[0]["capture_file"] == odd.name
+    assert pd.read_csv(out / "flows.csv")["capture_file"][0] == odd.name
+
+
+def test_an_empty_table_is_an_empty_file_of_its_format(tmp_path: Path) -> None:
+    result = teardown.analyze(str(CAPTURES / "linger_abort.pcap"))
+    empty = result.table("flows").slice(0, 0)
+    for fmt in ("csv", "json", "jsonl", "parquet"):
+        files.write_table(empty, str(tmp_path / f"e.{fmt}"), fmt)
+    assert json.loads((tmp_path / "e.json").read_text()) == []
+    assert (tmp_path / "e.jsonl").read_text() == ""
+    assert list(pd.read_csv(tmp_path / "e.csv").columns) == list(result.flows.columns)
+    assert len(pd.read_parquet(tmp_path / "e.parquet")) == 0
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_partial_one(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "flows.csv"
+    out.write_text("what was there before\n")
+    table = teardown.analyze(str(CAPTURES / "linger_abort.pcap")).table("flows")
+
+    def broken(_table: Any, fh: Any) -> None:
+        fh.write(b"half a table")
+        raise KeyboardInterrupt  # as a user's ^C halfway
+
+    monkeypatch.setattr(files, "_csv", broken)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_table(table, str(out), "csv")
+    assert out.read_text() == "what was there before\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["flows.csv"]
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_the_table_says_what_the_verdicts_said(sample: Path) -> None:
+    """The Arrow-built DataFrame against the judged numpy columns, value by value: empty exactly
+    where they are (NaN, None), and the text columns as verdicts.text_columns writes them one
+    row at a time for the summary's examples."""
+    result = teardown.analyze(str(sample))
+    frame = result.flows
+    texts = text_columns(result.columns)
+    for name in frame.columns:
+        want = texts[name] if name in texts else result.columns[name]
+        got = frame[name].astype(object).where(frame[name].notna(), None).tolist()
+        expected = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in want.tolist()]
+        assert got == expected, name
