@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .data import ReportData
+from .files import whole_file
 from .render import render_html
 
 REPORTS = "reports"
@@ -38,15 +39,9 @@ def refuse_inputs(out: str, inputs: Sequence[str], option: str = "-o") -> None:
 
 
 def write_html(data: ReportData, out: str, inputs: Sequence[str]) -> int:
-    """Render and write the report; the bytes written."""
+    """Render and write the report, whole or not at all; the bytes written."""
     refuse_inputs(out, inputs)
     html = render_html(data).encode("utf-8")
-    try:
-        parent = os.path.dirname(out)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        with open(out, "wb") as fh:
-            fh.write(html)
-    except OSError as e:
-        raise UsageError(f"-o {out}: cannot write ({e.strerror or e})") from None
+    with whole_file(out) as fh:
+        fh.write(html)
     return len(html)

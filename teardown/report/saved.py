@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..schema import COLUMN_NAMES, TABLES
 from .data import HOST_TABLES, ReportData
 from .facts import Facts
+from .files import whole_file
 from .ladder import pack, unpack
 
 if TYPE_CHECKING:
@@ -40,10 +41,8 @@ def write_parquet(data: ReportData, path: str) -> None:
              "ladders": pack(data.ladders)}
     metadata = dict(table.schema.metadata or {})
     metadata[METADATA_KEY] = json.dumps(extra, separators=(",", ":"), allow_nan=False).encode()
-    try:
-        pq.write_table(table.replace_schema_metadata(metadata), path)
-    except OSError as e:
-        raise UsageError(f"-o {path}: cannot write ({e.strerror or e})") from None
+    with whole_file(path) as fh:
+        pq.write_table(table.replace_schema_metadata(metadata), fh)
 
 
 def _columns(table: pd.DataFrame) -> dict[str, list[Any]]:
