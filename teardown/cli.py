@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write the HTML incident report to reports/NAME.html (-o NAME.html picks the path)")
     a.add_argument("--workers", type=int, metavar="N",
                    help="analyze on a local Dask cluster of N worker processes; 0: in this process (default: "
-                        f"all cores when the captures add up to {CLUSTER_FROM_BYTES >> 20} MiB or more)")
+                        "all cores where a measured model predicts the cluster is faster: many cores, big input; "
+                        "else this process)")
     a.add_argument("--scheduler", metavar="ADDRESS",
                    help="analyze on the Dask cluster at ADDRESS (tcp://HOST:8786); its workers read the paths, "
                         "which may be fsspec URLs (s3://...)")
@@ -296,13 +297,30 @@ def present(result: Analysis, names: list[str]) -> list[str]:
     return [n for n in names if n in kinds or n in flagged]
 
 
-# Below this, starting a local Dask cluster (1.5-3 s) costs more than the other cores give.
-CLUSTER_FROM_BYTES = 256 << 20
+# When a local Dask cluster beats one process, from bench/scale.py's runs (README "Many files,
+# big files"): a cluster of n workers takes CLUSTER_START_S + (serial + parallel / n) seconds per
+# GB, one process ONE_PROCESS_S_PER_GB. The serial part (the driver's combining and judging, and
+# shipping every segment between processes) is most of it, so few cores never pay. The figures
+# are the worse of the two measured sets: the model errs towards one process.
+CLUSTER_START_S = 2.0
+CLUSTER_SERIAL_S_PER_GB = 12.6
+CLUSTER_PARALLEL_S_PER_GB = 6.8
+ONE_PROCESS_S_PER_GB = 14.6
+CLUSTER_MARGIN = 1.1  # the cluster must win by 10 %: a default never runs slower than one process
+CLUSTER_FROM_BYTES = 256 << 20  # below this the cluster's start alone outweighs any gain
 SEGMENT_BYTES_PER_CAPTURE_BYTE = 1.2  # measured: 110 bytes held per segment of ~96 bytes on disk
 
 
+def cluster_pays(cores: int, total_bytes: int) -> bool:
+    """Whether a local cluster of `cores` workers is predicted to beat one process by the margin."""
+    gb = total_bytes / 1e9
+    cluster = CLUSTER_START_S + (CLUSTER_SERIAL_S_PER_GB + CLUSTER_PARALLEL_S_PER_GB / max(cores, 1)) * gb
+    return total_bytes >= CLUSTER_FROM_BYTES and cluster * CLUSTER_MARGIN < ONE_PROCESS_S_PER_GB * gb
+
+
 def _workers(args: argparse.Namespace, captures: list[str]) -> int:
-    """Worker processes to start: --workers, else all cores for big inputs; 0: this process."""
+    """Worker processes to start: --workers, else all cores where the model says a cluster pays
+    and the input fits in memory; 0: this process."""
     if args.workers is not None and args.scheduler:
         raise UsageError("give --workers or --scheduler, not both")
     if args.workers is not None:
@@ -313,7 +331,7 @@ def _workers(args: argparse.Namespace, captures: list[str]) -> int:
         return 0
     total = sum(os.path.getsize(c) for c in captures if os.path.isfile(c))
     cores = os.cpu_count() or 1
-    if cores < 2 or total < CLUSTER_FROM_BYTES:
+    if not cluster_pays(cores, total):
         return 0
     # A cluster holds every segment between its two rounds (~1.2x the capture's bytes), where
     # one process streams in bounded memory: past half the free memory, one process is safer.

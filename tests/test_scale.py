@@ -194,8 +194,8 @@ def test_cli_glob_matching_nothing(tmp_path: Path) -> None:
     assert done.returncode == 2 and "matches no file" in done.stderr
 
 
-def test_without_workers_the_cluster_is_for_big_inputs_that_fit_in_memory(monkeypatch: pytest.MonkeyPatch,
-                                                                        tmp_path: Path) -> None:
+def test_without_workers_the_cluster_is_where_the_model_says_it_pays(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
     import argparse
     from types import SimpleNamespace
 
@@ -205,12 +205,16 @@ def test_without_workers_the_cluster_is_for_big_inputs_that_fit_in_memory(monkey
 
     big = tmp_path / "big.pcap"
     with open(big, "wb") as fh:
-        fh.truncate(cli.CLUSTER_FROM_BYTES)  # sparse: the size is all that is looked at
+        fh.truncate(20 << 30)  # sparse: the size is all that is looked at
     args = argparse.Namespace(workers=None, scheduler=None)
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=256 << 30))
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert cli._workers(args, [str(CAPTURES / "refused.pcap")]) == 0  # small: one process
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=64 << 30))
-    assert cli._workers(args, [str(big)]) == 4
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=256 << 20))
+    assert cli._workers(args, [str(big)]) == 64
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert cli._workers(args, [str(big)]) == 0  # two cores: the serial part outweighs the second core
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=4 << 30))
     assert cli._workers(args, [str(big)]) == 0  # would not fit: one process streams it
+
 
