@@ -15,7 +15,7 @@ from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
 from .flags import LADDER_BITS, flag_bits
 from .ladder import Ladder, ladders, rows_to_draw
-from .reuse import joined, previous_incarnations
+from .reuse import previous_incarnations
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,18 +62,14 @@ def from_analysis(analysis: Analysis) -> ReportData:
     chosen = flows.iloc[rows].assign(ctx=np.asarray(analysis.columns["ctx"])[rows])
     drawn = ladders([f.path for f in analysis.capture.files], chosen, analysis.options)
     by_row = {int(rows[i]): lad for i, lad in drawn.items()}
-    return ReportData(facts, flows, tables, series, with_reuse(flows, by_row, previous))
+    return ReportData(facts, flows, tables, series, with_reuse(by_row, previous))
 
 
-def with_reuse(flows: pd.DataFrame, by_row: dict[int, Ladder], previous: dict[int, int]) -> dict[int, Ladder]:
-    """Each reusing flow's ladder joined with the end of the incarnation whose TIME_WAIT it met."""
-    first_ts = flows["first_ts"].to_numpy(np.float64, na_value=np.nan).tolist()
-    time_wait_end_ts = flows["time_wait_end_ts"].to_numpy(np.float64, na_value=np.nan).tolist()
-    verdicts = flows["reuse_verdict"]
-    reuse_verdict = verdicts.astype(object).where(verdicts.notna(), None).tolist()
+def with_reuse(by_row: dict[int, Ladder], previous: dict[int, int]) -> dict[int, Ladder]:
+    """Each reusing flow's ladder pointing at the incarnation whose TIME_WAIT it met, when that
+    one is drawn too: the report draws the old one's end first (reuse.as_drawn)."""
     out = dict(by_row)
     for new, old in previous.items():
         if new in by_row and old in by_row:
-            out[new] = joined(by_row[new], by_row[old], first_ts[new], first_ts[old], time_wait_end_ts[old],
-                              reuse_verdict[new])
+            out[new] = replace(by_row[new], previous=old)
     return out

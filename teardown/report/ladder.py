@@ -51,11 +51,16 @@ class Ladder:
     times_us: list[int]  # since the previous drawn segment (the first: since the flow's first packet)
     frames: list[int]  # since the previous drawn segment's frame (the first: its frame number)
     isn: tuple[int | None, int | None]  # client's and server's ISN (first seq when no SYN was seen)
+    # A flow that reused its 4-tuple during TIME_WAIT: the position of the incarnation whose
+    # TIME_WAIT it met, whose end is drawn before it (reuse.py joins the two when drawing, so
+    # the old flow's segments are stored once).
+    previous: int | None = None
 
 
 def pack(ladders: dict[int, Ladder]) -> dict[str, Any]:
     """Ladders for JSON, each distinct shape written once (a burst of alike connections shares
-    one): {"shapes": [...], "flows": {position: [shape, isn client, isn server, times, frames]}}."""
+    one): {"shapes": [...], "flows": {position: [shape, isn client, isn server, times, frames]}},
+    a reusing flow's list followed by the position of its previous incarnation."""
     shapes: dict[int, tuple[int, dict[str, Any]]] = {}
     flows: dict[str, list[Any]] = {}
     for row, lad in sorted(ladders.items()):
@@ -63,12 +68,14 @@ def pack(ladders: dict[int, Ladder]) -> dict[str, Any]:
         if key not in shapes:
             shapes[key] = (len(shapes), lad.shape)
         flows[str(row)] = [shapes[key][0], lad.isn[0], lad.isn[1], lad.times_us, lad.frames]
+        if lad.previous is not None:
+            flows[str(row)].append(lad.previous)
     return {"shapes": [shape for _, shape in shapes.values()], "flows": flows}
 
 
 def unpack(packed: dict[str, Any]) -> dict[int, Ladder]:
     shapes = packed["shapes"]
-    return {int(row): Ladder(shapes[f[0]], list(f[3]), list(f[4]), (f[1], f[2]))
+    return {int(row): Ladder(shapes[f[0]], list(f[3]), list(f[4]), (f[1], f[2]), int(f[5]) if len(f) > 5 else None)
             for row, f in packed["flows"].items()}
 
 

@@ -30,6 +30,7 @@ from .facts import Facts
 from .flags import FLAGS, LADDER_BITS, flag_bits
 from .ladder import SEGMENT_BUDGET, pack
 from .listing import LISTED_COLUMNS, listing
+from .reuse import as_drawn
 from .table import DEFAULT_VISIBLE, encode_flows, encode_values, help_of
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def static_ladders(data: ReportData, bits: npt.NDArray[np.int64]) -> list[Static
         title = (f"{row['flow_id']} · {row['close_kind']} · closed first by {row['active_closer']} · "
                  f"TIME_WAIT on {row['time_wait_on']}")
         out.append(StaticLadder(flag.name, flag.label, len(rows), r, title,
-                                ladder_svg.draw(data.ladders[r], row, data.facts.last_ts)))
+                                ladder_svg.draw(as_drawn(data.ladders, r, data.flows), row, data.facts.last_ts)))
     return out
 
 

@@ -2,9 +2,10 @@
 the old incarnation (its FINs, its final ACK, the TIME_WAIT it left), then the reusing SYN and
 its answer (docs/rules.md, "TIME_WAIT": reuse of a 4-tuple during TIME_WAIT).
 
-The two ladders are joined as drawn: the old one's segments from its first FIN on, numbered
-against its own ISNs (`old_isn`), times and frames counted from the new connection's first
-packet, its TIME_WAIT band ending where the row of the old incarnation says it ended.
+The two ladders are joined when drawn (`as_drawn` here, `joined` in templates/ladder.js alike):
+the old one's segments from its first FIN on, numbered against its own ISNs (`old_isn`), times
+and frames counted from the new connection's first packet, its TIME_WAIT band ending where the
+row of the old incarnation says it ended. The report stores each of the two ladders once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ def previous_incarnations(flows: pd.DataFrame) -> dict[int, int]:
         if old is not None:
             out[r] = old
     return out
+
+
+def as_drawn(ladders: dict[int, Ladder], row: int, flows: pd.DataFrame) -> Ladder:
+    """Flow `row`'s ladder as the report draws it: joined after the end of its previous
+    incarnation (`Ladder.previous`) when it has one, else as it is."""
+    import pandas as pd
+
+    lad, old = ladders[row], ladders[row].previous
+    if old is None or old not in ladders:
+        return lad
+    first_ts = flows["first_ts"].iloc[[row, old]].to_numpy(np.float64, na_value=np.nan).tolist()
+    ended = flows["time_wait_end_ts"].iloc[[old]].to_numpy(np.float64, na_value=np.nan).tolist()[0]
+    verdict = flows["reuse_verdict"].iloc[row]
+    return joined(lad, ladders[old], first_ts[0], first_ts[1], ended, None if pd.isna(verdict) else str(verdict))
 
 
 def _absolute(lad: Ladder, first_us: int) -> tuple[list[int], list[int]]:

@@ -24,10 +24,72 @@ teardownReport.drawLadder = (function (T) {
     return out.join(", ") || "none";
   }
 
+  // teardown/report/reuse.py, `joined` step by step: a flow that reused its 4-tuple during
+  // TIME_WAIT is drawn after the end of the incarnation whose TIME_WAIT it met (its flow list in
+  // DATA.ladders ends with that incarnation's position). Times are VALUES' microseconds.
+  var OLD_TAIL_MIN = 4;
+  var VERDICT_TEXT = {
+    accepted_timestamps: "reuse accepted: newer timestamps (RFC 6191)",
+    accepted_isn: "reuse accepted: ISN above the old connection's (RFC 1122)",
+    rejected: "reuse rejected: TIME_WAIT answers with an ACK of the old connection"
+  };
+
+  function running(steps, from) {
+    var out = [], v = from;
+    steps.forEach(function (step) { v += step; out.push(v); });
+    return out;
+  }
+
+  function steps(values, from) {
+    return values.map(function (v, k) { return v - (k ? values[k - 1] : from); });
+  }
+
+  function joined(flow, oldFlow, r, p) {   // both as `pack` writes them; the joined shape and flow list
+    var o = DATA.ladders.shapes[oldFlow[0]], n = DATA.ladders.shapes[flow[0]];
+    var fins = [];
+    o.flags.forEach(function (f, k) { if (f & 0x01) { fins.push(k); } });
+    var start = fins.length ? fins[0] : Math.max(0, o.dir.length - OLD_TAIL_MIN);
+    var count = o.dir.length - start;
+    var newFirst = VALUES.first_ts[r];
+    var times = running(oldFlow[3], VALUES.first_ts[p]).slice(start).concat(running(flow[3], newFirst));
+    var frames = running(oldFlow[4], 0).slice(start).concat(running(flow[4], 0));
+    var ended = VALUES.time_wait_end_ts[p], endAt = null;
+    for (var k = 0; ended !== null && k < times.length; k++) {
+      if (times[k] >= ended - 1) { endAt = k; break; }
+    }
+    var flags = o.flags.slice(start).concat(n.flags);
+    var how = endAt === null ? "still held when the capture ends" : flags[endAt] & 0x04 ? "ended by an RST (assassinated)" :
+      endAt === count ? "taken over by the reusing SYN" : "ended";
+    var verdict = VALUES.reuse_verdict[r];
+    var note = Object.prototype.hasOwnProperty.call(VERDICT_TEXT, verdict) ? VERDICT_TEXT[verdict] : null;
+    function shifted(list, by, keep) {   // [at, ...rest] entries moved by `by`, those `keep` accepts
+      return list.filter(function (e) { return keep(e[0]); }).map(function (e) { return [e[0] + by].concat(e.slice(1)); });
+    }
+    function any() { return true; }
+    var shape = {
+      dir: o.dir.slice(start).concat(n.dir), flags: flags, seq: o.seq.slice(start).concat(n.seq),
+      ack: o.ack.slice(start).concat(n.ack), len: o.len.slice(start).concat(n.len), retr: o.retr.slice(start).concat(n.retr),
+      gap: shifted(o.gap, -start, function (at) { return at > start; }).concat(shifted(n.gap, count, any)),
+      lab: shifted(o.lab, -start, function (at) { return at >= start; })
+        .concat(note && n.dir.length ? [[count, n.dir[0], note, 1]] : []).concat(shifted(n.lab, count, any)),
+      tw: o.tw.filter(function (t) { return t[1] >= start; })
+        .map(function (t) { return [t[0], t[1] - start, endAt, "old connection's TIME_WAIT, " + how]; })
+        .concat(n.tw.map(function (t) { return [t[0], t[1] + count].concat(t.slice(2)); })),
+      n: count + n.n, old: count, old_isn: [oldFlow[1], oldFlow[2]]
+    };
+    return { shape: shape, flow: [null, flow[1], flow[2], steps(times, newFirst), steps(frames, 0)] };
+  }
+
   function ladderOf(r) {   // teardown/report/ladder.py `pack`: shapes shared, times and frames per flow
     var flow = DATA.ladders.flows[String(r)];
     if (!flow) { return null; }
     var shape = DATA.ladders.shapes[flow[0]], segs = [], t = 0, frame = 0;
+    var previous = flow.length > 5 ? DATA.ladders.flows[String(flow[5])] : undefined;
+    if (previous) {
+      var both = joined(flow, previous, r, flow[5]);
+      shape = both.shape;
+      flow = both.flow;
+    }
     for (var k = 0; k < shape.dir.length; k++) {
       t += flow[3][k]; frame += flow[4][k];
       segs.push({ t: t, dir: shape.dir[k], flags: shape.flags[k], seq: shape.seq[k], ack: shape.ack[k],
