@@ -238,25 +238,45 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
     rel_ack = np.where(peer_isn >= 0, _signed32(m.ack - peer_isn), _signed32(m.ack))
     rel_ack[(m.flags & ACK) == 0] = 0  # no ACK flag: the field means nothing (and alike flows stay alike)
     retrans = _retransmissions(group, rel_seq, m.payload, m.flags)
-    starts = np.searchsorted(m.flow, np.arange(len(flows) + 1))
+    starts = np.searchsorted(m.flow, np.arange(len(flows) + 1)).tolist()
     rows = FlowEnd.of_flows(flows)
-    ts_us = np.round((m.ts - m.ts[np.minimum(starts[m.flow], len(m.ts) - 1)]) * 1e6).astype(np.int64)
-    shapes: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = {}  # alike flows share one
-    out: dict[int, Ladder] = {}
+    ts_us = np.round((m.ts - m.ts[np.minimum(np.asarray(starts)[m.flow], len(m.ts) - 1)]) * 1e6).astype(np.int64)
+    # A flow's shape rests on its segments' fields and its end: its records' bytes and the end
+    # are the key under which alike flows share one shape.
+    record = np.empty(len(m.flow), [("dir", "<i8"), ("flags", "<i8"), ("seq", "<i8"), ("ack", "<i8"), ("len", "<i8"),
+                                    ("retr", "?")])
+    record["dir"], record["flags"], record["seq"], record["ack"] = m.direction, m.flags, rel_seq, rel_ack
+    record["len"], record["retr"] = m.payload, retrans
+    raw, width = record.tobytes(), record.itemsize
+    shapes: dict[tuple[FlowEnd, bytes], tuple[dict[str, Any], list[int]]] = {}
+    drawn: list[tuple[int, dict[str, Any], int]] = []  # (flow, shape, segments kept)
+    kept_at: list[int] = []  # positions in `m` of every kept segment, flow after flow
     for i in range(len(flows)):
-        a, b = int(starts[i]), int(starts[i + 1])
+        a, b = starts[i], starts[i + 1]
         if a == b:
             continue
-        sl = slice(a, b)
-        end = FlowEnd.at(m.ts[sl], rows[i])
-        key = (end, m.direction[sl].tobytes(), m.flags[sl].tobytes(), rel_seq[sl].tobytes(), rel_ack[sl].tobytes(),
-               m.payload[sl].tobytes(), retrans[sl].tobytes())
+        end = FlowEnd.at(m.ts[a:b], rows[i])
+        key = (end, raw[a * width:b * width])
         if key not in shapes:
-            shapes[key] = _shape(m.direction[sl], m.flags[sl], rel_seq[sl], rel_ack[sl], m.payload[sl], retrans[sl], end)
+            shapes[key] = _shape(m.direction[a:b], m.flags[a:b], rel_seq[a:b], rel_ack[a:b], m.payload[a:b],
+                                 retrans[a:b], end)
         shape, kept = shapes[key]
-        times, frames = ts_us[sl][kept].tolist(), m.frame[sl][kept].tolist()
-        out[i] = Ladder(shape, [t - s for s, t in zip([0, *times], times)], [f - e for e, f in zip([0, *frames], frames)],
-                        (int(isn[2 * i]) if isn[2 * i] >= 0 else None, int(isn[2 * i + 1]) if isn[2 * i + 1] >= 0 else None))
+        drawn.append((i, shape, len(kept)))
+        kept_at += [a + k for k in kept]
+    # Times and frame numbers as steps from the previous kept segment, the first from zero: the
+    # flow's first packet, frame 0.
+    at = np.asarray(kept_at, np.int64)
+    first = np.zeros(len(at), bool)
+    first[np.cumsum([0] + [n for _, _, n in drawn])[:-1]] = True
+    times, frames = ts_us[at], m.frame[at]
+    time_steps = np.where(first, times, times - np.roll(times, 1)).tolist()
+    frame_steps = np.where(first, frames, frames - np.roll(frames, 1)).tolist()
+    isns = [None if x < 0 else x for x in isn.tolist()]
+    out: dict[int, Ladder] = {}
+    done = 0
+    for i, shape, n in drawn:
+        out[i] = Ladder(shape, time_steps[done:done + n], frame_steps[done:done + n], (isns[2 * i], isns[2 * i + 1]))
+        done += n
     return out
 
 
