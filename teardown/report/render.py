@@ -31,7 +31,7 @@ from .flags import FLAGS, LADDER_BITS, flag_bits
 from .ladder import SEGMENT_BUDGET, pack
 from .listing import LISTED_COLUMNS, listing
 from .reuse import as_drawn
-from .table import DEFAULT_VISIBLE, encode_flows, encode_values, help_of
+from .table import DEFAULT_VISIBLE, Values, encode_flows, encode_values, help_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,7 +113,7 @@ def page_data(data: ReportData, bits: npt.NDArray[np.int64] | None = None) -> di
         "n": len(flows),
         "columns": encode_flows(flows, t0_us),
         "flags": {"names": [f.name for f in FLAGS], "labels": [f.label for f in FLAGS],
-                  "bits": encode_values([int(b) for b in bits])},
+                  "bits": encode_values(Values.whole(bits.astype(np.int64)))},
         "visible": DEFAULT_VISIBLE,
         "ladders": pack(data.ladders),
         "featured": groups,

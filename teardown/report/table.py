@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..schema import FLOW_COLUMNS, Column
 
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Scalar = int | str | None
-Encoder = Callable[[list[Scalar]], dict[str, Any]]
 SAMPLE_ROWS = 2000  # enough to rank the encodings; measuring all 100,000 rows costs seconds
 DEFAULT_VISIBLE = ["flow_id", "first_ts", "duration_s", "close_kind", "active_closer", "time_wait_on",
                    "time_wait_end_ts", "rst_class", "findings", "notes"]
@@ -85,20 +86,60 @@ def flow_id_of_parts(flows: pd.DataFrame) -> list[str]:
                  + endpoint(flows["server_ip"], flows["server_port"]) + "/" + inc).tolist())
 
 
-def _values(flows: pd.DataFrame, c: Column, micros: dict[str, np.ndarray]) -> list[Scalar]:
+@dataclass(frozen=True, slots=True)
+class Values:
+    """A column as the JSON scalars the page reads: integers (int64) or text (an object array of
+    str), None where `missing`. Kept in numpy until written out: a Python list per column of
+    100,000 rows costs milliseconds at every step."""
+
+    data: npt.NDArray[Any]
+    missing: npt.NDArray[np.bool_]
+
+    @staticmethod
+    def whole(data: npt.NDArray[np.int64]) -> Values:
+        """Integers, none missing."""
+        return Values(data, np.zeros(len(data), bool))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def take(self, rows: slice | npt.NDArray[np.int64]) -> Values:
+        return Values(self.data[rows], self.missing[rows])
+
+    def is_text(self) -> bool:
+        """Strings and None only (as JSON has them): text, or nothing but missing values."""
+        return self.data.dtype == object or bool(self.missing.all())
+
+    def differ(self, value: Scalar) -> npt.NDArray[np.bool_]:
+        """Where a value is not `value` (None: where one is present)."""
+        if value is None:
+            return ~self.missing
+        different: npt.NDArray[np.bool_] = self.missing | (self.data != value)
+        return different
+
+    def tolist(self) -> list[Scalar]:
+        if not self.missing.any():
+            return list(self.data.tolist())
+        out = self.data.astype(object)
+        out[self.missing] = None
+        return list(out.tolist())
+
+
+Encoder = Callable[[Values], dict[str, Any]]
+
+
+def _values(flows: pd.DataFrame, c: Column, micros: dict[str, np.ndarray]) -> Values:
     """The column as JSON scalars: microseconds for times, 0/1 for booleans, None where empty."""
     s = flows[c.name]
     missing = s.isna().to_numpy()
     kind = kind_of(c)
     if kind in ("ts", "dur"):
-        values: list[Scalar] = list(micros[c.name].tolist())
-    elif kind in ("int", "bool"):  # missing ones become None below
-        values = list(s.to_numpy(dtype=np.float64, na_value=0.0).astype(np.int64).tolist())
-    else:
-        values = list(s.astype(object).where(~missing, "").tolist())
-    for i in np.flatnonzero(missing).tolist():
-        values[i] = None
-    return values
+        return Values(micros[c.name], missing)
+    if kind in ("int", "bool"):
+        return Values(s.to_numpy(dtype=np.float64, na_value=0.0).astype(np.int64), missing)
+    text = s.astype(object).to_numpy(copy=True)
+    text[missing] = ""
+    return Values(text, missing)
 
 
 def _micros(flows: pd.DataFrame, t0_us: int) -> dict[str, np.ndarray]:
@@ -131,32 +172,31 @@ def _size(spec: dict[str, Any]) -> int:
     return len(json.dumps(spec, separators=(",", ":")))
 
 
-def _dense(values: list[Scalar]) -> dict[str, Any]:
-    return {"v": values}
+def _dense(values: Values) -> dict[str, Any]:
+    return {"v": values.tolist()}
 
 
-def _dictionary(values: list[Scalar]) -> dict[str, Any]:
-    uniques = list(dict.fromkeys(values))
+def _dictionary(values: Values) -> dict[str, Any]:
+    every = values.tolist()
+    uniques = list(dict.fromkeys(every))
     code = {v: i for i, v in enumerate(uniques)}
-    return {"u": uniques, "c": [code[v] for v in values]}
+    return {"u": uniques, "c": [code[v] for v in every]}
 
 
-def _sparse(values: list[Scalar], default: Scalar, rest_as: Encoder) -> dict[str, Any]:
+def _sparse(values: Values, default: Scalar, rest_as: Encoder) -> dict[str, Any]:
     """The values that differ from `default`: their positions as steps, their values."""
-    every = np.empty(len(values), object)
-    every[:] = values
-    idx = np.flatnonzero(every != default)
-    return {"d": default, "i": np.diff(idx, prepend=0).tolist(), "x": rest_as(every[idx].tolist())}
+    idx = np.flatnonzero(values.differ(default))
+    return {"d": default, "i": np.diff(idx, prepend=0).tolist(), "x": rest_as(values.take(idx))}
 
 
-def _sparse_plan(sample: list[Scalar]) -> tuple[Scalar, Encoder]:
+def _sparse_plan(sample: Values) -> tuple[Scalar, Encoder]:
     """The most common value, and how to write the others, judged on a sample."""
-    default = Counter(sample).most_common(1)[0][0] if sample else None
-    rest = [v for v in sample if v != default]
+    default = Counter(sample.tolist()).most_common(1)[0][0] if len(sample) else None
+    rest = sample.take(np.flatnonzero(sample.differ(default)))
     return default, min((_dense, _dictionary), key=lambda encode: _size(encode(rest)))
 
 
-def _numbers_cut_out(values: list[Scalar]) -> dict[str, Any] | None:
+def _numbers_cut_out(values: Values) -> dict[str, Any] | None:
     """Strings as templates with their numbers: each row's first number as a step from the
     previous row's, the others from the row's first. Evidence frames shrink to a third.
 
@@ -166,9 +206,9 @@ def _numbers_cut_out(values: list[Scalar]) -> dict[str, Any] | None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not all(v is None or isinstance(v, str) for v in values):
+    if not values.is_text():
         return None
-    strings = pa.array(values, pa.string())
+    strings = pa.array(values.tolist(), pa.string())
     if pc.any(pc.match_substring_regex(strings, r"(^|[^0-9])0[0-9]|[0-9]{16}")).as_py():
         return None
     dictionary = pc.dictionary_encode(pc.replace_substring_regex(strings, r"[0-9]+", "\x00"))
@@ -186,11 +226,11 @@ def _numbers_cut_out(values: list[Scalar]) -> dict[str, Any] | None:
     return {"t": templates, "c": codes, "n": out.tolist()}
 
 
-def encode_values(values: list[Scalar]) -> dict[str, Any]:
-    """The smallest encoding of a list of JSON scalars, ranked on a sample of it."""
-    sample = values[:: max(1, len(values) // SAMPLE_ROWS)]
+def encode_values(values: Values) -> dict[str, Any]:
+    """The smallest encoding of a column of JSON scalars, ranked on a sample of it."""
+    sample = values.take(slice(None, None, max(1, len(values) // SAMPLE_ROWS)))
     default, rest_as = _sparse_plan(sample)
-    candidates: list[Callable[[list[Scalar]], dict[str, Any] | None]] = [
+    candidates: list[Callable[[Values], dict[str, Any] | None]] = [
         _dense, _dictionary, _numbers_cut_out, lambda v: _sparse(v, default, rest_as)]
     sizes = []
     for encode in candidates:
@@ -213,12 +253,12 @@ def encode_flows(flows: pd.DataFrame, t0_us: int) -> list[dict[str, Any]]:
         elif c.name == "first_ts":
             out.append(meta | {"v": np.diff(micros["first_ts"], prepend=0).tolist(), "delta": True})
         elif c.name in micros:
-            sample = flows.iloc[:: max(1, len(flows) // SAMPLE_ROWS)]
+            every = slice(None, None, max(1, len(flows) // SAMPLE_ROWS))
             options = []
             for plus, minus in _bases(c, flows):
                 shifted = micros[c.name] - sum((micros[p] for p in plus), np.int64(0)) \
                     + sum((micros[m] for m in minus), np.int64(0))
-                some = _values(sample, c, {c.name: shifted[:: max(1, len(flows) // SAMPLE_ROWS)]})
+                some = _values(flows, c, {c.name: shifted}).take(every)
                 options.append((_size(encode_values(some)), plus, minus, shifted))
             _, plus, minus, shifted = min(options, key=lambda o: o[0])
             spec = encode_values(_values(flows, c, {c.name: shifted}))
