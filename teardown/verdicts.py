@@ -15,6 +15,7 @@ import numpy.typing as npt
 from .carriers import TUNNEL_CTX_BASE, Point, encapsulated
 from .decode import LINKTYPE_NAMES, SYN
 from .flows import NONE, Records
+from .memory import freed
 from .options import Options
 from .schema import CloseKind, DataAfterFin, Handshake, ReuseVerdict, RstClass, Side
 from .seq import seq_diff
@@ -689,7 +690,11 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
                 if len(self._parts) > 1 or self._rows is not None:
                     for part in self._parts:  # one copy of a big table is enough
                         part.pop(name, None)
+                    freed(column.nbytes)
         return self._data[name]
+
+    def __contains__(self, name: object) -> bool:  # without building the column, as Mapping's would
+        return name in self._data or name in self._parts[0] or name in TEXT_COLUMNS
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._order)
