@@ -20,7 +20,8 @@ from teardown.report import from_analysis, render_html
 from teardown.report.charts import PLOT, close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
 from teardown.report.flags import FLAGS, flag_bits
 from teardown.timewait.flow_findings import FLOW_FLAGS
-from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, rows_to_draw
+from teardown.report import ladder
+from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, pack, rows_to_draw
 from teardown.report.render import page_data, script_json
 from teardown.report.saved import read_parquet, write_parquet
 from teardown.report.verdict import figures, findings, headline
@@ -136,6 +137,22 @@ def test_a_long_flow_keeps_its_handshake_teardown_and_end() -> None:
     kept = _kept(flags, labelled={501})
     assert kept[:HEAD_SEGMENTS] == [0, 1, 2] and kept[-TAIL_SEGMENTS:] == list(range(970, 1000))
     assert {500, 501} <= set(kept)
+
+
+def test_packet_lookup_checks_the_whole_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A packet whose digest is a wanted 4-tuple's but whose key is not is not that flow's."""
+    keys = np.zeros(3, ladder._KEY)
+    keys["port_a"], keys["a_lo"] = [1000, 1000, 2000], [1, 2, 1]
+    monkeypatch.setattr(ladder, "_digest", lambda key: key["port_a"].astype(np.uint64))
+    assert ladder._Tuples(keys[:1].view("V40")).find(keys).tolist() == [0, -1, -1]
+
+
+def test_ladders_are_the_same_when_wanted_tuples_share_a_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Then the lookup is a sorted search on the whole keys (many_reuse: many incarnations of a 4-tuple)."""
+    analysis = teardown.analyze(str(CAPTURES / "many_reuse.pcap"))
+    drawn = pack(from_analysis(analysis).ladders)
+    monkeypatch.setattr(ladder, "_digest", lambda key: np.zeros(len(key), np.uint64))
+    assert pack(from_analysis(analysis).ladders) == drawn and len(drawn["flows"]) > 1
 
 
 def test_sample_reports_are_small() -> None:

@@ -38,6 +38,7 @@ IPV4_MAPPED = 0xFFFF00000000  # decode.py's ::ffff:a.b.c.d
 # One key per packet and direction: where it was carried, then the two endpoints.
 _KEY = np.dtype([("ctx", "<u4"), ("port_a", "<u2"), ("port_b", "<u2"), ("a_hi", "<u8"), ("a_lo", "<u8"),
                  ("b_hi", "<u8"), ("b_lo", "<u8")])
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: a product with it spreads a word's bits
 
 
 @dataclass(slots=True)
@@ -118,11 +119,17 @@ class _Matched:
         return _Matched(*(getattr(self, f.name)[idx] for f in fields(self)))
 
 
+def _address_words(ips: pd.Series) -> npt.NDArray[np.uint64]:
+    """Each address as (high, low) words; converted once per distinct address (few of them)."""
+    codes, distinct = ips.astype(str).factorize()
+    words = np.array([ip_words(str(ip)) for ip in distinct], np.uint64).reshape(-1, 2)
+    out: npt.NDArray[np.uint64] = words[codes]
+    return out
+
+
 def _flow_keys(flows: pd.DataFrame) -> npt.NDArray[np.void]:
     keys = np.zeros(len(flows), _KEY)
-    words = {ip: ip_words(ip) for ip in set(flows["client_ip"]) | set(flows["server_ip"])}  # few distinct
-    client = np.array([words[ip] for ip in flows["client_ip"]], np.uint64).reshape(-1, 2)
-    server = np.array([words[ip] for ip in flows["server_ip"]], np.uint64).reshape(-1, 2)
+    client, server = _address_words(flows["client_ip"]), _address_words(flows["server_ip"])
     keys["ctx"] = flows["ctx"].to_numpy(np.int64)  # carriers.Contexts' numbers, as the analysis gave them
     keys["port_a"] = flows["client_port"].to_numpy(np.int64)
     keys["port_b"] = flows["server_port"].to_numpy(np.int64)
@@ -131,10 +138,48 @@ def _flow_keys(flows: pd.DataFrame) -> npt.NDArray[np.void]:
     return keys.view("V40").ravel()
 
 
+def _digest(key: npt.NDArray[np.void]) -> npt.NDArray[np.uint64]:
+    """One 64-bit word per _KEY for a hash lookup: carrier and ports side by side, the address
+    words mixed in. Equal keys digest alike; different ones almost never (`_Tuples` checks)."""
+    h: npt.NDArray[np.uint64] = key["ctx"].astype(np.uint64) | key["port_a"].astype(np.uint64) << np.uint64(32) \
+        | key["port_b"].astype(np.uint64) << np.uint64(48)
+    for word in ("a_hi", "a_lo", "b_hi", "b_lo"):
+        h = (h ^ key[word]) * _SPREAD  # wraps around: a hash, not a number
+        h ^= h >> np.uint64(29)
+    return h
+
+
+class _Tuples:
+    """The wanted 4-tuples with their carrier (sorted, distinct _KEYs as V40), found for a batch
+    of packet keys by a hash lookup of their digests, every hit checked against the whole key.
+    Should two wanted keys share a digest, a sorted search on the whole keys does instead."""
+
+    def __init__(self, keys: npt.NDArray[np.void]) -> None:
+        import pandas as pd
+
+        self.keys = keys
+        self.digests = pd.Index(_digest(keys.view(_KEY)))
+        self.by_digest = self.digests.is_unique
+
+    def find(self, key: npt.NDArray[np.void]) -> I64:
+        """The position in `keys` of each packet key (a _KEY array), -1 where it is not wanted."""
+        import pandas as pd
+
+        flat = key.view("V40").ravel()
+        if self.by_digest:
+            at: I64 = self.digests.get_indexer(pd.Index(_digest(key))).astype(np.int64)
+        else:
+            at = np.minimum(np.searchsorted(self.keys, flat), len(self.keys) - 1).astype(np.int64)
+        found = np.flatnonzero(at >= 0)
+        at[found[self.keys[at[found]] != flat[found]]] = -1
+        return at
+
+
 def _match(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> _Matched:
     """Every packet of the wanted flows' 4-tuples, from all files (frame numbers run on)."""
     wanted = _flow_keys(flows)
     tuple_keys, tuple_of_flow = np.unique(wanted, return_inverse=True)
+    tuples = _Tuples(tuple_keys)
     ports = np.unique(np.concatenate([flows["client_port"].to_numpy(np.int64),
                                       flows["server_port"].to_numpy(np.int64)]))
     parts: list[dict[str, npt.NDArray[Any]]] = []
@@ -156,9 +201,8 @@ def _match(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> _Matc
                 key["port_a"], key["port_b"] = (p.sport[pre], p.dport[pre]) if a == "src" else (p.dport[pre], p.sport[pre])
                 key["a_hi"], key["a_lo"] = getattr(p, f"{a}_hi")[pre], getattr(p, f"{a}_lo")[pre]
                 key["b_hi"], key["b_lo"] = getattr(p, f"{b}_hi")[pre], getattr(p, f"{b}_lo")[pre]
-                flat = key.view("V40").ravel()
-                at = np.minimum(np.searchsorted(tuple_keys, flat), len(tuple_keys) - 1)
-                hit = np.flatnonzero(tuple_keys[at] == flat)
+                at = tuples.find(key)
+                hit = np.flatnonzero(at >= 0)
                 if not len(hit):
                     continue
                 idx = pre[hit]
@@ -182,26 +226,21 @@ def _incarnation_of(tuple_id: I64, ts: npt.NDArray[np.float64], tuple_of_flow: I
                     flows: pd.DataFrame) -> I64:
     """For each packet, the wanted flow on its 4-tuple whose [first_ts, last_ts] holds it, or -1.
 
-    Flow starts and packets are sorted together by (tuple, time), flow starts first on a tie;
-    each packet belongs to the latest flow start before it on its tuple.
+    A packet belongs to the latest flow start at or before it on its tuple (of flows starting
+    together, the last in `flows`). Times become ranks among the flows' distinct starts, so
+    (tuple, time) is one integer that sorts as the pair does.
     """
     first = flows["first_ts"].to_numpy(np.float64)
     last = flows["last_ts"].to_numpy(np.float64)
-    n_flows = len(first)
-    tuples = np.concatenate([tuple_of_flow, tuple_id])
-    times = np.concatenate([first, ts])
-    is_packet = np.concatenate([np.zeros(n_flows, np.int64), np.ones(len(ts), np.int64)])
-    order = np.lexsort((is_packet, times, tuples))
-    position = np.arange(len(order))
-    latest_start = np.maximum.accumulate(np.where(is_packet[order] == 0, position, -1))
-    flow_at = np.where(latest_start >= 0, order[np.maximum(latest_start, 0)], -1)
-    same_tuple = (flow_at >= 0) & (tuples[np.maximum(flow_at, 0)] == tuples[order])
-    out = np.full(len(ts), -1, np.int64)
-    packet_rows = is_packet[order] == 1
-    candidate = np.where(same_tuple, flow_at, -1)
-    inside = (candidate >= 0) & (times[order] <= last[np.maximum(candidate, 0)])
-    out[order[packet_rows] - n_flows] = np.where(inside, candidate, -1)[packet_rows]
-    return out
+    starts = np.unique(first)
+    span = len(starts) + 1  # ranks -1 (before every start) to len(starts) - 1
+    flow_key = tuple_of_flow * span + np.searchsorted(starts, first)
+    packet_key = tuple_id * span + np.searchsorted(starts, ts, side="right") - 1
+    by_key = np.argsort(flow_key, kind="stable")
+    at = np.searchsorted(flow_key[by_key], packet_key, side="right") - 1
+    candidate = by_key[np.maximum(at, 0)]
+    inside = (at >= 0) & (tuple_of_flow[candidate] == tuple_id) & (ts <= last[candidate])
+    return np.where(inside, candidate, -1)
 
 
 def _signed32(x: I64) -> I64:
