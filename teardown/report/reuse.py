@@ -32,17 +32,20 @@ VERDICT_TEXT = {
 
 def previous_incarnations(flows: pd.DataFrame) -> dict[int, int]:
     """Position of each flow that reused its 4-tuple during TIME_WAIT -> its previous incarnation's."""
+    import pandas as pd
+
+    ids = flows["flow_id"].astype(str).tolist()
     # The flow id without its last part, "/incarnation", names the 4-tuple and where it was carried.
-    tuple_of = [fid.rsplit("/", 1)[0] for fid in flows["flow_id"].astype(str).to_numpy(object).tolist()]
-    incarnation = flows["incarnation"].to_numpy(np.int64, na_value=-1).tolist()
-    where = dict(zip(zip(tuple_of, incarnation), range(len(incarnation))))
-    reusing = np.flatnonzero(flows["reuses_tuple_in_time_wait"].fillna(False).to_numpy(bool))
-    out = {}
-    for r in reusing.tolist():
-        old = where.get((tuple_of[r], incarnation[r] - 1))
-        if old is not None:
-            out[r] = old
-    return out
+    tuple_of, _ = pd.factorize(np.array([fid.rsplit("/", 1)[0] for fid in ids], object))
+    incarnation = flows["incarnation"].to_numpy(np.int64, na_value=-1)
+    span = int(incarnation.max(initial=0)) + 2  # one integer per (tuple, incarnation), the latter from -1 (none)
+    key = pd.Index(tuple_of * span + incarnation + 1)
+    last = ~key.duplicated(keep="last")  # as a dict would keep them
+    rows = np.flatnonzero(last)
+    reusing = np.flatnonzero(flows["reuses_tuple_in_time_wait"].fillna(False).to_numpy(bool) & (incarnation >= 0))
+    at = key[last].get_indexer(pd.Index(tuple_of[reusing] * span + incarnation[reusing]))
+    found = at >= 0
+    return dict(zip(reusing[found].tolist(), rows[at[found]].tolist()))
 
 
 def as_drawn(ladders: dict[int, Ladder], row: int, flows: pd.DataFrame) -> Ladder:
