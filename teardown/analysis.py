@@ -23,7 +23,7 @@ from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile, ReaderKind
 from .read import CaptureInfo, FrameBatch, Reader, open_capture, time_span
-from .rows import arrow_table, dataframe
+from .rows import ROWS_PER_BATCH, arrow_batches, arrow_table, dataframe
 from .schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS, TABLES
 from .timewait import HostViews, host_views
 from .verdicts import EVIDENCE_LABELS, Columns, FlowColumns, joined
@@ -130,11 +130,20 @@ class Analysis:
         """Table `name` of schema.TABLES as Arrow, made once: what every file and DataFrame is
         written from."""
         if name not in self._arrow:
-            data = self.columns if name == "flows" else {
-                "hosts": lambda v: v.hosts_table(), "destinations": lambda v: v.tables.destinations,
-                "servers": lambda v: v.tables.servers, "findings": lambda v: v.findings_table()}[name](self.host_views)
-            self._arrow[name] = arrow_table(data, TABLES[name])
+            self._arrow[name] = arrow_table(self._columns_of(name), TABLES[name])
         return self._arrow[name]
+
+    def batches(self, name: str, rows: int = ROWS_PER_BATCH) -> Iterator[pa.Table]:
+        """`table(name)` in slices of `rows` rows, each made as it is read: a file is written
+        from them without the whole table in Arrow at once."""
+        return arrow_batches(self._columns_of(name), TABLES[name], rows)
+
+    def _columns_of(self, name: str) -> Mapping[str, npt.NDArray[Any]]:
+        if name == "flows":
+            return self.columns
+        v = self.host_views
+        return {"hosts": v.hosts_table, "destinations": lambda: v.tables.destinations,
+                "servers": lambda: v.tables.servers, "findings": v.findings_table}[name]()
 
     def dataframe(self, name: str) -> pd.DataFrame:
         """Table `name` as pandas, made once."""

@@ -179,7 +179,7 @@ def write_flows(result: Analysis, out: str, fmt: str) -> None:
 def _write_table(result: Analysis, name: str, out: str, fmt: str) -> None:
     from .report.files import write_table
 
-    write_table(result.table(name), out, fmt)
+    write_table(result.batches(name), out, fmt)
 
 
 @functools.lru_cache(maxsize=1)

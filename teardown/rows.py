@@ -10,7 +10,7 @@ Arrow's string kernels from the numbers they say. Python runs once per distinct 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,39 @@ def arrow_table(columns: Values, spec: Sequence[Column] = FLOW_COLUMNS) -> pa.Ta
     schema = pa.schema([pa.field(c.name, a.type) for c, a in zip(spec, arrays)],
                        metadata={b"pandas": json.dumps(_pandas_metadata(spec)).encode()})
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+ROWS_PER_BATCH = 65536  # a file is written a batch at a time: ~60 MB of Arrow for the flows at most
+
+
+def arrow_batches(columns: Values, spec: Sequence[Column] = FLOW_COLUMNS,
+                  rows: int = ROWS_PER_BATCH) -> Iterator[pa.Table]:
+    """`arrow_table` of successive slices of the rows, so that a file can be written without
+    the whole table in Arrow at once; every batch has the same schema (enums keep every value)."""
+    # Counted on a column stored as it is: a text column would be built whole to be counted.
+    counted = next((c.name for c in spec if c.name not in TEXT_COLUMNS), None)
+    total = len(columns[counted]) if counted is not None else 0
+    for start in range(0, max(total, 1), rows):
+        yield arrow_table(_Slice(columns, start, start + rows), spec)
+
+
+class _Slice(Mapping[str, npt.NDArray[Any]]):
+    """Rows start:stop of every column, each sliced when read."""
+
+    def __init__(self, columns: Values, start: int, stop: int) -> None:
+        self._columns, self._start, self._stop = columns, start, stop
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self._columns[name][self._start:self._stop]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
 
 
 def dataframe(table: pa.Table) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import UsageError
@@ -19,12 +19,17 @@ from ..schema import FORMATS
 if TYPE_CHECKING:
     import pyarrow as pa
 
-def write_table(table: pa.Table, out: str, fmt: str, option: str = "-o") -> None:
-    """`table` into the file `out` as `fmt` (one of schema.FORMATS)."""
-    writer: dict[str, Callable[[pa.Table, BinaryIO], None]] = {
+def write_table(table: pa.Table | Iterable[pa.Table], out: str, fmt: str, option: str = "-o") -> None:
+    """A table, or the batches of one (rows.arrow_batches), into the file `out` as `fmt` (one
+    of schema.FORMATS): a batch at a time, so that only one is ever held in Arrow."""
+    import pyarrow as pa
+
+    batches = iter([table] if isinstance(table, pa.Table) else table)
+    first = next(batches)
+    writer: dict[str, Callable[[pa.Table, Iterator[pa.Table], BinaryIO], None]] = {
         "csv": _csv, "json": _json_array, "jsonl": _json_lines, "parquet": _parquet}
     with whole_file(out, option) as fh:
-        writer[fmt](table, fh)
+        writer[fmt](first, batches, fh)
 
 
 @contextlib.contextmanager
@@ -60,34 +65,49 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def _csv(table: pa.Table, fh: BinaryIO) -> None:
+def _csv(first: pa.Table, rest: Iterator[pa.Table], fh: BinaryIO) -> None:
     """Arrow's CSV: text quoted ("" is an empty text, nothing at all an empty value), true/false."""
     import pyarrow.csv as csv
 
-    csv.write_csv(_plain_text(table), fh, csv.WriteOptions(quoting_header="none"))
+    plain = _plain_text(first)
+    with csv.CSVWriter(fh, plain.schema, write_options=csv.WriteOptions(quoting_header="none")) as writer:
+        writer.write_table(plain)
+        for batch in rest:
+            writer.write_table(_plain_text(batch))
 
 
-def _parquet(table: pa.Table, fh: BinaryIO) -> None:
+def _parquet(first: pa.Table, rest: Iterator[pa.Table], fh: BinaryIO) -> None:
+    """A row group a batch."""
     import pyarrow.parquet as pq
 
-    pq.write_table(table, fh)
+    with pq.ParquetWriter(fh, first.schema) as writer:
+        writer.write_table(first)
+        for batch in rest:
+            writer.write_table(batch)
 
 
-def _json_lines(table: pa.Table, fh: BinaryIO) -> None:
+def _json_lines(first: pa.Table, rest: Iterator[pa.Table], fh: BinaryIO) -> None:
     """One JSON object a line."""
-    for chunk in _json_rows(table, "\n"):
-        fh.write(chunk)
+    for table in _chain(first, rest):
+        for chunk in _json_rows(table, "\n"):
+            fh.write(chunk)
 
 
-def _json_array(table: pa.Table, fh: BinaryIO) -> None:
+def _json_array(first: pa.Table, rest: Iterator[pa.Table], fh: BinaryIO) -> None:
     """A JSON array of objects, one a line."""
     fh.write(b"[\n")
     pending = b""
-    for chunk in _json_rows(table, ",\n"):
-        fh.write(pending)
-        fh.write(chunk[:-2])  # the last row of all takes no comma: hold back each chunk's last ",\n"
-        pending = b",\n"
+    for table in _chain(first, rest):
+        for chunk in _json_rows(table, ",\n"):
+            fh.write(pending)
+            fh.write(chunk[:-2])  # the last row of all takes no comma: hold back each chunk's last ",\n"
+            pending = b",\n"
     fh.write(b"\n]\n" if pending else b"]\n")
+
+
+def _chain(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    yield first
+    yield from rest
 
 
 def _json_rows(table: pa.Table, end: str) -> Iterator[memoryview]:
