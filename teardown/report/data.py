@@ -71,5 +71,6 @@ def with_reuse(by_row: dict[int, Ladder], previous: dict[int, int]) -> dict[int,
     out = dict(by_row)
     for new, old in previous.items():
         if new in by_row and old in by_row:
-            out[new] = replace(by_row[new], previous=old)
+            lad = by_row[new]
+            out[new] = Ladder(lad.shape, lad.times_us, lad.frames, lad.isn, previous=old)
     return out

@@ -53,7 +53,9 @@ FLAGS: list[Flag] = [
 
 class _Columns(Mapping[str, npt.NDArray[Any]]):
     """The table's columns as numpy, a missing value as None (what FLOW_FLAGS' tests expect),
-    each converted when a rule first reads it: the rules read a dozen of the fifty."""
+    each converted when a rule first reads it: the rules read a dozen of the fifty. Booleans
+    are numpy booleans, missing as False, as the engine's own columns are and as the rules
+    read None."""
 
     def __init__(self, flows: pd.DataFrame) -> None:
         self._flows = flows
@@ -62,7 +64,10 @@ class _Columns(Mapping[str, npt.NDArray[Any]]):
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         if name not in self._done:
             column = self._flows[name]
-            self._done[name] = column.astype(object).where(column.notna(), None).to_numpy()
+            if column.dtype == "boolean":
+                self._done[name] = column.to_numpy(bool, na_value=False)
+            else:
+                self._done[name] = column.astype(object).where(column.notna(), None).to_numpy()
         return self._done[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -287,7 +287,7 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
     record["dir"], record["flags"], record["seq"], record["ack"] = m.direction, m.flags, rel_seq, rel_ack
     record["len"], record["retr"] = m.payload, retrans
     raw, width = record.tobytes(), record.itemsize
-    shapes: dict[tuple[FlowEnd, bytes], tuple[dict[str, Any], list[int]]] = {}
+    shapes: dict[tuple[int | None, int | None, str | None, bytes], tuple[dict[str, Any], list[int]]] = {}
     drawn: list[tuple[int, dict[str, Any], int]] = []  # (flow, shape, segments kept)
     kept_at: list[int] = []  # positions in `m` of every kept segment, flow after flow
     for i in range(len(flows)):
@@ -295,13 +295,16 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
         if a == b:
             continue
         end = FlowEnd.at(m.ts[a:b], rows[i])
-        key = (end, raw[a * width:b * width])
+        key = (end.first_rst_at, end.assassination_at, end.rst_class, raw[a * width:b * width])
         if key not in shapes:
             shapes[key] = _shape(m.direction[a:b], m.flags[a:b], rel_seq[a:b], rel_ack[a:b], m.payload[a:b],
                                  retrans[a:b], end)
         shape, kept = shapes[key]
         drawn.append((i, shape, len(kept)))
-        kept_at += [a + k for k in kept]
+        if len(kept) == b - a:  # short flows keep every segment
+            kept_at += range(a, b)
+        else:
+            kept_at += [a + k for k in kept]
     # Times and frame numbers as steps from the previous kept segment, the first from zero: the
     # flow's first packet, frame 0.
     at = np.asarray(kept_at, np.int64)

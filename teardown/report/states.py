@@ -50,6 +50,9 @@ class FlowEnd:
     @staticmethod
     def at(ts: npt.NDArray[np.float64], row: tuple[float | None, float | None, str | None]) -> FlowEnd:
         """The row's times found among the flow's segments (its times are the packets' own)."""
+        if row[0] is None and row[1] is None:  # most flows: no RST to place
+            return FlowEnd(None, None, row[2])
+
         def index(when: float | None) -> int | None:
             if when is None:
                 return None
