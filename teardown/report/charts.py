@@ -162,8 +162,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
-def cut_steps(ts: Sequence[float], count: Sequence[float], start: float, end: float,
-              points: int = POINTS) -> tuple[list[float], list[float]]:
+def cut_steps(ts: Sequence[float] | npt.NDArray[np.float64], count: Sequence[float] | npt.NDArray[np.float64],
+              start: float, end: float, points: int = POINTS) -> tuple[list[float], list[float]]:
     """A step series (count holds from ts[i] to ts[i+1]) as `points` steps over [start, end],
     each the largest value held anywhere in its slice, so peaks survive; then its last step."""
     t = np.asarray(ts, np.float64)

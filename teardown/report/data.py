@@ -47,8 +47,7 @@ def from_analysis(analysis: Analysis) -> ReportData:
     for host in list(busiest)[:TOP_HOSTS]:
         steps = analysis.time_wait_series(str(host))
         ts = steps["ts"].to_numpy(float)
-        series[str(host)] = cut_steps(ts.tolist(), steps["time_wait"].to_numpy(float).tolist(),
-                                      start, float(ts.max(initial=start)))
+        series[str(host)] = cut_steps(ts, steps["time_wait"].to_numpy(float), start, float(ts.max(initial=start)))
     facts = facts_of(analysis)
     if analysis.capture.cluster:  # the captures are where the workers are, maybe not here
         facts = replace(facts, warnings=(*facts.warnings, f"analyzed on {analysis.capture.cluster}: ladder diagrams "
