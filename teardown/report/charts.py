@@ -257,16 +257,17 @@ def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_sta
     edges = capture_start + np.arange(0, span + width, width)
     lines, highest = [], 0.0
     series: list[tuple[Any, npt.NDArray[np.float64], float, float | None]] = []  # (destination or None: all)
+    first_ts = flows["first_ts"].to_numpy(np.float64)
     if len(destinations) > 1:  # the whole capture first: a burst or a scan spread over many ports shows here
-        opened = flows.loc[~flows["roles_inferred"].fillna(False).astype(bool), "first_ts"].to_numpy(np.float64)
+        opened = first_ts[~flows["roles_inferred"].fillna(False).to_numpy(bool)]
         counts, _ = np.histogram(opened, bins=edges)
         peak, peak_ts = window_peaks(np.zeros(len(opened), np.int64), np.sort(opened), 1, 1.0)
         highest = max(float(counts.max(initial=0)) / width, float(peak[0]))
         series.append((None, counts / width, float(peak[0]), float(peak_ts[0]) if len(opened) else None))
     for _, d in top.iterrows():
-        mine = flows[(flows["client_ip"] == d["client_ip"]) & (flows["server_ip"] == d["server_ip"])
-                     & (flows["server_port"] == d["server_port"])]
-        counts, _ = np.histogram(mine["first_ts"].to_numpy(np.float64), bins=edges)
+        mine = (flows["client_ip"] == d["client_ip"]) & (flows["server_ip"] == d["server_ip"]) \
+            & (flows["server_port"] == d["server_port"])
+        counts, _ = np.histogram(first_ts[mine.to_numpy(bool, na_value=False)], bins=edges)
         per_second = counts / width
         highest = max(highest, float(per_second.max(initial=0)), float(d["observed_rate_peak"]))
         series.append((d, per_second, float(d["observed_rate_peak"]), _float(d["observed_rate_peak_ts"])))
