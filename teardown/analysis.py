@@ -185,7 +185,7 @@ def _empty_columns() -> Columns:
     for c in FLOW_COLUMNS:
         kind = c.dtype if isinstance(c.dtype, str) else "category"
         out[c.name] = np.zeros(0, {"Float64": np.float64, "Int64": np.int64, "boolean": bool}.get(kind, object))
-    out.update(client_head=np.zeros(0, "S1"), server_head=np.zeros(0, "S1"), first_frame=np.zeros(0, np.int64),
+    out.update(close_cause=np.zeros(0, np.int8), first_frame=np.zeros(0, np.int64),
                evidence=np.zeros((0, len(EVIDENCE_LABELS)), np.int64), note_bits=np.zeros(0, np.int64),
                capture=np.zeros(0, np.int64), ctx=np.zeros(0, np.uint32), first_seq=np.zeros((0, 2), np.int64))
     return out

@@ -210,8 +210,8 @@ ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict
 COLUMN_NAMES = [c.name for c in FLOW_COLUMNS]
 # Kept beside the flow columns in `Analysis.columns` for later stages, never written out.
 INTERNAL_COLUMNS = {
-    "client_head": "first payload bytes the client sent, in sequence order (up to 256; numpy bytes, b'' if none)",
-    "server_head": "first payload bytes the server sent, in sequence order (up to 256; numpy bytes, b'' if none)",
+    "close_cause": "why the server closed first, read from both sides' first payload bytes (int8: an index into "
+                   "http.CAUSES; -1 where the server did not close first)",
     "first_frame": "frame number of the incarnation's first segment: orders rows with equal first_ts",
     "capture": "which capture of the run the row belongs to (files read as one capture share one)",
     "ctx": "the carrier the flow was seen on: its VLAN id, or a number from 4096 (carriers.Contexts)",

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from .carriers import TUNNEL_CTX_BASE, Point, encapsulated
 from .decode import LINKTYPE_NAMES, SYN
 from .flows import NONE, Records
+from .http import NO_CAUSE, close_cause_codes
 from .memory import freed
 from .options import Options
 from .schema import CloseKind, DataAfterFin, Handshake, ReuseVerdict, RstClass, Side
@@ -576,7 +577,7 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
         "reuses_tuple_in_time_wait": reuse.in_time_wait, "reuse_verdict": reuse.verdict,
         "capture_loss": loss_bytes > 0, "capture_loss_bytes": loss_bytes,
         "capture_loss_bytes_c2s": loss.lost[:, CLIENT], "capture_loss_bytes_s2c": loss.lost[:, SERVER],
-        "client_head": _heads(s, CLIENT), "server_head": _heads(s, SERVER),
+        "close_cause": _server_close_causes(s, c),
         "first_frame": s.frame("first_frame").min(axis=1), "ctx": ctx,
         "first_seq": np.stack([s.get("first_seq")[:, CLIENT], s.get("first_seq")[:, SERVER]], axis=1), "evidence": _evidence(s, c, loss),
         "note_bits": note_bits,
@@ -625,6 +626,17 @@ def _heads(s: Sides, side: int) -> npt.NDArray[np.bytes_]:
     lens = s.rec["head_len"][rows, direction]
     heads[np.arange(width)[None, :] >= lens[:, None]] = 0  # the record's bytes past head_len are stale
     return heads.view(f"S{width}").ravel()
+
+
+def _server_close_causes(s: Sides, c: Closes) -> npt.NDArray[np.int8]:
+    """Why the server closed first, read from the payload heads, for the connections whose
+    first FIN was the server's (http.py; NO_CAUSE elsewhere): read here, while the heads are
+    at hand, so that no row carries 2 x 256 bytes of payload to the host views."""
+    out = np.full(len(c.closer), NO_CAUSE, np.int8)
+    rows = np.flatnonzero(np.isin(c.close_kind, [FIN_K, FIN_THEN_RST_K]) & (c.closer == SERVER))
+    if len(rows):
+        out[rows] = close_cause_codes(_heads(s, CLIENT)[rows], _heads(s, SERVER)[rows])
+    return out
 
 
 # "gap after 12, before 15": the segment before the first gap of capture loss and the one after it.

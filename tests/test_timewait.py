@@ -13,7 +13,7 @@ from teardown.options import Options
 from teardown.schema import CloseCause, FindingKind, Severity
 from teardown.timewait import host_views
 from teardown.timewait.finding import percent
-from teardown.timewait.http import close_cause, close_causes
+from teardown.http import close_cause, close_cause_codes, close_causes
 from teardown.timewait.occupancy import StepSeries, peaks, step_series, window_peaks
 
 T0 = 1_700_000_000.0  # capture start of the hand-made flows
@@ -115,8 +115,11 @@ def flows(*rows: dict[str, Any]) -> dict[str, Any]:
             out[k].append(v)
     cols = {k: np.array(v, dtype=object if isinstance(v[0], (str, bytes, type(None))) else None)
             for k, v in out.items()}
-    for k in ("client_head", "server_head", "reuse_verdict", "rst_class"):
+    for k in ("reuse_verdict", "rst_class"):
         cols[k] = np.array(out[k], dtype=object)
+    # The verdicts read the cause from the heads when they judge a flow (verdicts._server_close_causes).
+    heads = np.array(cols.pop("client_head"), dtype=object), np.array(cols.pop("server_head"), dtype=object)
+    cols["close_cause"] = close_cause_codes(*heads)
     return cols
 
 
@@ -226,9 +229,9 @@ def test_server_first_closes_attributed_to_their_endpoint_with_the_cause() -> No
     assert "`Connection: close`" in f.message and "pool connections" in f.advice
 
 
-def test_without_payload_heads_the_cause_is_left_empty() -> None:
+def test_without_causes_the_cause_is_left_empty() -> None:
     cols = flows(*[dict(at=(i, i + 0.1), tw=(i + 0.1, i + 60.1)) for i in range(3)])
-    del cols["client_head"], cols["server_head"]
+    del cols["close_cause"]
     assert views(cols).tables.servers["cause"][0] is None
 
 

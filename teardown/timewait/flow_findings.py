@@ -19,7 +19,7 @@ from ..options import Options
 from ..schema import FindingKind, Severity
 from ..verdicts import endpoint
 from .finding import Columns, Finding, examples, of_all, of_its, percent, plural
-from .http import NONE
+from ..http import NONE
 from .occupancy import window_peaks
 from .tables import Tables
 

@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..options import Options
-from ..schema import CloseCause, RstClass
+from ..schema import RstClass
 from ..verdicts import where_prefix
-from .http import NONE, close_causes
+from ..http import CAUSES, NONE
 from .occupancy import StepSeries, covering, peaks, step_series, window_peaks
 
 Table = dict[str, npt.NDArray[Any]]  # one array per column, in the schema list's order
@@ -27,7 +27,6 @@ Bools = npt.NDArray[np.bool_]
 
 RATE_WINDOWS_S = (1.0, 10.0)  # sliding windows for the observed new-connection rate
 ENDED = ("fin", "simultaneous", "rst", "fin_then_rst")  # close kinds of a connection that was closed
-CAUSES = [c.value for c in CloseCause]
 
 
 @dataclass(slots=True)
@@ -304,19 +303,13 @@ def _rst_classes(c: Columns, endpoint: Ints, servers: int) -> npt.NDArray[np.obj
 
 
 def _causes(c: Columns, endpoint: Ints, servers: int, server_first: Bools) -> tuple[npt.NDArray[np.object_], Floats]:
-    """Per server endpoint, the most common cause of its server-first closes and its share;
-    empty where the flow columns carry no payload heads (client_head, server_head)."""
+    """Per server endpoint, the most common cause of its server-first closes and its share
+    (each flow's cause was read from its payload heads when it was judged: close_cause)."""
     cause = np.full(servers, None, object)
     share = np.full(servers, np.nan)
-    if "client_head" not in c or "server_head" not in c or not server_first.any():
+    if "close_cause" not in c or not server_first.any():
         return cause, share
-    client_heads, server_heads = c["client_head"][server_first], c["server_head"][server_first]
-    if np.equal(client_heads, NONE).all() and np.equal(server_heads, NONE).all():
-        cause[np.unique(endpoint[server_first])] = CloseCause.no_payload.value
-        share[np.isin(np.arange(servers), endpoint[server_first])] = 1.0
-        return cause, share
-    ordered = np.array(CAUSES, object)
-    code = np.argmax(close_causes(client_heads, server_heads)[:, None] == ordered[None, :], axis=1)
+    code = np.asarray(c["close_cause"])[server_first].astype(np.int64)
     e = endpoint[server_first]
     pair, count = np.unique(e * len(CAUSES) + code, return_counts=True)
     # most common first within each endpoint, then the first row per endpoint
@@ -324,6 +317,6 @@ def _causes(c: Columns, endpoint: Ints, servers: int, server_first: Bools) -> tu
     pair, count = pair[order], count[order]
     firsts = np.flatnonzero(np.r_[True, pair[1:] // len(CAUSES) != pair[:-1] // len(CAUSES)])
     top_endpoint = pair[firsts] // len(CAUSES)
-    cause[top_endpoint] = ordered[pair[firsts] % len(CAUSES)]
+    cause[top_endpoint] = np.array([c.value for c in CAUSES], object)[pair[firsts] % len(CAUSES)]
     share[top_endpoint] = count[firsts] / _count(e, servers)[top_endpoint]
     return cause, share

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..schema import CloseCause
+from .schema import CloseCause
 
 Objects = npt.NDArray[Any]  # bytes or None per connection (or fixed-width bytes)
 Bools = npt.NDArray[np.bool_]
@@ -89,8 +89,12 @@ def _per_distinct(heads: npt.NDArray[np.bytes_], judge: Callable[[npt.NDArray[np
     return judge(np.strings.lower(heads[first]))[back]
 
 
-def close_causes(client_heads: Objects, server_heads: Objects) -> Objects:
-    """Per connection, the `CloseCause` value that explains a server-first close.
+CAUSES = list(CloseCause)  # a cause code is an index into this list
+NO_CAUSE = -1  # the code of a connection whose cause was not asked for
+
+
+def close_cause_codes(client_heads: Objects, server_heads: Objects) -> npt.NDArray[np.int8]:
+    """Per connection, the `CloseCause` that explains a server-first close, as its index in CAUSES.
 
     Precedence follows who decided: the client's request first (HTTP/1.0, then
     `Connection: close`), then the server's response; HTTP/1.x without either means the
@@ -99,7 +103,7 @@ def close_causes(client_heads: Objects, server_heads: Objects) -> Objects:
     """
     req, resp = as_heads(client_heads), as_heads(server_heads)
     if len(req) == 0:
-        return np.zeros(0, object)
+        return np.zeros(0, np.int8)
     request, response = _per_distinct(req, _request_says), _per_distinct(resp, _response_says)
     seen = (np.strings.str_len(req) > 0) | (np.strings.str_len(resp) > 0)
     rules = [  # (condition, cause), first match wins
@@ -110,13 +114,19 @@ def close_causes(client_heads: Objects, server_heads: Objects) -> Objects:
         ((request == HTTP) | (response == HTTP), CloseCause.http_keep_alive),
         (seen, CloseCause.not_http),
     ]
-    out = np.full(len(req), CloseCause.no_payload.value, dtype=object)
+    out = np.full(len(req), CAUSES.index(CloseCause.no_payload), dtype=np.int8)
     decided = np.zeros(len(out), bool)
     for condition, cause in rules:
         take = condition & ~decided
-        out[take] = cause.value
+        out[take] = CAUSES.index(cause)
         decided |= take
     return out
+
+
+def close_causes(client_heads: Objects, server_heads: Objects) -> Objects:
+    """`close_cause_codes` as the causes' values."""
+    values = np.array([c.value for c in CAUSES], object)
+    return values[close_cause_codes(client_heads, server_heads)]
 
 
 def close_cause(client_head: bytes | None, server_head: bytes | None) -> CloseCause:
