@@ -169,7 +169,7 @@ def _bases(c: Column, flows: pd.DataFrame) -> list[tuple[tuple[str, ...], tuple[
 
 
 def _size(spec: dict[str, Any]) -> int:
-    return len(json.dumps(spec, separators=(",", ":")))
+    return len(json.dumps(spec, separators=(",", ":"), check_circular=False))
 
 
 def _dense(values: Values) -> dict[str, Any]:
