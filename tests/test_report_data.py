@@ -23,6 +23,7 @@ from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report import ladder
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, pack, rows_to_draw
 from teardown.report.render import page_data, script_json
+from teardown.report.reuse import as_drawn
 from teardown.report.saved import read_parquet, write_parquet
 from teardown.report.verdict import figures, findings, headline
 
@@ -123,6 +124,19 @@ def test_abort_refusal_and_midstream() -> None:
     assert states("midstream")[CLIENT][0] == "ESTABLISHED" and states("midstream")[SERVER][0] == "ESTABLISHED"
     assert states("unanswered") == {CLIENT: ["SYN_SENT"], SERVER: []}
     assert all(x["retr"] for x in segments("unanswered")[1:])
+
+
+def test_a_reusing_flow_is_stored_once_and_drawn_after_the_old_ones_end() -> None:
+    """The page stores each incarnation's segments once; the reusing flow names the old one,
+    and Python (as_drawn) and the page's script join the two when drawing."""
+    data = report_data("reuse_in_time_wait")
+    reusing = int(np.flatnonzero(data.flows["reuses_tuple_in_time_wait"].fillna(False))[0])
+    lad = data.ladders[reusing]
+    assert lad.previous in data.ladders and "old" not in lad.shape
+    assert pack(data.ladders)["flows"][str(reusing)][5] == lad.previous
+    drawn = as_drawn(data.ladders, reusing, data.flows)
+    old = drawn.shape["old"]
+    assert old > 0 and drawn.shape["dir"][old:] == lad.shape["dir"] and drawn.shape["n"] == old + lad.shape["n"]
 
 
 def test_copies_seen_on_two_interfaces_are_drawn_once() -> None:
