@@ -111,3 +111,20 @@ def test_never_writes_over_an_input(tmp_path: Path) -> None:
     r = run(tmp_path, "report", "flows.parquet", "-o", "flows.parquet")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "is an input of this run" in r.stderr
     assert (tmp_path / "flows.parquet").read_bytes() == saved
+
+
+def test_report_data_of_another_version_is_refused_in_one_line(tmp_path: Path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    assert run(tmp_path, "analyze", str(SAMPLE), "-o", "flows.parquet", "--quiet").returncode == 0
+    table = pq.read_table(tmp_path / "flows.parquet")
+    metadata = dict(table.schema.metadata)
+    extra = json.loads(metadata[b"teardown.report"])
+    assert extra["version"] == 2
+    metadata[b"teardown.report"] = json.dumps({**extra, "version": 3}).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), tmp_path / "x.parquet")
+    r = run(tmp_path, "report", "x.parquet")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "report data of version 3, this teardown reads version 2" in r.stderr

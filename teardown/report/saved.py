@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 METADATA_KEY = b"teardown.report"
-VERSION = 1  # of the JSON under METADATA_KEY; a reader refuses other versions
+# Of the JSON under METADATA_KEY. 2: a reusing flow's ladder names the old incarnation's
+# instead of carrying a copy of its segments, which a reader of version 1 would draw without
+# the old connection's end; so 1 refuses version 2 files, and this reader reads both.
+VERSION = 2
+READS = (1, 2)
 PARQUET_MAGIC = b"PAR1"
 HOW_TO_WRITE = "write one with `teardown analyze CAPTURE -o NAME.parquet`"
 
@@ -99,7 +103,7 @@ def read_parquet(path: str) -> ReportData:
 def _data(path: str, table: Any, raw: bytes) -> ReportData:
     try:
         extra = json.loads(raw)
-        if extra.get("version") != VERSION:
+        if extra.get("version") not in READS:
             raise _refuse(path, f"report data of version {extra.get('version')}, this teardown reads "
                                 f"version {VERSION}; write it again with this teardown")
         facts = Facts.from_json(extra["facts"])
