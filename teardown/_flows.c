@@ -13,8 +13,11 @@
  * the only moment they are known. Every fact is a function of the segments so far, never of
  * where a chunk ended: feeding a capture in any pieces gives the same records.
  *
- * Python sees a record through a numpy dtype built from the field table below (flows.py);
- * offsets come from offsetof, so the two can never disagree.
+ * Memory follows the incarnations held, so the record held (Inc) is kept small: what is rare
+ * lives outside it (the first payload bytes, the gaps of capture loss: blocks taken when
+ * needed), and its tuple's addresses live in the tuple. Records are handed out in another
+ * shape, Row: what verdicts.py reads, in a layout numpy reads through the field tables below
+ * (flows.py), so the two can never disagree.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,15 +39,28 @@
  * them. `before_frame` reached up to lo, `after_frame` started at hi (frames around the gap). */
 typedef struct { int64_t lo, hi, before_frame, after_frame; } Hole;
 
-enum { RST_NONE = 0, RST_EXACT, RST_IN_WINDOW, RST_OUT_OF_WINDOW, RST_TO_CLOSED_PORT, RST_UNVERIFIABLE };
+/* Capture loss (docs/rules.md "Honesty about the capture point"): how many gaps in a direction's
+ * sequence space are followed (holes), and beyond HOLES gaps at once their bytes (spill),
+ * conservatively lowered by later segments landing in their span [spill_lo_u, spill_hi_u). A
+ * block of Table.gaps, taken at a direction's first gap: most directions never have one. */
+typedef struct {
+    int64_t n_holes, spill_bytes, spill_lo_u, spill_hi_u;
+    Hole holes[HOLES];
+} Gaps;
 
+enum { RST_NONE = 0, RST_EXACT, RST_IN_WINDOW, RST_OUT_OF_WINDOW, RST_TO_CLOSED_PORT, RST_UNVERIFIABLE };
+enum { HAS_SEQ = 1, HAS_ACK = 2, SYN_TSVAL = 4, LAST_TSVAL = 8 }; /* Dir.known: which u32 values hold one */
+
+/* What one direction sent, as held while its incarnation is in the table. Frames, times and
+ * unwrapped sequence numbers are 64-bit: frame numbers pass 2^32 in a live run of a day at
+ * 50,000 packets/s, and a connection can live that long. Raw 32-bit values are 32-bit, their
+ * "none" a bit of `known`; flags, classes and small counts a byte. */
 typedef struct {
     int64_t packets, bytes, nonrst_packets;
-    int64_t first_frame, last_frame, first_flags;
-    int64_t first_seq; /* raw: copies of a connection at two points share it (copies.py) */
+    int64_t first_frame, last_frame;
     double first_ts, last_ts;
     /* first segment with SYN: the handshake */
-    int64_t syn_frame, syn_seq, syn_tsval, syn_wscale, syn_has_ack;
+    int64_t syn_frame;
     double syn_ts;
     /* pure SYNs with the first SYN's ISN (1: sent once; more: retransmitted, so unanswered) */
     int64_t syn_copies;
@@ -54,10 +70,6 @@ typedef struct {
     /* the acknowledgment number (unwrapped) of the first FIN: an ACK above it afterwards
      * acknowledges something the peer sent after this FIN (its FIN, when it is unseen) */
     int64_t fin_ack_u;
-    /* first segment the capture shows toward this direction's sender's address, on any
-     * connection, up to the hold after this incarnation's end (filled when handed out, for
-     * the sender of a lone SYN, perhaps followed by its own RST, only: NaN otherwise) */
-    double toward_ts;
     /* first pure ACK after the peer's SYN: the handshake's third segment when sent by the client */
     int64_t cut_frame;
     /* first FIN, its sequence number (unwrapped), copies with that sequence number */
@@ -67,9 +79,8 @@ typedef struct {
     int64_t ack_of_fin_frame;
     double ack_of_fin_ts;
     /* first RST, and first RST after each direction's handshake cut (index: that direction) */
-    int64_t rst_frame, rst_class;
-    double rst_ts;
-    int64_t rst_cut_frame[2], rst_cut_class[2];
+    int64_t rst_frame;
+    int64_t rst_cut_frame[2];
     double rst_cut_ts[2];
     /* first RST from this direction carrying this direction's FIN + 1, here or in the next
      * incarnation, at or after the peer's TIME_WAIT began: an assassination candidate */
@@ -77,34 +88,32 @@ typedef struct {
     double kill_ts;
     int64_t nxt_u, max_ack_u, max_ack_frame;
     double max_ack_ts;
-    /* Capture loss (docs/rules.md "Honesty about the capture point"): what the capture showed of
-     * this direction's sequence space, RSTs' sequence numbers included (gap_nxt_u, and the frame
-     * that reached it); how many gaps in it are followed (holes, below), and beyond HOLES gaps
-     * at once their bytes (spill), conservatively lowered by later segments landing in their
-     * span [spill_lo_u, spill_hi_u). Set as the record is handed out (settle_loss): bytes of
-     * this direction the peer acknowledged and the capture never showed, and the frames around
-     * the first gap. Next to nxt_u: every segment reads them. */
-    int64_t gap_nxt_u, gap_nxt_frame, n_holes, spill_bytes;
-    int64_t lost_bytes, gap_before_frame, gap_after_frame;
-    int64_t last_tsval;
-    int64_t data_after_peer_fin_frame, new_data_after_fin, resent_after_fin;
+    /* what the capture showed of this direction's sequence space, RSTs' sequence numbers
+     * included, and the frame that reached it (capture loss; the gaps below it: `gaps`) */
+    int64_t gap_nxt_u, gap_nxt_frame;
+    int64_t data_after_peer_fin_frame;
     double data_after_peer_fin_ts;
     /* unwrapping references: the last non-RST segment's raw and unwrapped numbers */
-    int64_t has_seq, seq_raw, seq_u, has_ack, ack_raw, ack_u, last_window;
-    int64_t head_start_u, head_len;
-    int64_t spill_lo_u, spill_hi_u; /* rarely read: after the hot facts */
-    Hole holes[HOLES];
-    uint8_t head[HEAD_BYTES];
+    int64_t seq_u, ack_u;
+    int64_t head_start_u;
+    uint32_t first_seq; /* raw: copies of a connection at two points share it (copies.py) */
+    uint32_t syn_seq, syn_tsval, last_tsval, seq_raw, ack_raw;
+    uint32_t head; /* block of Table.heads holding the first payload bytes (head_len of them), 0: none */
+    uint32_t gaps; /* block of Table.gaps, 0: no gap seen */
+    uint16_t last_window, head_len;
+    uint8_t known, first_flags, syn_has_ack, new_data_after_fin, resent_after_fin;
+    int8_t syn_wscale;
+    uint8_t rst_cut_class[2];
 } Dir;
 
+/* One incarnation, as held. Its tuple's addresses and ports are the tuple's (Tuple). */
 typedef struct {
-    uint64_t a_hi, a_lo, b_hi, b_lo;
-    int64_t a_port, b_port, ctx, ip_version;
-    int64_t tuple_uid, index_in_tuple, closers_seen;
-    int64_t pure_syn_frame, pure_syn_dir, synack_frame, synack_dir;
+    int64_t index_in_tuple, pure_syn_frame, synack_frame;
     int64_t port_peers_a, port_peers_b; /* distinct tuples seen so far with each port: roles */
     int64_t next;                       /* next incarnation of the tuple in the pool, -1 */
-    int64_t context;                    /* handed out only to judge its neighbours (retire) */
+    uint8_t ip_version, closers_seen;
+    uint8_t context;                    /* handed out only to judge its neighbours (retire) */
+    int8_t pure_syn_dir, synack_dir;
     Dir d[2];
 } Inc;
 
@@ -112,15 +121,15 @@ typedef struct {
     uint64_t a_hi, a_lo, b_hi, b_lo, hash;
     uint32_t ctx;
     uint16_t a_port, b_port;
-    int64_t first, cur, prev; /* incarnations in the pool */
+    int32_t first, cur, prev; /* incarnations in the pool, -1 */
+    int32_t kept; /* copy of the last incarnation handed out early: its successor's context */
     int64_t uid, n_incs;
-    int64_t kept; /* copy of the last incarnation handed out early: its successor's context */
-    double last_ts;
-    int live;
-    int touched;       /* in Table.touched since the last peek (live) */
     int64_t peek_from; /* when touched: the first index_in_tuple the segments since may change */
-    int toward_noted;  /* noted in Table.toward: bit d a segment toward endpoint d, bit 2+d an
-                        * acknowledging segment from endpoint d */
+    double last_ts;
+    uint8_t live;
+    uint8_t touched;      /* in Table.touched since the last peek (live) */
+    uint8_t toward_noted; /* noted in Table.toward: bit d a segment toward endpoint d, bit 2+d an
+                           * acknowledging segment from endpoint d */
 } Tuple;
 
 /* An address segments were sent to (from any address: pair 0), or a host pair (pair 1: from
@@ -132,12 +141,21 @@ typedef struct {
     double acking_ts; /* pairs: first of them acknowledging something (not an RST, ack != 0) */
 } Addr;
 
+/* Fixed-size blocks by number (0 is none), for what only some directions need. Blocks come
+ * from a free list, else from the never-used tail: pages are touched only once used. */
+typedef struct {
+    uint8_t *blocks;
+    size_t size;
+    uint32_t cap, fresh, free; /* free: first block of the free list (linked through its first bytes) */
+    uint32_t used;
+} Blocks;
+
 typedef struct {
     Tuple *tuples;
     int64_t n_tuples, cap_tuples, free_tuple; /* free list through Tuple.first */
     Inc *incs;
-    int64_t cap_incs, free_inc; /* free list through Inc.next */
-    int64_t *index;             /* hash slot -> tuple, -1 empty */
+    int64_t cap_incs, fresh_inc, free_inc; /* free list through Inc.next; [fresh_inc, cap) never used */
+    int32_t *index;                        /* hash slot -> tuple, -1 empty */
     int64_t index_mask, live;
     uint64_t *retired_key; /* tuples retired before: hash -> incarnations already emitted */
     int64_t *retired_count, retired_mask, retired_n;
@@ -151,10 +169,13 @@ typedef struct {
     int64_t held;       /* incarnations in the pool */
     int64_t early_held; /* held before incarnations of going tuples are handed out early */
     double idle_gap_s, closed_hold_s, open_hold_s;
+    Blocks heads, gaps;
     /* Live: tuples that got segments since the last peek (only once track() was called). */
     int tracking;
     int64_t *touched, n_touched, cap_touched;
 } Table;
+
+static Inc BLANK; /* an incarnation before its first segment (PyInit fills it) */
 
 static inline int64_t sdiff(uint32_t a, uint32_t b) { return (int64_t)(int32_t)(a - b); }
 
@@ -167,33 +188,44 @@ static inline uint64_t mix(uint64_t h, uint64_t v) {
 }
 
 static void dir_init(Dir *s) {
-    memset(s, 0, offsetof(Dir, head));
+    memset(s, 0, sizeof *s);
     s->first_frame = s->last_frame = s->syn_frame = s->cut_frame = s->fin_frame = s->acking_frame = NONE;
     s->fin_ack_u = NONE;
     s->ack_of_fin_frame = s->rst_frame = s->kill_frame = s->max_ack_frame = NONE;
     s->rst_cut_frame[0] = s->rst_cut_frame[1] = s->data_after_peer_fin_frame = NONE;
-    s->fin_seq_u = s->nxt_u = s->max_ack_u = s->head_start_u = s->first_seq = NONE;
-    s->gap_nxt_u = s->gap_nxt_frame = s->spill_lo_u = s->spill_hi_u = NONE;
-    s->gap_before_frame = s->gap_after_frame = NONE;
-    s->syn_seq = s->syn_tsval = s->syn_wscale = s->last_tsval = -1;
+    s->fin_seq_u = s->nxt_u = s->max_ack_u = s->head_start_u = NONE;
+    s->gap_nxt_u = s->gap_nxt_frame = NONE;
+    s->syn_wscale = -1;
     s->first_ts = s->last_ts = s->syn_ts = s->fin_ts = s->last_fin_ts = NAN;
-    s->ack_of_fin_ts = s->rst_ts = s->rst_cut_ts[0] = s->rst_cut_ts[1] = NAN;
-    s->kill_ts = s->max_ack_ts = s->data_after_peer_fin_ts = s->toward_ts = NAN;
+    s->ack_of_fin_ts = s->rst_cut_ts[0] = s->rst_cut_ts[1] = NAN;
+    s->kill_ts = s->max_ack_ts = s->data_after_peer_fin_ts = NAN;
+}
+
+static void blank_init(void) {
+    memset(&BLANK, 0, sizeof BLANK);
+    BLANK.pure_syn_frame = BLANK.synack_frame = NONE;
+    BLANK.pure_syn_dir = BLANK.synack_dir = -1;
+    BLANK.next = -1;
+    dir_init(&BLANK.d[0]);
+    dir_init(&BLANK.d[1]);
 }
 
 /* ---- storage ---------------------------------------------------------------------------- */
 
 static int64_t new_inc(Table *t) {
-    if (t->free_inc < 0) {
-        int64_t old = t->cap_incs, cap = old ? old * 2 : 1024;
-        Inc *p = realloc(t->incs, (size_t)cap * sizeof(Inc));
-        if (!p) return -1;
-        t->incs = p;
-        t->cap_incs = cap;
-        for (int64_t i = cap - 1; i >= old; i--) { t->incs[i].next = t->free_inc; t->free_inc = i; }
-    }
     int64_t i = t->free_inc;
-    t->free_inc = t->incs[i].next;
+    if (i >= 0) {
+        t->free_inc = t->incs[i].next;
+    } else {
+        if (t->fresh_inc == t->cap_incs) {
+            int64_t cap = t->cap_incs ? t->cap_incs * 2 : 1024;
+            Inc *p = realloc(t->incs, (size_t)cap * sizeof(Inc));
+            if (!p) return -1;
+            t->incs = p;
+            t->cap_incs = cap;
+        }
+        i = t->fresh_inc++;
+    }
     t->held++;
     return i;
 }
@@ -205,11 +237,58 @@ static int64_t new_tuple(Table *t) {
         if (!p) return -1;
         t->tuples = p;
         t->cap_tuples = cap;
-        for (int64_t i = cap - 1; i >= old; i--) { t->tuples[i].live = 0; t->tuples[i].first = t->free_tuple; t->free_tuple = i; }
+        for (int64_t i = cap - 1; i >= old; i--) { t->tuples[i].live = 0; t->tuples[i].first = (int32_t)t->free_tuple; t->free_tuple = i; }
     }
     int64_t i = t->free_tuple;
     t->free_tuple = t->tuples[i].first;
     return i;
+}
+
+static inline void *block_at(const Blocks *b, uint32_t i) { return b->blocks + (size_t)i * b->size; }
+
+/* A block (its bytes undefined), 0 when out of memory. Block 0 is never handed out. */
+static uint32_t take_block(Blocks *b) {
+    uint32_t i = b->free;
+    if (i) {
+        memcpy(&b->free, block_at(b, i), sizeof(uint32_t));
+        b->used++;
+        return i;
+    }
+    if (!b->fresh) b->fresh = 1;
+    if (b->fresh >= b->cap) {
+        uint32_t cap = b->cap ? 2 * b->cap : 1024;
+        if (cap <= b->cap) return 0;
+        uint8_t *p = realloc(b->blocks, (size_t)cap * b->size);
+        if (!p) return 0;
+        b->blocks = p;
+        b->cap = cap;
+    }
+    b->used++;
+    return b->fresh++;
+}
+
+static void give_block(Blocks *b, uint32_t i) {
+    if (!i) return;
+    memcpy(block_at(b, i), &b->free, sizeof(uint32_t));
+    b->free = i;
+    b->used--;
+}
+
+static void free_blocks(Blocks *b) {
+    free(b->blocks);
+    b->blocks = NULL;
+    b->cap = b->fresh = b->free = b->used = 0;
+}
+
+/* A slot of the pool back on the free list, with the blocks its directions hold. */
+static void drop_inc(Table *t, int64_t j) {
+    for (int d = 0; d < 2; d++) {
+        give_block(&t->heads, t->incs[j].d[d].head);
+        give_block(&t->gaps, t->incs[j].d[d].gaps);
+    }
+    t->incs[j].next = t->free_inc;
+    t->free_inc = j;
+    t->held--;
 }
 
 /* Rebuild the hash index for the live tuples, sized to keep it at most half full. */
@@ -217,17 +296,17 @@ static int rebuild_index(Table *t, int64_t want_live) {
     int64_t size = 1024;
     while (size < 2 * want_live + 2) size *= 2;
     if (size - 1 != t->index_mask) {
-        int64_t *p = realloc(t->index, (size_t)size * sizeof(int64_t));
+        int32_t *p = realloc(t->index, (size_t)size * sizeof(int32_t));
         if (!p) return -1;
         t->index = p;
         t->index_mask = size - 1;
     }
-    memset(t->index, 0xff, (size_t)size * sizeof(int64_t));
+    memset(t->index, 0xff, (size_t)size * sizeof(int32_t));
     for (int64_t i = 0; i < t->cap_tuples; i++) {
         if (!t->tuples[i].live) continue;
         int64_t s = (int64_t)(t->tuples[i].hash & (uint64_t)t->index_mask);
         while (t->index[s] >= 0) s = (s + 1) & t->index_mask;
-        t->index[s] = i;
+        t->index[s] = (int32_t)i;
     }
     return 0;
 }
@@ -309,9 +388,9 @@ static Addr *toward_slot(Table *t, uint32_t ctx, uint64_t hi, uint64_t lo, uint3
 
 /* Toward endpoint `e` of the tuple (0: A, 1: B): from anywhere (`pair` 0) or from the other
  * endpoint's address (`pair` 1). */
-static const Addr *toward_of(Table *t, const Inc *inc, int e, uint32_t pair) {
-    return toward_slot(t, (uint32_t)inc->ctx, e ? inc->b_hi : inc->a_hi, e ? inc->b_lo : inc->a_lo, pair,
-                       e ? inc->a_hi : inc->b_hi, e ? inc->a_lo : inc->b_lo, 0);
+static const Addr *toward_of(Table *t, const Tuple *tp, int e, uint32_t pair) {
+    return toward_slot(t, tp->ctx, e ? tp->b_hi : tp->a_hi, e ? tp->b_lo : tp->a_lo, pair,
+                       e ? tp->a_hi : tp->b_hi, e ? tp->a_lo : tp->b_lo, 0);
 }
 
 /* When the capture first shows, on any connection, a segment toward the sender `e` of a lone
@@ -319,23 +398,12 @@ static const Addr *toward_of(Table *t, const Inc *inc, int e, uint32_t pair) {
  * the SYN's target host: the direction is captured. Else, when the host pair holds connections
  * whose segments toward the target acknowledge what never came back (one-sided): it is not.
  * Else, from any host (a scan of hosts that are down). */
-static double toward_first(Table *t, const Inc *inc, int e) {
-    const Addr *back = toward_of(t, inc, e, 1), *out = toward_of(t, inc, 1 - e, 1), *any = toward_of(t, inc, e, 0);
+static double toward_first(Table *t, const Tuple *tp, const Inc *inc, int e) {
+    const Addr *back = toward_of(t, tp, e, 1), *out = toward_of(t, tp, 1 - e, 1), *any = toward_of(t, tp, e, 0);
     double bound = toward_bound(t, inc);
     if (back && back->first_ts <= bound) return back->first_ts;
     if (out && out->acking_ts <= bound) return INFINITY;
     return any ? any->first_ts : INFINITY;
-}
-
-/* Fill toward_ts before a record is handed out: for the sender of a lone SYN (syn_attempt), the
- * only one whose verdict reads it (a lookup per record costs more than every other fact). */
-static int syn_only(const Inc *inc);
-static int syn_attempt(const Inc *inc);
-static void fill_toward(Table *t, Inc *inc) {
-    if (!syn_attempt(inc)) return;
-    int e = (int)inc->pure_syn_dir;
-    double first = toward_first(t, inc, e), bound = toward_bound(t, inc);
-    inc->d[e].toward_ts = first <= bound ? first : NAN;
 }
 
 /* Only SYNs (one ISN, any copies) from the sender of the first pure SYN, nothing from the peer. */
@@ -356,10 +424,10 @@ static int syn_attempt(const Inc *inc) {
 /* A lone SYN (sent once, perhaps then given up with an RST) whose verdict waits on whether the
  * capture holds the direction toward its sender: not settled before `now` passes the bound,
  * unless its target host was seen sending toward it (later segments can change any other answer). */
-static int toward_pending(Table *t, const Inc *inc, double now) {
+static int toward_pending(Table *t, const Tuple *tp, const Inc *inc, double now) {
     if (!syn_attempt(inc) || inc->d[inc->pure_syn_dir].syn_copies != 1) return 0;
     double bound = toward_bound(t, inc);
-    const Addr *back = toward_of(t, inc, (int)inc->pure_syn_dir, 1);
+    const Addr *back = toward_of(t, tp, (int)inc->pure_syn_dir, 1);
     return now <= bound && !(back && back->first_ts <= bound);
 }
 
@@ -379,15 +447,15 @@ typedef struct {
 
 /* What the receiver could accept from this RST (docs/rules.md "RST classes"), from the state
  * both directions had reached before it. */
-static int64_t rst_class(const Inc *inc, const Dir *s, const Dir *r, const Seg *g, int64_t seq_u) {
-    int sent_before = s->nonrst_packets > 0, rcv_known = r->has_ack != 0;
+static uint8_t rst_class(const Inc *inc, const Dir *s, const Dir *r, const Seg *g, int64_t seq_u) {
+    int sent_before = s->nonrst_packets > 0, rcv_known = (r->known & HAS_ACK) != 0;
     int64_t expected = s->nxt_u;
-    int answers_ack = rcv_known && (int64_t)g->seq == r->ack_raw;
+    int answers_ack = rcv_known && g->seq == r->ack_raw;
     int zero_ack = g->seq == 0 && (g->flags & ACK);
     int exact = (expected != NONE && seq_u == expected) || (rcv_known && seq_u == r->ack_u);
     int64_t scale = inc->d[0].syn_wscale >= 0 && inc->d[1].syn_wscale >= 0 ? r->syn_wscale : 0;
-    int64_t window = r->last_window << scale;
-    int64_t ahead = rcv_known ? sdiff(g->seq, (uint32_t)r->ack_raw) : 0;
+    int64_t window = (int64_t)r->last_window << scale;
+    int64_t ahead = rcv_known ? sdiff(g->seq, r->ack_raw) : 0;
     int in_window = rcv_known && ahead > 0 && ahead < window;
     if (!sent_before && (answers_ack || zero_ack)) return RST_TO_CLOSED_PORT;
     if (!sent_before && !rcv_known) return RST_UNVERIFIABLE;
@@ -412,7 +480,7 @@ static void note_kill(Inc *inc, int d, const Seg *g) {
 /* ---- capture loss: gaps in a direction's sequence space ---------------------------------- */
 
 /* Keep a gap, or only count its bytes when HOLES gaps are open already. */
-static void keep_hole(Dir *s, Hole h) {
+static void keep_hole(Gaps *s, Hole h) {
     if (h.hi <= h.lo) return;
     if (s->n_holes < HOLES) { s->holes[s->n_holes++] = h; return; }
     s->spill_bytes += h.hi - h.lo;
@@ -422,7 +490,7 @@ static void keep_hole(Dir *s, Hole h) {
 
 /* A segment [seq, end) below what the capture showed before: it fills the part of any gap it
  * covers (the capture saw a retransmission; a copy of bytes seen before fills nothing). */
-static void fill_holes(Dir *s, int64_t seq, int64_t end, int64_t frame) {
+static void fill_holes(Gaps *s, int64_t seq, int64_t end, int64_t frame) {
     for (int64_t i = 0; i < s->n_holes;) {
         Hole *h = &s->holes[i];
         if (end <= h->lo || seq >= h->hi) { i++; continue; }
@@ -446,86 +514,78 @@ static void fill_holes(Dir *s, int64_t seq, int64_t end, int64_t frame) {
     }
 }
 
+/* The gaps of S, taking their block at S's first gap; NULL when out of memory. */
+static Gaps *gaps_of(Table *t, Dir *s) {
+    if (!s->gaps) {
+        if (!(s->gaps = take_block(&t->gaps))) return NULL;
+        Gaps *x = block_at(&t->gaps, s->gaps);
+        memset(x, 0, sizeof *x);
+        x->spill_lo_u = x->spill_hi_u = NONE;
+    }
+    return block_at(&t->gaps, s->gaps);
+}
+
 /* Where a segment of S lies against what the capture showed of S so far: beyond it, a gap opens
  * [gap_nxt, seq) (an RST's sequence number counts, though it occupies none); below it, it may
- * fill a gap. A keep-alive or window probe (seq = next - 1) lies below and fills nothing. */
-static inline void note_gap(Dir *s, int64_t seq, int64_t end, int64_t frame, int rst) {
+ * fill a gap. A keep-alive or window probe (seq = next - 1) lies below and fills nothing.
+ * -1 when out of memory. */
+static inline int note_gap(Table *t, Dir *s, int64_t seq, int64_t end, int64_t frame, int rst) {
     if (s->gap_nxt_u == NONE) {
-        if (rst) return; /* an RST as a side's first segment: where its stream lies is unknown */
+        if (rst) return 0; /* an RST as a side's first segment: where its stream lies is unknown */
     } else if (seq > s->gap_nxt_u) {
-        keep_hole(s, (Hole){s->gap_nxt_u, seq, s->gap_nxt_frame, frame});
-    } else if ((s->n_holes | s->spill_bytes) && end > seq) {
-        fill_holes(s, seq, end, frame);
+        Gaps *x = gaps_of(t, s);
+        if (!x) return -1;
+        keep_hole(x, (Hole){s->gap_nxt_u, seq, s->gap_nxt_frame, frame});
+    } else if (s->gaps && end > seq) {
+        Gaps *x = block_at(&t->gaps, s->gaps);
+        if (x->n_holes | x->spill_bytes) fill_holes(x, seq, end, frame);
     }
     /* The frame before a gap is the last segment reaching its start (a pure ACK after the data
      * too), never an RST that only lies there. */
     if (end > s->gap_nxt_u || (end == s->gap_nxt_u && !rst)) { s->gap_nxt_u = end; s->gap_nxt_frame = frame; }
+    return 0;
 }
 
-/* The bytes of S the peer acknowledged that the capture never showed, as the record is handed
- * out: gaps below both the peer's highest ACK and S's next sequence number, and the tail
- * acknowledged beyond that next sequence number; the frames around the first gap the peer
- * acknowledged (for the tail alone: the frame that reached S's last byte seen). */
-static void settle_loss(Inc *inc) {
-    for (int d = 0; d < 2; d++) {
-        Dir *s = &inc->d[d];
-        int64_t ack = inc->d[1 - d].max_ack_u;
-        s->lost_bytes = 0;
-        s->gap_before_frame = s->gap_after_frame = NONE;
-        if (s->nxt_u == NONE || ack == NONE) continue;
-        int64_t bound = ack < s->nxt_u ? ack : s->nxt_u, lost = ack > s->nxt_u ? ack - s->nxt_u : 0;
-        const Hole *first = NULL;
-        for (int64_t i = 0; i < s->n_holes; i++) {
-            const Hole *h = &s->holes[i];
-            if (h->lo < bound) lost += (h->hi < bound ? h->hi : bound) - h->lo;
-            if (h->lo < ack && (!first || h->lo < first->lo)) first = h;
-        }
-        if (s->spill_bytes && s->spill_lo_u < bound)
-            lost += s->spill_bytes < bound - s->spill_lo_u ? s->spill_bytes : bound - s->spill_lo_u;
-        s->lost_bytes = lost;
-        if (!lost) continue;
-        s->gap_before_frame = first ? first->before_frame : s->gap_nxt_frame;
-        s->gap_after_frame = first ? first->after_frame : NONE;
+/* A side's first SYN starts its sequence space afresh: the gaps before it are forgotten. */
+static void forget_gaps(Table *t, Dir *s) {
+    s->gap_nxt_u = NONE;
+    if (s->gaps) {
+        Gaps *x = block_at(&t->gaps, s->gaps);
+        x->n_holes = x->spill_bytes = 0;
     }
 }
 
-/* The facts taken as a record is handed out: they depend on the whole record, which can change
- * until then (the toward time of a lone SYN's sender, the bytes the capture lost). */
-static void settle(Table *t, Inc *inc) {
-    fill_toward(t, inc);
-    settle_loss(inc);
-}
-
-static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
+static int add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
     Dir *s = &inc->d[d], *r = &inc->d[1 - d];
     int syn = g->flags & SYN, fin = g->flags & FIN, rst = g->flags & RST, ack = g->flags & ACK;
     int64_t pl = g->payload;
 
-    int64_t seq_u = s->has_seq ? s->seq_u + sdiff(g->seq, (uint32_t)s->seq_raw)
-                  : r->has_ack ? r->ack_u + sdiff(g->seq, (uint32_t)r->ack_raw) : (int64_t)g->seq;
+    int64_t seq_u = (s->known & HAS_SEQ) ? s->seq_u + sdiff(g->seq, s->seq_raw)
+                  : (r->known & HAS_ACK) ? r->ack_u + sdiff(g->seq, r->ack_raw) : (int64_t)g->seq;
     int64_t ack_u = NONE;
     if (ack)
-        ack_u = r->has_seq ? r->seq_u + sdiff(g->ack, (uint32_t)r->seq_raw)
-              : s->has_ack ? s->ack_u + sdiff(g->ack, (uint32_t)s->ack_raw) : (int64_t)g->ack;
+        ack_u = (r->known & HAS_SEQ) ? r->seq_u + sdiff(g->ack, r->seq_raw)
+              : (s->known & HAS_ACK) ? s->ack_u + sdiff(g->ack, s->ack_raw) : (int64_t)g->ack;
 
     if (rst) {
-        int64_t cls = rst_class(inc, s, r, g, seq_u);
-        if (s->rst_frame == NONE) { s->rst_frame = g->frame; s->rst_ts = g->ts; s->rst_class = cls; }
+        uint8_t cls = rst_class(inc, s, r, g, seq_u);
+        if (s->rst_frame == NONE) s->rst_frame = g->frame;
         for (int e = 0; e < 2; e++)
             if (s->rst_cut_frame[e] == NONE) { s->rst_cut_frame[e] = g->frame; s->rst_cut_ts[e] = g->ts; s->rst_cut_class[e] = cls; }
         note_kill(inc, d, g);
         if (tp->prev >= 0) note_kill(&t->incs[tp->prev], d, g);
-        note_gap(s, seq_u, seq_u, g->frame, 1);
+        if (note_gap(t, s, seq_u, seq_u, g->frame, 1)) return -1;
         inc->closers_seen = 1;
     }
     if (syn) {
         if (s->syn_frame == NONE) {
             s->syn_frame = g->frame; s->syn_ts = g->ts; s->syn_seq = g->seq;
-            s->syn_tsval = g->tsval; s->syn_wscale = g->wscale; s->syn_has_ack = ack != 0;
+            s->syn_wscale = (int8_t)g->wscale; s->syn_has_ack = ack != 0;
+            if (g->tsval >= 0) { s->syn_tsval = (uint32_t)g->tsval; s->known |= SYN_TSVAL; }
         }
-        if (!ack && (int64_t)g->seq == s->syn_seq) s->syn_copies++;
-        if (!ack && inc->pure_syn_frame == NONE) { inc->pure_syn_frame = g->frame; inc->pure_syn_dir = d; }
-        if (ack && inc->synack_frame == NONE) { inc->synack_frame = g->frame; inc->synack_dir = d; }
+        if (!ack && g->seq == s->syn_seq) s->syn_copies++;
+        if (!ack && inc->pure_syn_frame == NONE) { inc->pure_syn_frame = g->frame; inc->pure_syn_dir = (int8_t)d; }
+        if (ack && inc->synack_frame == NONE) { inc->synack_frame = g->frame; inc->synack_dir = (int8_t)d; }
     }
     if ((g->flags & (ACK | SYN | RST)) == ACK && r->syn_frame != NONE && s->cut_frame == NONE) {
         /* RSTs before the handshake's third segment belong to the handshake (docs/rules.md
@@ -544,7 +604,13 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
         if (s->head_start_u == NONE && !rst) s->head_start_u = seq_u;
         if (s->head_start_u != NONE && seq_u == s->head_start_u + s->head_len && s->head_len < HEAD_BYTES) {
             int64_t n = g->head_len < HEAD_BYTES - s->head_len ? g->head_len : HEAD_BYTES - s->head_len;
-            if (n > 0) { memcpy(s->head + s->head_len, g->head, (size_t)n); s->head_len += n; }
+            if (n > 0) {
+                /* The block is taken with the first payload byte captured: most directions of a
+                 * busy capture carry some, but a SYN, an ACK or a flood's probe never does. */
+                if (!s->head && !(s->head = take_block(&t->heads))) return -1;
+                memcpy((uint8_t *)block_at(&t->heads, s->head) + s->head_len, g->head, (size_t)n);
+                s->head_len = (uint16_t)(s->head_len + n);
+            }
         }
     }
     if (fin) {
@@ -567,20 +633,17 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
     }
     if (!rst) {
         int64_t end = seq_u + pl + (syn ? 1 : 0) + (fin ? 1 : 0);
-        if (syn && s->syn_frame == g->frame) {
-            /* The side's first SYN starts its sequence space: what it sent before on the tuple (an
-             * ACK of the old connection, answering a reused 4-tuple in TIME_WAIT) leaves no gap. */
-            s->gap_nxt_u = NONE;
-            s->n_holes = s->spill_bytes = 0;
-        }
-        note_gap(s, seq_u, end, g->frame, 0);
+        /* The side's first SYN starts its sequence space: what it sent before on the tuple (an
+         * ACK of the old connection, answering a reused 4-tuple in TIME_WAIT) leaves no gap. */
+        if (syn && s->syn_frame == g->frame) forget_gaps(t, s);
+        if (note_gap(t, s, seq_u, end, g->frame, 0)) return -1;
         if (s->acking_frame == NONE && ((ack && g->ack != 0) || (pl > 0 && !syn))) s->acking_frame = g->frame;
         if (end > s->nxt_u) s->nxt_u = end;
         s->nonrst_packets++;
-        s->has_seq = 1; s->seq_raw = g->seq; s->seq_u = seq_u;
+        s->known |= HAS_SEQ; s->seq_raw = g->seq; s->seq_u = seq_u;
         if (ack) {
             if (ack_u > s->max_ack_u) { s->max_ack_u = ack_u; s->max_ack_frame = g->frame; s->max_ack_ts = g->ts; }
-            s->has_ack = 1; s->ack_raw = g->ack; s->ack_u = ack_u; s->last_window = g->window;
+            s->known |= HAS_ACK; s->ack_raw = g->ack; s->ack_u = ack_u; s->last_window = g->window;
         }
     }
     if (s->first_frame == NONE) {
@@ -588,31 +651,25 @@ static void add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
     }
     s->last_frame = g->frame;
     s->last_ts = g->ts;
-    s->last_tsval = g->tsval;
+    if (g->tsval >= 0) { s->last_tsval = (uint32_t)g->tsval; s->known |= LAST_TSVAL; }
+    else s->known &= (uint8_t)~LAST_TSVAL;
     s->packets++;
     s->bytes += pl;
-    inc->port_peers_a = t->port_peers[inc->a_port];
-    inc->port_peers_b = t->port_peers[inc->b_port];
+    inc->port_peers_a = t->port_peers[tp->a_port];
+    inc->port_peers_b = t->port_peers[tp->b_port];
+    return 0;
 }
 
 static int64_t start_incarnation(Table *t, Tuple *tp) {
     int64_t i = new_inc(t);
     if (i < 0) return -1;
     Inc *inc = &t->incs[i];
-    memset(inc, 0, offsetof(Inc, d));
-    inc->a_hi = tp->a_hi; inc->a_lo = tp->a_lo; inc->b_hi = tp->b_hi; inc->b_lo = tp->b_lo;
-    inc->a_port = tp->a_port; inc->b_port = tp->b_port; inc->ctx = tp->ctx;
-    inc->tuple_uid = tp->uid;
+    *inc = BLANK;
     inc->index_in_tuple = tp->n_incs++;
-    inc->pure_syn_frame = inc->synack_frame = NONE;
-    inc->pure_syn_dir = inc->synack_dir = -1;
-    inc->next = -1;
-    dir_init(&inc->d[0]);
-    dir_init(&inc->d[1]);
     if (tp->cur >= 0) t->incs[tp->cur].next = i;
-    else tp->first = i;
+    else tp->first = (int32_t)i;
     tp->prev = tp->cur;
-    tp->cur = i;
+    tp->cur = (int32_t)i;
     return i;
 }
 
@@ -638,7 +695,7 @@ static Tuple *find_tuple(Table *t, const Seg *g, int *d) {
     }
     int64_t i = new_tuple(t);
     if (i < 0) return NULL;
-    t->index[s] = i;
+    t->index[s] = (int32_t)i;
     Tuple *tp = &t->tuples[i];
     memset(tp, 0, sizeof *tp);
     tp->a_hi = a_hi; tp->a_lo = a_lo; tp->b_hi = b_hi; tp->b_lo = b_lo; tp->hash = h;
@@ -692,7 +749,7 @@ static int feed_one(Table *t, const Seg *g) {
          * §Vocabulary); the same ISN again is a retransmission. A SYN that met the open
          * connection (a challenge ACK answered it) opens one when it comes again after the RST. */
         Inc *cur = &t->incs[tp->cur];
-        int new_isn = cur->d[d].syn_frame == NONE || (int64_t)g->seq != cur->d[d].syn_seq;
+        int new_isn = cur->d[d].syn_frame == NONE || g->seq != cur->d[d].syn_seq;
         /* A client that gave up and connected again from the same port: while the current
          * incarnation holds only this side's SYNs, a new ISN is a new attempt. */
         int retry = syn_only(cur) && cur->pure_syn_dir == d;
@@ -712,15 +769,217 @@ static int feed_one(Table *t, const Seg *g) {
         if (!(x = toward_slot(t, g->ctx, g->dst_hi, g->dst_lo, 1, g->src_hi, g->src_lo, 1))) return -1;
         if (g->ts < x->first_ts) x->first_ts = g->ts;
         if (acking && g->ts < x->acking_ts) x->acking_ts = g->ts;
-        tp->toward_noted |= 1 << (1 - d) | (acking ? 1 << (2 + d) : 0);
+        tp->toward_noted |= (uint8_t)(1 << (1 - d) | (acking ? 1 << (2 + d) : 0));
     }
     if (start && start_incarnation(t, tp) < 0) return -1;
     if (t->tracking && note_touched(t, tp)) return -1; /* after: the segment's incarnation is known */
     Inc *inc = &t->incs[tp->cur];
     if (inc->ip_version == 0) inc->ip_version = g->ip_version;
-    add_segment(t, tp, inc, d, g);
+    if (add_segment(t, tp, inc, d, g)) return -1;
     tp->last_ts = g->ts;
     return 0;
+}
+
+/* ---- records handed out ------------------------------------------------------------------ */
+
+/* What one direction sent, as verdicts.py reads it: one numpy column per field (dir_fields),
+ * values never seen as NONE (frames, sequence numbers) or -1 (raw 32-bit values: syn_seq,
+ * syn_tsval, last_tsval), times never seen as NaN. */
+typedef struct {
+    int64_t packets, bytes, first_frame, last_frame, first_seq;
+    double first_ts, last_ts;
+    int64_t syn_frame, syn_seq, syn_tsval, syn_copies;
+    double syn_ts;
+    int64_t acking_frame, cut_frame, fin_ack_u;
+    /* first segment the capture shows toward this direction's sender's address, on any
+     * connection, up to the hold after this incarnation's end (for the sender of a lone SYN,
+     * perhaps followed by its own RST, only: NaN otherwise) */
+    double toward_ts;
+    int64_t fin_frame, fin_copies, ack_of_fin_frame;
+    double fin_ts, last_fin_ts, ack_of_fin_ts;
+    int64_t rst_frame, rst_cut_frame[2];
+    double rst_cut_ts[2];
+    int64_t kill_frame;
+    double kill_ts;
+    int64_t nxt_u, max_ack_u, last_tsval, data_after_peer_fin_frame;
+    double data_after_peer_fin_ts;
+    /* bytes of this direction the peer acknowledged and the capture never showed, and the
+     * frames around the first gap (settle_loss) */
+    int64_t lost_bytes, gap_before_frame, gap_after_frame;
+    uint16_t head_len;
+    uint8_t first_flags, syn_has_ack, rst_cut_class[2], new_data_after_fin, resent_after_fin;
+} RowDir;
+
+typedef struct {
+    uint64_t a_hi, a_lo, b_hi, b_lo;
+    int64_t a_port, b_port, ctx, ip_version, tuple_uid, index_in_tuple, port_peers_a, port_peers_b;
+    int8_t pure_syn_dir, synack_dir;
+    uint8_t context; /* handed out only to judge its neighbours (retire) */
+    RowDir d[2];
+} Row;
+
+/* Fill toward_ts of a lone SYN's sender (syn_attempt), the only one whose verdict reads it (a
+ * lookup per record costs more than every other fact). */
+static void fill_toward(Table *t, const Tuple *tp, const Inc *inc, Row *row) {
+    row->d[0].toward_ts = row->d[1].toward_ts = NAN;
+    if (!syn_attempt(inc)) return;
+    int e = (int)inc->pure_syn_dir;
+    double first = toward_first(t, tp, inc, e), bound = toward_bound(t, inc);
+    row->d[e].toward_ts = first <= bound ? first : NAN;
+}
+
+/* The bytes of S the peer acknowledged that the capture never showed, as the record is handed
+ * out: gaps below both the peer's highest ACK and S's next sequence number, and the tail
+ * acknowledged beyond that next sequence number; the frames around the first gap the peer
+ * acknowledged (for the tail alone: the frame that reached S's last byte seen). */
+static void settle_loss(const Table *t, const Inc *inc, Row *row) {
+    for (int d = 0; d < 2; d++) {
+        const Dir *s = &inc->d[d];
+        RowDir *out = &row->d[d];
+        int64_t ack = inc->d[1 - d].max_ack_u;
+        out->lost_bytes = 0;
+        out->gap_before_frame = out->gap_after_frame = NONE;
+        if (s->nxt_u == NONE || ack == NONE) continue;
+        int64_t bound = ack < s->nxt_u ? ack : s->nxt_u, lost = ack > s->nxt_u ? ack - s->nxt_u : 0;
+        const Hole *first = NULL;
+        if (s->gaps) {
+            const Gaps *x = block_at(&t->gaps, s->gaps);
+            for (int64_t i = 0; i < x->n_holes; i++) {
+                const Hole *h = &x->holes[i];
+                if (h->lo < bound) lost += (h->hi < bound ? h->hi : bound) - h->lo;
+                if (h->lo < ack && (!first || h->lo < first->lo)) first = h;
+            }
+            if (x->spill_bytes && x->spill_lo_u < bound)
+                lost += x->spill_bytes < bound - x->spill_lo_u ? x->spill_bytes : bound - x->spill_lo_u;
+        }
+        out->lost_bytes = lost;
+        if (!lost) continue;
+        out->gap_before_frame = first ? first->before_frame : s->gap_nxt_frame;
+        out->gap_after_frame = first ? first->after_frame : NONE;
+    }
+}
+
+static void row_dir(const Dir *s, RowDir *o) {
+    o->packets = s->packets; o->bytes = s->bytes;
+    o->first_frame = s->first_frame; o->last_frame = s->last_frame;
+    o->first_seq = s->first_frame != NONE ? (int64_t)s->first_seq : NONE;
+    o->first_ts = s->first_ts; o->last_ts = s->last_ts;
+    o->syn_frame = s->syn_frame;
+    o->syn_seq = s->syn_frame != NONE ? (int64_t)s->syn_seq : -1;
+    o->syn_tsval = s->known & SYN_TSVAL ? (int64_t)s->syn_tsval : -1;
+    o->syn_copies = s->syn_copies; o->syn_ts = s->syn_ts;
+    o->acking_frame = s->acking_frame; o->cut_frame = s->cut_frame; o->fin_ack_u = s->fin_ack_u;
+    o->fin_frame = s->fin_frame; o->fin_copies = s->fin_copies; o->ack_of_fin_frame = s->ack_of_fin_frame;
+    o->fin_ts = s->fin_ts; o->last_fin_ts = s->last_fin_ts; o->ack_of_fin_ts = s->ack_of_fin_ts;
+    o->rst_frame = s->rst_frame;
+    for (int e = 0; e < 2; e++) {
+        o->rst_cut_frame[e] = s->rst_cut_frame[e]; o->rst_cut_ts[e] = s->rst_cut_ts[e];
+        o->rst_cut_class[e] = s->rst_cut_class[e];
+    }
+    o->kill_frame = s->kill_frame; o->kill_ts = s->kill_ts;
+    o->nxt_u = s->nxt_u; o->max_ack_u = s->max_ack_u;
+    o->last_tsval = s->known & LAST_TSVAL ? (int64_t)s->last_tsval : -1;
+    o->data_after_peer_fin_frame = s->data_after_peer_fin_frame; o->data_after_peer_fin_ts = s->data_after_peer_fin_ts;
+    o->head_len = s->head_len; o->first_flags = s->first_flags; o->syn_has_ack = s->syn_has_ack;
+    o->new_data_after_fin = s->new_data_after_fin; o->resent_after_fin = s->resent_after_fin;
+}
+
+/* The record of `inc` as handed out, with the facts taken at that moment (they depend on the
+ * whole record, which can change until then): the toward time of a lone SYN's sender, the bytes
+ * the capture lost. */
+static void row_of(Table *t, const Tuple *tp, const Inc *inc, int context, Row *row) {
+    row->a_hi = tp->a_hi; row->a_lo = tp->a_lo; row->b_hi = tp->b_hi; row->b_lo = tp->b_lo;
+    row->a_port = tp->a_port; row->b_port = tp->b_port; row->ctx = tp->ctx; row->tuple_uid = tp->uid;
+    row->ip_version = inc->ip_version; row->index_in_tuple = inc->index_in_tuple;
+    row->port_peers_a = inc->port_peers_a; row->port_peers_b = inc->port_peers_b;
+    row->pure_syn_dir = inc->pure_syn_dir; row->synack_dir = inc->synack_dir;
+    row->context = (uint8_t)context;
+    row_dir(&inc->d[0], &row->d[0]);
+    row_dir(&inc->d[1], &row->d[1]);
+    fill_toward(t, tp, inc, row);
+    settle_loss(t, inc, row);
+}
+
+#define F(type, name, kind, count) {#name, offsetof(type, name), kind, count}
+typedef struct { const char *name; size_t offset; const char *kind; int count; } Field;
+
+static const Field dir_fields[] = {
+    F(RowDir, packets, "i8", 1), F(RowDir, bytes, "i8", 1), F(RowDir, first_frame, "i8", 1),
+    F(RowDir, last_frame, "i8", 1), F(RowDir, first_seq, "i8", 1), F(RowDir, first_ts, "f8", 1),
+    F(RowDir, last_ts, "f8", 1), F(RowDir, syn_frame, "i8", 1), F(RowDir, syn_seq, "i8", 1),
+    F(RowDir, syn_tsval, "i8", 1), F(RowDir, syn_copies, "i8", 1), F(RowDir, syn_ts, "f8", 1),
+    F(RowDir, acking_frame, "i8", 1), F(RowDir, cut_frame, "i8", 1), F(RowDir, fin_ack_u, "i8", 1),
+    F(RowDir, toward_ts, "f8", 1), F(RowDir, fin_frame, "i8", 1), F(RowDir, fin_copies, "i8", 1),
+    F(RowDir, ack_of_fin_frame, "i8", 1), F(RowDir, fin_ts, "f8", 1), F(RowDir, last_fin_ts, "f8", 1),
+    F(RowDir, ack_of_fin_ts, "f8", 1), F(RowDir, rst_frame, "i8", 1), F(RowDir, rst_cut_frame, "i8", 2),
+    F(RowDir, rst_cut_ts, "f8", 2), F(RowDir, kill_frame, "i8", 1), F(RowDir, kill_ts, "f8", 1),
+    F(RowDir, nxt_u, "i8", 1), F(RowDir, max_ack_u, "i8", 1), F(RowDir, last_tsval, "i8", 1),
+    F(RowDir, data_after_peer_fin_frame, "i8", 1), F(RowDir, data_after_peer_fin_ts, "f8", 1),
+    F(RowDir, lost_bytes, "i8", 1), F(RowDir, gap_before_frame, "i8", 1), F(RowDir, gap_after_frame, "i8", 1),
+    F(RowDir, head_len, "u2", 1), F(RowDir, first_flags, "u1", 1), F(RowDir, syn_has_ack, "u1", 1),
+    F(RowDir, rst_cut_class, "u1", 2), F(RowDir, new_data_after_fin, "u1", 1), F(RowDir, resent_after_fin, "u1", 1),
+    {NULL, 0, NULL, 0},
+};
+
+static const Field inc_fields[] = {
+    F(Row, a_hi, "u8", 1), F(Row, a_lo, "u8", 1), F(Row, b_hi, "u8", 1), F(Row, b_lo, "u8", 1),
+    F(Row, a_port, "i8", 1), F(Row, b_port, "i8", 1), F(Row, ctx, "i8", 1), F(Row, ip_version, "i8", 1),
+    F(Row, tuple_uid, "i8", 1), F(Row, index_in_tuple, "i8", 1), F(Row, port_peers_a, "i8", 1),
+    F(Row, port_peers_b, "i8", 1), F(Row, pure_syn_dir, "i1", 1), F(Row, synack_dir, "i1", 1),
+    F(Row, context, "u1", 1),
+    {NULL, 0, NULL, 0},
+};
+
+static size_t field_bytes(const Field *f) { return (size_t)f->count * (size_t)(f->kind[1] - '0'); }
+
+/* Bytes of a record without its heads (the head block's width varies: see scatter). */
+static size_t row_bytes(void) {
+    size_t row = 0;
+    for (const Field *f = inc_fields; f->name; f++) row += field_bytes(f);
+    for (const Field *f = dir_fields; f->name; f++) row += 2 * field_bytes(f);
+    return row;
+}
+
+/* Head bytes per direction a slice needs for these incarnations: the longest head, in whole
+ * 64-bit words (the host views hash heads word by word), at least one word. */
+static int64_t head_width(int64_t width, const Inc *inc) {
+    for (int d = 0; d < 2; d++) {
+        int64_t w = (inc->d[d].head_len + 7) / 8 * 8;
+        if (w > width) width = w;
+    }
+    return width;
+}
+
+/* Copy one record into the column blocks of `out` (k records): each field of the layout tables
+ * is a contiguous block, record after record, per-direction fields with both directions; then
+ * the heads, `width` bytes per direction (zero past head_len). */
+static void scatter(const Table *t, const Inc *inc, const Row *row, uint8_t *out, int64_t k, int64_t i, int64_t width) {
+    size_t block = 0;
+    for (const Field *f = inc_fields; f->name; f++) {
+        size_t b = field_bytes(f);
+        memcpy(out + block + (size_t)i * b, (const uint8_t *)row + f->offset, b);
+        block += (size_t)k * b;
+    }
+    for (const Field *f = dir_fields; f->name; f++) {
+        size_t b = field_bytes(f);
+        for (int d = 0; d < 2; d++)
+            memcpy(out + block + ((size_t)i * 2 + d) * b, (const uint8_t *)&row->d[d] + f->offset, b);
+        block += (size_t)k * 2 * b;
+    }
+    for (int d = 0; d < 2; d++) {
+        uint8_t *head = out + block + ((size_t)i * 2 + d) * (size_t)width;
+        size_t n = inc->d[d].head_len;
+        if (n) memcpy(head, block_at(&t->heads, inc->d[d].head), n);
+        memset(head + n, 0, (size_t)width - n);
+    }
+}
+
+/* Settle the record of `inc` and copy it out as record i of k. */
+static void put(Table *t, const Tuple *tp, const Inc *inc, int context, uint8_t *out, int64_t k, int64_t i,
+                int64_t width) {
+    Row row;
+    row_of(t, tp, inc, context, &row);
+    scatter(t, inc, &row, out, k, i, width);
 }
 
 /* ---- Python interface ------------------------------------------------------------------ */
@@ -730,6 +989,8 @@ static void table_free(PyObject *capsule) {
     if (!t) return;
     free(t->tuples); free(t->incs); free(t->index); free(t->retired_key); free(t->retired_count);
     free(t->touched); free(t->toward);
+    free_blocks(&t->heads);
+    free_blocks(&t->gaps);
     free(t);
 }
 
@@ -744,6 +1005,8 @@ static PyObject *new_table(PyObject *self, PyObject *args) {
     if (!t) return PyErr_NoMemory();
     t->free_tuple = t->free_inc = -1;
     t->idle_gap_s = idle; t->closed_hold_s = closed; t->open_hold_s = open; t->early_held = early_held;
+    t->heads.size = HEAD_BYTES;
+    t->gaps.size = sizeof(Gaps);
     if (rebuild_index(t, 0)) { free(t); return PyErr_NoMemory(); }
     PyObject *c = PyCapsule_New(t, "teardown.flow_table", table_free);
     if (!c) { free(t->index); free(t); }
@@ -805,79 +1068,12 @@ done:
     return result;
 }
 
-/* ---- the record layout, for numpy -------------------------------------------------------- */
-
-#define F(type, name, kind, count) {#name, offsetof(type, name), kind, count}
-typedef struct { const char *name; size_t offset; const char *kind; int count; } Field;
-
-static const Field dir_fields[] = {
-    F(Dir, packets, "i8", 1), F(Dir, bytes, "i8", 1), F(Dir, nonrst_packets, "i8", 1),
-    F(Dir, first_frame, "i8", 1), F(Dir, last_frame, "i8", 1), F(Dir, first_flags, "i8", 1), F(Dir, first_seq, "i8", 1),
-    F(Dir, first_ts, "f8", 1), F(Dir, last_ts, "f8", 1),
-    F(Dir, syn_frame, "i8", 1), F(Dir, syn_seq, "i8", 1), F(Dir, syn_tsval, "i8", 1), F(Dir, syn_wscale, "i8", 1),
-    F(Dir, syn_has_ack, "i8", 1), F(Dir, syn_ts, "f8", 1), F(Dir, syn_copies, "i8", 1),
-    F(Dir, acking_frame, "i8", 1), F(Dir, fin_ack_u, "i8", 1),
-    F(Dir, toward_ts, "f8", 1), F(Dir, cut_frame, "i8", 1),
-    F(Dir, fin_frame, "i8", 1), F(Dir, fin_seq_u, "i8", 1), F(Dir, fin_copies, "i8", 1),
-    F(Dir, fin_ts, "f8", 1), F(Dir, last_fin_ts, "f8", 1),
-    F(Dir, ack_of_fin_frame, "i8", 1), F(Dir, ack_of_fin_ts, "f8", 1),
-    F(Dir, rst_frame, "i8", 1), F(Dir, rst_class, "i8", 1), F(Dir, rst_ts, "f8", 1),
-    F(Dir, rst_cut_frame, "i8", 2), F(Dir, rst_cut_class, "i8", 2), F(Dir, rst_cut_ts, "f8", 2),
-    F(Dir, kill_frame, "i8", 1), F(Dir, kill_ts, "f8", 1),
-    F(Dir, nxt_u, "i8", 1), F(Dir, max_ack_u, "i8", 1), F(Dir, max_ack_frame, "i8", 1), F(Dir, max_ack_ts, "f8", 1),
-    F(Dir, last_tsval, "i8", 1), F(Dir, data_after_peer_fin_frame, "i8", 1), F(Dir, new_data_after_fin, "i8", 1),
-    F(Dir, resent_after_fin, "i8", 1), F(Dir, data_after_peer_fin_ts, "f8", 1),
-    F(Dir, lost_bytes, "i8", 1), F(Dir, gap_before_frame, "i8", 1), F(Dir, gap_after_frame, "i8", 1),
-    F(Dir, head_len, "i8", 1), F(Dir, head, "u1", HEAD_BYTES),
-    {NULL, 0, NULL, 0},
-};
-
-static const Field inc_fields[] = {
-    F(Inc, a_hi, "u8", 1), F(Inc, a_lo, "u8", 1), F(Inc, b_hi, "u8", 1), F(Inc, b_lo, "u8", 1),
-    F(Inc, a_port, "i8", 1), F(Inc, b_port, "i8", 1), F(Inc, ctx, "i8", 1), F(Inc, ip_version, "i8", 1),
-    F(Inc, tuple_uid, "i8", 1), F(Inc, index_in_tuple, "i8", 1), F(Inc, closers_seen, "i8", 1),
-    F(Inc, pure_syn_frame, "i8", 1), F(Inc, pure_syn_dir, "i8", 1), F(Inc, synack_frame, "i8", 1),
-    F(Inc, synack_dir, "i8", 1), F(Inc, port_peers_a, "i8", 1), F(Inc, port_peers_b, "i8", 1),
-    F(Inc, context, "i8", 1),
-    {NULL, 0, NULL, 0},
-};
-
 /* A tuple may be forgotten once nothing can change its records: past the longest TIME_WAIT
  * and a new-incarnation gap after it closed, or past the keepalive horizon while open. */
 static int done_by(const Table *t, const Tuple *tp, double now) {
     const Inc *cur = &t->incs[tp->cur];
     int closed = cur->closers_seen || syn_only(cur);
     return tp->last_ts + (closed ? t->closed_hold_s : t->open_hold_s) < now;
-}
-
-static size_t field_bytes(const Field *f) { return (size_t)f->count * (f->kind[1] == '8' ? 8 : 1); }
-
-static inline void copy_field(uint8_t *dst, const uint8_t *src, size_t b) {
-    if (b == 8) memcpy(dst, src, 8); /* nearly every field: one load and one store */
-    else memcpy(dst, src, b);
-}
-
-/* Copy one record into the column blocks of `out` (k records): each field of the layout tables
- * is a contiguous block, record after record, per-direction fields with both directions. */
-static void scatter(const Inc *inc, uint8_t *out, int64_t k, int64_t i) {
-    size_t block = 0;
-    for (const Field *f = inc_fields; f->name; f++) {
-        size_t b = field_bytes(f);
-        copy_field(out + block + (size_t)i * b, (const uint8_t *)inc + f->offset, b);
-        block += (size_t)k * b;
-    }
-    for (const Field *f = dir_fields; f->name; f++) {
-        size_t b = field_bytes(f);
-        for (int d = 0; d < 2; d++)
-            copy_field(out + block + ((size_t)i * 2 + d) * b, (const uint8_t *)&inc->d[d] + f->offset, b);
-        block += (size_t)k * 2 * b;
-    }
-}
-
-static void free_inc(Table *t, int64_t j) {
-    t->incs[j].next = t->free_inc;
-    t->free_inc = j;
-    t->held--;
 }
 
 /* How many incarnations of a tuple can be handed out now. All of them once the tuple is done.
@@ -891,7 +1087,7 @@ static int64_t ready(Table *t, const Tuple *tp, double now, int early, int *whol
     int64_t length = 0, pending = -1;
     for (int64_t j = tp->first; j >= 0; j = t->incs[j].next) {
         /* Early, a lone SYN waits until the direction toward its sender is settled. */
-        if (!*whole && pending < 0 && toward_pending(t, &t->incs[j], now)) pending = length;
+        if (!*whole && pending < 0 && toward_pending(t, tp, &t->incs[j], now)) pending = length;
         length++;
     }
     if (*whole) return length;
@@ -899,14 +1095,15 @@ static int64_t ready(Table *t, const Tuple *tp, double now, int early, int *whol
     return pending >= 0 && pending < n ? pending : n;
 }
 
-/* retire(table, now, limit, buffer) -> (records, bytes needed): the incarnations ready by `now`
- * (every one when now is +inf), about `limit` of them, written into `buffer` and removed from
- * the table; call again until it returns none. When not even one tuple fits, nothing is
- * retired and the second value says how many bytes it needs. The caller reuses one buffer:
- * a fresh one per call cost a page fault per 4 kB, a tenth of the run. Each tuple's rows come in order, with their neighbours as context records (`context`
- * set): the copy kept of the last one handed out before, and the one after when the tuple
- * goes on. The bytes hold one block per field (see scatter), so numpy reads each field as a
- * contiguous array; taking a slice at a time keeps that copy small next to the table. */
+/* retire(table, now, limit, buffer) -> (records, bytes needed, head width): the incarnations
+ * ready by `now` (every one when now is +inf), about `limit` of them, written into `buffer` and
+ * removed from the table; call again until it returns none. When not even one tuple fits,
+ * nothing is retired and the second value says how many bytes it needs. The caller reuses one
+ * buffer: a fresh one per call cost a page fault per 4 kB, a tenth of the run. Each tuple's rows
+ * come in order, with their neighbours as context records (`context` set): the copy kept of the
+ * last one handed out before, and the one after when the tuple goes on. The bytes hold one block
+ * per field (see scatter), so numpy reads each field as a contiguous array; taking a slice at a
+ * time keeps that copy small next to the table. */
 static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_t *dst, size_t room);
 
 static PyObject *retire(PyObject *self, PyObject *args) {
@@ -920,13 +1117,38 @@ static PyObject *retire(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* The widest head among the records a tuple's plan writes (all its incarnations held, and the
+ * copy kept). */
+static int64_t tuple_head_width(const Table *t, const Tuple *tp, int64_t width) {
+    if (tp->kept >= 0) width = head_width(width, &t->incs[tp->kept]);
+    for (int64_t j = tp->first; j >= 0; j = t->incs[j].next) width = head_width(width, &t->incs[j]);
+    return width;
+}
+
+/* Give back the pools nothing is left in: all of them once the table is empty (the capture
+ * ended: before the rows are judged). */
+static void give_back(Table *t) {
+    if (!t->live) {
+        free(t->tuples);
+        t->tuples = NULL;
+        t->cap_tuples = 0;
+        t->free_tuple = -1;
+    }
+    if (!t->held && t->cap_incs) {
+        free(t->incs);
+        t->incs = NULL;
+        t->cap_incs = t->fresh_inc = 0;
+        t->free_inc = -1;
+    }
+    if (!t->heads.used) free_blocks(&t->heads);
+    if (!t->gaps.used) free_blocks(&t->gaps);
+}
+
 static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_t *dst, size_t room) {
     Table *t = table_of(cap);
     if (!t) return NULL;
-    int64_t k = 0;
-    size_t row = 0;
-    for (const Field *f = inc_fields; f->name; f++) row += field_bytes(f);
-    for (const Field *f = dir_fields; f->name; f++) row += 2 * field_bytes(f);
+    int64_t k = 0, width = 8;
+    size_t row = row_bytes();
     /* Rows come out in table order; the analysis orders them by time. */
     int64_t n_plan = 0, *plan = malloc((size_t)(t->live + 1) * 2 * sizeof(int64_t));
     if (!plan) return PyErr_NoMemory();
@@ -940,10 +1162,15 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         int64_t rows = ready(t, tp, now, early, &whole);
         if (!rows) continue;
         int64_t records = rows + (tp->kept >= 0) + !whole;
-        if ((size_t)(k + records) * row > room) {
-            if (!n_plan) { free(plan); return Py_BuildValue("(Ln)", 0LL, (Py_ssize_t)((size_t)records * row)); }
+        int64_t wider = tuple_head_width(t, tp, width);
+        if ((size_t)(k + records) * (row + 2 * (size_t)wider) > room) {
+            if (!n_plan) {
+                free(plan);
+                return Py_BuildValue("(LnL)", 0LL, (Py_ssize_t)((size_t)records * (row + 2 * (size_t)wider)), 0LL);
+            }
             break; /* the rest next call */
         }
+        width = wider;
         plan[2 * n_plan] = i;
         plan[2 * n_plan++ + 1] = whole ? -rows : rows;
         k += records;
@@ -955,48 +1182,36 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         Tuple *tp = &t->tuples[i];
         rows = whole ? -rows : rows;
         if (tp->kept >= 0) {
-            t->incs[tp->kept].context = 1;
-            settle(t, &t->incs[tp->kept]);
-            scatter(&t->incs[tp->kept], dst, k, written++);
-            free_inc(t, tp->kept);
+            put(t, tp, &t->incs[tp->kept], 1, dst, k, written++, width);
+            drop_inc(t, tp->kept);
             tp->kept = -1;
         }
         int64_t j = tp->first;
         for (int64_t r = 0; r < rows; r++) {
             int64_t next = t->incs[j].next;
-            settle(t, &t->incs[j]);
-            scatter(&t->incs[j], dst, k, written++);
-            if (r == rows - 1 && !whole) { t->incs[j].next = -1; tp->kept = j; }
-            else free_inc(t, j);
+            put(t, tp, &t->incs[j], 0, dst, k, written++, width);
+            if (r == rows - 1 && !whole) { t->incs[j].next = -1; tp->kept = (int32_t)j; }
+            else drop_inc(t, j);
             j = next;
         }
         if (!whole) {
-            tp->first = j;
-            t->incs[j].context = 1;
-            settle(t, &t->incs[j]);
-            scatter(&t->incs[j], dst, k, written++);
-            t->incs[j].context = 0;
+            tp->first = (int32_t)j;
+            put(t, tp, &t->incs[j], 1, dst, k, written++, width);
             continue;
         }
         int64_t *slot = retired_slot(t, tp->hash, 1);
         if (slot) *slot = tp->n_incs;
         tp->live = 0;
-        tp->first = t->free_tuple;
+        tp->first = (int32_t)t->free_tuple;
         t->free_tuple = i;
         t->live--;
         n_whole++;
     }
     Py_END_ALLOW_THREADS
     free(plan);
-    if (!t->live) {
-        /* Empty (the capture ended): give the pools back before the rows are judged. */
-        free(t->incs); free(t->tuples);
-        t->incs = NULL; t->tuples = NULL;
-        t->cap_incs = t->cap_tuples = 0;
-        t->free_inc = t->free_tuple = -1;
-    }
+    give_back(t);
     if (n_whole && rebuild_index(t, t->live)) return PyErr_NoMemory();
-    return Py_BuildValue("(Ln)", (long long)k, (Py_ssize_t)0);
+    return Py_BuildValue("(LnL)", (long long)k, (Py_ssize_t)0, (long long)width);
 }
 
 /* ---- live: provisional records ------------------------------------------------------- */
@@ -1021,32 +1236,32 @@ static PyObject *track(PyObject *self, PyObject *args) {
 
 typedef struct { int64_t *at; int64_t n, cap; } Plan;
 
-static int plan_add(Plan *p, int64_t slot, int64_t context) {
-    if (p->n + 2 > p->cap) {
+static int plan_add(Plan *p, int64_t tuple, int64_t slot, int64_t context) {
+    if (p->n + 3 > p->cap) {
         int64_t cap = p->cap ? 2 * p->cap : 1024;
         int64_t *q = realloc(p->at, (size_t)cap * sizeof(int64_t));
         if (!q) return -1;
         p->at = q;
         p->cap = cap;
     }
+    p->at[p->n++] = tuple;
     p->at[p->n++] = slot;
     p->at[p->n++] = context;
     return 0;
 }
 
-/* peek(table) -> (records, bytes), in retire's format, without removing anything: for each
- * tuple that got segments since the last peek, the incarnations those segments can have
- * changed (see note_touched), as rows where their teardown is over, each with the neighbours
- * its verdicts read as context records (the one before it, held or the copy kept by retire,
- * and the one after it). Incarnations already handed out by retire are never rows here. */
+/* peek(table) -> (records, bytes, head width), in retire's format, without removing anything:
+ * for each tuple that got segments since the last peek, the incarnations those segments can
+ * have changed (see note_touched), as rows where their teardown is over, each with the
+ * neighbours its verdicts read as context records (the one before it, held or the copy kept by
+ * retire, and the one after it). Incarnations already handed out by retire are never rows here. */
 static PyObject *peek(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
     Table *t = table_of(cap);
     if (!t) return NULL;
-    size_t row = 0;
-    for (const Field *f = inc_fields; f->name; f++) row += field_bytes(f);
-    for (const Field *f = dir_fields; f->name; f++) row += 2 * field_bytes(f);
+    size_t row = row_bytes();
+    int64_t width = 8;
     Plan plan = {NULL, 0, 0};
     for (int64_t x = 0; x < t->n_touched; x++) {
         int64_t i = t->touched[x];
@@ -1058,9 +1273,13 @@ static PyObject *peek(PyObject *self, PyObject *args) {
         for (int64_t j = tp->first; j >= 0; j = t->incs[j].next) {
             const Inc *inc = &t->incs[j];
             int is_row = inc->index_in_tuple >= tp->peek_from && teardown_done(inc);
-            if (is_row && prev >= 0 && !prev_added && plan_add(&plan, prev, 1)) goto nomem;
+            if (is_row && prev >= 0 && !prev_added) {
+                if (plan_add(&plan, i, prev, 1)) goto nomem;
+                width = head_width(width, &t->incs[prev]);
+            }
             if (is_row || prev_row) {
-                if (plan_add(&plan, j, !is_row)) goto nomem;
+                if (plan_add(&plan, i, j, !is_row)) goto nomem;
+                width = head_width(width, inc);
                 prev_added = 1;
             } else {
                 prev_added = 0;
@@ -1070,20 +1289,16 @@ static PyObject *peek(PyObject *self, PyObject *args) {
         }
     }
     t->n_touched = 0;
-    int64_t k = plan.n / 2;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((size_t)k * row));
+    int64_t k = plan.n / 3;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((size_t)k * (row + 2 * (size_t)width)));
     if (!out) { free(plan.at); return NULL; }
     uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
     for (int64_t r = 0; r < k; r++) {
-        Inc *inc = &t->incs[plan.at[2 * r]];
-        int64_t was = inc->context;
-        inc->context = plan.at[2 * r + 1];
-        settle(t, inc);
-        scatter(inc, dst, k, r);
-        inc->context = was;
+        int64_t *at = &plan.at[3 * r];
+        put(t, &t->tuples[at[0]], &t->incs[at[1]], (int)at[2], dst, k, r, width);
     }
     free(plan.at);
-    return Py_BuildValue("(LN)", (long long)k, out);
+    return Py_BuildValue("(LNL)", (long long)k, out, (long long)width);
 nomem:
     free(plan.at);
     return PyErr_NoMemory();
@@ -1094,27 +1309,34 @@ static PyObject *stats(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
     Table *t = table_of(cap);
     if (!t) return NULL;
-    return Py_BuildValue("{s:L,s:L,s:L}", "live_tuples", (long long)t->live, "incarnation_slots",
-                         (long long)t->cap_incs, "bytes", (long long)(t->cap_incs * (int64_t)sizeof(Inc) +
-                         t->cap_tuples * (int64_t)sizeof(Tuple) + (t->index_mask + 1) * 8));
+    int64_t bytes = t->fresh_inc * (int64_t)sizeof(Inc) + t->cap_tuples * (int64_t)sizeof(Tuple) +
+                    (t->index_mask + 1) * (int64_t)sizeof(int32_t) + (int64_t)t->heads.fresh * HEAD_BYTES +
+                    (int64_t)t->gaps.fresh * (int64_t)sizeof(Gaps);
+    return Py_BuildValue("{s:L,s:L,s:L,s:L}", "live_tuples", (long long)t->live, "incarnation_slots",
+                         (long long)t->cap_incs, "incarnations_held", (long long)t->held, "bytes", (long long)bytes);
 }
 
 static PyObject *field_list(const Field *f) {
     PyObject *out = PyList_New(0);
     for (; out && f->name; f++) {
-        PyObject *item = Py_BuildValue("(snsi)", f->name, (Py_ssize_t)f->offset, f->kind, f->count);
+        PyObject *item = Py_BuildValue("(ssi)", f->name, f->kind, f->count);
         if (!item || PyList_Append(out, item)) { Py_XDECREF(item); Py_DECREF(out); return NULL; }
         Py_DECREF(item);
     }
     return out;
 }
 
-/* layout() -> (record size, incarnation fields, direction size, direction offset, direction fields) */
+/* layout() -> (incarnation fields, direction fields, head bytes, none): each field as (name,
+ * numpy kind, values per record or direction), in the order of the column blocks. */
 static PyObject *layout(PyObject *self, PyObject *args) {
     PyObject *inc = field_list(inc_fields), *dir = field_list(dir_fields);
     if (!inc || !dir) { Py_XDECREF(inc); Py_XDECREF(dir); return NULL; }
-    return Py_BuildValue("(nNnnNn)", (Py_ssize_t)sizeof(Inc), inc, (Py_ssize_t)sizeof(Dir),
-                         (Py_ssize_t)offsetof(Inc, d), dir, (Py_ssize_t)NONE);
+    return Py_BuildValue("(NNiL)", inc, dir, HEAD_BYTES, (long long)NONE);
+}
+
+/* held() -> (bytes of an incarnation held, bytes of a tuple): what one costs in the table. */
+static PyObject *held(PyObject *self, PyObject *args) {
+    return Py_BuildValue("(nn)", (Py_ssize_t)sizeof(Inc), (Py_ssize_t)sizeof(Tuple));
 }
 
 static PyMethodDef methods[] = {
@@ -1125,9 +1347,13 @@ static PyMethodDef methods[] = {
     {"track", track, METH_VARARGS, "Remember which tuples get segments, for peek."},
     {"peek", peek, METH_VARARGS, "Records of finished teardowns changed since the last peek, kept in the table."},
     {"layout", layout, METH_NOARGS, "The record layout, to build the numpy dtype."},
+    {"held", held, METH_NOARGS, "Bytes of an incarnation and of a tuple in the table."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_flows", "the flow table", -1, methods};
 
-PyMODINIT_FUNC PyInit__flows(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__flows(void) {
+    blank_init();
+    return PyModule_Create(&module);
+}
