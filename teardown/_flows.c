@@ -15,9 +15,10 @@
  *
  * Memory follows the incarnations held, so the record held (Inc) is kept small: what is rare
  * lives outside it (the first payload bytes, the gaps of capture loss: blocks taken when
- * needed), and its tuple's addresses live in the tuple. Records are handed out in another
- * shape, Row: what verdicts.py reads, in a layout numpy reads through the field tables below
- * (flows.py), so the two can never disagree.
+ * needed), its tuple's addresses live in the tuple, and a failed connection attempt that went
+ * quiet is frozen into a few words (freeze). Records are handed out in another shape, Row:
+ * what verdicts.py reads, in a layout numpy reads through the field tables below (flows.py),
+ * so the two can never disagree.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -34,6 +35,9 @@
 #define SYN 0x02
 #define RST 0x04
 #define ACK 0x10
+/* How long after a SYN sent once its first retry comes, in the stack that waits longest: 3 s
+ * (Windows' initial RTO; Linux and macOS wait 1 s, RFC 6298 §2.1). */
+#define FIRST_RETRY_S 3.0
 
 /* Sequence numbers [lo, hi) of a direction that the capture skipped: a segment came from beyond
  * them. `before_frame` reached up to lo, `after_frame` started at hi (frames around the gap). */
@@ -117,6 +121,17 @@ typedef struct {
     Dir d[2];
 } Inc;
 
+#define INC_WORDS (sizeof(Inc) / sizeof(uint64_t))
+#define MAP_WORDS ((INC_WORDS + 63) / 64)
+
+/* The incarnations of a quiet tuple, frozen (see freeze): per incarnation, a bitmap of the
+ * 64-bit words of its Inc that differ from a blank one, then those words, each as a varint of
+ * its difference to the one before (a lone SYN's frames, times and counts repeat). */
+typedef struct {
+    uint32_t n_incs, n_bytes;
+    uint8_t b[];
+} Frozen;
+
 typedef struct {
     uint64_t a_hi, a_lo, b_hi, b_lo, hash;
     uint32_t ctx;
@@ -126,10 +141,12 @@ typedef struct {
     int64_t uid, n_incs;
     int64_t peek_from; /* when touched: the first index_in_tuple the segments since may change */
     double last_ts;
+    Frozen *frozen;    /* its incarnations, when frozen (first, cur, prev are -1 then) */
     uint8_t live;
     uint8_t touched;      /* in Table.touched since the last peek (live) */
     uint8_t toward_noted; /* noted in Table.toward: bit d a segment toward endpoint d, bit 2+d an
                            * acknowledging segment from endpoint d */
+    uint8_t waiting;      /* in Table.waiting (see freeze_quiet) */
 } Tuple;
 
 /* An address segments were sent to (from any address: pair 0), or a host pair (pair 1: from
@@ -140,6 +157,12 @@ typedef struct {
     double first_ts;  /* first segment toward it */
     double acking_ts; /* pairs: first of them acknowledging something (not an RST, ack != 0) */
 } Addr;
+
+/* A tuple that began an attempt with a pure SYN, to look at again `at` (capture time). */
+typedef struct {
+    double at;
+    int64_t tuple, uid; /* its slot, and which tuple held the slot then */
+} Wait;
 
 /* Fixed-size blocks by number (0 is none), for what only some directions need. Blocks come
  * from a free list, else from the never-used tail: pages are touched only once used. */
@@ -168,8 +191,13 @@ typedef struct {
     int64_t next_uid;
     int64_t held;       /* incarnations in the pool */
     int64_t early_held; /* held before incarnations of going tuples are handed out early */
+    int64_t frozen_tuples, frozen_bytes;
     double idle_gap_s, closed_hold_s, open_hold_s;
     Blocks heads, gaps;
+    /* Tuples that may turn quiet, in the order they are due to be looked at (nearly: capture time
+     * runs nearly in order): a ring of cap_waiting entries from waiting_head. */
+    Wait *waiting;
+    int64_t waiting_head, n_waiting, cap_waiting;
     /* Live: tuples that got segments since the last peek (only once track() was called). */
     int tracking;
     int64_t *touched, n_touched, cap_touched;
@@ -202,7 +230,7 @@ static void dir_init(Dir *s) {
 }
 
 static void blank_init(void) {
-    memset(&BLANK, 0, sizeof BLANK);
+    memset(&BLANK, 0, sizeof BLANK); /* padding too: frozen records compare whole words */
     BLANK.pure_syn_frame = BLANK.synack_frame = NONE;
     BLANK.pure_syn_dir = BLANK.synack_dir = -1;
     BLANK.next = -1;
@@ -280,11 +308,14 @@ static void free_blocks(Blocks *b) {
     b->cap = b->fresh = b->free = b->used = 0;
 }
 
-/* A slot of the pool back on the free list, with the blocks its directions hold. */
-static void drop_inc(Table *t, int64_t j) {
-    for (int d = 0; d < 2; d++) {
-        give_block(&t->heads, t->incs[j].d[d].head);
-        give_block(&t->gaps, t->incs[j].d[d].gaps);
+/* A slot of the pool back on the free list; `release`: with the blocks its directions hold
+ * (not when those moved into a frozen record). */
+static void drop_inc(Table *t, int64_t j, int release) {
+    if (release) {
+        for (int d = 0; d < 2; d++) {
+            give_block(&t->heads, t->incs[j].d[d].head);
+            give_block(&t->gaps, t->incs[j].d[d].gaps);
+        }
     }
     t->incs[j].next = t->free_inc;
     t->free_inc = j;
@@ -737,10 +768,197 @@ static int note_touched(Table *t, Tuple *tp) {
     return 0;
 }
 
+/* ---- quiet attempts: frozen while they wait out their hold ------------------------------- */
+
+/* A connection attempt that failed or went unanswered: pure SYNs with one ISN from the first
+ * SYN's sender and RSTs of either side, nothing else (no SYN-ACK, ACK, data or FIN): a SYN
+ * flood's or a scan's probes, refused connects, connects given up. Such an incarnation is
+ * closed (done_by: an RST, or SYNs only), so its tuple is held closed_hold_s after its last
+ * segment; what can still come meanwhile is a retry of the SYN, an answer, or a new attempt. */
+static int quiet(const Inc *inc) {
+    if (inc->pure_syn_frame == NONE || inc->synack_frame != NONE) return 0;
+    const Dir *s = &inc->d[inc->pure_syn_dir], *r = &inc->d[1 - inc->pure_syn_dir];
+    return r->nonrst_packets == 0 && s->syn_copies == s->nonrst_packets && s->fin_frame == NONE;
+}
+
+/* When the next retry of a quiet attempt's SYN is due at the latest, counted from its tuple's
+ * last segment (at `last_ts`): FIRST_RETRY_S after a SYN sent once; after retries, twice the
+ * time they have taken so far (the RTO doubles at each retry, RFC 6298 §5.5, so the next wait
+ * is twice the last one, which is at most the whole span). Past it, the sender has stopped
+ * retrying (it gave up, or never retries: a flood, a scanner) or a retry went by the capture
+ * unseen. */
+static double retry_due(const Inc *inc, double last_ts) {
+    const Dir *s = &inc->d[inc->pure_syn_dir];
+    return last_ts + fmax(FIRST_RETRY_S, 2 * (s->last_ts - s->syn_ts));
+}
+
+/* A tuple whose incarnations are all quiet attempts (the current one's SYN retry past due: see
+ * freeze_quiet) is frozen: its records (~760 bytes each) become a few words (see freeze) until a
+ * segment comes on the tuple or its hold ends. Not while live tracking may peek at it, nor with
+ * a copy kept for context. */
+static int freezable(const Table *t, const Tuple *tp) {
+    if (tp->touched || tp->kept >= 0 || tp->cur < 0) return 0;
+    for (int64_t j = tp->first; j >= 0; j = t->incs[j].next)
+        if (!quiet(&t->incs[j])) return 0;
+    return 1;
+}
+
+static inline uint64_t word_of(const Inc *inc, size_t i) {
+    uint64_t w;
+    memcpy(&w, (const uint8_t *)inc + 8 * i, 8);
+    return w;
+}
+
+/* `v` as a LEB128 varint at `out` (when given); returns its length in bytes. */
+static inline int64_t put_varint(uint64_t v, uint8_t *out) {
+    int64_t n = 1;
+    for (; v >= 0x80; v >>= 7, n++)
+        if (out) *out++ = (uint8_t)(v | 0x80);
+    if (out) *out = (uint8_t)v;
+    return n;
+}
+
+static inline uint64_t get_varint(const uint8_t **at) {
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+        uint8_t b = *(*at)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+    }
+}
+
+/* One incarnation as the bitmap of its words that differ from BLANK, then each of those words
+ * as the zigzag varint of its difference to the one before (into `out` when given); returns
+ * how many bytes that takes. Its link in the pool is not kept. */
+static int64_t encode(const Inc *inc, uint8_t *out) {
+    Inc x = *inc;
+    x.next = BLANK.next;
+    x.context = BLANK.context;
+    uint64_t map[MAP_WORDS] = {0}, before = 0;
+    int64_t n = sizeof map;
+    for (size_t i = 0; i < INC_WORDS; i++) {
+        uint64_t w = word_of(&x, i);
+        if (w == word_of(&BLANK, i)) continue;
+        map[i / 64] |= UINT64_C(1) << (i % 64);
+        int64_t delta = (int64_t)(w - before);
+        n += put_varint(((uint64_t)delta << 1) ^ (uint64_t)(delta >> 63), out ? out + n : NULL);
+        before = w;
+    }
+    if (out) memcpy(out, map, sizeof map);
+    return n;
+}
+
+/* The incarnation `encode` wrote at `*at` into `inc`; moves `*at` past it. */
+static void decode(const uint8_t **at, Inc *inc) {
+    uint64_t map[MAP_WORDS], before = 0;
+    memcpy(map, *at, sizeof map);
+    *at += sizeof map;
+    *inc = BLANK;
+    for (size_t m = 0; m < MAP_WORDS; m++) {
+        for (uint64_t bits = map[m]; bits; bits &= bits - 1) {
+            uint64_t z = get_varint(at), w = before + ((z >> 1) ^ (0 - (z & 1)));
+            memcpy((uint8_t *)inc + 8 * (64 * m + (size_t)__builtin_ctzll(bits)), &w, 8);
+            before = w;
+        }
+    }
+}
+
+/* Freeze a tuple's incarnations: each record leaves the pool as what differs from a blank one
+ * (~130 bytes for a lone SYN); the blocks its directions hold go with it. Lossless: a segment
+ * on the tuple thaws them back exactly as they were (feed_one), and so does the end of their
+ * hold (retire), so no verdict can tell whether a tuple was frozen. -1: out of memory. */
+static int freeze(Table *t, Tuple *tp) {
+    int64_t n = 0, bytes = 0;
+    for (int64_t j = tp->first; j >= 0; j = t->incs[j].next) {
+        n++;
+        bytes += encode(&t->incs[j], NULL);
+    }
+    Frozen *f = malloc(sizeof(Frozen) + (size_t)bytes);
+    if (!f) return -1;
+    f->n_incs = (uint32_t)n;
+    f->n_bytes = (uint32_t)bytes;
+    uint8_t *at = f->b;
+    for (int64_t j = tp->first; j >= 0;) {
+        int64_t next = t->incs[j].next;
+        at += encode(&t->incs[j], at);
+        drop_inc(t, j, 0);
+        j = next;
+    }
+    tp->frozen = f;
+    tp->first = tp->cur = tp->prev = -1;
+    t->frozen_tuples++;
+    t->frozen_bytes += (int64_t)(sizeof(Frozen) + (size_t)bytes);
+    return 0;
+}
+
+/* A frozen tuple's incarnations back in the pool, in order, as they were. -1: out of memory. */
+static int thaw(Table *t, Tuple *tp) {
+    Frozen *f = tp->frozen;
+    const uint8_t *at = f->b;
+    for (uint32_t n = 0; n < f->n_incs; n++) {
+        int64_t i = new_inc(t);
+        if (i < 0) return -1;
+        decode(&at, &t->incs[i]);
+        if (tp->cur >= 0) t->incs[tp->cur].next = i;
+        else tp->first = (int32_t)i;
+        tp->prev = tp->cur;
+        tp->cur = (int32_t)i;
+    }
+    t->frozen_tuples--;
+    t->frozen_bytes -= (int64_t)(sizeof(Frozen) + f->n_bytes);
+    free(f);
+    tp->frozen = NULL;
+    return 0;
+}
+
+/* Look at tuple `i` again at capture time `at`. -1: out of memory. */
+static int wait_for(Table *t, int64_t i, double at) {
+    if (t->n_waiting == t->cap_waiting) {
+        int64_t cap = t->cap_waiting ? 2 * t->cap_waiting : 1024;
+        Wait *p = malloc((size_t)cap * sizeof(Wait));
+        if (!p) return -1;
+        for (int64_t x = 0; x < t->n_waiting; x++) p[x] = t->waiting[(t->waiting_head + x) % t->cap_waiting];
+        free(t->waiting);
+        t->waiting = p;
+        t->waiting_head = 0;
+        t->cap_waiting = cap;
+    }
+    t->waiting[(t->waiting_head + t->n_waiting++) % t->cap_waiting] = (Wait){at, i, t->tuples[i].uid};
+    t->tuples[i].waiting = 1;
+    return 0;
+}
+
+/* Freeze the tuples whose quiet attempt's SYN retry is past due at capture time `now`: each
+ * tuple that starts an attempt waits in Table.waiting until its first retry is due at the
+ * latest (FIRST_RETRY_S after its SYN); looked at then, it is frozen if its attempts are all
+ * quiet and the retry is past due, waits again if a retry came (the next is due later: see
+ * retry_due), and is let go if the attempt was answered. So what costs memory is the attempts
+ * of the last few seconds, however many millions there were before. -1: out of memory. */
+static int freeze_quiet(Table *t, double now) {
+    while (t->n_waiting && t->waiting[t->waiting_head].at < now) {
+        Wait w = t->waiting[t->waiting_head];
+        t->waiting_head = (t->waiting_head + 1) % t->cap_waiting;
+        t->n_waiting--;
+        Tuple *tp = &t->tuples[w.tuple];
+        if (!tp->live || tp->uid != w.uid) continue; /* retired since; the slot may hold another */
+        tp->waiting = 0;
+        if (tp->frozen || tp->cur < 0 || !quiet(&t->incs[tp->cur])) continue;
+        double due = retry_due(&t->incs[tp->cur], tp->last_ts);
+        if (due >= now || tp->touched) {
+            if (wait_for(t, w.tuple, fmax(due, now))) return -1;
+        } else if (freezable(t, tp) && freeze(t, tp)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int feed_one(Table *t, const Seg *g) {
+    if (t->n_waiting && t->waiting[t->waiting_head].at < g->ts && freeze_quiet(t, g->ts)) return -1;
     int d;
     Tuple *tp = find_tuple(t, g, &d);
     if (!tp) return -1;
+    if (tp->frozen && thaw(t, tp)) return -1;
     int pure_syn = (g->flags & (SYN | ACK)) == SYN;
     int start = tp->cur < 0;
     if (!start && pure_syn) {
@@ -777,6 +995,7 @@ static int feed_one(Table *t, const Seg *g) {
     if (inc->ip_version == 0) inc->ip_version = g->ip_version;
     if (add_segment(t, tp, inc, d, g)) return -1;
     tp->last_ts = g->ts;
+    if (!tp->waiting && quiet(inc) && wait_for(t, tp - t->tuples, g->ts + FIRST_RETRY_S)) return -1;
     return 0;
 }
 
@@ -987,8 +1206,10 @@ static void put(Table *t, const Tuple *tp, const Inc *inc, int context, uint8_t 
 static void table_free(PyObject *capsule) {
     Table *t = PyCapsule_GetPointer(capsule, "teardown.flow_table");
     if (!t) return;
+    for (int64_t i = 0; i < t->cap_tuples; i++)
+        if (t->tuples[i].live) free(t->tuples[i].frozen);
     free(t->tuples); free(t->incs); free(t->index); free(t->retired_key); free(t->retired_count);
-    free(t->touched); free(t->toward);
+    free(t->touched); free(t->toward); free(t->waiting);
     free_blocks(&t->heads);
     free_blocks(&t->gaps);
     free(t);
@@ -1069,10 +1290,14 @@ done:
 }
 
 /* A tuple may be forgotten once nothing can change its records: past the longest TIME_WAIT
- * and a new-incarnation gap after it closed, or past the keepalive horizon while open. */
+ * and a new-incarnation gap after it closed, or past the keepalive horizon while open. A
+ * frozen tuple holds quiet attempts only, which are closed. */
 static int done_by(const Table *t, const Tuple *tp, double now) {
-    const Inc *cur = &t->incs[tp->cur];
-    int closed = cur->closers_seen || syn_only(cur);
+    int closed = 1;
+    if (!tp->frozen) {
+        const Inc *cur = &t->incs[tp->cur];
+        closed = cur->closers_seen || syn_only(cur);
+    }
     return tp->last_ts + (closed ? t->closed_hold_s : t->open_hold_s) < now;
 }
 
@@ -1103,7 +1328,7 @@ static int64_t ready(Table *t, const Tuple *tp, double now, int early, int *whol
  * come in order, with their neighbours as context records (`context` set): the copy kept of the
  * last one handed out before, and the one after when the tuple goes on. The bytes hold one block
  * per field (see scatter), so numpy reads each field as a contiguous array; taking a slice at a
- * time keeps that copy small next to the table. */
+ * time keeps that copy small next to the table. Frozen tuples are thawed when their hold ends. */
 static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_t *dst, size_t room);
 
 static PyObject *retire(PyObject *self, PyObject *args) {
@@ -1126,7 +1351,8 @@ static int64_t tuple_head_width(const Table *t, const Tuple *tp, int64_t width) 
 }
 
 /* Give back the pools nothing is left in: all of them once the table is empty (the capture
- * ended: before the rows are judged). */
+ * ended: before the rows are judged), the incarnations' pool once every tuple left is frozen
+ * (a flood's probes after the flood), the blocks once none is in use. */
 static void give_back(Table *t) {
     if (!t->live) {
         free(t->tuples);
@@ -1155,10 +1381,17 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
     /* Hand out incarnations of tuples still going only when they crowd the table (each such
      * tuple also costs two context records), and before the pool must grow. */
     int early = t->held > t->early_held;
+    /* As the capture ends, the tuples in the pool go first: the pool is then given back before
+     * the frozen ones come back to it a slice at a time (see give_back). */
+    int frozen_last = isinf(now) && t->live > t->frozen_tuples;
     for (int64_t i = 0; i < t->cap_tuples && k < limit; i++) {
         Tuple *tp = &t->tuples[i];
         int whole;
         if (!tp->live) continue;
+        if (tp->frozen) {
+            if (frozen_last || !done_by(t, tp, now)) continue;
+            if (thaw(t, tp)) { free(plan); return PyErr_NoMemory(); }
+        }
         int64_t rows = ready(t, tp, now, early, &whole);
         if (!rows) continue;
         int64_t records = rows + (tp->kept >= 0) + !whole;
@@ -1183,7 +1416,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
         rows = whole ? -rows : rows;
         if (tp->kept >= 0) {
             put(t, tp, &t->incs[tp->kept], 1, dst, k, written++, width);
-            drop_inc(t, tp->kept);
+            drop_inc(t, tp->kept, 1);
             tp->kept = -1;
         }
         int64_t j = tp->first;
@@ -1191,7 +1424,7 @@ static PyObject *retire_into(PyObject *cap, double now, Py_ssize_t limit, uint8_
             int64_t next = t->incs[j].next;
             put(t, tp, &t->incs[j], 0, dst, k, written++, width);
             if (r == rows - 1 && !whole) { t->incs[j].next = -1; tp->kept = (int32_t)j; }
-            else drop_inc(t, j);
+            else drop_inc(t, j, 1);
             j = next;
         }
         if (!whole) {
@@ -1254,7 +1487,8 @@ static int plan_add(Plan *p, int64_t tuple, int64_t slot, int64_t context) {
  * for each tuple that got segments since the last peek, the incarnations those segments can
  * have changed (see note_touched), as rows where their teardown is over, each with the
  * neighbours its verdicts read as context records (the one before it, held or the copy kept by
- * retire, and the one after it). Incarnations already handed out by retire are never rows here. */
+ * retire, and the one after it). Incarnations already handed out by retire are never rows here.
+ * A touched tuple is never frozen (freezable), so its incarnations are all in the pool. */
 static PyObject *peek(PyObject *self, PyObject *args) {
     PyObject *cap;
     if (!PyArg_ParseTuple(args, "O", &cap)) return NULL;
@@ -1311,9 +1545,11 @@ static PyObject *stats(PyObject *self, PyObject *args) {
     if (!t) return NULL;
     int64_t bytes = t->fresh_inc * (int64_t)sizeof(Inc) + t->cap_tuples * (int64_t)sizeof(Tuple) +
                     (t->index_mask + 1) * (int64_t)sizeof(int32_t) + (int64_t)t->heads.fresh * HEAD_BYTES +
-                    (int64_t)t->gaps.fresh * (int64_t)sizeof(Gaps);
-    return Py_BuildValue("{s:L,s:L,s:L,s:L}", "live_tuples", (long long)t->live, "incarnation_slots",
-                         (long long)t->cap_incs, "incarnations_held", (long long)t->held, "bytes", (long long)bytes);
+                    (int64_t)t->gaps.fresh * (int64_t)sizeof(Gaps) + t->frozen_bytes;
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L}", "live_tuples", (long long)t->live, "incarnation_slots",
+                         (long long)t->cap_incs, "incarnations_held", (long long)t->held, "frozen_tuples",
+                         (long long)t->frozen_tuples, "frozen_bytes", (long long)t->frozen_bytes, "bytes",
+                         (long long)bytes);
 }
 
 static PyObject *field_list(const Field *f) {

@@ -4,8 +4,11 @@ Segments go into the flow table (flows.py) in capture order; after each batch, t
 incarnations that nothing can change any more are taken out and judged (verdicts.py). A tuple
 is done once it has been idle past the longest TIME_WAIT plus a new-incarnation gap after it
 closed, or past the keepalive horizon while open; a tuple reused over and over gives up its
-older incarnations before that, when the table is crowded. So memory follows the connections
-alive at once, not the capture's size, and feeding a capture in any pieces gives the same rows.
+older incarnations before that, when the table is crowded. A failed connection attempt (a
+scan's or a flood's SYN, a refused connect) is held as long, but frozen into a few words once
+its SYN's next retry is past due (docs/rules.md "Vocabulary", how long an incarnation is held).
+So memory follows the connections alive at once, not the capture's size, and feeding a capture
+in any pieces gives the same rows.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Engine:
         self.options = options
         self.contexts = Contexts() if contexts is None else contexts  # the carriers the packets' ctx number
         gap = options.longest_time_wait_s  # a new incarnation may follow an idle gap of 2*MSL
+        # Held past a close: the TIME_WAIT, then the gap after which a new SYN is a new incarnation.
         self.table = FlowTable(idle_gap_s=gap, closed_hold_s=2 * gap, open_hold_s=OPEN_IDLE_S)
 
     def feed(self, packets: Packets, data: npt.NDArray[np.uint8], now: float | None = None) -> Iterator[Columns]:

@@ -4,6 +4,8 @@ The flow table (`_flows.c`) keeps one record per incarnation and updates it segm
 in capture order: unwrapped sequence numbers, the first SYN, FIN and RST of each direction,
 the ACK of the peer's FIN, the state an RST met, and so on. Records are handed out once nothing
 can change them any more (`retire`), so memory follows the connections alive, not the capture.
+A failed connection attempt (a scan's or a flood's SYNs, a refused connect) that has stopped
+retrying waits out its hold frozen into a few words, so a million of them fit in memory.
 
 A record's facts are per canonical direction: `rec["packets"][:, 0]` is what endpoint A (the
 smaller address and port) sent, `rec["packets"][:, 1]` what B sent. Roles and verdicts come
@@ -72,7 +74,9 @@ class FlowTable:
         self._buffer = np.empty(RETIRE_SLICE * (ROW_BYTES + 2 * HEAD_BYTES) * 5 // 4, np.uint8)
 
     def feed(self, p: Packets, data: npt.NDArray[np.uint8]) -> None:
-        """Add segments (in capture order); `data` is the batch the payload offsets point into."""
+        """Add segments (in capture order); `data` is the batch the payload offsets point into.
+        On the way, failed connection attempts whose SYN's next retry is past due are frozen
+        (losslessly: a later segment on their tuple, or the end of their hold, thaws them)."""
         _flows.feed(self._table, data, p.frame, p.ts, p.ctx, p.ip_version, p.src_hi, p.src_lo, p.dst_hi,
                     p.dst_lo, p.sport, p.dport, p.seq, p.ack, p.flags, p.window, p.payload, p.tsval, p.wscale,
                     p.payload_at, p.payload_captured)
@@ -106,6 +110,6 @@ class FlowTable:
 
     def stats(self) -> dict[str, int]:
         """What the table holds: live_tuples, incarnation_slots (the pool's size),
-        incarnations_held (in the pool), and bytes in all."""
+        incarnations_held (in the pool), frozen_tuples and frozen_bytes, and bytes in all."""
         out: dict[str, int] = _flows.stats(self._table)
         return out
