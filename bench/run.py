@@ -100,6 +100,8 @@ def make_peers(capture: str, python: str, teardown: list[str], limit: dict[str, 
              "`teardown analyze -o x.parquet` (per-connection table)"),
         Peer("teardown-html", [*teardown, "analyze", capture, "-o", f"{tmp}/report.html"],
              "`teardown analyze -o report.html` (the incident report; reads the capture again for ladders)"),
+        Peer("teardown-one-process", [*teardown, "analyze", capture, "--workers", "0"],
+             "`teardown analyze --workers 0`: always this process, whatever the default would choose"),
         Peer("teardown-fast", [*teardown, "analyze", capture, "--reader", "fast"],
              "`teardown analyze --reader fast` (the default `auto` is this plus a hand-off of what it cannot decode)"),
         Peer("teardown-scapy", [python, str(PEERS / "teardown_reader.py"), capture, "--reader", "scapy"],
@@ -240,12 +242,13 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python peers (default: this one)")
     ap.add_argument("--teardown", help="teardown command (default: beside --python, then PATH)")
     ap.add_argument("--only", help="comma-separated subset: teardown,teardown-quiet,teardown-csv,teardown-parquet,"
-                    "teardown-html,teardown-fast,"
+                    "teardown-html,teardown-one-process,teardown-fast,"
                     "teardown-scapy,teardown-pyshark,tshark,tcptrace,dpkt,scapy,pyshark")
     ap.add_argument("--repeat", type=int, default=1, help="K rounds of every peer in turn; the median run is reported")
     ap.add_argument("--ten-times", type=Path, metavar="CAPTURE",
-                    help="also time `teardown` and `teardown -o flows.csv` on this capture (bench/repeat_capture.py "
-                         "CAPTURE 10): their rows say whether time and memory grow with the capture")
+                    help="also time `teardown`, `teardown -o flows.csv` and `teardown --workers 0` on this capture "
+                         "(bench/repeat_capture.py CAPTURE 10): their rows say whether time and memory grow with the "
+                         "capture, and whether the default's choice of a cluster or one process pays")
     ap.add_argument("--limit", type=int, help="records read by slow peers (scapy, pyshark); 0 = whole file "
                     f"(default {SLOW_DEFAULT_LIMIT})")
     ap.add_argument("--timeout", type=float, default=1800, help="per run, seconds")
@@ -269,7 +272,7 @@ def main() -> int:
             big_records = count_records(str(big))
             peers += [Peer(f"{p.name} (10×)", [str(big) if a == str(capture) else a for a in p.base],
                            f"{p.what}, on `{big.name}` ({big_records:,} packets)", records=big_records)
-                      for p in peers if p.name in ("teardown", "teardown-csv")]
+                      for p in peers if p.name in ("teardown", "teardown-csv", "teardown-one-process")]
 
         print(f"{capture}: {records:,} packets", file=sys.stderr)
         # In turn, round after round (A B C A B C ...): a machine whose speed drifts slows every
