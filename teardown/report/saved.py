@@ -25,37 +25,53 @@ if TYPE_CHECKING:
 
 METADATA_KEY = b"teardown.report"
 # Of the JSON under METADATA_KEY. 2: a reusing flow's ladder names the old incarnation's
-# instead of carrying a copy of its segments, which a reader of version 1 would draw without
-# the old connection's end; so 1 refuses version 2 files, and this reader reads both.
+# instead of carrying a copy of its segments, and the host-level tables are Arrow IPC streams
+# (zstd) under keys of their own: as JSON, a million-flow capture's tables made 214 MB of
+# footer, past what Parquet readers accept (pandas refused the file). 1 refuses version 2
+# files; this reader reads both.
 VERSION = 2
 READS = (1, 2)
+TABLE_KEY = "teardown.table.{}"
 PARQUET_MAGIC = b"PAR1"
 HOW_TO_WRITE = "write one with `teardown analyze CAPTURE -o NAME.parquet`"
 
 
 def write_parquet(data: ReportData, path: str) -> None:
-    """The per-flow table as Parquet, with the report's facts and ladders in its metadata."""
+    """The per-flow table as Parquet, with the report's facts, tables and ladders in its metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(data.flows, preserve_index=False)
-    extra = {"version": VERSION, "facts": data.facts.to_json(),
-             "tables": {name: _columns(t) for name, t in data.tables.items()},
+    extra = {"version": VERSION, "facts": data.facts.to_json(), "tables": sorted(data.tables),
              "series": {host: list(steps) for host, steps in data.series.items()},
              "ladders": pack(data.ladders)}
     metadata = dict(table.schema.metadata or {})
     metadata[METADATA_KEY] = json.dumps(extra, separators=(",", ":"), allow_nan=False).encode()
+    for name, frame in data.tables.items():
+        metadata[TABLE_KEY.format(name).encode()] = _ipc(pa.Table.from_pandas(frame, preserve_index=False))
     with whole_file(path) as fh:
         pq.write_table(table.replace_schema_metadata(metadata), fh)
 
 
-def _columns(table: pd.DataFrame) -> dict[str, list[Any]]:
-    """A table as JSON-ready lists, None where empty."""
-    return {str(k): v for k, v in table.astype(object).where(table.notna(), None).to_dict("list").items()}
+def _ipc(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _from_ipc(raw: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+
+    frame: pd.DataFrame = pa.ipc.open_stream(raw).read_all().to_pandas()
+    return frame
 
 
 def _table(name: str, columns: dict[str, list[Any]]) -> pd.DataFrame:
-    """Inverse of `_columns`, with the schema's dtypes for table `name`."""
+    """A table of a version 1 file, saved as JSON columns (None where empty), with the
+    schema's dtypes for table `name`."""
     import pandas as pd
 
     data: dict[str, Any] = {}
@@ -107,7 +123,12 @@ def _data(path: str, table: Any, raw: bytes) -> ReportData:
             raise _refuse(path, f"report data of version {extra.get('version')}, this teardown reads "
                                 f"version {VERSION}; write it again with this teardown")
         facts = Facts.from_json(extra["facts"])
-        tables = {name: _table(name, extra["tables"][name]) for name in HOST_TABLES if name in extra["tables"]}
+        if extra["version"] == 1:  # the tables as JSON columns
+            tables = {name: _table(name, extra["tables"][name]) for name in HOST_TABLES if name in extra["tables"]}
+        else:
+            metadata = table.schema.metadata
+            tables = {name: _from_ipc(metadata[TABLE_KEY.format(name).encode()])
+                      for name in HOST_TABLES if name in extra["tables"]}
         series = {str(h): (list(ts), list(n)) for h, (ts, n) in extra["series"].items()}
         ladders = unpack(extra["ladders"])
     except (ValueError, KeyError, TypeError, AttributeError) as e:
