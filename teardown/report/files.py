@@ -8,6 +8,7 @@ asked for only once complete, so an interrupted run never leaves half a table.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -118,7 +119,7 @@ def _json_rows(table: pa.Table, end: str) -> Iterator[memoryview]:
     text = pa.large_string()
     parts: list[pa.Array | pa.Scalar] = []
     for i, field in enumerate(table.schema):
-        parts.append(pa.scalar(("{" if i == 0 else ",") + _json_string(field.name) + ":", text))
+        parts.append(pa.scalar(("{" if i == 0 else ",") + json.dumps(field.name) + ":", text))
         parts.append(_json_values(table.column(i)))
     parts.append(pa.scalar("}" + end, text))
     if table.num_rows == 0:
@@ -172,12 +173,6 @@ def _json_texts(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
             escaped = pc.replace_substring(escaped, char, escape)
     quote = pa.scalar('"', text)
     return pc.binary_join_element_wise(quote, escaped, quote, pa.scalar("", text))
-
-
-def _json_string(s: str) -> str:
-    import json
-
-    return json.dumps(s)
 
 
 def _plain_text(table: pa.Table) -> pa.Table:
