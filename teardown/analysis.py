@@ -283,13 +283,14 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     summary = CaptureSummary(bytes_total=sum(_size(p) for p in paths), reader=options.reader.value)
     contexts = Contexts()  # tunnels, numbered alike in every file of the run
     decoder = frame_decoder(options.reader, contexts)
-    capture = _Capture(Engine(options, contexts))
+    aside = (os.cpu_count() or 1) > 1  # judge on a second core while this one reads and feeds
+    capture = _Capture(Engine(options, contexts, aside))
     parts: list[Columns] = []
     last_ts: float | None = None
     for first_ts, _, path_ in ordered:
         if last_ts is not None and first_ts is not None and first_ts < last_ts - ROTATION_SLACK_S:
             parts += [capture.tag(p) for p in capture.engine.finish()]
-            capture = _Capture(Engine(options, contexts), capture.index + 1)
+            capture = _Capture(Engine(options, contexts, aside), capture.index + 1)
             summary.continuous = False
         parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoder, contexts)]
         last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts

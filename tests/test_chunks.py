@@ -100,3 +100,21 @@ def test_tiny_retire_slices_give_the_same_flows(name: str, monkeypatch: pytest.M
     monkeypatch.setattr(flows, "RETIRE_SLICE", 1)
     monkeypatch.setattr(flows, "EARLY_HELD", 0)
     assert whole.equals(teardown.analyze(capture, chunk_bytes=4096).flows)
+
+
+@pytest.mark.parametrize("name", ["many_reuse.pcap", "tw_assassination.pcap", "syn_scan.pcap"])
+def test_judging_on_a_second_thread_gives_the_same_flows(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two cores each slice is judged on a thread of its own while the next batch is fed
+    (engine.py, judge_aside). One incarnation per slice keeps many slices in flight, each
+    handed out through the one buffer the next slice overwrites: rows must equal one core's."""
+    import os
+
+    from teardown import flows
+
+    capture = str(CAPTURES / name)
+    monkeypatch.setattr(flows, "RETIRE_SLICE", 1)
+    monkeypatch.setattr(flows, "EARLY_HELD", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    inline = teardown.analyze(capture, chunk_bytes=4096).flows
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert inline.equals(teardown.analyze(capture, chunk_bytes=4096).flows)
