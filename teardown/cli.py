@@ -302,13 +302,13 @@ def present(result: Analysis, names: list[str]) -> list[str]:
 
 # When a local Dask cluster beats one process, from bench/scale.py's runs (README "Many files,
 # big files"): a cluster of n workers takes CLUSTER_START_S + (serial + parallel / n) seconds per
-# GB, one process ONE_PROCESS_S_PER_GB. The serial part (the driver's combining and judging, and
-# shipping every segment between processes) is most of it, so few cores never pay. The figures
-# are the worse of the two measured sets: the model errs towards one process.
+# GB, one process ONE_PROCESS_S_PER_GB (it judges on a second core meanwhile: engine.py). Each
+# figure is the one of the two measured sets that favours one process, so the model errs
+# towards it: on 2 cores a cluster never pays, on 4 from about 1.6 GB.
 CLUSTER_START_S = 2.0
-CLUSTER_SERIAL_S_PER_GB = 12.6
-CLUSTER_PARALLEL_S_PER_GB = 6.8
-ONE_PROCESS_S_PER_GB = 14.6
+CLUSTER_SERIAL_S_PER_GB = 2.1
+CLUSTER_PARALLEL_S_PER_GB = 11.2
+ONE_PROCESS_S_PER_GB = 6.8
 CLUSTER_MARGIN = 1.1  # the cluster must win by 10 %: a default never runs slower than one process
 CLUSTER_FROM_BYTES = 256 << 20  # below this the cluster's start alone outweighs any gain
 SEGMENT_BYTES_PER_CAPTURE_BYTE = 1.2  # measured: 110 bytes held per segment of ~96 bytes on disk
