@@ -53,10 +53,10 @@ class Engine:
         """
         for records in self.records(packets, data, now):
             yield from self._judge(records)
-        while len(self._judging) > 1:  # the newest slice is judged while the next batch is fed
-            yield self._judging.popleft().result()
 
     def _judge(self, records: Records) -> Iterator[Columns]:
+        """The rows of `records`, or, judging aside, of the slice before: one slice at most is
+        judged while the next is handed out and fed, so the copies never pile up."""
         if self._aside is None:
             yield judge(records, self.options, self.contexts.points)
             return
@@ -64,6 +64,8 @@ class Engine:
         # entries meanwhile: the thread gets copies of both.
         copied = {name: values.copy() for name, values in records.items()}
         self._judging.append(self._aside.submit(judge, copied, self.options, dict(self.contexts.points)))
+        while len(self._judging) > 1:
+            yield self._judging.popleft().result()
 
     def records(self, packets: Packets, data: npt.NDArray[np.uint8], now: float | None = None) -> Iterator[Records]:
         """`feed`, giving the incarnation records instead of judging them (valid until the next)."""
