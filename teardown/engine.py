@@ -35,7 +35,7 @@ class Engine:
     def __init__(self, options: Options, contexts: Contexts | None = None, judge_aside: bool = False) -> None:
         """`judge_aside`: judge each slice of records on a thread of its own while this one reads
         and feeds the next batch. The flow table's C steps and numpy's loops release the GIL, so
-        two cores overlap them (the 10 M-packet benchmark: 9.6 s -> 6.3 s); rows then come out
+        two cores overlap them (the 10 M-packet benchmark, --quiet: 9.6 s -> 6.3 s); rows come out
         one slice later, which suits a file read to its end, not a live view."""
         self.options = options
         self.contexts = Contexts() if contexts is None else contexts  # the carriers the packets' ctx number
