@@ -66,9 +66,7 @@ s_loss() {   # s_loss s2c|c2s STEM
     obs client_tw $CLI "${SS_TW[@]}"; obs server_tw $SRV "${SS_TW[@]}"
     both_nstat
     "$PYTHON" "$HERE/edge_truth.py" loss "$dir" "$orig" "$OUT/$stem.pcap" "$OUT/$stem.truth.json" "$SYNC" "$KERNEL"
-    chown --reference="$OUT" "$OUT/$stem.pcap" "$OUT/$stem.truth.json"
-    chmod 644 "$OUT/$stem.pcap" "$OUT/$stem.truth.json"
-    log "   -> $stem.pcap $(stat -c %s "$OUT/$stem.pcap") bytes"
+    publish "$OUT/$stem.pcap" "$OUT/$stem.truth.json"
 }
 s_loss_server_to_client() { s_loss s2c loss_server_to_client; }
 s_loss_client_to_server() { s_loss c2s loss_client_to_server; }
@@ -104,8 +102,7 @@ s_handshake_gave_up() {
     touch "$SYNC/stop"; server_wait
     cap_stop "$CAPPID"
     "$PYTHON" "$HERE/edge_truth.py" handshake_gave_up "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json" "$SYNC" "$KERNEL"
-    chown --reference="$OUT" "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json"; chmod 644 "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json"
-    log "   -> $STEM.pcap $(stat -c %s "$OUT/$STEM.pcap") bytes"
+    publish "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json"
 }
 
 RESET_PORT=47100
@@ -123,14 +120,10 @@ s_handshake_reset() {
     touch "$SYNC/stop"; server_wait
     cap_stop "$CAPPID"
     "$PYTHON" "$HERE/edge_truth.py" handshake_reset "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json" "$SYNC" "$KERNEL"
-    chown --reference="$OUT" "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json"; chmod 644 "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json"
-    log "   -> $STEM.pcap $(stat -c %s "$OUT/$STEM.pcap") bytes"
+    publish "$OUT/$STEM.pcap" "$OUT/$STEM.truth.json"
 }
 
 ALL=(loss_server_to_client loss_client_to_server handshake_gave_up handshake_reset)
-if [ $# -gt 0 ]; then SEL=("$@"); else SEL=("${ALL[@]}"); fi
-for s in "${SEL[@]}"; do
-    "s_$s"
-done
+run_samples "$@"
 ns_del_all
 log "done; kernel $KERNEL"

@@ -34,9 +34,7 @@ topo_veth() {   # topo_veth CLIENT-IP SERVER-IP
 
 finish() {   # finish STEM : write the truth file
     "$PYTHON" "$HERE/kernel_encap_truth.py" "$1" "$OUT/$1.pcap" "$OUT/$1.truth.json" "$SYNC" "$KERNEL"
-    chown --reference="$OUT" "$OUT/$1.pcap" "$OUT/$1.truth.json"
-    chmod 644 "$OUT/$1.pcap" "$OUT/$1.truth.json"
-    log "   -> $1.pcap $(stat -c %s "$OUT/$1.pcap") bytes"
+    publish "$OUT/$1.pcap" "$OUT/$1.truth.json"
 }
 
 
@@ -80,9 +78,6 @@ s_nflog() {
 }
 
 ALL=(vxlan_kernel nflog)
-if [ $# -gt 0 ]; then SEL=("$@"); else SEL=("${ALL[@]}"); fi
-for s in "${SEL[@]}"; do
-    "s_$s"
-done
+run_samples "$@"
 ns_del_all
 log "done; kernel $KERNEL"

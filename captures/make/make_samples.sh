@@ -97,8 +97,7 @@ dumpcap_start() {   # dumpcap_start NS OUTFILE DUMPCAP-ARGS... ; sets CAPPID
 
 finish() {   # finish STEM FILE : write the truth file
     "$PYTHON" "$HERE/truth.py" "$1" "$2" "$OUT/$1.truth.json" "$SYNC" "$KERNEL"
-    chown --reference="$OUT" "$2" "$OUT/$1.truth.json"; chmod 644 "$2" "$OUT/$1.truth.json"
-    log "   -> $(basename "$2") $(stat -c %s "$2") bytes"
+    publish "$2" "$OUT/$1.truth.json"
 }
 
 
@@ -432,9 +431,6 @@ ALL=(client_first_close server_first_close linger_abort simultaneous_close half_
      lost_final_ack tw_assassination reuse_in_time_wait refused ipv6_client_first
      two_interfaces vlan cooked_sll midstream unanswered many_reuse truncated_snaplen
      linger_abort_server one_sided repeated_syn syn_scan)
-if [ $# -gt 0 ]; then SEL=("$@"); else SEL=("${ALL[@]}"); fi
-for s in "${SEL[@]}"; do
-    "s_$s"
-done
+run_samples "$@"
 reset_topo
 log "done; kernel $KERNEL"

@@ -105,4 +105,15 @@ obs() {   # obs NAME NS CMD... : record a kernel observation (e.g. ss) for the t
     { echo "# ip netns exec $ns $*"; nsx "$ns" "$@"; } >"$SYNC/obs_$name.txt" 2>&1 || true
 }
 
+publish() {   # publish FILE... : outputs made as root, given to $OUT's owner and readable by all; the first logged
+    chown --reference="$OUT" "$@"; chmod 644 "$@"
+    log "   -> $(basename "$1") $(stat -c %s "$1") bytes"
+}
+
+run_samples() {   # run_samples NAME... : s_NAME for each one named, or for every one in ALL when none is
+    local s sel=("$@")
+    [ ${#sel[@]} -gt 0 ] || sel=("${ALL[@]}")
+    for s in "${sel[@]}"; do "s_$s"; done
+}
+
 SS_TW=(ss -tanoH state time-wait)
