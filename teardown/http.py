@@ -45,7 +45,7 @@ def _header_says(head: npt.NDArray[np.bytes_], end: npt.NDArray[np.int64], value
     return found
 
 
-# What one side's first message says, as small codes (combined in `close_causes`).
+# What one side's first message says, as small codes (combined in `close_cause_codes`).
 NOTHING, HTTP10, CLOSE, HTTP = 0, 1, 2, 3  # not HTTP/1.x; 1.0 without keep-alive; Connection: close; neither
 
 
@@ -123,14 +123,8 @@ def close_cause_codes(client_heads: Objects, server_heads: Objects) -> npt.NDArr
     return out
 
 
-def close_causes(client_heads: Objects, server_heads: Objects) -> Objects:
-    """`close_cause_codes` as the causes' values."""
-    values = np.array([c.value for c in CAUSES], object)
-    return values[close_cause_codes(client_heads, server_heads)]
-
-
 def close_cause(client_head: bytes | None, server_head: bytes | None) -> CloseCause:
-    """`close_causes` for one connection."""
+    """`close_cause_codes` for one connection, as the cause."""
     heads = np.empty(1, object), np.empty(1, object)
     heads[0][0], heads[1][0] = client_head, server_head
-    return CloseCause(close_causes(*heads)[0])
+    return CAUSES[int(close_cause_codes(*heads)[0])]

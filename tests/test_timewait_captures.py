@@ -18,7 +18,7 @@ import pytest
 
 import teardown
 from teardown.schema import FindingKind, Severity
-from teardown.http import close_causes
+from teardown.http import CAUSES, close_cause_codes
 
 from .conftest import CAPTURES
 
@@ -178,12 +178,13 @@ def first_payloads(path: Path) -> dict[tuple[str, int, str, int], list[bytes | N
 
 def test_mixed_servers_payload_heads_name_each_cause() -> None:
     """Independent of the flow engine: the first payload of each direction in the 128-byte
-    snaplen capture holds the whole HTTP head, and `close_causes` names the cause each
+    snaplen capture holds the whole HTTP head, and `close_cause_codes` names the cause each
     server's construction guarantees."""
     _, truth = sample("tw_mixed_servers")
     heads = first_payloads(CAPTURES / truth["capture"])
     keys = list(heads)
-    causes = close_causes(np.array([heads[k][0] for k in keys], object), np.array([heads[k][1] for k in keys], object))
+    causes = [CAUSES[c] for c in close_cause_codes(np.array([heads[k][0] for k in keys], object),
+                                                   np.array([heads[k][1] for k in keys], object))]
     found = Counter((f"{k[2]}:{k[3]}", cause) for k, cause in zip(keys, causes))
     for name, want in truth["host_views"]["servers"].items():
         if want["cause"] is not None:
