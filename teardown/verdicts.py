@@ -615,13 +615,12 @@ def where_prefix(ctx: int) -> str:
     return "" if ctx == 0 else f"vlan{ctx}/" if ctx < TUNNEL_CTX_BASE else f"c{ctx - TUNNEL_CTX_BASE + 1}/"
 
 
-def _heads(s: Sides, side: int) -> npt.NDArray[np.bytes_]:
-    """The first payload bytes each side sent, as fixed-width bytes (b"" where it sent none):
-    no Python object per flow, and only as wide as the longest head in these rows."""
-    direction = s.client_dir if side == CLIENT else 1 - s.client_dir
-    rows = np.arange(len(direction))
+def _heads(s: Sides, side: int, rows: I64) -> npt.NDArray[np.bytes_]:
+    """The first payload bytes each side sent in `rows`, as fixed-width bytes (b"" where it sent
+    none): no Python object per flow, and only as wide as the longest head in these rows."""
+    direction = (s.client_dir if side == CLIENT else 1 - s.client_dir)[rows]
     longest = int(s.rec["head_len"][rows, direction].max(initial=0))
-    width = max(-(-longest // 8) * 8, 8)  # whole 64-bit words: the host views hash heads word by word
+    width = max(-(-longest // 8) * 8, 8)  # whole 64-bit words: http.py hashes heads word by word
     heads = np.ascontiguousarray(s.rec["head"][rows, direction, :width])
     lens = s.rec["head_len"][rows, direction]
     heads[np.arange(width)[None, :] >= lens[:, None]] = 0  # the record's bytes past head_len are stale
@@ -635,7 +634,7 @@ def _server_close_causes(s: Sides, c: Closes) -> npt.NDArray[np.int8]:
     out = np.full(len(c.closer), NO_CAUSE, np.int8)
     rows = np.flatnonzero(np.isin(c.close_kind, [FIN_K, FIN_THEN_RST_K]) & (c.closer == SERVER))
     if len(rows):
-        out[rows] = close_cause_codes(_heads(s, CLIENT)[rows], _heads(s, SERVER)[rows])
+        out[rows] = close_cause_codes(_heads(s, CLIENT, rows), _heads(s, SERVER, rows))
     return out
 
 
