@@ -87,27 +87,100 @@ def _array(c: Column, values: npt.NDArray[Any]) -> pa.Array:
     if not isinstance(c.dtype, str):
         return _enum_array(c.dtype, values)
     if c.dtype == "string":
-        return pa.array(values, pa.large_string())
+        return _texts(values)
     if c.dtype == "boolean":
-        return pa.array(values, pa.bool_(), from_pandas=True)  # None: empty
+        if values.dtype == object:  # None: empty
+            empty = _missing(values)
+            return _numbers(np.where(empty, False, values).astype(bool), empty)
+        return _numbers(np.asarray(values, bool))
     if c.dtype == "Float64":
-        return pa.array(np.asarray(values, np.float64), pa.float64(), from_pandas=True)  # NaN: empty
+        values = np.asarray(values, np.float64)
+        return _numbers(values, np.isnan(values))  # NaN: empty
     if values.dtype.kind == "f":  # Int64 held as float so that NaN can say "empty"
         empty = np.isnan(values)
-        return pa.array(np.where(empty, 0, values).astype(np.int64), pa.int64(), mask=empty)
-    if values.dtype == object:
-        return pc.cast(pa.array(values, from_pandas=True), pa.int64())
-    return pa.array(np.asarray(values, np.int64), pa.int64())
+        return _numbers(np.where(empty, 0, values).astype(np.int64), empty)
+    if values.dtype == object:  # None: empty
+        empty = _missing(values)
+        return _numbers(np.where(empty, 0, values).astype(np.int64), empty)
+    return pc.cast(_numbers(values), pa.int64()) if values.dtype != np.int64 else _numbers(values)
+
+
+def _missing(values: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
+    """None or NaN: the values an object column leaves empty."""
+    empty: npt.NDArray[np.bool_] = (values == None) | (values != values)  # noqa: E711 (elementwise)
+    return empty
+
+
+# Arrays are made from their buffers, never by pyarrow.array: on numpy arrays and Python values
+# alike that imports pandas (to recognise its types), 0.2 to 0.4 s of a run that writes a file.
+
+def _numbers(values: npt.NDArray[Any], empty: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+    """A numpy array of numbers or booleans as Arrow (no copy but for booleans, which Arrow packs
+    into bits); `empty`: which values are null."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    n = len(values)
+    if values.dtype == np.bool_:
+        kind, data = pa.bool_(), np.packbits(values, bitorder="little")
+    else:
+        kind, data = pa.from_numpy_dtype(values.dtype), values
+    validity = None if empty is None or not empty.any() else pa.py_buffer(np.packbits(~empty, bitorder="little"))
+    return pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(data)])
+
+
+def _texts(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
+    """Texts (None: empty) as an Arrow large_string array. An object array is encoded once per
+    distinct object in it and the rest taken by index: the columns that hold texts repeat a few
+    objects (an enum's values, a host's address) over many rows."""
+    import pyarrow as pa
+
+    if isinstance(values, np.ndarray) and len(values) > 64:
+        distinct, codes = _distinct_objects(values)
+        return _texts(distinct).take(_numbers(codes))
+    encoded = [b"" if v is None else str(v).encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    empty = np.array([v is None for v in values], bool)
+    validity = pa.py_buffer(np.packbits(~empty, bitorder="little")) if empty.any() else None
+    return pa.Array.from_buffers(pa.large_string(), len(encoded),
+                                 [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def text_scalar(value: str | None) -> pa.Scalar:
+    """One text (None: empty) as an Arrow large_string scalar, for the string kernels."""
+    return _texts([value])[0]
+
+
+def number_scalar(value: float) -> pa.Scalar:
+    """One number as an Arrow scalar (float64 or int64), for the compute kernels."""
+    return _numbers(np.asarray([value]))[0]
+
+
+def _distinct_objects(values: npt.NDArray[np.object_]) -> tuple[list[Any], npt.NDArray[np.int32]]:
+    """The distinct objects of an object array (by identity, then by value: equal texts made
+    apart count once) and each row's index among them. An object array's buffer is the objects'
+    addresses, so numpy finds the distinct ones without a Python step per row."""
+    objects: Any = np.ascontiguousarray(values)  # typed as no buffer, but numpy gives one
+    address = np.frombuffer(memoryview(objects).cast("B"), np.uintp)
+    _, first, inverse = np.unique(address, return_index=True, return_inverse=True)
+    by_value: dict[Any, int] = {}
+    same = np.array([by_value.setdefault(v, len(by_value)) for v in values[first].tolist()], np.int32)
+    return list(by_value), same[inverse]
 
 
 def _enum_array(enum: type[StrEnum], values: npt.NDArray[Any]) -> pa.Array:
     """Values (strings, None where empty) as indices into every value of the enum, in its order."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    dictionary = pa.array([e.value for e in enum], pa.large_string())
-    indices = pc.index_in(pa.array(values, pa.large_string(), from_pandas=True), value_set=dictionary)
-    return pa.DictionaryArray.from_arrays(pc.cast(indices, pa.int8()), dictionary)
+    dictionary = {e.value: i for i, e in enumerate(enum)}
+    if len(values) > 64:
+        distinct, codes = _distinct_objects(np.asarray(values, object))
+    else:
+        distinct, codes = list(values), np.arange(len(values), dtype=np.int32)
+    where = np.array([dictionary.get(v, -1) for v in distinct] + [-1], np.int8)  # None, NaN: empty
+    indices = where[codes] if len(codes) else np.zeros(0, np.int8)
+    return pa.DictionaryArray.from_arrays(_numbers(np.maximum(indices, 0), indices < 0), _texts(list(dictionary)))
 
 
 def flow_texts(columns: Values) -> dict[str, pa.Array]:
@@ -118,17 +191,16 @@ def flow_texts(columns: Values) -> dict[str, pa.Array]:
 
     text = pa.large_string()
 
-    def word(s: str) -> pa.Scalar:
-        return pa.scalar(s, text)
+    word = text_scalar
 
     def number(values: npt.NDArray[Any], absent: npt.NDArray[np.bool_] | None = None) -> pa.Array:
-        return pc.cast(pa.array(np.asarray(values, np.int64), mask=absent), text)
+        return pc.cast(_numbers(np.asarray(values, np.int64), absent), text)
 
     def endpoint(ip: str, port: str) -> tuple[pa.Array, pa.Array]:
-        address = _per_distinct(pa.array(columns[ip], text), lambda a: f"[{a}]:" if ":" in a else f"{a}:")
+        address = _per_distinct(_texts(columns[ip]), lambda a: f"[{a}]:" if ":" in a else f"{a}:")
         return address, number(columns[port])
 
-    prefix = _per_distinct(pa.array(np.asarray(columns["ctx"], np.int64)), where_prefix)
+    prefix = _per_distinct(_numbers(np.asarray(columns["ctx"], np.int64)), where_prefix)
     flow_id = pc.binary_join_element_wise(prefix, *endpoint("client_ip", "client_port"), word(">"),
                                           *endpoint("server_ip", "server_port"), word("/"),
                                           number(columns["incarnation"]), word(""))
@@ -136,20 +208,17 @@ def flow_texts(columns: Values) -> dict[str, pa.Array]:
     labelled = [pc.binary_join_element_wise(word(f"{label} "), number(frames[:, i], frames[:, i] == NONE), word(""))
                 for i, label in enumerate(EVIDENCE_LABELS)]
     evidence = pc.binary_join_element_wise(*labelled, word(", "), null_handling="skip")
-    notes = _per_distinct(pa.array(np.asarray(columns["note_bits"], np.int64)),
+    notes = _per_distinct(_numbers(np.asarray(columns["note_bits"], np.int64)),
                           lambda bits: "; ".join(note for i, note in enumerate(NOTES) if bits >> i & 1))
     return {"flow_id": flow_id, "evidence_frames": evidence, "notes": notes}
 
 
 def _per_distinct(values: pa.Array, say: Callable[[Any], str]) -> pa.Array:
     """`say` of each value, called once per distinct value."""
-    import pyarrow as pa
-
     if len(values) == 0:
-        return pa.array([], pa.large_string())
+        return _texts([])
     encoded = values.dictionary_encode()
-    said = pa.array([say(v) for v in encoded.dictionary.to_pylist()], pa.large_string())
-    return said.take(encoded.indices)
+    return _texts([say(v) for v in encoded.dictionary.to_pylist()]).take(encoded.indices)
 
 
 # How pandas names each schema dtype in a Parquet file's pandas metadata (what

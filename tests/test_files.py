@@ -129,3 +129,39 @@ def test_the_table_says_what_the_verdicts_said(sample: Path) -> None:
         got = frame[name].astype(object).where(frame[name].notna(), None).tolist()
         expected = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in want.tolist()]
         assert got == expected, name
+
+
+@pytest.mark.parametrize("size", [5, 300])  # rows.py encodes up to 64 values one by one, more per distinct object
+def test_texts_and_enums_go_to_arrow_as_pyarrow_itself_converts_them(size: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from teardown import rows
+    from teardown.schema import CloseKind
+
+    made_apart = "".join(["fi", "n"])  # equal to "fin", another object
+    pool = ["fin", made_apart, None, float("nan"), "rst", "no such kind", "é ünïcode"]
+    values = np.array([pool[i % len(pool)] for i in range(size)], object)
+    texts = np.where([isinstance(v, float) for v in values], None, values)
+    assert rows._texts(texts).to_pylist() == pa.array(texts.tolist(), pa.large_string()).to_pylist()
+    enum = rows._enum_array(CloseKind, values)
+    want = [v if v in {k.value for k in CloseKind} else None for v in values.tolist()]
+    assert enum.to_pylist() == want
+    assert enum.dictionary.to_pylist() == [k.value for k in CloseKind]
+
+
+def test_files_are_written_without_importing_pandas(tmp_path: Path) -> None:
+    """pyarrow.array imports pandas to recognise its types (0.2-0.4 s): the files are made
+    without it, so a run that writes them never pays for pandas."""
+    import subprocess
+    import sys
+
+    sample = str(SAMPLES[0])
+    outs = [f"{tmp_path}/{name}" for name in ("f.csv", "f.jsonl", "f.json", "d/")]
+    script = ("import sys; from teardown.cli import main\n"
+              f"for out in {outs!r}:\n"
+              f"    main(['analyze', {sample!r}, '-o', out, '--quiet'] + (['--format', 'csv'] if out.endswith('/') else []))\n"
+              "print('pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"]
+    assert (tmp_path / "d" / "hosts.csv").exists()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import UsageError
+from ..rows import number_scalar, text_scalar
 from ..schema import FORMATS
 
 if TYPE_CHECKING:
@@ -119,12 +120,12 @@ def _json_rows(table: pa.Table, end: str) -> Iterator[memoryview]:
     text = pa.large_string()
     parts: list[pa.Array | pa.Scalar] = []
     for i, field in enumerate(table.schema):
-        parts.append(pa.scalar(("{" if i == 0 else ",") + json.dumps(field.name) + ":", text))
+        parts.append(text_scalar(("{" if i == 0 else ",") + json.dumps(field.name) + ":"))
         parts.append(_json_values(table.column(i)))
-    parts.append(pa.scalar("}" + end, text))
+    parts.append(text_scalar("}" + end))
     if table.num_rows == 0:
         return
-    rows = pc.binary_join_element_wise(*parts, pa.scalar("", text))
+    rows = pc.binary_join_element_wise(*parts, text_scalar(""))
     for chunk in rows.chunks if isinstance(rows, pa.ChunkedArray) else [rows]:
         _validity, offsets, data = chunk.buffers()
         at = memoryview(offsets).cast("q")  # large_string: 64-bit offsets
@@ -144,16 +145,17 @@ def _json_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         values = _json_texts(column)
     elif pa.types.is_floating(kind):
-        finite = pc.fill_null(pc.is_finite(column), False)
-        shown = pc.if_else(finite, pc.cast(column, text), pa.scalar(None, text))
+        finite = pc.and_kleene(pc.is_finite(column), pc.is_valid(column))  # empty: not finite
+        shown = pc.if_else(finite, pc.cast(column, text), text_scalar(None))
         # Arrow writes 2.0 as "2": keep such a value a float for JSON readers (below 1e15 Arrow
         # never switches to an exponent, so ".0" always fits).
-        whole = pc.and_(finite, pc.and_(pc.equal(pc.floor(column), column), pc.less(pc.abs(column), 1e15)))
-        values = pc.if_else(pc.fill_null(whole, False),
-                            pc.binary_join_element_wise(shown, pa.scalar(".0", text), pa.scalar("", text)), shown)
+        whole = pc.and_kleene(finite, pc.and_(pc.equal(pc.floor(column), column),
+                                              pc.less(pc.abs(column), number_scalar(1e15))))
+        values = pc.if_else(whole,
+                            pc.binary_join_element_wise(shown, text_scalar(".0"), text_scalar("")), shown)
     else:  # integers, booleans (Arrow says true / false, as JSON does)
         values = pc.cast(column, text)
-    return pc.fill_null(values, pa.scalar("null", text))
+    return pc.fill_null(values, text_scalar("null"))
 
 
 _CONTROL = {chr(c): f"\\u{c:04x}" for c in range(0x20)} | {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -171,8 +173,8 @@ def _json_texts(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
         escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
         for char, escape in _CONTROL.items():
             escaped = pc.replace_substring(escaped, char, escape)
-    quote = pa.scalar('"', text)
-    return pc.binary_join_element_wise(quote, escaped, quote, pa.scalar("", text))
+    quote = text_scalar('"')
+    return pc.binary_join_element_wise(quote, escaped, quote, text_scalar(""))
 
 
 def _plain_text(table: pa.Table) -> pa.Table:
