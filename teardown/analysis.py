@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from .dissect import WHOLE_FILE_TO_TSHARK, FrameDecoder, frame_decoder, other_fo
 from .engine import Engine
 from .errors import CaptureError, UsageError
 from .options import Options, OsProfile, ReaderKind
+from .packed import Held, pack, unpack
 from .read import CaptureInfo, FrameBatch, Reader, open_capture, time_span
 from .rows import ROWS_PER_BATCH, arrow_batches, arrow_table, dataframe
 from .schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS, TABLES
@@ -191,14 +192,15 @@ def _empty_columns() -> Columns:
     return out
 
 
-def concat_rows(parts: list[Columns], points: Mapping[int, Point]) -> tuple[FlowColumns, SetAside]:
-    """The rows of all parts, in time order, as one table, with the copies of connections seen
-    at several points set aside (copies.py)."""
+def concat_rows(slices: Sequence[Mapping[str, Held]], points: Mapping[int, Point]) -> tuple[FlowColumns, SetAside]:
+    """The rows of all slices (packed or not), in time order, as one table, with the copies of
+    connections seen at several points set aside (copies.py)."""
     names = COLUMN_NAMES + list(INTERNAL_COLUMNS)
+    parts: list[dict[str, Held]] = [dict(s) for s in slices]  # FlowColumns takes the columns out as it reads them
     if not parts:
-        return FlowColumns([_empty_columns()], names), SetAside()
+        return FlowColumns([dict(_empty_columns())], names), SetAside()
     order = np.lexsort((joined(parts, "first_frame"), joined(parts, "first_ts")))
-    if not any(p["ctx"].any() for p in parts):  # one point: nothing can be a copy
+    if not any(unpack(p["ctx"]).any() for p in parts):  # one point: nothing can be a copy
         return FlowColumns(parts, names, order), SetAside()
     whole = {k: joined(parts, k)[order] for k in parts[0]}
     keep, report = set_aside(whole, points)
@@ -239,8 +241,9 @@ class _Capture:
     first_frames: list[int] = field(default_factory=list)  # frame number before each file's first
     frames: int = 0
 
-    def tag(self, part: Columns) -> Columns:
-        return name_files(part, self.names, self.first_frames, self.index)
+    def tag(self, part: Columns) -> dict[str, Held]:
+        """A judged slice, its files named, packed to be held until the run ends."""
+        return pack(name_files(part, self.names, self.first_frames, self.index))
 
 
 def name_files(part: Columns, names: list[str], first_frames: list[int], capture: int) -> Columns:
@@ -285,7 +288,7 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     decoder = frame_decoder(options.reader, contexts)
     aside = (os.cpu_count() or 1) > 1  # judge on a second core while this one reads and feeds
     capture = _Capture(Engine(options, contexts, aside))
-    parts: list[Columns] = []
+    parts: list[dict[str, Held]] = []
     last_ts: float | None = None
     for first_ts, _, path_ in ordered:
         if last_ts is not None and first_ts is not None and first_ts < last_ts - ROTATION_SLACK_S:

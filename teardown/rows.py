@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .flows import NONE
+from .packed import distinct_objects
 from .schema import FLOW_COLUMNS, Column
 from .verdicts import EVIDENCE_LABELS, NOTES, TEXT_COLUMNS, where_prefix
 
@@ -136,7 +137,7 @@ def _texts(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
     import pyarrow as pa
 
     if isinstance(values, np.ndarray) and len(values) > 64:
-        distinct, codes = _distinct_objects(values)
+        distinct, codes = distinct_objects(values)
         return _texts(distinct).take(_numbers(codes))
     encoded = [b"" if v is None else str(v).encode() for v in values]
     offsets = np.zeros(len(encoded) + 1, np.int64)
@@ -157,25 +158,13 @@ def number_scalar(value: float) -> pa.Scalar:
     return _numbers(np.asarray([value]))[0]
 
 
-def _distinct_objects(values: npt.NDArray[np.object_]) -> tuple[list[Any], npt.NDArray[np.int32]]:
-    """The distinct objects of an object array (by identity, then by value: equal texts made
-    apart count once) and each row's index among them. An object array's buffer is the objects'
-    addresses, so numpy finds the distinct ones without a Python step per row."""
-    objects: Any = np.ascontiguousarray(values)  # typed as no buffer, but numpy gives one
-    address = np.frombuffer(memoryview(objects).cast("B"), np.uintp)
-    _, first, inverse = np.unique(address, return_index=True, return_inverse=True)
-    by_value: dict[Any, int] = {}
-    same = np.array([by_value.setdefault(v, len(by_value)) for v in values[first].tolist()], np.int32)
-    return list(by_value), same[inverse]
-
-
 def _enum_array(enum: type[StrEnum], values: npt.NDArray[Any]) -> pa.Array:
     """Values (strings, None where empty) as indices into every value of the enum, in its order."""
     import pyarrow as pa
 
     dictionary = {e.value: i for i, e in enumerate(enum)}
     if len(values) > 64:
-        distinct, codes = _distinct_objects(np.asarray(values, object))
+        distinct, codes = distinct_objects(np.asarray(values, object))
     else:
         distinct, codes = list(values), np.arange(len(values), dtype=np.int32)
     where = np.array([dictionary.get(v, -1) for v in distinct] + [-1], np.int8)  # None, NaN: empty

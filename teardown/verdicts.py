@@ -5,7 +5,7 @@ specification); the records carry the facts (flows.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from .flows import NONE, Records
 from .http import NO_CAUSE, close_cause_codes
 from .memory import freed
 from .options import Options
+from .packed import Held, Packed, join, unpack, unpack_at
 from .schema import CloseKind, DataAfterFin, Handshake, ReuseVerdict, RstClass, Side
 from .seq import seq_diff
 
@@ -676,36 +677,56 @@ def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) 
             "notes": np.array([texts[b] for b in bits], dtype=object)}
 
 
-def joined(parts: list[Columns], name: str) -> npt.NDArray[Any]:
-    """One column of judged slices, the slices joined in the order they came."""
-    return parts[0][name] if len(parts) == 1 else np.concatenate([p[name] for p in parts])
+def joined(parts: Sequence[Mapping[str, Held]], name: str) -> npt.NDArray[Any]:
+    """One column of judged slices (packed or not), the slices joined in the order they came."""
+    return unpack(parts[0][name]) if len(parts) == 1 else np.concatenate([unpack(p[name]) for p in parts])
 
 
 class FlowColumns(Mapping[str, npt.NDArray[Any]]):
     """The flow columns of an analysis, in schema order. Work is done on first use only: rows
-    are put in `rows` order column by column, and the text columns are built when asked for."""
+    are put in `rows` order column by column, and the text columns are built when asked for.
 
-    def __init__(self, parts: list[Columns], order: list[str], rows: I64 | None = None) -> None:
-        self._parts = parts  # columns as produced, slice by slice, before `rows` is applied
+    Columns stay packed (packed.py) and are unpacked as they are read: a few recently read are
+    kept unpacked, as readers come back to the same columns rule after rule. So a million rows
+    cost their packed size plus a few columns, not every column at full width."""
+
+    RECENT = 8  # unpacked columns kept (8 MB each per million rows)
+
+    def __init__(self, parts: Sequence[dict[str, Held]], order: list[str], rows: I64 | None = None) -> None:
+        self._parts = parts  # columns as produced (packed.py), slice by slice, before `rows` is applied
         self._rows = rows
-        self._data: Columns = {}
+        self._held: dict[str, Held] = {}  # columns joined and in `rows` order, packed
+        self._recent: dict[str, npt.NDArray[Any]] = {}  # unpacked, the least recently read first
+        self._data: Columns = {}  # the text columns, once built
         self._order = order
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        if name not in self._data:
-            if name in TEXT_COLUMNS and name not in self._parts[0]:
-                self._data.update(text_columns(self))
-            else:
-                column = joined(self._parts, name)
-                self._data[name] = column if self._rows is None else column[self._rows]
-                if len(self._parts) > 1 or self._rows is not None:
-                    for part in self._parts:  # one copy of a big table is enough
-                        part.pop(name, None)
-                    freed(column.nbytes)
-        return self._data[name]
+        if name in self._data:
+            return self._data[name]
+        if name in TEXT_COLUMNS and name not in self._parts[0] and name not in self._held:
+            self._data.update(text_columns(self))
+            return self._data[name]
+        if name in self._recent:
+            self._recent[name] = self._recent.pop(name)  # now the most recent
+            return self._recent[name]
+        held = self._joined(name)
+        column = unpack(held)
+        if isinstance(held, Packed):
+            self._recent[name] = column
+            if len(self._recent) > self.RECENT:
+                freed(self._recent.pop(next(iter(self._recent))).nbytes)
+        return column
+
+    def _joined(self, name: str) -> Held:
+        if name not in self._held:
+            # One copy of a big table is enough: the slices' own goes once joined.
+            slices = [part.pop(name) for part in self._parts]
+            self._held[name] = join(slices, self._rows)
+            freed(sum(s.nbytes for s in slices))
+        return self._held[name]
 
     def __contains__(self, name: object) -> bool:  # without building the column, as Mapping's would
-        return name in self._data or name in self._parts[0] or name in TEXT_COLUMNS
+        return name in self._data or name in self._held or name in self._parts[0] or name in TEXT_COLUMNS
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._order)
@@ -714,5 +735,28 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
         return len(self._order)
 
     def text_at(self, rows: I64) -> Columns:
-        """The text columns of some rows only (a summary's examples)."""
-        return text_columns(self, rows)
+        """The text columns of some rows only (a summary's examples), unpacking those rows only."""
+        return text_columns(_Rows(self, rows))
+
+    def at(self, name: str, rows: I64) -> npt.NDArray[Any]:
+        """Column `name` at `rows` only."""
+        if name in self._data or name in self._recent or (name in TEXT_COLUMNS and name not in self._parts[0]
+                                                           and name not in self._held):
+            return self[name][rows]
+        return unpack_at(self._joined(name), rows)
+
+
+class _Rows(Mapping[str, npt.NDArray[Any]]):
+    """Some rows of a FlowColumns, each column read at those rows only."""
+
+    def __init__(self, columns: FlowColumns, rows: I64) -> None:
+        self._columns, self._rows = columns, rows
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self._columns.at(name, self._rows)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
