@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..options import Options
+from ..packed import distinct_objects
 from ..schema import RstClass
 from ..verdicts import where_prefix
 from ..http import CAUSES, NONE
@@ -72,18 +73,24 @@ def _labels_and_codes(texts: npt.NDArray[Any]) -> tuple[npt.NDArray[np.str_], In
     return labels[order], rank[codes]
 
 
-def _words(values: npt.NDArray[Any]) -> npt.NDArray[np.bytes_]:
-    """An enum column as fixed-width ASCII: one pass over the Python strings, after which every
-    comparison runs in C on 16 bytes (comparing object arrays costs a pass over the objects
-    each time)."""
-    return values.astype("S16")
+@dataclass(frozen=True, slots=True)
+class Words:
+    """An enum column as a byte a row, each an index into `names` (its distinct values): every
+    comparison then runs in C on bytes, where comparing object arrays costs a pass over the
+    objects each time, and a million rows hold 1 MB, not 16 as fixed-width text."""
+
+    codes: npt.NDArray[np.uint8]
+    names: list[Any]
 
 
-def _is(values: npt.NDArray[np.bytes_], *words: str) -> Bools:
-    out = values == words[0].encode()
-    for w in words[1:]:
-        out = out | (values == w.encode())
-    return np.asarray(out, bool)
+def _words(values: npt.NDArray[Any]) -> Words:
+    distinct, codes = distinct_objects(np.asarray(values, object))
+    return Words(codes.astype(np.min_scalar_type(max(len(distinct) - 1, 0))), distinct)
+
+
+def _is(values: Words, *words: str) -> Bools:
+    wanted = [i for i, name in enumerate(values.names) if name in words]
+    return np.isin(values.codes, wanted) if wanted else np.zeros(len(values.codes), bool)
 
 
 def _factorize(keys: Ints) -> tuple[Ints, Ints]:
@@ -116,9 +123,9 @@ class Flows:
     client: Ints  # host code of each flow's client
     server: Ints
     tw_s: Floats  # TIME_WAIT length per host code under its OS profile
-    kind: npt.NDArray[np.bytes_]  # close_kind
-    closer: npt.NDArray[np.bytes_]  # active_closer
-    rst_by: npt.NDArray[np.bytes_]  # first_rst_by
+    kind: Words  # close_kind
+    closer: Words  # active_closer
+    rst_by: Words  # first_rst_by
     client_holds: Bools  # the client ends in TIME_WAIT
     server_holds: Bools
     tw_start: Floats
@@ -290,14 +297,14 @@ def _rst_classes(c: Columns, endpoint: Ints, servers: int) -> npt.NDArray[np.obj
     out = np.full(servers, None, object)
     has = ~np.equal(c["rst_class"], NONE)  # most connections end without an RST: judge only the rest
     classes = _words(c["rst_class"][has])
-    names = np.array([r.value for r in RstClass], "S16")
-    code = np.argmax(classes[:, None] == names[None, :], axis=1)
-    known = np.isin(classes, names)
+    names = [r.value for r in RstClass]
+    code = np.array([names.index(v) if v in names else -1 for v in classes.names] + [-1], np.int64)[classes.codes]
+    known = code >= 0
     pair, count = np.unique(endpoint[has][known] * len(names) + code[known], return_counts=True)
     order = np.lexsort((-count, pair // len(names)))
     for p, k in zip(pair[order].tolist(), count[order].tolist()):  # one row per endpoint and class
         e = p // len(names)
-        text = f"{names[p % len(names)].decode()} {k:,}"
+        text = f"{names[p % len(names)]} {k:,}"
         out[e] = text if out[e] is None else f"{out[e]}, {text}"
     return out
 
