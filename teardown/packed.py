@@ -40,7 +40,7 @@ class Packed:
             wide[self.values == np.iinfo(self.values.dtype).min] = NONE
         return wide
 
-    def at(self, rows: npt.NDArray[np.int64]) -> Array:
+    def at(self, rows: npt.NDArray[np.int64] | slice) -> Array:
         """Some rows only, unpacked."""
         return Packed(self.values[rows], self.dtype, self.distinct, self.absent).unpack()
 
@@ -61,7 +61,7 @@ def unpack(column: Held) -> Array:
     return column.unpack() if isinstance(column, Packed) else column
 
 
-def unpack_at(column: Held, rows: npt.NDArray[np.int64]) -> Array:
+def unpack_at(column: Held, rows: npt.NDArray[np.int64] | slice) -> Array:
     return column.at(rows) if isinstance(column, Packed) else column[rows]
 
 

@@ -63,7 +63,9 @@ class _Slice(Mapping[str, npt.NDArray[Any]]):
         self._columns, self._start, self._stop = columns, start, stop
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        return self._columns[name][self._start:self._stop]
+        rows = slice(self._start, self._stop)
+        at = getattr(self._columns, "at", None)  # FlowColumns: unpack these rows only
+        return at(name, rows) if at is not None else self._columns[name][rows]
 
     def __contains__(self, name: object) -> bool:
         return name in self._columns

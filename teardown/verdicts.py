@@ -738,8 +738,8 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
         """The text columns of some rows only (a summary's examples), unpacking those rows only."""
         return text_columns(_Rows(self, rows))
 
-    def at(self, name: str, rows: I64) -> npt.NDArray[Any]:
-        """Column `name` at `rows` only."""
+    def at(self, name: str, rows: I64 | slice) -> npt.NDArray[Any]:
+        """Column `name` at `rows` only (a file is written a slice of rows at a time)."""
         if name in self._data or name in self._recent or (name in TEXT_COLUMNS and name not in self._parts[0]
                                                            and name not in self._held):
             return self[name][rows]
