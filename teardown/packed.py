@@ -105,10 +105,19 @@ def _pack(values: Array) -> Held:
                 return Packed(np.where(absent, narrow.min, values).astype(narrow.dtype), values.dtype, absent=True)
             return Packed(values.astype(narrow.dtype), values.dtype)
     if values.dtype == object and values.ndim == 1:
-        distinct, codes = distinct_objects(values)
-        kind = np.min_scalar_type(max(len(distinct) - 1, 0))
-        return Packed(codes.astype(kind), values.dtype, np.fromiter(distinct, object, len(distinct)))
+        return coded(values)
     return values
+
+
+def coded(values: npt.NDArray[np.object_]) -> Packed:
+    """An object column as codes into its distinct objects."""
+    return _coded(*distinct_objects(values))
+
+
+def _coded(distinct: list[Any], codes: npt.NDArray[np.integer[Any]]) -> Packed:
+    """Codes in the smallest type that numbers every distinct object."""
+    kind = np.min_scalar_type(max(len(distinct) - 1, 0))
+    return Packed(codes.astype(kind), np.dtype(object), np.fromiter(distinct, object, len(distinct)))
 
 
 def distinct_objects(values: npt.NDArray[np.object_]) -> tuple[list[Any], npt.NDArray[np.int32]]:
@@ -128,15 +137,13 @@ def distinct_objects(values: npt.NDArray[np.object_]) -> tuple[list[Any], npt.ND
 def join(slices: Sequence[Held], rows: npt.NDArray[np.int64] | None = None) -> Held:
     """One column of several slices as one column, its rows taken in `rows` order, packed again.
     Codes of objects are renumbered into the objects of all slices, never unpacked."""
-    coded = [s for s in slices if isinstance(s, Packed) and s.distinct is not None]
-    if coded and len(coded) == len(slices):
-        tables = [s.distinct for s in coded if s.distinct is not None]
+    codes_of = [s for s in slices if isinstance(s, Packed) and s.distinct is not None]
+    if codes_of and len(codes_of) == len(slices):
+        tables = [s.distinct for s in codes_of if s.distinct is not None]
         distinct, renumber = distinct_objects(np.concatenate(tables))
         starts = np.cumsum([0] + [len(t) for t in tables], dtype=np.int64).tolist()
-        codes = np.concatenate([renumber[start:end][s.values] for start, end, s in zip(starts, starts[1:], coded)])
-        kind = np.min_scalar_type(max(len(distinct) - 1, 0))
-        return Packed((codes if rows is None else codes[rows]).astype(kind), coded[0].dtype,
-                      np.fromiter(distinct, object, len(distinct)))
+        codes = np.concatenate([renumber[start:end][s.values] for start, end, s in zip(starts, starts[1:], codes_of)])
+        return _coded(distinct, codes if rows is None else codes[rows])
     ranges = [_int_range(s) for s in slices]
     if slices and all(r is not None for r in ranges):  # integers: joined narrow, never at full width
         known = [r for r in ranges if r is not None]

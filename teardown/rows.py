@@ -20,7 +20,7 @@ import numpy.typing as npt
 from .flows import NONE
 from .packed import distinct_objects
 from .schema import FLOW_COLUMNS, Column
-from .verdicts import EVIDENCE_LABELS, NOTES, TEXT_COLUMNS, where_prefix
+from .verdicts import EVIDENCE_LABELS, NOTES, TEXT_COLUMNS, RowsOf, where_prefix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,28 +53,7 @@ def arrow_batches(columns: Values, spec: Sequence[Column] = FLOW_COLUMNS,
     counted = next((c.name for c in spec if c.name not in TEXT_COLUMNS), None)
     total = len(columns[counted]) if counted is not None else 0
     for start in range(0, max(total, 1), rows):
-        yield arrow_table(_Slice(columns, start, start + rows), spec)
-
-
-class _Slice(Mapping[str, npt.NDArray[Any]]):
-    """Rows start:stop of every column, each sliced when read."""
-
-    def __init__(self, columns: Values, start: int, stop: int) -> None:
-        self._columns, self._start, self._stop = columns, start, stop
-
-    def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        rows = slice(self._start, self._stop)
-        at = getattr(self._columns, "at", None)  # FlowColumns: unpack these rows only
-        return at(name, rows) if at is not None else self._columns[name][rows]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._columns
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._columns)
-
-    def __len__(self) -> int:
-        return len(self._columns)
+        yield arrow_table(RowsOf(columns, slice(start, start + rows)), spec)
 
 
 def dataframe(table: pa.Table) -> pd.DataFrame:
@@ -165,10 +144,7 @@ def _enum_array(enum: type[StrEnum], values: npt.NDArray[Any]) -> pa.Array:
     import pyarrow as pa
 
     dictionary = {e.value: i for i, e in enumerate(enum)}
-    if len(values) > 64:
-        distinct, codes = distinct_objects(np.asarray(values, object))
-    else:
-        distinct, codes = list(values), np.arange(len(values), dtype=np.int32)
+    distinct, codes = distinct_objects(np.asarray(values, object))
     where = np.array([dictionary.get(v, -1) for v in distinct] + [-1], np.int8)  # None, NaN: empty
     indices = where[codes] if len(codes) else np.zeros(0, np.int8)
     return pa.DictionaryArray.from_arrays(_numbers(np.maximum(indices, 0), indices < 0), _texts(list(dictionary)))

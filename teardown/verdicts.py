@@ -657,11 +657,10 @@ def _evidence(s: Sides, c: Closes, loss: Loss) -> I64:
 TEXT_COLUMNS = ("flow_id", "evidence_frames", "notes")
 
 
-def text_columns(cols: Mapping[str, npt.NDArray[Any]], rows: I64 | None = None) -> Columns:
-    """flow_id, evidence_frames and notes, for all rows or for `rows` only."""
+def text_columns(cols: Mapping[str, npt.NDArray[Any]]) -> Columns:
+    """flow_id, evidence_frames and notes of every row of `cols` (some rows: `RowsOf`)."""
     def col(name: str) -> list[Any]:
-        x = cols[name]
-        values: list[Any] = (x if rows is None else x[rows]).tolist()
+        values: list[Any] = cols[name].tolist()
         return values
 
     ids = [f"{where_prefix(k)}{endpoint(ci, cp)}>{endpoint(si, sp)}/{i}" for k, ci, cp, si, sp, i in zip(
@@ -736,7 +735,7 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
 
     def text_at(self, rows: I64) -> Columns:
         """The text columns of some rows only (a summary's examples), unpacking those rows only."""
-        return text_columns(_Rows(self, rows))
+        return text_columns(RowsOf(self, rows))
 
     def at(self, name: str, rows: I64 | slice) -> npt.NDArray[Any]:
         """Column `name` at `rows` only (a file is written a slice of rows at a time)."""
@@ -746,14 +745,20 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
         return unpack_at(self._joined(name), rows)
 
 
-class _Rows(Mapping[str, npt.NDArray[Any]]):
-    """Some rows of a FlowColumns, each column read at those rows only."""
+class RowsOf(Mapping[str, npt.NDArray[Any]]):
+    """Some rows of every column, each column read at those rows only when asked for (of a
+    FlowColumns, only those rows are unpacked)."""
 
-    def __init__(self, columns: FlowColumns, rows: I64) -> None:
+    def __init__(self, columns: Mapping[str, npt.NDArray[Any]], rows: I64 | slice) -> None:
         self._columns, self._rows = columns, rows
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        return self._columns.at(name, self._rows)
+        if isinstance(self._columns, FlowColumns):
+            return self._columns.at(name, self._rows)
+        return self._columns[name][self._rows]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._columns
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._columns)

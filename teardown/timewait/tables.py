@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..options import Options
-from ..packed import distinct_objects
+from ..packed import coded
 from ..schema import RstClass
 from ..verdicts import where_prefix
 from ..http import CAUSES, NONE
@@ -84,8 +84,8 @@ class Words:
 
 
 def _words(values: npt.NDArray[Any]) -> Words:
-    distinct, codes = distinct_objects(np.asarray(values, object))
-    return Words(codes.astype(np.min_scalar_type(max(len(distinct) - 1, 0))), distinct)
+    packed = coded(np.asarray(values, object))
+    return Words(packed.values, list(packed.distinct if packed.distinct is not None else []))
 
 
 def _is(values: Words, *words: str) -> Bools:
