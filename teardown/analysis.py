@@ -235,15 +235,17 @@ def _size(path: str) -> int:
 class _Capture:
     """Files read as one capture: one engine, frame numbers running on across the files."""
 
-    engine: Engine
+    engine: Engine[dict[str, Held]]  # rows packed on the judging thread, to be held until the run ends
     index: int = 0  # which capture of the run
     names: list[str] = field(default_factory=list)  # file names, in reading order
     first_frames: list[int] = field(default_factory=list)  # frame number before each file's first
     frames: int = 0
 
-    def tag(self, part: Columns) -> dict[str, Held]:
-        """A judged slice, its files named, packed to be held until the run ends."""
-        return pack(name_files(part, self.names, self.first_frames, self.index))
+    def tag(self, part: dict[str, Held]) -> dict[str, Held]:
+        """A judged slice (packed), its files named."""
+        named = name_files({"first_frame": unpack(part["first_frame"])}, self.names, self.first_frames, self.index)
+        part.update(pack({name: named[name] for name in ("capture_file", "capture")}))
+        return part
 
 
 def name_files(part: Columns, names: list[str], first_frames: list[int], capture: int) -> Columns:
@@ -287,13 +289,13 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     contexts = Contexts()  # tunnels, numbered alike in every file of the run
     decoder = frame_decoder(options.reader, contexts)
     aside = (os.cpu_count() or 1) > 1  # judge on a second core while this one reads and feeds
-    capture = _Capture(Engine(options, contexts, aside))
+    capture = _Capture(Engine(options, contexts, aside, pack))
     parts: list[dict[str, Held]] = []
     last_ts: float | None = None
     for first_ts, _, path_ in ordered:
         if last_ts is not None and first_ts is not None and first_ts < last_ts - ROTATION_SLACK_S:
             parts += [capture.tag(p) for p in capture.engine.finish()]
-            capture = _Capture(Engine(options, contexts, aside), capture.index + 1)
+            capture = _Capture(Engine(options, contexts, aside, pack), capture.index + 1)
             summary.continuous = False
         parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoder, contexts)]
         last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts
@@ -308,7 +310,7 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
 
 
 def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Options,
-              progress: Progress | None, decoder: FrameDecoder | None, contexts: Contexts) -> Iterator[Columns]:
+              progress: Progress | None, decoder: FrameDecoder | None, contexts: Contexts) -> Iterator[dict[str, Held]]:
     if options.reader is ReaderKind.pyshark:
         yield from _run_tshark(path, capture, summary, contexts, progress)
         return
@@ -365,7 +367,7 @@ def segments(reader: Iterable[FrameBatch] | Reader, skipped: Counter[str], decod
 
 
 def _run_tshark(path: str, capture: _Capture, summary: CaptureSummary, contexts: Contexts,
-                progress: Progress | None) -> Iterator[Columns]:
+                progress: Progress | None) -> Iterator[dict[str, Held]]:
     """`_run_file` with tshark reading and dissecting the file (--reader pyshark)."""
     from .dissect.tshark_reader import TsharkReader
 
