@@ -689,7 +689,7 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
     kept unpacked, as readers come back to the same columns rule after rule. So a million rows
     cost their packed size plus a few columns, not every column at full width."""
 
-    RECENT = 8  # unpacked columns kept (8 MB each per million rows)
+    RECENT = 4  # unpacked columns kept (8 MB each per million rows; 8 of them: 100 MB more at the 10x peak)
 
     def __init__(self, parts: Sequence[dict[str, Held]], order: list[str], rows: I64 | None = None) -> None:
         self._parts = parts  # columns as produced (packed.py), slice by slice, before `rows` is applied
