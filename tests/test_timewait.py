@@ -14,7 +14,7 @@ from teardown.schema import CloseCause, FindingKind, Severity
 from teardown.timewait import host_views
 from teardown.timewait.finding import percent
 from teardown.http import CAUSES, close_cause, close_cause_codes
-from teardown.timewait.occupancy import StepSeries, peaks, step_series, window_peaks
+from teardown.timewait.occupancy import StepSeries, _Keys, peaks, step_series, window_peaks
 
 T0 = 1_700_000_000.0  # capture start of the hand-made flows
 
@@ -68,13 +68,18 @@ def test_groups_are_counted_apart() -> None:
     assert list(s.of(1)[1]) == [1, 2, 1, 0]
 
 
-def test_count_at_and_window_peaks_match_brute_force() -> None:
+@pytest.mark.parametrize("base", [T0, -T0, 0.0], ids=["epoch", "negative", "from-zero"])
+def test_count_at_and_window_peaks_match_brute_force(base: float) -> None:
+    """At an epoch, (group, time) keys are the times' bit patterns; times from 0 or below span
+    too many doubles for that, and keys are ranks. Both must count alike."""
     rng = np.random.default_rng(7)
     g = rng.integers(0, 5, 400)
-    a = np.round(rng.uniform(0, 100, 400), 1)  # rounded: many identical instants
+    a = base + np.round(rng.uniform(0, 100, 400), 1)  # rounded: many identical instants
+    a[0] = base  # from 0.0 exactly: ~2^62 doubles up to 100
     b = a + np.round(rng.uniform(0, 20, 400), 1)
+    assert (_Keys.of(5, a, b).distinct is None) == (base != 0.0)  # both ways of keying are tried
     s = step_series(g, a, b)
-    qg, qt = rng.integers(0, 5, 300), np.round(rng.uniform(-5, 130, 300), 1)
+    qg, qt = rng.integers(0, 5, 300), base + np.round(rng.uniform(-5, 130, 300), 1)
     brute = [int(np.sum((g == x) & (a <= t) & (t < b))) for x, t in zip(qg, qt)]
     assert count_at(s, qg, qt) == brute
     peak, at = peaks(s, 5)
@@ -86,6 +91,12 @@ def test_count_at_and_window_peaks_match_brute_force() -> None:
         ts = a[g == x]
         assert best[x] == max(int(np.sum((ts >= t) & (ts < t + 1.0))) for t in ts)
         assert best[x] == int(np.sum((ts >= best_ts[x]) & (ts < best_ts[x] + 1.0)))
+
+
+def test_minus_zero_is_the_instant_zero() -> None:
+    """-0.0 == 0.0: intervals starting at either start at one instant."""
+    s = series([(0, -0.0, 1e-300), (0, 0.0, 2e-300)])
+    assert list(s.count) == [2, 1, 0]
 
 
 # ---------------------------------------------------------------- from flow rows

@@ -1,9 +1,12 @@
 """Intervals per group -> a step series of how many are open at each instant, and its peaks.
 
 Used for TIME_WAIT sockets per host or server endpoint, and for client ports held per
-destination. All groups at once: interval endpoints become +1/-1 events, sorted by (group,
-time, end before start), and one cumulative sum gives every group's count, because each
-group's events add up to zero (docs/rules.md "Host-level views").
+destination. All groups at once: each (group, instant) becomes one int64 key that orders as the pair does,
+so starts and ends are two sorted arrays of keys, and a group's count at an instant is the
+starts up to it less the ends up to it (the earlier groups' starts and ends cancel out)
+(docs/rules.md "Host-level views"). Keys and two binary searches need about a third of the
+memory of sorting +1/-1 events by (group, time, kind): a million TIME_WAIT intervals take
+~60 MB of temporaries here, ~150 MB that way.
 """
 
 from __future__ import annotations
@@ -32,6 +35,56 @@ class StepSeries:
         return self.ts[lo:hi], self.count[lo:hi]
 
 
+def _flip(bits: Ints) -> Ints:
+    """A double's bits as an int64 that orders as the double does, in place: a non-negative
+    double's bits already do; a negative one's order backwards, so all but their sign bit are
+    flipped. Its own inverse."""
+    np.bitwise_xor(bits, np.int64(0x7FFF_FFFF_FFFF_FFFF), out=bits, where=bits < 0)
+    return bits
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """(group, time) pairs as one int64 each, ordered and equal exactly as the pairs are:
+    group * span + the time's key.
+
+    A time's key is its position among the doubles from the least time on (`_flip`): exact,
+    and no sort. A day of capture at today's epoch spans ~2^39 doubles, leaving room for
+    millions of groups; where the product overflows (times from 0 to an epoch date in one
+    crafted file), a time's key is its rank among the distinct times instead, at the cost of
+    sorting them all."""
+
+    span: int
+    low: int
+    distinct: Floats | None  # rank -> time, where keys are ranks
+
+    @staticmethod
+    def of(groups: int, *times: Floats) -> _Keys:
+        bounds = np.array([min(float(t.min()) for t in times), max(float(t.max()) for t in times)])
+        low, high = (int(k) for k in _flip((bounds + 0.0).view(np.int64)))
+        if max(groups, 1) * (high - low + 1) < 1 << 62:
+            return _Keys(high - low + 1, low, None)
+        distinct = np.unique(np.concatenate(times))
+        return _Keys(len(distinct), 0, distinct)
+
+    def key(self, group: Ints, t: Floats) -> Ints:
+        # + 0.0 makes -0.0 into 0.0, which compares equal to it
+        at: Ints = np.searchsorted(self.distinct, t) if self.distinct is not None else _flip((t + 0.0).view(np.int64))
+        at -= self.low
+        at += group * self.span
+        return at
+
+    def split(self, key: Ints) -> tuple[Ints, Floats]:
+        """Keys back into (group, time); the times are written over the keys (a million
+        intervals' series is 16 MB an array: no copy to spare)."""
+        group = key // self.span
+        key -= group * self.span
+        if self.distinct is not None:
+            return group, self.distinct[key]
+        key += self.low
+        return group, _flip(key).view(np.float64)
+
+
 def step_series(group: Ints, start: Floats, end: Floats) -> StepSeries:
     """Count the intervals [start, end) open at each instant, per group.
 
@@ -42,19 +95,21 @@ def step_series(group: Ints, start: Floats, end: Floats) -> StepSeries:
     """
     keep = end > start
     group, start, end = group[keep], start[keep], end[keep]
-    n = len(group)
-    if n == 0:
+    if len(group) == 0:
         return StepSeries(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
-    g = np.concatenate([group, group])
-    t = np.concatenate([start, end])
-    delta = np.concatenate([np.ones(n, np.int64), np.full(n, -1, np.int64)])
-    order = np.lexsort((delta, t, g))
-    g, t = g[order], t[order]
-    count = np.cumsum(delta[order])
-    # Keep the settled value after the last event of each (group, instant).
-    last = np.ones(len(g), bool)
-    last[:-1] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
-    return StepSeries(g[last], t[last], count[last])
+    keys = _Keys.of(int(group.max()) + 1, start, end)
+    starts, ends = np.sort(keys.key(group, start)), np.sort(keys.key(group, end))
+    del group, start, end
+    instants = np.concatenate([starts, ends])
+    instants.sort(kind="stable")  # two sorted runs: timsort merges them in one pass
+    instants = instants[np.r_[True, instants[1:] != instants[:-1]]]
+    # The count once every event at the instant is applied: ends at an instant a start shares
+    # are counted (side="right") along with it, so the two never overlap.
+    count = np.searchsorted(starts, instants, side="right")
+    count -= np.searchsorted(ends, instants, side="right")
+    del starts, ends
+    group, ts = keys.split(instants)
+    return StepSeries(group, ts, count)
 
 
 def peaks(series: StepSeries, groups: int) -> tuple[Ints, Floats]:
@@ -86,13 +141,11 @@ def window_peaks(group: Ints, ts: Floats, groups: int, window_s: float) -> tuple
     best_ts = np.full(groups, np.nan)
     if len(group) == 0:
         return best, best_ts
-    order = np.lexsort((ts, group))
-    g, t = group[order], ts[order]
-    # Ranks of the event times and of the window ends on one scale: exact comparisons.
-    ranks = np.unique(np.concatenate([t, t + window_s]), return_inverse=True)[1].astype(np.int64)
-    scale = len(ranks) + 1
-    key = g * scale + ranks[: len(t)]
-    inside = np.searchsorted(key, g * scale + ranks[len(t):], side="left") - np.arange(len(t))
+    keys = _Keys.of(groups, ts, ts + window_s)
+    events = np.sort(keys.key(group, ts))
+    g, t = keys.split(events.copy())
+    # The events of the same group before each window's end, less those before its start.
+    inside = np.searchsorted(events, keys.key(g, t + window_s), side="left") - np.arange(len(t))
     firsts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     best[g[firsts]] = np.maximum.reduceat(inside, firsts)
     at_best = np.flatnonzero(inside == best[g])
