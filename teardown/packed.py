@@ -1,9 +1,10 @@
 """Judged rows held compactly until the analysis reads them: the rows of a long capture are held
 from the moment they are judged to the end of the run, and most of their bytes are 64-bit
-numbers that fit in fewer and object columns that repeat a handful of objects.
+numbers that fit in fewer, object columns that repeat a handful of objects, and instants most
+rows never had (an RST, an assassination: NaN).
 
 `pack` makes each column as narrow as its values allow (integers in the smallest type that
-holds them, objects as codes into the distinct objects); `unpack` gives the column back exactly
+holds them, objects as codes into the distinct objects, mostly-NaN floats as their other rows); `unpack` gives the column back exactly
 as it was, dtype included. Both are numpy steps, never a Python step per row.
 """
 
@@ -23,18 +24,24 @@ Array = npt.NDArray[Any]
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """A column held narrow: `values` (narrower integers, or codes into `distinct`), and the
-    dtype it is unpacked to."""
+    """A column held narrow: `values` (narrower integers, codes into `distinct`, or the floats of
+    the rows in `index`, the others NaN), and the dtype it is unpacked to."""
 
     values: Array
     dtype: np.dtype[Any]
     distinct: npt.NDArray[np.object_] | None = None  # the objects the codes number
     absent: bool = False  # the narrow type's least value stands for NONE ("never seen")
+    index: Array | None = None  # the rows `values` belong to, ascending; every other row is NaN
+    size: int = 0  # rows in all, where `index` is given
 
     def unpack(self) -> Array:
-        if self.distinct is not None:
-            out: Array = self.distinct[self.values]
+        if self.index is not None:
+            out = np.full(self.size, np.nan)
+            out[self.index] = self.values
             return out
+        if self.distinct is not None:
+            wide: Array = self.distinct[self.values]
+            return wide
         wide = self.values.astype(self.dtype)
         if self.absent:
             wide[self.values == np.iinfo(self.values.dtype).min] = NONE
@@ -42,11 +49,20 @@ class Packed:
 
     def at(self, rows: npt.NDArray[np.int64] | slice) -> Array:
         """Some rows only, unpacked."""
-        return Packed(self.values[rows], self.dtype, self.distinct, self.absent).unpack()
+        if self.index is None:
+            return Packed(self.values[rows], self.dtype, self.distinct, self.absent).unpack()
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(self.size))
+        out = np.full(len(rows), np.nan)
+        if len(self.index):
+            at = np.minimum(np.searchsorted(self.index, rows), len(self.index) - 1)
+            hit = self.index[at] == rows
+            out[hit] = self.values[at[hit]]
+        return out
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes)
+        return int(self.values.nbytes) + (0 if self.index is None else int(self.index.nbytes))
 
 
 Held = Array | Packed  # a column as a part of the rows holds it
@@ -80,7 +96,7 @@ def _int_range(column: Held) -> tuple[int, int, bool, npt.NDArray[np.bool_] | No
     """(least, greatest value seen, whether any is NONE, where NONE is) of an int64 column,
     packed or not; None for any other column."""
     if isinstance(column, Packed):
-        if column.distinct is not None:
+        if column.distinct is not None or column.index is not None:
             return None
         values = column.values
         absent = values == np.iinfo(values.dtype).min if column.absent else None
@@ -104,9 +120,25 @@ def _pack(values: Array) -> Held:
             if absent is not None:
                 return Packed(np.where(absent, narrow.min, values).astype(narrow.dtype), values.dtype, absent=True)
             return Packed(values.astype(narrow.dtype), values.dtype)
+    if values.dtype.kind in "iu" and values.dtype != np.int64 and values.size:  # no NONE in these
+        narrow = _narrowest(int(values.min()), int(values.max()), False)
+        if narrow is not None and narrow.dtype.itemsize < values.dtype.itemsize:
+            return Packed(values.astype(narrow.dtype), values.dtype)
     if values.dtype == object and values.ndim == 1:
         return coded(values)
+    if values.dtype == np.float64 and values.ndim == 1:
+        return _sparse(values)
     return values
+
+
+def _sparse(values: npt.NDArray[np.float64]) -> Held:
+    """A float column that is mostly NaN (an instant or a length most rows never had: an RST, a
+    half close, an assassination) as its other rows' values and row numbers."""
+    index = np.flatnonzero(~np.isnan(values))
+    kind = np.min_scalar_type(max(len(values) - 1, 0))
+    if len(index) * (8 + kind.itemsize) > 4 * len(values):  # saves less than half
+        return values
+    return Packed(values[index], values.dtype, index=index.astype(kind), size=len(values))
 
 
 def coded(values: npt.NDArray[np.object_]) -> Packed:
@@ -158,6 +190,6 @@ def join(slices: Sequence[Held], rows: npt.NDArray[np.int64] | None = None) -> H
                 out[start:end] = values  # NONE (below every value seen) is written over next
                 if absent is not None:
                     out[start:end][absent] = narrow.min
-            return Packed(out if rows is None else out[rows], np.dtype(np.int64), absent=some_absent)
+            return Packed(out if rows is None else out[rows], first.dtype, absent=some_absent)
     whole = np.concatenate([unpack(s) for s in slices]) if len(slices) != 1 else unpack(slices[0])
     return _pack(whole if rows is None else whole[rows])

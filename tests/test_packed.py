@@ -23,6 +23,9 @@ COLUMNS = {
     "texts": np.array(["fin", None, "".join(["fi", "n"]), "rst"], object),  # equal texts, two objects
     "mixed_objects": np.array([True, 1, float("nan"), None], object),  # True and 1 are equal, not the same
     "floats": np.array([0.5, np.nan, 2.0, 1e300]),
+    "mostly_nan": np.array([np.nan, np.nan, -0.0, np.nan]),  # an instant few rows have: held sparse
+    "all_nan": np.full(4, np.nan),
+    "unsigned": np.array([0, 3, 0, 9], np.uint32),  # a carrier's number: never NONE
 }
 
 
@@ -52,3 +55,17 @@ def test_packing_narrows_what_it_can() -> None:
     assert isinstance(packed["texts"], Packed) and len(packed["texts"].distinct) == 3  # fin, None, rst
     assert not isinstance(packed["wide"], Packed)  # 2**40 and NONE need 64 bits
     assert packed["floats"] is COLUMNS["floats"]
+    assert isinstance(packed["mostly_nan"], Packed) and packed["mostly_nan"].values.tolist() == [-0.0]
+    assert isinstance(packed["all_nan"], Packed) and packed["all_nan"].nbytes == 0
+    assert isinstance(packed["unsigned"], Packed) and packed["unsigned"].values.itemsize == 1
+
+
+@pytest.mark.parametrize("rows", [slice(None), slice(1, 3), slice(3, 4), slice(0, 0), np.array([2, 2, 0, 3])])
+def test_a_sparse_column_reads_at_any_rows(rows: Any) -> None:
+    """A file is written a slice of rows at a time; the summary's examples are rows anywhere."""
+    column = np.full(1000, np.nan)
+    column[[0, 7, 500, 999]] = [1.5, -2.0, 3e9, 0.25]
+    held = pack({"c": column})["c"]
+    assert isinstance(held, Packed) and held.index is not None and held.index.dtype == np.uint16
+    for at in (rows, np.array([999, 998, 7, 0, 1])):
+        assert same(unpack_at(held, at), column[at])
