@@ -158,9 +158,10 @@ def flows(c: Columns, first_ts: float | None, last_ts: float | None, options: Op
 
 def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: Options) -> Tables:
     f = flows(c, first_ts, last_ts, options)
-    hosts, host_series, peak_peers = _hosts(f)
+    # Hosts last: their step series is kept, and the other tables' temporaries are the run's peak.
     servers, server_series, endpoint = _servers(f, c)
     destinations = _destinations(f, c, servers, endpoint, options)
+    hosts, host_series, peak_peers = _hosts(f)
     return Tables(hosts, destinations, servers, host_series, server_series, peak_peers, f.labels, f.span,
                   f.client, f.server, endpoint)
 
