@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .flows import NONE
+from .memory import freed
 from .packed import distinct_objects
 from .schema import FLOW_COLUMNS, Column
 from .verdicts import EVIDENCE_LABELS, NOTES, TEXT_COLUMNS, RowsOf, where_prefix
@@ -53,7 +54,9 @@ def arrow_batches(columns: Values, spec: Sequence[Column] = FLOW_COLUMNS,
     counted = next((c.name for c in spec if c.name not in TEXT_COLUMNS), None)
     total = len(columns[counted]) if counted is not None else 0
     for start in range(0, max(total, 1), rows):
-        yield arrow_table(RowsOf(columns, slice(start, start + rows)), spec)
+        batch = arrow_table(RowsOf(columns, slice(start, start + rows)), spec)
+        yield batch
+        freed(batch.nbytes)  # written: its Arrow buffers and the numpy rows it was made from
 
 
 def dataframe(table: pa.Table) -> pd.DataFrame:
