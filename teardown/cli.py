@@ -443,7 +443,7 @@ def _default_report(inputs: list[str]) -> str:
 
 
 def _refuse_inputs(out: str, inputs: list[str]) -> None:
-    from .report import refuse_inputs
+    from .report.files import refuse_inputs
 
     refuse_inputs(out, inputs)
 

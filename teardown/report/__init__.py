@@ -15,10 +15,26 @@
 
 from __future__ import annotations
 
-from .data import ReportData, from_analysis
-from .output import default_path, refuse_inputs, write_html
-from .render import render_html
-from .saved import read_parquet, write_parquet
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .data import ReportData, from_analysis
+    from .files import refuse_inputs
+    from .output import default_path, write_html
+    from .render import render_html
+    from .saved import read_parquet, write_parquet
+
+# Where each name lives, imported on first use: writing a table (files.py) or checking an output
+# name needs none of the page's machinery (jinja2, the templates: 60 ms of every -o flows.csv).
+_HOME = {"ReportData": "data", "from_analysis": "data", "default_path": "output", "refuse_inputs": "files",
+         "write_html": "output", "render_html": "render", "read_parquet": "saved", "write_parquet": "saved"}
 
 __all__ = ["ReportData", "default_path", "from_analysis", "read_parquet", "refuse_inputs", "render_html",
            "write_html", "write_parquet"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

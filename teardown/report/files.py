@@ -11,7 +11,8 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import UsageError
@@ -32,6 +33,20 @@ def write_table(table: pa.Table | Iterable[pa.Table], out: str, fmt: str, option
         "csv": _csv, "json": _json_array, "jsonl": _json_lines, "parquet": _parquet}
     with whole_file(out, option) as fh:
         writer[fmt](first, batches, fh)
+
+
+def refuse_inputs(out: str, inputs: Sequence[str], option: str = "-o") -> None:
+    """UsageError when `out` is one of `inputs`: no output replaces what it was made from."""
+    target = Path(out)
+    if not target.exists():
+        return
+    for given in inputs:
+        try:
+            same = target.samefile(given)
+        except OSError:
+            continue
+        if same:
+            raise UsageError(f"{option} {out}: is an input of this run ({given}); choose another output name")
 
 
 @contextlib.contextmanager

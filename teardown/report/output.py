@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
-from ..errors import UsageError
 from .data import ReportData
-from .files import whole_file
+from .files import refuse_inputs, whole_file
 from .render import render_html
 
 REPORTS = "reports"
@@ -22,20 +20,6 @@ def default_path(inputs: Sequence[str]) -> str:
     while name.lower().endswith(INPUT_SUFFIXES):
         name = name[: name.rfind(".")]
     return os.path.join(REPORTS, f"{name or 'capture'}.html")
-
-
-def refuse_inputs(out: str, inputs: Sequence[str], option: str = "-o") -> None:
-    """UsageError when `out` is one of `inputs`: a report never replaces what it was made from."""
-    target = Path(out)
-    if not target.exists():
-        return
-    for given in inputs:
-        try:
-            same = target.samefile(given)
-        except OSError:
-            continue
-        if same:
-            raise UsageError(f"{option} {out}: is an input of this run ({given}); choose another output name")
 
 
 def write_html(data: ReportData, out: str, inputs: Sequence[str]) -> int:
