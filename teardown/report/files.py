@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -27,12 +28,25 @@ def write_table(table: pa.Table | Iterable[pa.Table], out: str, fmt: str, option
     of schema.FORMATS): a batch at a time, so that only one is ever held in Arrow."""
     import pyarrow as pa
 
-    batches = iter([table] if isinstance(table, pa.Table) else table)
-    first = next(batches)
     writer: dict[str, Callable[[pa.Table, Iterator[pa.Table], BinaryIO], None]] = {
         "csv": _csv, "json": _json_array, "jsonl": _json_lines, "parquet": _parquet}
-    with whole_file(out, option) as fh:
-        writer[fmt](first, batches, fh)
+    if isinstance(table, pa.Table):
+        with whole_file(out, option) as fh:
+            writer[fmt](table, iter([]), fh)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="batches") as pool, whole_file(out, option) as fh:
+        batches = _made_ahead(iter(table), pool)
+        writer[fmt](next(batches), batches, fh)
+
+
+def _made_ahead(batches: Iterator[pa.Table], pool: ThreadPoolExecutor) -> Iterator[pa.Table]:
+    """The batches, each next one made on a second thread while the writer writes the one it
+    has: Arrow's writers and most of making a batch (numpy, Arrow kernels) run without the GIL,
+    so the two overlap on two cores."""
+    ahead = pool.submit(next, batches, None)
+    while (batch := ahead.result()) is not None:
+        ahead = pool.submit(next, batches, None)
+        yield batch
 
 
 def refuse_inputs(out: str, inputs: Sequence[str], option: str = "-o") -> None:
