@@ -4,8 +4,9 @@ numbers that fit in fewer, object columns that repeat a handful of objects, and 
 rows never had (an RST, an assassination: NaN).
 
 `pack` makes each column as narrow as its values allow (integers in the smallest type that
-holds them, objects as codes into the distinct objects, mostly-NaN floats as their other rows); `unpack` gives the column back exactly
-as it was, dtype included. Both are numpy steps, never a Python step per row.
+holds them, objects as codes into the distinct objects, mostly-NaN floats as their other
+rows); `unpack` gives the column back exactly as it was, dtype included. Both are numpy
+steps, never a Python step per row.
 """
 
 from __future__ import annotations

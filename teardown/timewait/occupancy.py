@@ -1,12 +1,12 @@
 """Intervals per group -> a step series of how many are open at each instant, and its peaks.
 
 Used for TIME_WAIT sockets per host or server endpoint, and for client ports held per
-destination. All groups at once: each (group, instant) becomes one int64 key that orders as the pair does,
-so starts and ends are two sorted arrays of keys, and a group's count at an instant is the
-starts up to it less the ends up to it (the earlier groups' starts and ends cancel out)
-(docs/rules.md "Host-level views"). Keys and two binary searches need about a third of the
-memory of sorting +1/-1 events by (group, time, kind): a million TIME_WAIT intervals take
-~60 MB of temporaries here, ~150 MB that way.
+destination. All groups at once: each (group, instant) becomes one int64 key that orders as
+the pair does, so starts and ends are two sorted arrays of keys, and a group's count at an
+instant is the starts up to it less the ends up to it (the earlier groups' starts and ends
+cancel out) (docs/rules.md "Host-level views"). Keys and two binary searches need about a
+third of the memory of sorting +1/-1 events by (group, time, kind): a million TIME_WAIT
+intervals take ~60 MB of temporaries here, ~150 MB that way.
 """
 
 from __future__ import annotations
