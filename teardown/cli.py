@@ -391,13 +391,13 @@ def _live(args: argparse.Namespace) -> int:
     analysis = analysis_of(result, options) if args.output else None
     if analysis is not None and fmt == "html":
         size = _write_html(_report_data(analysis), args.output, [args.write])
-        print(f"wrote the report of {len(analysis):,} flows to {args.output} ({size / 1e6:,.1f} MB)", file=text)
+        print(f"wrote the report of {plural(len(analysis), 'flow')} to {args.output} ({size / 1e6:,.1f} MB)", file=text)
     elif analysis is not None and fmt:
         if fmt == "parquet" and not args.write:  # no capture to draw ladders from: the plain table
             _write_table(analysis, "flows", args.output, fmt)
         else:
             write_flows(analysis, args.output, fmt)
-        print(f"wrote {len(analysis):,} flows to {args.output}", file=text)
+        print(f"wrote {plural(len(analysis), 'flow')} to {args.output}", file=text)
     if not args.quiet:
         if analysis is not None:
             print("\n".join(findings_lines(analysis, Style.of(text))), file=text)
@@ -453,7 +453,7 @@ def _write_report(data: ReportData, out: str, inputs: list[str], quiet: bool) ->
 
     size = write_html(data, out, inputs)
     if not quiet:
-        print(f"wrote the report of {len(data.flows):,} flows to {out} ({size / 1e6:,.1f} MB)")
+        print(f"wrote the report of {plural(len(data.flows), 'flow')} to {out} ({size / 1e6:,.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ def test_html_flag_writes_under_reports(tmp_path: Path) -> None:
     assert page_data((tmp_path / "ticket" / "evidence.html").read_text()) == page_data(report.read_text())
 
 
+def test_one_flow_is_one_flow(tmp_path: Path) -> None:
+    one = SAMPLE.parent / "server_first_close.pcap"
+    for out, said in (("one.html", "wrote the report of 1 flow to"), ("one.parquet", "wrote 1 flow to")):
+        r = run(tmp_path, "analyze", str(one), "-o", out)
+        assert r.returncode == 0 and said in r.stdout, r.stdout
+    r = run(tmp_path, "report", "one.parquet", "-o", "again.html")
+    assert r.returncode == 0 and "wrote the report of 1 flow to" in r.stdout, r.stdout
+
+
 def test_saved_parquet_renders_the_same_report(tmp_path: Path) -> None:
     assert run(tmp_path, "analyze", str(SAMPLE), "-o", "flows.parquet", "--html", "--quiet").returncode == 0
     r = run(tmp_path, "report", "flows.parquet", "-o", "again.html")
