@@ -56,14 +56,14 @@ class HostViews:
         hosts = t.host_labels
         found = np.flatnonzero(hosts == subject)
         if len(found):
-            return t.time_wait.series(t.flow_client == found[0], t.flow_server == found[0])
+            return t.time_wait.series(t.flow_client, t.flow_server, int(found[0]))
         ip, _, port = subject.rpartition(":")
         ip = ip.strip("[]")
         if port.isdigit():
             s = t.servers
             row = np.flatnonzero((s["server_ip"] == ip) & (s["server_port"] == int(port)))
             if len(row):
-                return t.time_wait.series(np.zeros(len(t.flow_endpoint), bool), t.flow_endpoint == row[0])
+                return t.time_wait.series(np.full(len(t.flow_endpoint), -1), t.flow_endpoint, int(row[0]))
         raise UsageError(f"{subject}: no such host or server endpoint in this capture "
                          "(hosts: .hosts['host'], endpoints: server_ip:server_port of .servers)")
 

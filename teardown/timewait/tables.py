@@ -57,13 +57,18 @@ class TimeWait:
     start: Floats
     end: Floats
 
-    def series(self, client: Bools, server: Bools) -> tuple[Floats, Ints]:
-        """The step series of the TIME_WAITs held where `client` (by a flow's client) or
-        `server` (by its server) is true: both, after a simultaneous close."""
-        a, b = self.client_holds & client, self.server_holds & server
-        start = np.concatenate([self.start[a], self.start[b]])
-        end = np.concatenate([self.end[a], self.end[b]])
-        return step_series(np.zeros(len(start), np.int64), start, end).of(0)
+    def intervals(self, client: Ints, server: Ints) -> tuple[Ints, Floats, Floats]:
+        """Each TIME_WAIT as (holder, start, end), its holder `client[i]` or `server[i]` of its
+        flow i, whichever side holds it: two intervals after a simultaneous close."""
+        a, b = self.client_holds, self.server_holds
+        return (np.concatenate([client[a], server[b]]), np.concatenate([self.start[a], self.start[b]]),
+                np.concatenate([self.end[a], self.end[b]]))
+
+    def series(self, client: Ints, server: Ints, holder: int) -> tuple[Floats, Ints]:
+        """The step series of the TIME_WAITs whose holder (see `intervals`) is `holder`."""
+        held_by, start, end = self.intervals(client, server)
+        mine = held_by == holder
+        return step_series(np.zeros(int(mine.sum()), np.int64), start[mine], end[mine]).of(0)
 
 
 def host_labels(ip: npt.NDArray[Any], ctx: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
@@ -179,18 +184,16 @@ def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: 
     f = flows(c, first_ts, last_ts, options)
     servers, endpoint = _servers(f, c)
     destinations = _destinations(f, c, servers, endpoint, options)
-    hosts, peak_peers = _hosts(f)
-    return Tables(hosts, destinations, servers, TimeWait(f.client_holds, f.server_holds, f.tw_start, f.tw_end),
-                  peak_peers, f.labels, f.span, f.client, f.server, endpoint)
+    time_wait = TimeWait(f.client_holds, f.server_holds, f.tw_start, f.tw_end)
+    hosts, peak_peers = _hosts(f, time_wait)
+    return Tables(hosts, destinations, servers, time_wait, peak_peers, f.labels, f.span, f.client, f.server, endpoint)
 
 
-def _hosts(f: Flows) -> tuple[Table, tuple[Ints, Ints, Ints]]:
+def _hosts(f: Flows, time_wait: TimeWait) -> tuple[Table, tuple[Ints, Ints, Ints]]:
     """TIME_WAIT per host: one interval per holder (two after a simultaneous close)."""
     hosts = len(f.labels)
-    tw_host = np.concatenate([f.client[f.client_holds], f.server[f.server_holds]])
-    tw_peer = np.concatenate([f.server[f.client_holds], f.client[f.server_holds]])
-    tw_a = np.concatenate([f.tw_start[f.client_holds], f.tw_start[f.server_holds]])
-    tw_b = np.concatenate([f.tw_end[f.client_holds], f.tw_end[f.server_holds]])
+    tw_host, tw_a, tw_b = time_wait.intervals(f.client, f.server)
+    tw_peer = time_wait.intervals(f.server, f.client)[0]
     peak, peak_ts = peaks(step_series(tw_host, tw_a, tw_b), hosts)
     at_peak = covering(tw_host, tw_a, tw_b, peak_ts)
     pair, pair_count = np.unique(tw_host[at_peak] * hosts + tw_peer[at_peak], return_counts=True)
