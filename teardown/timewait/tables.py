@@ -57,11 +57,15 @@ class TimeWait:
     start: Floats
     end: Floats
 
+    def holders(self, client: Ints, server: Ints) -> Ints:
+        """Each TIME_WAIT's holder: `client[i]` or `server[i]` of its flow i, whichever side
+        holds it; two TIME_WAITs after a simultaneous close, the client's first."""
+        return np.concatenate([client[self.client_holds], server[self.server_holds]])
+
     def intervals(self, client: Ints, server: Ints) -> tuple[Ints, Floats, Floats]:
-        """Each TIME_WAIT as (holder, start, end), its holder `client[i]` or `server[i]` of its
-        flow i, whichever side holds it: two intervals after a simultaneous close."""
+        """Each TIME_WAIT as (holder, start, end), in the order of `holders`."""
         a, b = self.client_holds, self.server_holds
-        return (np.concatenate([client[a], server[b]]), np.concatenate([self.start[a], self.start[b]]),
+        return (self.holders(client, server), np.concatenate([self.start[a], self.start[b]]),
                 np.concatenate([self.end[a], self.end[b]]))
 
     def series(self, client: Ints, server: Ints, holder: int) -> tuple[Floats, Ints]:
@@ -193,7 +197,7 @@ def _hosts(f: Flows, time_wait: TimeWait) -> tuple[Table, tuple[Ints, Ints, Ints
     """TIME_WAIT per host: one interval per holder (two after a simultaneous close)."""
     hosts = len(f.labels)
     tw_host, tw_a, tw_b = time_wait.intervals(f.client, f.server)
-    tw_peer = time_wait.intervals(f.server, f.client)[0]
+    tw_peer = time_wait.holders(f.server, f.client)
     peak, peak_ts = peaks(step_series(tw_host, tw_a, tw_b), hosts)
     at_peak = covering(tw_host, tw_a, tw_b, peak_ts)
     pair, pair_count = np.unique(tw_host[at_peak] * hosts + tw_peer[at_peak], return_counts=True)
