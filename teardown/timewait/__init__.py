@@ -63,7 +63,7 @@ class HostViews:
             s = t.servers
             row = np.flatnonzero((s["server_ip"] == ip) & (s["server_port"] == int(port)))
             if len(row):
-                return t.time_wait.series(np.full(len(t.flow_endpoint), -1), t.flow_endpoint, int(row[0]))
+                return t.time_wait.series(None, t.flow_endpoint, int(row[0]))
         raise UsageError(f"{subject}: no such host or server endpoint in this capture "
                          "(hosts: .hosts['host'], endpoints: server_ip:server_port of .servers)")
 

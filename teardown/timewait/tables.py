@@ -57,18 +57,21 @@ class TimeWait:
     start: Floats
     end: Floats
 
-    def holders(self, client: Ints, server: Ints) -> Ints:
+    def holders(self, client: Ints | None, server: Ints) -> Ints:
         """Each TIME_WAIT's holder: `client[i]` or `server[i]` of its flow i, whichever side
-        holds it; two TIME_WAITs after a simultaneous close, the client's first."""
+        holds it; two TIME_WAITs after a simultaneous close, the client's first. `client`
+        None: the servers' TIME_WAITs only (a server endpoint holds no client's)."""
+        if client is None:
+            return server[self.server_holds]
         return np.concatenate([client[self.client_holds], server[self.server_holds]])
 
-    def intervals(self, client: Ints, server: Ints) -> tuple[Ints, Floats, Floats]:
+    def intervals(self, client: Ints | None, server: Ints) -> tuple[Ints, Floats, Floats]:
         """Each TIME_WAIT as (holder, start, end), in the order of `holders`."""
-        a, b = self.client_holds, self.server_holds
-        return (self.holders(client, server), np.concatenate([self.start[a], self.start[b]]),
-                np.concatenate([self.end[a], self.end[b]]))
+        sides = ([] if client is None else [self.client_holds]) + [self.server_holds]
+        return (self.holders(client, server), np.concatenate([self.start[h] for h in sides]),
+                np.concatenate([self.end[h] for h in sides]))
 
-    def series(self, client: Ints, server: Ints, holder: int) -> tuple[Floats, Ints]:
+    def series(self, client: Ints | None, server: Ints, holder: int) -> tuple[Floats, Ints]:
         """The step series of the TIME_WAITs whose holder (see `intervals`) is `holder`."""
         held_by, start, end = self.intervals(client, server)
         mine = held_by == holder
@@ -186,9 +189,9 @@ def flows(c: Columns, first_ts: float | None, last_ts: float | None, options: Op
 
 def compute(c: Columns, first_ts: float | None, last_ts: float | None, options: Options) -> Tables:
     f = flows(c, first_ts, last_ts, options)
-    servers, endpoint = _servers(f, c)
-    destinations = _destinations(f, c, servers, endpoint, options)
     time_wait = TimeWait(f.client_holds, f.server_holds, f.tw_start, f.tw_end)
+    servers, endpoint = _servers(f, c, time_wait)
+    destinations = _destinations(f, c, servers, endpoint, options)
     hosts, peak_peers = _hosts(f, time_wait)
     return Tables(hosts, destinations, servers, time_wait, peak_peers, f.labels, f.span, f.client, f.server, endpoint)
 
@@ -225,7 +228,7 @@ def _hosts(f: Flows, time_wait: TimeWait) -> tuple[Table, tuple[Ints, Ints, Ints
     return table, (pair // hosts, pair % hosts, pair_count)
 
 
-def _servers(f: Flows, c: Columns) -> tuple[Table, Ints]:
+def _servers(f: Flows, c: Columns, time_wait: TimeWait) -> tuple[Table, Ints]:
     """Per server endpoint: who closes first, the server's TIME_WAIT, the cause; and each
     flow's endpoint row."""
     keys, endpoint = _factorize(f.server * 65536 + np.asarray(c["server_port"], np.int64))
@@ -233,8 +236,7 @@ def _servers(f: Flows, c: Columns) -> tuple[Table, Ints]:
     fin_first = _is(f.kind, "fin", "fin_then_rst")
     server_first = fin_first & _is(f.closer, "server")
     closed = _count(endpoint, servers, _is(f.kind, *ENDED))
-    peak, peak_ts = peaks(step_series(endpoint[f.server_holds], f.tw_start[f.server_holds],
-                                      f.tw_end[f.server_holds]), servers)
+    peak, peak_ts = peaks(step_series(*time_wait.intervals(None, endpoint)), servers)
     cause, cause_share = _causes(c, endpoint, servers, server_first)
     table: Table = {
         "server_ip": f.labels[keys // 65536],
