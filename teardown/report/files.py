@@ -30,12 +30,8 @@ def write_table(table: pa.Table | Iterable[pa.Table], out: str, fmt: str, option
 
     writer: dict[str, Callable[[pa.Table, Iterator[pa.Table], BinaryIO], None]] = {
         "csv": _csv, "json": _json_array, "jsonl": _json_lines, "parquet": _parquet}
-    if isinstance(table, pa.Table):
-        with whole_file(out, option) as fh:
-            writer[fmt](table, iter([]), fh)
-        return
     with ThreadPoolExecutor(1, thread_name_prefix="batches") as pool, whole_file(out, option) as fh:
-        batches = _made_ahead(iter(table), pool)
+        batches = _made_ahead(iter([table] if isinstance(table, pa.Table) else table), pool)
         writer[fmt](next(batches), batches, fh)
 
 
