@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import functools
 import sys
 import time
 from pathlib import Path
@@ -171,7 +170,7 @@ def write_flows(result: Analysis, out: str, fmt: str) -> None:
     if fmt == "parquet":
         from .report import write_parquet
 
-        write_parquet(_report_data(result), out)
+        write_parquet(result, out)
     else:
         _write_table(result, "flows", out, fmt)
 
@@ -182,9 +181,8 @@ def _write_table(result: Analysis, name: str, out: str, fmt: str) -> None:
     write_table(result.batches(name), out, fmt)
 
 
-@functools.lru_cache(maxsize=1)
 def _report_data(result: Analysis) -> ReportData:
-    """The report's data, made once per run (it reads the capture again for the ladders)."""
+    """The report's data (it reads the capture again for the ladders, once a run: drawn_of)."""
     from .report import from_analysis
 
     return from_analysis(result)

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from teardown.report import ReportData
-from teardown.report.flags import flag_bits
+from teardown.report.flags import FrameColumns, flag_bits
 from teardown.report.listing import LISTED_ROWS
 
 from .chromium import ARTIFACTS, Viewer, browser, viewer  # noqa: F401  (fixtures)
@@ -322,7 +322,7 @@ def test_print_is_not_clipped_and_lists_flagged_flows_first(browser: Any, tmp_pa
         assert wide == []
         assert page.locator("#flow-scroll").is_hidden() and page.locator("#flow-listing").is_visible()
         listed = [int(r) for r in page.eval_on_selector_all("table.listing tbody tr", "els => els.map(e => e.dataset.row)")]
-        flagged = set(np.flatnonzero(flag_bits(data.flows) != 0).tolist())
+        flagged = set(np.flatnonzero(flag_bits(FrameColumns(data.flows)) != 0).tolist())
         assert listed and listed[: len(flagged)] == [r for r in listed if r in flagged]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pdf = ARTIFACTS / f"tw_mixed_servers-{orientation}.pdf"

@@ -5,12 +5,15 @@ busiest hosts, and the ladders of the flows drawn. saved.py writes the same into
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..analysis import Analysis
+from ..verdicts import RowsOf
 from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
 from .flags import LADDER_BITS, flag_bits
@@ -35,33 +38,70 @@ class ReportData:
     ladders: dict[int, Ladder] = field(default_factory=dict)  # position in `flows` -> its ladder
 
 
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """What a report adds to an analysis's tables: its header facts, the busiest hosts'
+    TIME_WAIT series and the ladders. Made from the analysis's own columns without pandas, so
+    a Parquet file can carry them (saved.py) at the pace of the table."""
+
+    facts: Facts
+    series: dict[str, Series]
+    ladders: dict[int, Ladder]
+
+
 def from_analysis(analysis: Analysis) -> ReportData:
     """The report's data; reads the capture a second time for the ladders' segments."""
-    flows = analysis.flows
-    tables = {name: getattr(analysis, name) for name in HOST_TABLES}
-    hosts = tables["hosts"]
-    busiest = hosts[hosts["time_wait_peak"].fillna(0) > 0].sort_values("time_wait_peak", ascending=False,
-                                                                        kind="stable")["host"]
-    series = {}
+    drawn = drawn_of(analysis)
+    tables = {name: analysis.dataframe(name) for name in HOST_TABLES}
+    return ReportData(drawn.facts, analysis.flows, tables, drawn.series, drawn.ladders)
+
+
+@functools.lru_cache(maxsize=1)  # a run that writes both the Parquet file and the report reads the capture once
+def drawn_of(analysis: Analysis) -> Drawn:
+    """The facts, series and ladders of a fresh analysis; reads the capture a second time for the
+    ladders' segments."""
+    with ThreadPoolExecutor(1, thread_name_prefix="facts") as pool:
+        # The facts hash the captures (hashlib lets go of the GIL): alongside the rest, on a second core.
+        facts = pool.submit(facts_of, analysis)
+        series, ladders_of = _series(analysis), _ladders(analysis)
+        return Drawn(_cluster_warning(facts.result(), analysis), series, ladders_of)
+
+
+def _series(analysis: Analysis) -> dict[str, Series]:
+    """The TIME_WAIT series of the busiest hosts, cut to a pixel a step."""
+    views = analysis.host_views
+    hosts = views.tables.hosts
+    peak = np.nan_to_num(np.asarray(hosts["time_wait_peak"], np.float64))
+    busiest = [hosts["host"][i] for i in np.argsort(-peak, kind="stable") if peak[i] > 0][:TOP_HOSTS]
     start = analysis.capture.first_ts or 0.0
-    for host in list(busiest)[:TOP_HOSTS]:
-        steps = analysis.time_wait_series(str(host))
-        ts = steps["ts"].to_numpy(float)
-        series[str(host)] = cut_steps(ts, steps["time_wait"].to_numpy(float), start, float(ts.max(initial=start)))
-    facts = facts_of(analysis)
+    series = {}
+    for host in busiest:
+        ts, count = views.series(str(host))
+        ts = np.asarray(ts, np.float64)
+        series[str(host)] = cut_steps(ts, np.asarray(count, np.float64), start, float(ts.max(initial=start)))
+    return series
+
+
+def _cluster_warning(facts: Facts, analysis: Analysis) -> Facts:
+    if not analysis.capture.cluster:
+        return facts
+    return replace(facts, warnings=(*facts.warnings, f"analyzed on {analysis.capture.cluster}: ladder diagrams "
+                                    "are drawn only by a run in one process, which reads the captures again"))
+
+
+def _ladders(analysis: Analysis) -> dict[int, Ladder]:
+    """The ladders of the flows to draw (ladder.rows_to_draw), by their rows."""
     if analysis.capture.cluster:  # the captures are where the workers are, maybe not here
-        facts = replace(facts, warnings=(*facts.warnings, f"analyzed on {analysis.capture.cluster}: ladder diagrams "
-                                         "are drawn only by a run in one process, which reads the captures again"))
-        return ReportData(facts, flows, tables, series, {})
+        return {}
+    flows = analysis.columns
     rows = rows_to_draw(flows, flag_bits(flows), LADDER_BITS)
     previous = previous_incarnations(flows)
     # A reuse ladder shows the old incarnation's end too: draw the old one wherever the new one is.
     rows = np.union1d(rows, [previous[r] for r in rows.tolist() if r in previous]).astype(np.int64)
-    # The carrier numbers come along: the ladders' second reading numbers carriers alike.
-    chosen = flows.iloc[rows].assign(ctx=np.asarray(analysis.columns["ctx"])[rows])
-    drawn = ladders([f.path for f in analysis.capture.files], chosen, analysis.options)
+    # The carrier numbers (ctx) come along: the ladders' second reading numbers carriers alike.
+    drawn = ladders([f.path for f in analysis.capture.files], RowsOf(flows, rows), analysis.options)
     by_row = {int(rows[i]): lad for i, lad in drawn.items()}
-    return ReportData(facts, flows, tables, series, with_reuse(by_row, previous))
+    return with_reuse(by_row, previous)
 
 
 def with_reuse(by_row: dict[int, Ladder], previous: dict[int, int]) -> dict[int, Ladder]:

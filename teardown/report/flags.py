@@ -51,7 +51,7 @@ FLAGS: list[Flag] = [
 ]
 
 
-class _Columns(Mapping[str, npt.NDArray[Any]]):
+class FrameColumns(Mapping[str, npt.NDArray[Any]]):
     """The table's columns as numpy, a missing value as None (what FLOW_FLAGS' tests expect),
     each converted when a rule first reads it: the rules read a dozen of the fifty. Booleans
     are numpy booleans, missing as False, as the engine's own columns are and as the rules
@@ -77,10 +77,10 @@ class _Columns(Mapping[str, npt.NDArray[Any]]):
         return len(self._flows.columns)
 
 
-def flag_bits(flows: pd.DataFrame) -> npt.NDArray[np.int64]:
-    """One integer per flow: bit i set when FLAGS[i] holds."""
-    bits = np.zeros(len(flows), np.int64)
-    columns = _Columns(flows)
+def flag_bits(columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
+    """One integer per flow of the analysis's columns (or `FrameColumns` of a table read
+    back): bit i set when FLAGS[i] holds."""
+    bits = np.zeros(len(columns["first_ts"]), np.int64)
     for i, flag in enumerate(FLAGS):
         bits |= np.asarray(FLOW_FLAGS[flag.kind](columns), bool).astype(np.int64) << i
     return bits

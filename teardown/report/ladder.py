@@ -1,7 +1,9 @@
 """Segments of chosen flows, read again from the capture -> the data of their ladder diagrams.
 
 The per-flow table keeps no segments, so the capture is read a second time and only the packets
-of the flows to draw are kept, selected in bulk by 4-tuple, VLAN and time span. A ladder keeps
+of the flows to draw are kept, selected in bulk by 4-tuple, carrier and time span. The flows
+come as the analysis's own columns (numpy, a missing value NaN or None), not as a DataFrame:
+a Parquet file is written with the ladders in it and without pandas. A ladder keeps
 the handshake, every SYN/FIN/RST with the segment after it and the last segments; it gives
 relative seq/ack per side, marks retransmissions, and writes each side's TCP state where it
 changes (`states.py`).
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +23,12 @@ import numpy.typing as npt
 from ..carriers import Contexts
 from ..decode import ACK, FIN, RST, SYN, decode
 from ..options import Options
+from ..packed import distinct_objects
 from ..read import open_capture
 from .states import FlowEnd, states_of
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 I64 = npt.NDArray[np.int64]
+Columns = Mapping[str, npt.NDArray[Any]]  # the analysis's columns (Analysis.columns), or some rows of them
 HEAD_SEGMENTS = 3  # the handshake
 TAIL_SEGMENTS = 30  # the teardown is at the end
 MAX_SEGMENTS = 60  # per ladder, whatever the flow did: SYNs, FINs and RSTs past the head and tail
@@ -80,18 +81,18 @@ def unpack(packed: dict[str, Any]) -> dict[int, Ladder]:
             for row, f in packed["flows"].items()}
 
 
-def rows_to_draw(flows: pd.DataFrame, flags: npt.NDArray[np.int64], worthy_bits: int) -> I64:
+def rows_to_draw(flows: Columns, flags: npt.NDArray[np.int64], worthy_bits: int) -> I64:
     """Positions of the flows to draw within SEGMENT_BUDGET: flows with a finding first, taking
     turns between findings (the first of each, then the second of each...) so a common one
     (reuse on a busy client) cannot crowd out a rare one; then the others in time order."""
-    packets = (flows["packets_c2s"].fillna(0) + flows["packets_s2c"].fillna(0)).to_numpy(np.int64)
-    cost = np.minimum(packets, MAX_SEGMENTS)
-    turn = np.full(len(flows), np.iinfo(np.int64).max)
+    packets = sum(np.nan_to_num(np.asarray(flows[side], np.float64)) for side in ("packets_c2s", "packets_s2c"))
+    cost = np.minimum(np.asarray(packets, np.int64), MAX_SEGMENTS)
+    turn = np.full(len(cost), np.iinfo(np.int64).max)
     for bit in range(worthy_bits.bit_length()):
         if worthy_bits >> bit & 1:
             rows = np.flatnonzero(flags >> bit & 1)
             turn[rows] = np.minimum(turn[rows], np.arange(len(rows)))
-    order = np.lexsort((np.arange(len(flows)), turn))
+    order = np.lexsort((np.arange(len(cost)), turn))
     return np.sort(order[np.cumsum(cost[order]) <= SEGMENT_BUDGET])
 
 
@@ -119,20 +120,20 @@ class _Matched:
         return _Matched(*(getattr(self, f.name)[idx] for f in fields(self)))
 
 
-def _address_words(ips: pd.Series) -> npt.NDArray[np.uint64]:
+def _address_words(ips: npt.NDArray[np.object_]) -> npt.NDArray[np.uint64]:
     """Each address as (high, low) words; converted once per distinct address (few of them)."""
-    codes, distinct = ips.astype(str).factorize()
+    distinct, codes = distinct_objects(np.asarray(ips, object))
     words = np.array([ip_words(str(ip)) for ip in distinct], np.uint64).reshape(-1, 2)
     out: npt.NDArray[np.uint64] = words[codes]
     return out
 
 
-def _flow_keys(flows: pd.DataFrame) -> npt.NDArray[np.void]:
-    keys = np.zeros(len(flows), _KEY)
+def _flow_keys(flows: Columns) -> npt.NDArray[np.void]:
     client, server = _address_words(flows["client_ip"]), _address_words(flows["server_ip"])
-    keys["ctx"] = flows["ctx"].to_numpy(np.int64)  # carriers.Contexts' numbers, as the analysis gave them
-    keys["port_a"] = flows["client_port"].to_numpy(np.int64)
-    keys["port_b"] = flows["server_port"].to_numpy(np.int64)
+    keys = np.zeros(len(client), _KEY)
+    keys["ctx"] = flows["ctx"]  # carriers.Contexts' numbers, as the analysis gave them
+    keys["port_a"] = flows["client_port"]
+    keys["port_b"] = flows["server_port"]
     keys["a_hi"], keys["a_lo"] = client[:, 0], client[:, 1]
     keys["b_hi"], keys["b_lo"] = server[:, 0], server[:, 1]
     return keys.view("V40").ravel()
@@ -155,19 +156,19 @@ class _Tuples:
     Should two wanted keys share a digest, a sorted search on the whole keys does instead."""
 
     def __init__(self, keys: npt.NDArray[np.void]) -> None:
-        import pandas as pd
-
         self.keys = keys
-        self.digests = pd.Index(_digest(keys.view(_KEY)))
-        self.by_digest = self.digests.is_unique
+        digests = _digest(keys.view(_KEY))
+        self.by_digest_order = np.argsort(digests)
+        self.digests = digests[self.by_digest_order]
+        self.by_digest = bool(np.all(self.digests[1:] != self.digests[:-1]))
 
     def find(self, key: npt.NDArray[np.void]) -> I64:
         """The position in `keys` of each packet key (a _KEY array), -1 where it is not wanted."""
-        import pandas as pd
-
         flat = key.view("V40").ravel()
         if self.by_digest:
-            at: I64 = self.digests.get_indexer(pd.Index(_digest(key))).astype(np.int64)
+            digests = _digest(key)
+            near = np.minimum(np.searchsorted(self.digests, digests), len(self.digests) - 1)
+            at: I64 = np.where(self.digests[near] == digests, self.by_digest_order[near], -1).astype(np.int64)
         else:
             at = np.minimum(np.searchsorted(self.keys, flat), len(self.keys) - 1).astype(np.int64)
         found = np.flatnonzero(at >= 0)
@@ -175,13 +176,13 @@ class _Tuples:
         return at
 
 
-def _match(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> _Matched:
+def _match(paths: Sequence[str], flows: Columns, options: Options) -> _Matched:
     """Every packet of the wanted flows' 4-tuples, from all files (frame numbers run on)."""
     wanted = _flow_keys(flows)
     tuple_keys, tuple_of_flow = np.unique(wanted, return_inverse=True)
     tuples = _Tuples(tuple_keys)
-    ports = np.unique(np.concatenate([flows["client_port"].to_numpy(np.int64),
-                                      flows["server_port"].to_numpy(np.int64)]))
+    ports = np.unique(np.concatenate([np.asarray(flows["client_port"], np.int64),
+                                      np.asarray(flows["server_port"], np.int64)]))
     parts: list[dict[str, npt.NDArray[Any]]] = []
     frames_before = 0
     contexts = Contexts()  # read in the analysis's order, carriers get the analysis's numbers
@@ -222,16 +223,15 @@ def _match(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> _Matc
                     cols["flags"][keep], cols["seq"][keep], cols["ack"][keep], cols["payload"][keep])
 
 
-def _incarnation_of(tuple_id: I64, ts: npt.NDArray[np.float64], tuple_of_flow: I64,
-                    flows: pd.DataFrame) -> I64:
+def _incarnation_of(tuple_id: I64, ts: npt.NDArray[np.float64], tuple_of_flow: I64, flows: Columns) -> I64:
     """For each packet, the wanted flow on its 4-tuple whose [first_ts, last_ts] holds it, or -1.
 
     A packet belongs to the latest flow start at or before it on its tuple (of flows starting
     together, the last in `flows`). Times become ranks among the flows' distinct starts, so
     (tuple, time) is one integer that sorts as the pair does.
     """
-    first = flows["first_ts"].to_numpy(np.float64)
-    last = flows["last_ts"].to_numpy(np.float64)
+    first = np.asarray(flows["first_ts"], np.float64)
+    last = np.asarray(flows["last_ts"], np.float64)
     starts = np.unique(first)
     span = len(starts) + 1  # ranks -1 (before every start) to len(starts) - 1
     flow_key = tuple_of_flow * span + np.searchsorted(starts, first)
@@ -257,17 +257,19 @@ def _first_of_group(group: I64, mask: npt.NDArray[np.bool_], values: I64, n_grou
     return out
 
 
-def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict[int, Ladder]:
-    """The ladder of every flow in `flows`, keyed by its position there; flows whose packets
-    are not in the capture (a different file given) get none."""
-    if not len(flows):
+def ladders(paths: Sequence[str], flows: Columns, options: Options) -> dict[int, Ladder]:
+    """The ladder of every flow in `flows` (columns of the analysis's, with its carrier numbers
+    `ctx`), keyed by its position there; flows whose packets are not in the capture (a different
+    file given) get none."""
+    count = len(flows["first_ts"])
+    if not count:
         return {}
     m = _match(paths, flows, options)
     order = np.lexsort((m.frame, m.ts, m.flow))
     # Copies seen at other points are other carriers' packets: they do not match (copies.py).
     m = m.take(order)
     group = m.flow * 2 + m.direction
-    n_groups = 2 * len(flows)
+    n_groups = 2 * count
     syn = (m.flags & SYN) != 0
     isn = np.where(_first_of_group(group, syn, m.seq, n_groups) >= 0,
                    _first_of_group(group, syn, m.seq, n_groups),
@@ -277,7 +279,7 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
     rel_ack = np.where(peer_isn >= 0, _signed32(m.ack - peer_isn), _signed32(m.ack))
     rel_ack[(m.flags & ACK) == 0] = 0  # no ACK flag: the field means nothing (and alike flows stay alike)
     retrans = _retransmissions(group, rel_seq, m.payload, m.flags)
-    starts = np.searchsorted(m.flow, np.arange(len(flows) + 1)).tolist()
+    starts = np.searchsorted(m.flow, np.arange(count + 1)).tolist()
     rows = FlowEnd.of_flows(flows)
     ts_us = np.round((m.ts - m.ts[np.minimum(np.asarray(starts)[m.flow], len(m.ts) - 1)]) * 1e6).astype(np.int64)
     # A flow's shape rests on its segments' fields and its end: its records' bytes and the end
@@ -290,7 +292,7 @@ def ladders(paths: Sequence[str], flows: pd.DataFrame, options: Options) -> dict
     shapes: dict[tuple[int | None, int | None, str | None, bytes], tuple[dict[str, Any], list[int]]] = {}
     drawn: list[tuple[int, dict[str, Any], int]] = []  # (flow, shape, segments kept)
     kept_at: list[int] = []  # positions in `m` of every kept segment, flow after flow
-    for i in range(len(flows)):
+    for i in range(count):
         a, b = starts[i], starts[i + 1]
         if a == b:
             continue

@@ -27,7 +27,7 @@ from ..schema import FLOW_COLUMNS
 from . import charts, ladder_svg, verdict
 from .data import ReportData
 from .facts import Facts
-from .flags import FLAGS, LADDER_BITS, flag_bits
+from .flags import FLAGS, LADDER_BITS, FrameColumns, flag_bits
 from .ladder import SEGMENT_BUDGET, pack
 from .listing import LISTED_COLUMNS, listing
 from .reuse import as_drawn
@@ -106,7 +106,7 @@ def page_data(data: ReportData, bits: npt.NDArray[np.int64] | None = None) -> di
     flows = data.flows
     first = data.facts.first_ts if data.facts.first_ts is not None else 0.0
     t0_us = int(round(first * 1e6))
-    bits = flag_bits(flows) if bits is None else bits
+    bits = flag_bits(FrameColumns(flows)) if bits is None else bits
     groups = [{"flag": f.name, "label": f.label, "bit": i} for i, f in enumerate(FLAGS)
               if f.ladder and (bits >> i & 1).any()]
     return {
@@ -173,7 +173,7 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
     # The same count the analysis summary makes; a saved table (teardown report) has only its flows.
     lost = CaptureLoss.of({"capture_loss_bytes": data.flows["capture_loss_bytes"].to_numpy(np.float64, na_value=np.nan)})
     found = verdict.findings(data)
-    bits = flag_bits(data.flows)
+    bits = flag_bits(FrameColumns(data.flows))
     context = {
         "title": _title(facts),
         "facts": facts,

@@ -10,12 +10,15 @@ row of the old incarnation says it ended. The report stores each of the two ladd
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..decode import FIN, RST
+from ..packed import distinct_objects
 from .ladder import Ladder
 from .states import NOTE
 
@@ -30,22 +33,30 @@ VERDICT_TEXT = {
 }
 
 
-def previous_incarnations(flows: pd.DataFrame) -> dict[int, int]:
-    """Position of each flow that reused its 4-tuple during TIME_WAIT -> its previous incarnation's."""
-    import pandas as pd
-
-    ids = flows["flow_id"].astype(str).tolist()
-    # The flow id without its last part, "/incarnation", names the 4-tuple and where it was carried.
-    tuple_of, _ = pd.factorize(np.array([fid.rsplit("/", 1)[0] for fid in ids], object))
-    incarnation = flows["incarnation"].to_numpy(np.int64, na_value=-1)
-    span = int(incarnation.max(initial=0)) + 2  # one integer per (tuple, incarnation), the latter from -1 (none)
-    key = pd.Index(tuple_of * span + incarnation + 1)
-    last = ~key.duplicated(keep="last")  # as a dict would keep them
-    rows = np.flatnonzero(last)
-    reusing = np.flatnonzero(flows["reuses_tuple_in_time_wait"].fillna(False).to_numpy(bool) & (incarnation >= 0))
-    at = key[last].get_indexer(pd.Index(tuple_of[reusing] * span + incarnation[reusing]))
-    found = at >= 0
-    return dict(zip(reusing[found].tolist(), rows[at[found]].tolist()))
+def previous_incarnations(flows: Mapping[str, npt.NDArray[Any]]) -> dict[int, int]:
+    """Position of each flow that reused its 4-tuple during TIME_WAIT -> its previous
+    incarnation's, from the analysis's columns."""
+    incarnation = np.asarray(flows["incarnation"], np.int64)
+    reusing = np.flatnonzero(np.asarray(flows["reuses_tuple_in_time_wait"], bool) & (incarnation > 0))
+    if not len(reusing):
+        return {}
+    # One number per 4-tuple and carrier (what a flow id names before "/incarnation"): a rank
+    # among the distinct ones of (addresses and carrier ranked together, the two ports).
+    client = distinct_objects(np.asarray(flows["client_ip"], object))[1].astype(np.int64)
+    server = distinct_objects(np.asarray(flows["server_ip"], object))[1].astype(np.int64)
+    hosts = int(max(client.max(), server.max())) + 1
+    where = np.unique((np.asarray(flows["ctx"], np.int64) * hosts + server) * hosts + client, return_inverse=True)[1]
+    ports = np.asarray(flows["client_port"], np.int64) << 16 | np.asarray(flows["server_port"], np.int64)
+    tuple_of = np.unique(where.ravel().astype(np.int64) << 32 | ports, return_inverse=True)[1].ravel()
+    span = int(incarnation.max(initial=0)) + 1
+    key = tuple_of * span + incarnation
+    # The last row of each key, as a dict would keep them: the first of the keys reversed.
+    distinct, first_reversed = np.unique(key[::-1], return_index=True)
+    row_of_key = len(key) - 1 - first_reversed
+    wanted = key[reusing] - 1  # the incarnation before, on the same tuple
+    at = np.minimum(np.searchsorted(distinct, wanted), len(distinct) - 1)
+    found = distinct[at] == wanted
+    return dict(zip(reusing[found].tolist(), row_of_key[at[found]].tolist()))
 
 
 def as_drawn(ladders: dict[int, Ladder], row: int, flows: pd.DataFrame) -> Ladder:

@@ -9,19 +9,22 @@ them back; any other file is refused with one line saying what it is.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..schema import COLUMN_NAMES, TABLES
-from .data import HOST_TABLES, ReportData
+from .data import HOST_TABLES, ReportData, drawn_of
 from .facts import Facts
-from .files import whole_file
+from .files import write_table
 from .ladder import pack, unpack
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..analysis import Analysis
 
 METADATA_KEY = b"teardown.report"
 # Of the JSON under METADATA_KEY. 2: a reusing flow's ladder names the old incarnation's
@@ -36,21 +39,20 @@ PARQUET_MAGIC = b"PAR1"
 HOW_TO_WRITE = "write one with `teardown analyze CAPTURE -o NAME.parquet`"
 
 
-def write_parquet(data: ReportData, path: str) -> None:
-    """The per-flow table as Parquet, with the report's facts, tables and ladders in its metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(data.flows, preserve_index=False)
-    extra = {"version": VERSION, "facts": data.facts.to_json(), "tables": sorted(data.tables),
-             "series": {host: list(steps) for host, steps in data.series.items()},
-             "ladders": pack(data.ladders)}
-    metadata = dict(table.schema.metadata or {})
-    metadata[METADATA_KEY] = json.dumps(extra, separators=(",", ":"), allow_nan=False).encode()
-    for name, frame in data.tables.items():
-        metadata[TABLE_KEY.format(name).encode()] = _ipc(pa.Table.from_pandas(frame, preserve_index=False))
-    with whole_file(path) as fh:
-        pq.write_table(table.replace_schema_metadata(metadata), fh)
+def write_parquet(analysis: Analysis, path: str) -> None:
+    """The per-flow table as Parquet, a row group a batch as the other files are written, with
+    the report's facts, tables and ladders in its metadata."""
+    drawn = drawn_of(analysis)
+    extra = {"version": VERSION, "facts": drawn.facts.to_json(), "tables": sorted(HOST_TABLES),
+             "series": {host: list(steps) for host, steps in drawn.series.items()},
+             "ladders": pack(drawn.ladders)}
+    metadata = {METADATA_KEY: json.dumps(extra, separators=(",", ":"), allow_nan=False).encode()}
+    for name in HOST_TABLES:
+        metadata[TABLE_KEY.format(name).encode()] = _ipc(analysis.table(name))
+    batches = analysis.batches("flows")
+    first = next(batches)
+    schema_metadata = {**(first.schema.metadata or {}), **metadata}  # the writer takes the first batch's schema
+    write_table(itertools.chain([first.replace_schema_metadata(schema_metadata)], batches), path, "parquet")
 
 
 def _ipc(table: Any) -> bytes:

@@ -10,16 +10,14 @@ RSTs, and the ACKs while one is awaited, so a long flow costs little.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..decode import ACK, FIN, RST, SYN
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 I64 = npt.NDArray[np.int64]
 CLIENT, SERVER = 0, 1
@@ -38,13 +36,12 @@ class FlowEnd:
     rst_class: str | None
 
     @staticmethod
-    def of_flows(flows: pd.DataFrame) -> list[tuple[float | None, float | None, str | None]]:
-        """(first_rst_ts, tw_assassination_ts, rst_class) of each row of the per-flow table."""
+    def of_flows(flows: Mapping[str, npt.NDArray[Any]]) -> list[tuple[float | None, float | None, str | None]]:
+        """(first_rst_ts, tw_assassination_ts, rst_class) of each row of the analysis's columns."""
         def times(name: str) -> list[float | None]:
-            values = flows[name].to_numpy(np.float64, na_value=np.nan)
-            return [None if v != v else v for v in values.tolist()]
+            return [None if v != v else v for v in np.asarray(flows[name], np.float64).tolist()]
 
-        classes = flows["rst_class"].astype(object).where(flows["rst_class"].notna(), None).tolist()
+        classes = [None if c is None or c != c else str(c) for c in np.asarray(flows["rst_class"], object).tolist()]
         return list(zip(times("first_rst_ts"), times("tw_assassination_ts"), classes))
 
     @staticmethod
