@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import Any
 from markupsafe import escape
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report import ladder
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, pack, rows_to_draw
 from teardown.report.render import page_data, script_json
+from teardown.report.table import Values, _numbers_cut_out
 from teardown.report.reuse import as_drawn
 from teardown.report.saved import read_parquet, write_parquet
 from teardown.report.verdict import figures, findings, headline
@@ -365,3 +367,43 @@ def test_a_reusing_flow_is_drawn_after_the_incarnation_before_it_on_its_tuple() 
               for lad in data.ladders.values() if lad.previous is not None}
     assert joined == {(f["client_port"], f["incarnation"]): (f["client_port"], f["incarnation"] - 1)
                       for f in truth if f["reuses_tuple_in_time_wait"]}
+
+
+def _cut_decoded(spec: dict[str, Any]) -> list[str | None]:
+    """report-data.js's reading of a numbers-cut-out column, in Python."""
+    out: list[str | None] = []
+    first, n = 0, iter(spec["n"])
+    for code in spec["c"]:
+        if code is None:
+            out.append(None)
+            continue
+        parts = spec["t"][code]
+        numbers = []
+        for k in range(len(parts) - 1):
+            step = next(n)
+            first = first + step if k == 0 else first
+            numbers.append(first if k == 0 else first + step)
+        out.append("".join(p + (str(x) if k < len(numbers) else "") for k, (p, x) in
+                           enumerate(zip(parts, numbers + [0]))))
+    return out
+
+
+def test_numbers_cut_out_of_strings_read_back_as_they_were() -> None:
+    """Evidence-frame-like strings (and awkward ones: numbers at either end, none at all,
+    non-ASCII, empty, missing) come back whole from their templates and number steps."""
+    rng = np.random.default_rng(7)
+    pieces = ["SYN ", "FIN ", ", ", "x", "é", " ", "日本", "", "0"]
+    for _ in range(200):
+        rows: list[str | None] = []
+        for _ in range(int(rng.integers(0, 40))):
+            if rng.random() < 0.1:
+                rows.append(None)
+                continue
+            rows.append("".join(str(rng.integers(1, 10**int(rng.integers(1, 16)))) if rng.random() < 0.4
+                                else str(rng.choice(pieces)) for _ in range(int(rng.integers(0, 7)))))
+        values = Values(np.array(rows + [""], object)[:-1], np.array([r is None for r in rows], bool))
+        spec = _numbers_cut_out(values)
+        inexact = any(re.search(r"(^|[^0-9])0[0-9]|[0-9]{16}", r) for r in rows if r is not None)
+        assert (spec is None) == bool(inexact), rows
+        if spec is not None:
+            assert _cut_decoded(spec) == rows

@@ -200,24 +200,43 @@ def _numbers_cut_out(values: Values) -> dict[str, Any] | None:
     """Strings as templates with their numbers: each row's first number as a step from the
     previous row's, the others from the row's first. Evidence frames shrink to a third.
 
-    Done with pyarrow's string kernels: a Python loop over 100,000 rows costs two seconds.
-    Strings with a leading zero or a 16-digit number are not exact this way: then None.
+    The digits are found in the strings' bytes with numpy (a Python loop over 100,000 rows costs
+    two seconds, Arrow's regex kernels a fifth of one). Strings with a leading zero or a
+    16-digit number are not exact this way: then None.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not values.is_text():
         return None
-    strings = pa.array(values.tolist(), pa.string())
-    if pc.any(pc.match_substring_regex(strings, r"(^|[^0-9])0[0-9]|[0-9]{16}")).as_py():
+    strings = pa.array(values.tolist(), pa.large_string())
+    validity, offsets_buffer, data_buffer = strings.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64, len(strings) + 1)
+    data = np.frombuffer(data_buffer, np.uint8, int(offsets[-1])) if data_buffer is not None else np.zeros(0, np.uint8)
+    digit = (data >= ord("0")) & (data <= ord("9"))
+    row_start = np.zeros(len(data) + 1, bool)
+    row_start[offsets] = True  # a number never runs on into the next row's string
+    first = digit & (row_start[:-1] | ~np.concatenate([[False], digit[:-1]]))  # a number's first digit
+    last = digit & (row_start[1:] | ~np.concatenate([digit[1:], [False]]))
+    starts, ends = np.flatnonzero(first), np.flatnonzero(last) + 1
+    if ((ends - starts >= 16) | ((data[starts] == ord("0")) & (ends - starts > 1))).any():
         return None
-    dictionary = pc.dictionary_encode(pc.replace_substring_regex(strings, r"[0-9]+", "\x00"))
+    lengths = ends - starts
+    numbers = np.zeros(len(starts), np.int64)
+    for place in range(int(lengths.max(initial=0))):  # a digit of every number at a time, at most 15
+        more = np.flatnonzero(lengths > place)
+        numbers[more] = numbers[more] * 10 + (data[starts[more] + place] - ord("0"))
+    row = np.searchsorted(offsets, starts, side="right") - 1
+    # The templates: each number's digits replaced by one NUL. Counted number by number, not
+    # byte by byte (a running count of 10 MB of bytes is 80 MB).
+    dropped_before = np.concatenate([[0], np.cumsum(lengths - 1)])
+    template_data = data[~digit | first]
+    template_data[starts - dropped_before[:-1]] = 0
+    template_offsets = offsets - dropped_before[np.searchsorted(starts, offsets)]
+    templates_of_rows = pa.Array.from_buffers(pa.large_string(), len(strings), [
+        validity, pa.py_buffer(template_offsets), pa.py_buffer(template_data)])
+    dictionary = pc.dictionary_encode(templates_of_rows)
     codes = dictionary.indices.to_pylist()
-    runs = pc.split_pattern_regex(strings, r"[^0-9]+")
-    flat = pc.list_flatten(runs)
-    digits = pc.not_equal(pc.utf8_length(flat), 0)
-    numbers = pc.cast(pc.filter(flat, digits), pa.int64()).to_numpy(zero_copy_only=False)
-    row = pc.filter(pc.list_parent_indices(runs), digits).to_numpy(zero_copy_only=False)
     first_at = np.flatnonzero(np.diff(row, prepend=-1) != 0)
     firsts = numbers[first_at]
     out = numbers - np.repeat(firsts, np.diff(np.append(first_at, len(numbers))))
