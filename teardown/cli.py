@@ -267,6 +267,10 @@ def _analyze(args: argparse.Namespace) -> int:
             progress.close()
     written = []
     if args.output and fmt and fmt != "html":
+        if not args.quiet:
+            # The summary's host views first: their temporaries come and go before Arrow's
+            # buffers and library are in memory, so the run peaks no higher than one without a file.
+            result.host_views
         if _is_directory(args.output):
             written = write_tables(result, args.output, fmt)
         else:
