@@ -93,14 +93,14 @@ def _remove(path: str) -> None:
 
 
 def _csv(first: pa.Table, rest: Iterator[pa.Table], fh: BinaryIO) -> None:
-    """Arrow's CSV: text quoted ("" is an empty text, nothing at all an empty value), true/false."""
+    """Arrow's CSV: text quoted ("" is an empty text, nothing at all an empty value), true/false,
+    a dictionary column's values (not its codes)."""
     import pyarrow.csv as csv
 
-    plain = _plain_text(first)
-    with csv.CSVWriter(fh, plain.schema, write_options=csv.WriteOptions(quoting_header="none")) as writer:
-        writer.write_table(plain)
+    with csv.CSVWriter(fh, first.schema, write_options=csv.WriteOptions(quoting_header="none")) as writer:
+        writer.write_table(first)
         for batch in rest:
-            writer.write_table(_plain_text(batch))
+            writer.write_table(batch)
 
 
 def _parquet(first: pa.Table, rest: Iterator[pa.Table], fh: BinaryIO) -> None:
@@ -200,11 +200,3 @@ def _json_texts(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
             escaped = pc.replace_substring(escaped, char, escape)
     quote = text_scalar('"')
     return pc.binary_join_element_wise(quote, escaped, quote, text_scalar(""))
-
-
-def _plain_text(table: pa.Table) -> pa.Table:
-    """Dictionary columns as plain text (the CSV writer writes values, not codes)."""
-    import pyarrow as pa
-
-    columns = [c.cast(pa.large_string()) if pa.types.is_dictionary(c.type) else c for c in table.columns]
-    return pa.Table.from_arrays(columns, names=table.column_names)
