@@ -16,6 +16,7 @@ import pytest
 import teardown
 from teardown.cli import main
 from teardown.report import files
+from teardown.report.saved import read_parquet
 from teardown.schema import TABLES
 from teardown.verdicts import text_columns
 
@@ -153,16 +154,17 @@ def test_texts_and_enums_go_to_arrow_as_pyarrow_itself_converts_them(size: int) 
 def test_files_are_written_without_importing_pandas(tmp_path: Path) -> None:
     """pyarrow.array imports pandas to recognise its types (0.2-0.4 s): the files are made
     without it, so a run that writes them never pays for pandas; nor for the report's page
-    (jinja2 and the templates: 60 ms)."""
+    (jinja2 and the templates: 60 ms). A Parquet file too, with the ladders in it."""
     import subprocess
     import sys
 
     sample = str(SAMPLES[0])
-    outs = [f"{tmp_path}/{name}" for name in ("f.csv", "f.jsonl", "f.json", "d/")]
+    outs = [f"{tmp_path}/{name}" for name in ("f.csv", "f.jsonl", "f.json", "d/", "f.parquet", "p/")]
     script = ("import sys; from teardown.cli import main\n"
               f"for out in {outs!r}:\n"
-              f"    main(['analyze', {sample!r}, '-o', out, '--quiet'] + (['--format', 'csv'] if out.endswith('/') else []))\n"
+              f"    main(['analyze', {sample!r}, '-o', out, '--quiet'] + (['--format', 'csv'] if out.endswith('d/') else []))\n"
               "print('pandas' in sys.modules, 'jinja2' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
-    assert (tmp_path / "d" / "hosts.csv").exists()
+    assert (tmp_path / "d" / "hosts.csv").exists() and (tmp_path / "p" / "hosts.parquet").exists()
+    assert len(read_parquet(str(tmp_path / "f.parquet")).ladders) > 0
