@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import teardown
+from teardown.report.saved import read_parquet
 
 from .conftest import ROOT
 
@@ -117,6 +119,7 @@ class Run:
     lines: list[dict[str, Any]]
     stderr: str
     written: Path
+    saved: Path  # -o NAME.parquet: the table and the report's data, ladders drawn from `written`
     ports: dict[int, str]  # client port -> way of closing
     time_wait_client: set[tuple[str, str]]  # ss in each namespace: (local, peer)
     time_wait_server: set[tuple[str, str]]
@@ -144,14 +147,16 @@ def time_wait(ns: str) -> set[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def run(net: Net, tmp_path_factory: pytest.TempPathFactory) -> Run:
     written = tmp_path_factory.mktemp("live") / "live.pcapng"
-    proc = live(net.server_ns, "-i", net.server_if, "--duration", "6", "--jsonl", "--write", str(written), "--quiet")
+    saved = written.with_suffix(".parquet")
+    proc = live(net.server_ns, "-i", net.server_if, "--duration", "6", "--jsonl", "--write", str(written), "--quiet",
+                "-o", str(saved))
     wait_for_file(written, proc)
     server, ports = traffic(net, SPEC, 3)
     time.sleep(1.5)  # the client's FIN retransmissions (RTO 200 ms, then 400 ms)
     tw_client, tw_server = time_wait(net.client_ns), time_wait(net.server_ns)
     out, err = proc.communicate(timeout=30)
     done(server)
-    return Run(proc.returncode, [json.loads(line) for line in out.splitlines()], err, written, ports,
+    return Run(proc.returncode, [json.loads(line) for line in out.splitlines()], err, written, saved, ports,
                tw_client, tw_server)
 
 
@@ -183,6 +188,20 @@ def test_live_verdicts_equal_the_offline_analysis_of_the_written_capture(run: Ru
     assert run.rc == 0, run.stderr
     assert "stopped: 6 s elapsed (--duration)" in run.stderr
     assert_same_as_offline(last_rows(run.lines), run.written)
+
+
+def test_the_saved_table_is_the_offline_one_and_draws_the_retransmitted_fin(run: Run, tmp_path: Path) -> None:
+    """`live -o NAME.parquet --write FILE`: the table of the written capture, with the ladders
+    drawn from it; `teardown report` makes the page from the file alone."""
+    assert f"wrote {len(last_rows(run.lines))} flows to {run.saved}" in run.stderr
+    saved = read_parquet(str(run.saved))
+    offline = teardown.analyze(str(run.written)).flows
+    pd.testing.assert_frame_equal(saved.flows, offline)
+    retransmitted = [i for i, port in enumerate(saved.flows["client_port"].tolist())
+                     if run.ports.get(port) == "fin_retrans" and saved.flows["server_ip"][i] == SERVER_IP]
+    assert len(retransmitted) == 1 and retransmitted[0] in saved.ladders
+    page = tmp_path / "live.html"
+    assert _teardown_cli("report", str(run.saved), "-o", str(page)).returncode == 0 and page.stat().st_size > 0
 
 
 def test_each_way_of_closing_gets_its_verdict(run: Run) -> None:
