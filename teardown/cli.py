@@ -6,8 +6,10 @@ Exit codes: 0 success, 1 a finding listed in --fail-on is present, 2 bad usage o
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -181,6 +183,16 @@ def _write_table(result: Analysis, name: str, out: str, fmt: str) -> None:
     write_table(result.batches(name), out, fmt)
 
 
+def _import(*modules: str) -> None:
+    """Import ahead of need; a failure is left for the import where the module is used, which
+    says it in one line."""
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    except Exception:  # noqa: BLE001 (any failure: the later import raises it properly)
+        return
+
+
 def _report_data(result: Analysis) -> ReportData:
     """The report's data (it reads the capture again for the ladders, once a run: drawn_of)."""
     from .report import from_analysis
@@ -249,6 +261,8 @@ def _analyze(args: argparse.Namespace) -> int:
         if out:
             _refuse_inputs(out, captures)
     options = replace(_options(args), reader=ReaderKind(args.reader))
+    if html:  # the report's imports (pandas 0.25 s, the page's modules) on a second core while the capture is read
+        threading.Thread(target=_import, args=("pandas", "teardown.report.render"), daemon=True).start()
     workers = _workers(args, captures)
     progress = _Progress() if sys.stderr.isatty() else None
     try:
