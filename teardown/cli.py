@@ -184,8 +184,7 @@ def _write_table(result: Analysis, name: str, out: str, fmt: str) -> None:
 
 
 def _import(*modules: str) -> None:
-    """Import ahead of need; a failure is left for the import where the module is used, which
-    says it in one line."""
+    """Import ahead of need; a failure is left for the import where the module is used."""
     try:
         for name in modules:
             importlib.import_module(name)
@@ -261,9 +260,9 @@ def _analyze(args: argparse.Namespace) -> int:
         if out:
             _refuse_inputs(out, captures)
     options = replace(_options(args), reader=ReaderKind(args.reader))
+    workers = _workers(args, captures)
     if html:  # the report's imports (pandas 0.25 s, the page's modules) on a second core while the capture is read
         threading.Thread(target=_import, args=("pandas", "teardown.report.render"), daemon=True).start()
-    workers = _workers(args, captures)
     progress = _Progress() if sys.stderr.isatty() else None
     try:
         if workers or args.scheduler:
@@ -284,7 +283,7 @@ def _analyze(args: argparse.Namespace) -> int:
         if not args.quiet:
             # The summary's host views first: their temporaries come and go before Arrow's
             # buffers and library are in memory, so the run peaks no higher than one without a file.
-            result.host_views
+            _ = result.host_views
         if _is_directory(args.output):
             written = write_tables(result, args.output, fmt)
         else:

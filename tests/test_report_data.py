@@ -18,7 +18,7 @@ import pytest
 import teardown
 from teardown.decode import FIN, RST, SYN
 from teardown.report import from_analysis, render_html
-from teardown.report.data import drawn_of
+from teardown.report.data import drawn_afresh
 from teardown.report.charts import PLOT, close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
 from teardown.report.flags import FLAGS, FrameColumns, flag_bits
 from teardown.timewait.flow_findings import FLOW_FLAGS
@@ -26,7 +26,7 @@ from teardown.report import ladder
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, pack, rows_to_draw
 from teardown.report.render import page_data, script_json
 from teardown.report.table import Values, _numbers_cut_out
-from teardown.report.reuse import as_drawn
+from teardown.report.reuse import as_drawn, previous_incarnations
 from teardown.report.saved import read_parquet, write_parquet
 from teardown.report.verdict import figures, findings, headline
 
@@ -167,9 +167,9 @@ def test_packet_lookup_checks_the_whole_key(monkeypatch: pytest.MonkeyPatch) -> 
 def test_ladders_are_the_same_when_wanted_tuples_share_a_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     """Then the lookup is a sorted search on the whole keys (many_reuse: many incarnations of a 4-tuple)."""
     analysis = teardown.analyze(str(CAPTURES / "many_reuse.pcap"))
-    drawn = pack(drawn_of.__wrapped__(analysis).ladders)  # not the run's cached ones
+    drawn = pack(drawn_afresh(analysis).ladders)  # made afresh, not the ones kept for the analysis
     monkeypatch.setattr(ladder, "_digest", lambda key: np.zeros(len(key), np.uint64))
-    assert pack(drawn_of.__wrapped__(analysis).ladders) == drawn and len(drawn["flows"]) > 1
+    assert pack(drawn_afresh(analysis).ladders) == drawn and len(drawn["flows"]) > 1
 
 
 def test_sample_reports_are_small() -> None:
@@ -407,3 +407,22 @@ def test_numbers_cut_out_of_strings_read_back_as_they_were() -> None:
         assert (spec is None) == bool(inexact), rows
         if spec is not None:
             assert _cut_decoded(spec) == rows
+
+
+def test_a_reusing_flow_pairs_with_the_incarnation_before_it_on_its_own_carrier() -> None:
+    """The same 4-tuple carried in two VLANs (ctx 1 and 2) is two tuples: each reuse pairs
+    within its carrier and 4-tuple, never across carriers, client ports, servers or address
+    families (the truth is the construction)."""
+    rows = [  # (ctx, client, client port, server, incarnation, reuses a TIME_WAIT)
+        (1, "198.18.0.1", 40000, "198.18.0.2", 0, False), (2, "198.18.0.1", 40000, "198.18.0.2", 0, False),
+        (1, "198.18.0.1", 40000, "198.18.0.3", 0, False), (2, "198.18.0.1", 40000, "198.18.0.2", 1, True),
+        (1, "198.18.0.1", 40001, "198.18.0.2", 0, False), (1, "198.18.0.1", 40000, "198.18.0.2", 1, True),
+        (1, "fd00::1", 40000, "fd00::2", 0, False), (1, "fd00::1", 40000, "fd00::2", 1, True),
+        (1, "198.18.0.1", 40001, "198.18.0.2", 1, True), (2, "198.18.0.1", 40000, "198.18.0.2", 2, True),
+        (1, "198.18.0.1", 40000, "198.18.0.3", 1, True), (1, "198.18.0.9", 40000, "198.18.0.2", 0, False),
+        (1, "198.18.0.9", 40000, "198.18.0.2", 1, True)]
+    ctx, client, port, server, incarnation, reuses = (np.array(c) for c in zip(*rows))
+    columns = {"ctx": ctx.astype(np.uint32), "client_ip": np.array(client, object), "client_port": port,
+               "server_ip": np.array(server, object), "server_port": np.full(len(rows), 8080),
+               "incarnation": incarnation, "reuses_tuple_in_time_wait": reuses.astype(bool)}
+    assert previous_incarnations(columns) == {3: 1, 5: 0, 7: 6, 8: 4, 9: 3, 10: 2, 12: 11}

@@ -5,8 +5,9 @@ busiest hosts, and the ladders of the flows drawn. saved.py writes the same into
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import threading
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -56,15 +57,35 @@ def from_analysis(analysis: Analysis) -> ReportData:
     return ReportData(drawn.facts, analysis.flows, tables, drawn.series, drawn.ladders)
 
 
-@functools.lru_cache(maxsize=1)  # a run that writes both the Parquet file and the report reads the capture once
+# A run that writes both the Parquet file and the report reads the capture a second time once.
+# Weakly: a notebook's analysis is freed when its user lets it go, its drawn data with it.
+_DRAWN: weakref.WeakKeyDictionary[Analysis, Drawn] = weakref.WeakKeyDictionary()
+
+
 def drawn_of(analysis: Analysis) -> Drawn:
+    """The facts, series and ladders of a fresh analysis, made once for it (`drawn_afresh`)."""
+    if analysis not in _DRAWN:
+        _DRAWN[analysis] = drawn_afresh(analysis)
+    return _DRAWN[analysis]
+
+
+def drawn_afresh(analysis: Analysis) -> Drawn:
     """The facts, series and ladders of a fresh analysis; reads the capture a second time for the
     ladders' segments."""
-    with ThreadPoolExecutor(1, thread_name_prefix="facts") as pool:
-        # The facts hash the captures (hashlib lets go of the GIL): alongside the rest, on a second core.
-        facts = pool.submit(facts_of, analysis)
-        series, ladders_of = _series(analysis), _ladders(analysis)
-        return Drawn(_cluster_warning(facts.result(), analysis), series, ladders_of)
+    # The facts hash the captures (hashlib lets go of the GIL): alongside the rest, on a second
+    # core. A daemon thread, so that an interrupted run need not wait for the hash to end.
+    hashed: list[Facts] = []
+
+    def hash_captures() -> None:
+        with contextlib.suppress(Exception):  # made again below, where a failure is reported
+            hashed.append(facts_of(analysis))
+
+    hashing = threading.Thread(target=hash_captures, name="facts", daemon=True)
+    hashing.start()
+    series, ladders_of = _series(analysis), _ladders(analysis)
+    hashing.join()
+    facts = hashed[0] if hashed else facts_of(analysis)
+    return Drawn(_cluster_warning(facts, analysis), series, ladders_of)
 
 
 def _series(analysis: Analysis) -> dict[str, Series]:
@@ -72,7 +93,8 @@ def _series(analysis: Analysis) -> dict[str, Series]:
     views = analysis.host_views
     hosts = views.tables.hosts
     peak = np.nan_to_num(np.asarray(hosts["time_wait_peak"], np.float64))
-    busiest = [hosts["host"][i] for i in np.argsort(-peak, kind="stable") if peak[i] > 0][:TOP_HOSTS]
+    order = np.argsort(-peak, kind="stable")
+    busiest = hosts["host"][order[peak[order] > 0][:TOP_HOSTS]]
     start = analysis.capture.first_ts or 0.0
     series = {}
     for host in busiest:

@@ -44,8 +44,10 @@ def previous_incarnations(flows: Mapping[str, npt.NDArray[Any]]) -> dict[int, in
     # among the distinct ones of (addresses and carrier ranked together, the two ports).
     client = distinct_objects(np.asarray(flows["client_ip"], object))[1].astype(np.int64)
     server = distinct_objects(np.asarray(flows["server_ip"], object))[1].astype(np.int64)
-    hosts = int(max(client.max(), server.max())) + 1
-    where = np.unique((np.asarray(flows["ctx"], np.int64) * hosts + server) * hosts + client, return_inverse=True)[1]
+    ctx = np.asarray(flows["ctx"], np.int64)
+    # Ranked a pair at a time, so no product exceeds (rows x distinct values): no overflow.
+    pair = np.unique(server * (int(client.max()) + 1) + client, return_inverse=True)[1].ravel()
+    where = np.unique(pair * (int(ctx.max()) + 1) + ctx, return_inverse=True)[1]
     ports = np.asarray(flows["client_port"], np.int64) << 16 | np.asarray(flows["server_port"], np.int64)
     tuple_of = np.unique(where.ravel().astype(np.int64) << 32 | ports, return_inverse=True)[1].ravel()
     span = int(incarnation.max(initial=0)) + 1
