@@ -188,7 +188,7 @@ def _import(*modules: str) -> None:
     try:
         for name in modules:
             importlib.import_module(name)
-    except Exception:  # noqa: BLE001 (any failure: the later import raises it properly)
+    except Exception:  # any failure: the import where the module is used raises it again
         return
 
 
