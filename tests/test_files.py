@@ -10,17 +10,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import teardown
 from teardown.cli import main
+from teardown.flows import NONE
 from teardown.report import files
 from teardown.report.saved import read_parquet
+from teardown.rows import labelled_numbers
 from teardown.schema import TABLES
 from teardown.verdicts import text_columns
 
 from .conftest import CAPTURES
+from .crafted import C_ISN, S_ISN, back, seg
 
 SAMPLES = sorted(p for p in CAPTURES.iterdir() if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
 
@@ -168,3 +172,37 @@ def test_files_are_written_without_importing_pandas(tmp_path: Path) -> None:
     assert done.stdout.split() == ["False", "False"]
     assert (tmp_path / "d" / "hosts.csv").exists() and (tmp_path / "p" / "hosts.parquet").exists()
     assert len(read_parquet(str(tmp_path / "f.parquet")).ladders) > 0
+
+
+def test_a_flow_caught_midstream_and_still_open_is_written_with_no_evidence(tmp_path: Path) -> None:
+    """Crafted with scapy (a capture that starts after the handshake and ends before any close):
+    the flow has no SYN, FIN, RST or gap, so its evidence_frames is "" in every format, and the
+    rows after it keep theirs (Arrow's join kernel once dropped such a row and failed the table)."""
+    from scapy.utils import wrpcap
+
+    capture = tmp_path / "midstream.pcap"
+    wrpcap(str(capture), [seg(1.0, "PA", C_ISN + 1, S_ISN + 1, b"hello"), back(1.1, "A", S_ISN + 1, C_ISN + 6),
+                          seg(1.2, "S", 7000, src=("10.0.0.1", 40001))])
+    for fmt in ("csv", "json", "jsonl", "parquet"):
+        out = tmp_path / f"flows.{fmt}"
+        main(["analyze", str(capture), "-o", str(out), "--quiet"])
+        if fmt == "parquet":
+            evidence = pd.read_parquet(out)["evidence_frames"].tolist()
+        elif fmt == "csv":
+            evidence = pd.read_csv(out, keep_default_na=False)["evidence_frames"].tolist()
+        else:
+            evidence = pd.read_json(out, lines=fmt == "jsonl", dtype=False)["evidence_frames"].tolist()
+        assert evidence == ["", "syn 3"], fmt
+    assert main(["analyze", str(capture), "-o", str(tmp_path / "r.html"), "--quiet"]) == 0
+
+
+def test_labelled_numbers_read_as_a_python_join_would_write_them() -> None:
+    """Rows of up to eight numbers, any of them absent (0 and 17-digit ones among them)."""
+    rng = np.random.default_rng(5)
+    labels = ("syn", "fin client", "x", "final ack server", "rst", "gap after", "before", "y")
+    for _ in range(300):
+        rows = int(rng.integers(0, 25))
+        numbers = rng.integers(0, 10 ** rng.integers(1, 18, (rows, 8)), dtype=np.int64)
+        numbers[rng.random((rows, 8)) < 0.5] = NONE
+        want = [", ".join(f"{label} {n}" for label, n in zip(labels, row) if n != NONE) for row in numbers.tolist()]
+        assert labelled_numbers(numbers, labels).to_pylist() == want
