@@ -24,7 +24,7 @@ from teardown.schema import TABLES
 from teardown.verdicts import text_columns
 
 from .conftest import CAPTURES
-from .crafted import C_ISN, S_ISN, back, seg
+from .crafted import C_ISN, S_ISN, SERVER, back, seg
 
 SAMPLES = sorted(p for p in CAPTURES.iterdir() if p.name.endswith((".pcap", ".pcapng", ".pcap.gz")))
 
@@ -206,3 +206,31 @@ def test_labelled_numbers_read_as_a_python_join_would_write_them() -> None:
         numbers[rng.random((rows, 8)) < 0.5] = NONE
         want = [", ".join(f"{label} {n}" for label, n in zip(labels, row) if n != NONE) for row in numbers.tolist()]
         assert labelled_numbers(numbers, labels).to_pylist() == want
+
+
+ODD_FLOWS = {  # crafted with scapy: one connection seen in an odd way -> how many flows it makes
+    "lone ACK": ([seg(1.0, "A", 1, 1)], 1),
+    "lone FIN": ([seg(1.0, "FA", 1, 1)], 1),
+    "lone RST": ([back(1.0, "R", 1)], 1),
+    "SYN-ACK only": ([back(1.0, "SA", S_ISN, C_ISN + 1)], 1),
+    "data one way": ([seg(1.0 + i / 100, "PA", 1 + 10 * i, 1, b"0123456789") for i in range(5)], 1),
+    "data after FIN": ([seg(1.0, "FA", 1, 1), seg(1.1, "PA", 2, 1, b"x")], 1),
+    "ACK, RST, refused SYN": ([seg(1.0, "A", 1, 1), back(1.0, "R", 1), seg(2.0, "S", 100, src=("10.0.0.1", 40010)),
+                               seg(2.1, "RA", 0, 101, src=SERVER, dst=("10.0.0.1", 40010))], 2),
+}
+
+
+@pytest.mark.parametrize("name", ODD_FLOWS)
+def test_odd_flows_are_written_in_every_format(name: str, tmp_path: Path) -> None:
+    """Flows with no handshake, no close or a single segment: every file holds each, whole."""
+    from scapy.utils import wrpcap
+
+    packets, flows = ODD_FLOWS[name]
+    capture = tmp_path / "odd.pcap"
+    wrpcap(str(capture), packets)
+    for out in ("f.csv", "f.json", "f.jsonl", "f.parquet", "report.html", "tables/"):
+        assert main(["analyze", str(capture), "-o", f"{tmp_path}/{out}", "--quiet"]) == 0, out
+    assert len(pd.read_csv(tmp_path / "f.csv")) == len(pd.read_parquet(tmp_path / "f.parquet")) == flows
+    assert len(json.loads((tmp_path / "f.json").read_text())) == flows
+    assert len((tmp_path / "f.jsonl").read_text().splitlines()) == flows
+    assert len(pd.read_parquet(tmp_path / "tables" / "flows.parquet")) == flows
