@@ -199,7 +199,8 @@ FLOW_COLUMNS: list[Column] = [
     Column("capture_loss_bytes_s2c", "Int64", "Of those, the server's bytes.", unit="bytes", empty_when="one_sided"),
     Column("evidence_frames", "string", "Frame numbers the close verdict rests on (SYN, FINs, RSTs, final ACKs), and "
            "with capture loss the frames around the first gap ('gap after 12, before 15': the last segment before "
-           "it, the first after it); they run on across the files of one continuous capture."),
+           "it, the first after it); they run on across the files of one continuous capture. Empty for a flow "
+           "none of these frames were seen in (caught midstream, still open)."),
     Column("notes", "string", "Plain-language remarks: inferred roles, lost final ACKs, fingerprints, anomalies."),
     Column("capture_file", "string", "Name of the capture file holding the incarnation's first segment. Files "
            "given together are read as one capture when each starts where the previous ended (rotated pieces), "
