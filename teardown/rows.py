@@ -2,9 +2,9 @@
 file (CSV, JSON, Parquet) and every DataFrame hold are formed.
 
 No Python object per row: numbers go to Arrow as they are, the enums become dictionary arrays
-over the enum's values, and the text columns are written from the numbers they say: flow_id
-and notes by Arrow's string kernels, evidence_frames by numpy into one buffer. Python runs
-once per distinct value only (an address, a carrier, a set of notes), never per flow.
+over the enum's values, and the text columns (flow_id, evidence_frames, notes) are joined by
+Arrow's string kernels from the numbers they say. Python runs once per distinct value only
+(an address, a carrier, a set of notes), never per flow.
 """
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ def flow_texts(columns: Values) -> dict[str, pa.Array]:
 
     word = text_scalar
 
-    def number(values: npt.NDArray[Any]) -> pa.Array:
-        return pc.cast(_numbers(np.asarray(values, np.int64)), text)
+    def number(values: npt.NDArray[Any], absent: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+        return pc.cast(_numbers(np.asarray(values, np.int64), absent), text)
 
     def endpoint(ip: str, port: str) -> tuple[pa.Array, pa.Array]:
         address = _per_distinct(_texts(columns[ip]), lambda a: f"[{a}]:" if ":" in a else f"{a}:")
@@ -176,42 +176,17 @@ def flow_texts(columns: Values) -> dict[str, pa.Array]:
     flow_id = pc.binary_join_element_wise(prefix, *endpoint("client_ip", "client_port"), word(">"),
                                           *endpoint("server_ip", "server_port"), word("/"),
                                           number(columns["incarnation"]), word(""))
-    evidence = labelled_numbers(np.asarray(columns["evidence"], np.int64), EVIDENCE_LABELS)
+    frames = np.asarray(columns["evidence"])
+    labelled = [pc.binary_join_element_wise(word(f"{label} "), number(frames[:, i], frames[:, i] == NONE), word(""))
+                for i, label in enumerate(EVIDENCE_LABELS)]
+    # Joined after a first part that is never null, whose ", " is then cut off: skipping nulls,
+    # Arrow's join drops a row whose parts are all null (pyarrow 22 to 26), which shifted the
+    # column and failed the table for a flow with no evidence frames (caught midstream, open).
+    evidence = pc.utf8_slice_codeunits(
+        pc.binary_join_element_wise(word(""), *labelled, word(", "), null_handling="skip"), len(", "))
     notes = _per_distinct(_numbers(np.asarray(columns["note_bits"], np.int64)),
                           lambda bits: "; ".join(note for i, note in enumerate(NOTES) if bits >> i & 1))
     return {"flow_id": flow_id, "evidence_frames": evidence, "notes": notes}
-
-
-def labelled_numbers(numbers: npt.NDArray[np.int64], labels: Sequence[str]) -> pa.Array:
-    """Each row's numbers (columns in `labels` order, NONE where absent) as "label n, label n",
-    "" where it has none, written into one buffer by numpy. Not Arrow's join kernel: with
-    nulls skipped it drops a row whose parts are all null (pyarrow 22 to 26), so a flow with
-    no evidence frames (caught midstream, still open) shifted the column and failed the table."""
-    import pyarrow as pa
-
-    rows, _ = numbers.shape
-    present = numbers != NONE
-    values = np.where(present, numbers, 0)
-    digits = 1 + sum((values >= 10**p).astype(np.int64) for p in range(1, 19))  # frames stay below 10**18
-    heads = [f"{label} ".encode() for label in labels]
-    piece = np.where(present, np.array([len(h) for h in heads]) + digits, 0)  # "label n"
-    ahead = np.cumsum(present, axis=1) - present  # pieces before each in its row, each followed by ", "
-    offsets = np.zeros(rows + 1, np.int64)
-    np.cumsum(piece.sum(axis=1) + 2 * np.maximum(present.sum(axis=1) - 1, 0), out=offsets[1:])
-    start = offsets[:-1, None] + np.cumsum(piece, axis=1) - piece + 2 * ahead
-    out = np.empty(int(offsets[-1]), np.uint8)
-    last = ahead == (present.sum(axis=1) - 1)[:, None]  # the row's last piece takes no ", " after it
-    for j, head in enumerate(heads):
-        at = np.flatnonzero(present[:, j])
-        begin, count, value = start[at, j], digits[at, j], values[at, j]
-        out[begin[:, None] + np.arange(len(head))] = np.frombuffer(head, np.uint8)
-        end = begin + len(head) + count  # just past the number, written from its last digit back
-        for place in range(int(count.max(initial=0))):
-            more = count > place
-            out[end[more] - 1 - place] = value[more] // 10**place % 10 + ord("0")
-        followed = end[~last[at, j]]
-        out[followed], out[followed + 1] = ord(","), ord(" ")
-    return pa.Array.from_buffers(pa.large_string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
 def _per_distinct(values: pa.Array, say: Callable[[Any], str]) -> pa.Array:

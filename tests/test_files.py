@@ -19,7 +19,7 @@ from teardown.cli import main
 from teardown.flows import NONE
 from teardown.report import files
 from teardown.report.saved import read_parquet
-from teardown.rows import labelled_numbers
+from teardown.rows import flow_texts
 from teardown.schema import TABLES
 from teardown.verdicts import text_columns
 
@@ -196,16 +196,19 @@ def test_a_flow_caught_midstream_and_still_open_is_written_with_no_evidence(tmp_
     assert main(["analyze", str(capture), "-o", str(tmp_path / "r.html"), "--quiet"]) == 0
 
 
-def test_labelled_numbers_read_as_a_python_join_would_write_them() -> None:
-    """Rows of up to eight numbers, any of them absent (0 and 17-digit ones among them)."""
+def test_evidence_text_is_the_per_row_builders_with_any_frames_absent() -> None:
+    """Random evidence frames, any of them absent (rows with none at all among them): the
+    Arrow-built text equals verdicts.text_columns', the per-row builder the summary uses."""
     rng = np.random.default_rng(5)
-    labels = ("syn", "fin client", "x", "final ack server", "rst", "gap after", "before", "y")
-    for _ in range(300):
-        rows = int(rng.integers(0, 25))
-        numbers = rng.integers(0, 10 ** rng.integers(1, 18, (rows, 8)), dtype=np.int64)
-        numbers[rng.random((rows, 8)) < 0.5] = NONE
-        want = [", ".join(f"{label} {n}" for label, n in zip(labels, row) if n != NONE) for row in numbers.tolist()]
-        assert labelled_numbers(numbers, labels).to_pylist() == want
+    for _ in range(200):
+        rows = int(rng.integers(1, 25))
+        frames = rng.integers(0, 10 ** rng.integers(1, 12, (rows, 8)), dtype=np.int64)
+        frames[rng.random((rows, 8)) < 0.6] = NONE
+        columns = {"evidence": frames, "ctx": np.zeros(rows, np.uint32), "incarnation": np.zeros(rows, np.int64),
+                   "client_ip": np.full(rows, "10.0.0.1", object), "server_ip": np.full(rows, "10.0.0.2", object),
+                   "client_port": np.arange(rows) + 40000, "server_port": np.full(rows, 80),
+                   "note_bits": np.zeros(rows, np.int64)}
+        assert flow_texts(columns)["evidence_frames"].to_pylist() == text_columns(columns)["evidence_frames"].tolist()
 
 
 ODD_FLOWS = {  # crafted with scapy: one connection seen in an odd way -> how many flows it makes
