@@ -211,6 +211,7 @@ def test_evidence_text_is_the_per_row_builders_with_any_frames_absent() -> None:
         assert flow_texts(columns)["evidence_frames"].to_pylist() == text_columns(columns)["evidence_frames"].tolist()
 
 
+SELF = ("10.0.0.1", 5000)  # a socket connected to itself: both ends one address and port
 ODD_FLOWS = {  # crafted with scapy: one connection seen in an odd way -> how many flows it makes
     "lone ACK": ([seg(1.0, "A", 1, 1)], 1),
     "lone FIN": ([seg(1.0, "FA", 1, 1)], 1),
@@ -218,6 +219,9 @@ ODD_FLOWS = {  # crafted with scapy: one connection seen in an odd way -> how ma
     "SYN-ACK only": ([back(1.0, "SA", S_ISN, C_ISN + 1)], 1),
     "data one way": ([seg(1.0 + i / 100, "PA", 1 + 10 * i, 1, b"0123456789") for i in range(5)], 1),
     "data after FIN": ([seg(1.0, "FA", 1, 1), seg(1.1, "PA", 2, 1, b"x")], 1),
+    "to itself": ([seg(1.0 + i / 1000, flags, seq, ack, src=SELF, dst=SELF) for i, (flags, seq, ack) in enumerate(
+        [("S", C_ISN, 0), ("SA", S_ISN, C_ISN + 1), ("A", C_ISN + 1, S_ISN + 1), ("FA", C_ISN + 1, S_ISN + 1),
+         ("FA", S_ISN + 1, C_ISN + 2), ("A", C_ISN + 2, S_ISN + 2)])], 1),
     "ACK, RST, refused SYN": ([seg(1.0, "A", 1, 1), back(1.0, "R", 1), seg(2.0, "S", 100, src=("10.0.0.1", 40010)),
                                seg(2.1, "RA", 0, 101, src=SERVER, dst=("10.0.0.1", 40010))], 2),
 }

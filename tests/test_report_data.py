@@ -24,7 +24,7 @@ from teardown.report.flags import FLAGS, FrameColumns, flag_bits
 from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report import ladder
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, pack, rows_to_draw
-from teardown.report.render import page_data, script_json
+from teardown.report.render import page_data, script_json, static_ladders
 from teardown.report.table import Values, _numbers_cut_out
 from teardown.report.reuse import as_drawn, previous_incarnations
 from teardown.report.saved import read_parquet, write_parquet
@@ -426,3 +426,12 @@ def test_a_reusing_flow_pairs_with_the_incarnation_before_it_on_its_own_carrier(
                "server_ip": np.array(server, object), "server_port": np.full(len(rows), 8080),
                "incarnation": incarnation, "reuses_tuple_in_time_wait": reuses.astype(bool)}
     assert previous_incarnations(columns) == {3: 1, 5: 0, 7: 6, 8: 4, 9: 3, 10: 2, 12: 11}
+
+
+def test_ladder_titles_say_unknown_where_the_table_is_empty() -> None:
+    """one_sided: the direction never seen leaves time_wait_on empty; a title says so in words,
+    not as a missing value's Python spelling."""
+    data = report_data("one_sided")
+    titles = [s.title for s in static_ladders(data, flag_bits(FrameColumns(data.flows)))]
+    assert titles and all("TIME_WAIT on unknown" in t for t in titles)
+    assert not any(word in t for t in titles for word in ("nan", "None", "<NA>"))

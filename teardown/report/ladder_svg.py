@@ -51,12 +51,15 @@ def seconds(s: float) -> str:
 
 
 def row_of(flows: pd.DataFrame, r: int) -> dict[str, Any]:
-    """Row `r` of the per-flow table as column -> value, with its position as "row"."""
-    return {str(k): v for k, v in flows.iloc[r].items()} | {"row": r}
+    """Row `r` of the per-flow table as column -> value, None where empty (not pandas' NA, which
+    is neither true nor false), with its position as "row"."""
+    import pandas as pd
+
+    return {str(k): None if pd.isna(v) else v for k, v in flows.iloc[r].items()} | {"row": r}
 
 
 def _present(v: Any) -> bool:
-    return v is not None and v == v  # NaN and pd.NA are absent
+    return v is not None and v == v  # None and NaN are absent
 
 
 @dataclass(slots=True)

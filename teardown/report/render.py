@@ -143,8 +143,9 @@ def static_ladders(data: ReportData, bits: npt.NDArray[np.int64]) -> list[Static
             continue
         r = drawn[0]
         row = ladder_svg.row_of(data.flows, r)
-        title = (f"{row['flow_id']} · {row['close_kind']} · closed first by {row['active_closer']} · "
-                 f"TIME_WAIT on {row['time_wait_on']}")
+        said = {k: "unknown" if row[k] is None else row[k] for k in ("close_kind", "active_closer", "time_wait_on")}
+        title = (f"{row['flow_id']} · {said['close_kind']} · closed first by {said['active_closer']} · "
+                 f"TIME_WAIT on {said['time_wait_on']}")
         out.append(StaticLadder(flag.name, flag.label, len(rows), r, title,
                                 ladder_svg.draw(as_drawn(data.ladders, r, data.flows), row, data.facts.last_ts)))
     return out
