@@ -241,3 +241,14 @@ def test_odd_flows_are_written_in_every_format(name: str, tmp_path: Path) -> Non
     assert len(json.loads((tmp_path / "f.json").read_text())) == flows
     assert len((tmp_path / "f.jsonl").read_text().splitlines()) == flows
     assert len(pd.read_parquet(tmp_path / "tables" / "flows.parquet")) == flows
+
+
+def test_json_floats_read_back_as_the_same_floats() -> None:
+    """Arrow writes some whole floats with an exponent (1e+10: a time in 2286) and others as
+    digits (2): each must read back as that float, never as an int nor as broken JSON."""
+    import pyarrow as pa
+
+    values = [1e10, 2.0, -3.0, 1e10 + 0.5, 1e21, 1.5e-7, 1795947111.0, 1795947111.999414, 2e10, 0.0]
+    texts = files._json_values(pa.chunked_array([pa.array(values + [float("nan"), None], pa.float64())]))
+    back = [json.loads(t) for t in texts.to_pylist()]
+    assert back == values + [None, None] and all(isinstance(v, float) for v in back[:len(values)])

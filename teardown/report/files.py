@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..errors import UsageError
-from ..rows import number_scalar, text_scalar
+from ..rows import text_scalar
 from ..schema import FORMATS
 
 if TYPE_CHECKING:
@@ -172,11 +172,11 @@ def _json_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
     elif pa.types.is_floating(kind):
         finite = pc.and_kleene(pc.is_finite(column), pc.is_valid(column))  # empty: not finite
         shown = pc.if_else(finite, pc.cast(column, text), text_scalar(None))
-        # Arrow writes 2.0 as "2": keep such a value a float for JSON readers (below 1e15 Arrow
-        # never switches to an exponent, so ".0" always fits).
-        whole = pc.and_kleene(finite, pc.and_(pc.equal(pc.floor(column), column),
-                                              pc.less(pc.abs(column), number_scalar(1e15))))
-        values = pc.if_else(whole,
+        # Arrow writes 2.0 as "2": keep such a value a float for JSON readers. Decided on the text:
+        # Arrow writes some whole values with an exponent ("1e+10", a float to JSON already),
+        # where ".0" would make it no number at all.
+        digits_only = pc.fill_null(pc.match_substring_regex(shown, "^-?[0-9]+$"), False)
+        values = pc.if_else(digits_only,
                             pc.binary_join_element_wise(shown, text_scalar(".0"), text_scalar("")), shown)
     else:  # integers, booleans (Arrow says true / false, as JSON does)
         values = pc.cast(column, text)
