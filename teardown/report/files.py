@@ -175,7 +175,7 @@ def _json_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
         # Arrow writes 2.0 as "2": keep such a value a float for JSON readers. Decided on the text:
         # Arrow writes some whole values with an exponent ("1e+10", a float to JSON already),
         # where ".0" would make it no number at all.
-        digits_only = pc.fill_null(pc.match_substring_regex(shown, "^-?[0-9]+$"), False)
+        digits_only = pc.match_substring_regex(shown, "^-?[0-9]+$")  # null where empty: stays empty
         values = pc.if_else(digits_only,
                             pc.binary_join_element_wise(shown, text_scalar(".0"), text_scalar("")), shown)
     else:  # integers, booleans (Arrow says true / false, as JSON does)
