@@ -58,10 +58,6 @@ def row_of(flows: pd.DataFrame, r: int) -> dict[str, Any]:
     return {str(k): None if pd.isna(v) else v for k, v in flows.iloc[r].items()} | {"row": r}
 
 
-def _present(v: Any) -> bool:
-    return v is not None and v == v  # None and NaN are absent
-
-
 @dataclass(slots=True)
 class _Svg:
     parts: list[str]
@@ -73,15 +69,15 @@ class _Svg:
 
 def band_text(row: dict[str, Any], capture_last_ts: float | None) -> str:
     """What the flow's own TIME_WAIT band says at its end."""
-    if bool(row.get("tw_assassination")) and _present(row.get("tw_assassination_ts")):
+    if bool(row.get("tw_assassination")) and row.get("tw_assassination_ts") is not None:
         return f"TIME_WAIT ended early by RST at {clock(float(row['tw_assassination_ts']))} UTC"
-    if not _present(row.get("time_wait_end_ts")) or not _present(row.get("time_wait_start_ts")):
+    if row.get("time_wait_end_ts") is None or row.get("time_wait_start_ts") is None:
         return "TIME_WAIT"
     until, began = float(row["time_wait_end_ts"]), float(row["time_wait_start_ts"])
     text = f"TIME_WAIT until {clock(until)} UTC ({seconds(until - began)})"
     if capture_last_ts is not None and until > capture_last_ts:
         text += ", after the capture ended"
-    if _present(row.get("time_wait_restarts")) and int(row["time_wait_restarts"]):
+    if row.get("time_wait_restarts") is not None and int(row["time_wait_restarts"]):
         text += f" · restarted {int(row['time_wait_restarts'])}×"
     return text
 
