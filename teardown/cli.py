@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a finding listed in --fail-on is present, 2 bad usage o
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import threading
@@ -183,12 +182,14 @@ def _write_table(result: Analysis, name: str, out: str, fmt: str) -> None:
     write_table(result.batches(name), out, fmt)
 
 
-def _import(*modules: str) -> None:
-    """Import ahead of need; a failure is left for the import where the module is used."""
+def _prepare_report() -> None:
+    """The page's modules imported and its template compiled ahead of need; a failure is left
+    for where they are used, which raises it again."""
     try:
-        for name in modules:
-            importlib.import_module(name)
-    except Exception:  # any failure: the import where the module is used raises it again
+        from .report.render import page_template
+
+        page_template()
+    except Exception:
         return
 
 
@@ -261,8 +262,8 @@ def _analyze(args: argparse.Namespace) -> int:
             _refuse_inputs(out, captures)
     options = replace(_options(args), reader=ReaderKind(args.reader))
     workers = _workers(args, captures)
-    if html:  # the report's imports (pandas 0.25 s, the page's modules) on a second core while the capture is read
-        threading.Thread(target=_import, args=("pandas", "teardown.report.render"), daemon=True).start()
+    if html:  # the page's modules and template (0.25 s) on a second core while the capture is read
+        threading.Thread(target=_prepare_report, daemon=True).start()
     progress = _Progress() if sys.stderr.isatty() else None
     try:
         if workers or args.scheduler:
@@ -468,7 +469,7 @@ def _write_report(data: ReportData, out: str, inputs: list[str], quiet: bool) ->
 
     size = write_html(data, out, inputs)
     if not quiet:
-        print(f"wrote the report of {plural(len(data.flows), 'flow')} to {out} ({size / 1e6:,.1f} MB)")
+        print(f"wrote the report of {plural(data.flows.num_rows, 'flow')} to {out} ({size / 1e6:,.1f} MB)")
 
 
 if __name__ == "__main__":

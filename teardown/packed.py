@@ -153,13 +153,20 @@ def _coded(distinct: list[Any], codes: npt.NDArray[np.integer[Any]]) -> Packed:
     return Packed(codes.astype(kind), np.dtype(object), np.fromiter(distinct, object, len(distinct)))
 
 
-def distinct_objects(values: npt.NDArray[np.object_]) -> tuple[list[Any], npt.NDArray[np.int32]]:
-    """The distinct objects of an object array (by identity, then by value: equal texts made
-    apart count once) and each row's index among them. An object array's buffer is the objects'
-    addresses, so numpy finds the distinct ones without a Python step per row."""
+def same_objects(values: npt.NDArray[np.object_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """The first row of each distinct object of an object array, by identity only, and each
+    row's index among them. An object array's buffer is the objects' addresses, so numpy finds
+    them without a Python step per row."""
     objects: Any = np.ascontiguousarray(values)  # typed as no buffer, but numpy gives one
     address = np.frombuffer(memoryview(objects).cast("B"), np.uintp)
     _, first, inverse = np.unique(address, return_index=True, return_inverse=True)
+    return first, inverse
+
+
+def distinct_objects(values: npt.NDArray[np.object_]) -> tuple[list[Any], npt.NDArray[np.int32]]:
+    """The distinct objects of an object array (by identity, then by value: equal texts made
+    apart count once) and each row's index among them."""
+    first, inverse = same_objects(values)
     by_value: dict[tuple[type, Any], int] = {}  # by type too: True and 1 are equal, not the same
     objects = values[first].tolist()
     same = np.array([by_value.setdefault((type(v), v), len(by_value)) for v in objects], np.int32)

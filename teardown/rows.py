@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from .flows import NONE
 from .memory import freed
-from .packed import distinct_objects
+from .packed import distinct_objects, same_objects
 from .schema import FLOW_COLUMNS, Column
 from .verdicts import EVIDENCE_LABELS, NOTES, TEXT_COLUMNS, RowsOf, where_prefix
 
@@ -59,6 +59,61 @@ def arrow_batches(columns: Values, spec: Sequence[Column] = FLOW_COLUMNS,
         batch = arrow_table(RowsOf(columns, slice(start, start + rows)), spec)
         yield batch
         freed(batch.nbytes)  # written: its Arrow buffers and the numpy rows it was made from
+
+
+class TableColumns(Mapping[str, npt.NDArray[Any]]):
+    """An Arrow table's columns as numpy, as the engine holds them, each converted when first
+    read: the other way from `arrow_table`, for a table read back from a file (the report reads
+    a dozen of the fifty columns). Empty values: NaN in numbers (an integer column with any
+    becomes float), None in texts and booleans (a boolean column with any holds objects)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._done: dict[str, npt.NDArray[Any]] = {}
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        if name not in self._done:
+            self._done[name] = _numpy(self.table.column(name).combine_chunks())
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.column_names)
+
+    def __len__(self) -> int:
+        return int(self.table.num_columns)
+
+
+def _numpy(values: pa.Array) -> npt.NDArray[Any]:
+    """One Arrow array as numpy, from its buffers: pyarrow's own to_numpy imports pandas."""
+    import pyarrow as pa
+
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        texts = np.empty(len(values), object)
+        texts[:] = values.to_pylist()  # None where empty
+        return texts
+    if pa.types.is_dictionary(values.type):
+        words = np.array([*values.dictionary.to_pylist(), None], object)  # the last: empty
+        codes = _numpy(values.indices)
+        out: npt.NDArray[Any] = words[np.where(np.isnan(codes), -1, codes).astype(np.int64)
+                                      if codes.dtype.kind == "f" else codes]
+        return out
+    n, offset = len(values), values.offset
+    validity, data = values.buffers()[:2]
+    present = None if validity is None or not values.null_count else \
+        np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[offset:offset + n].astype(bool)
+    if pa.types.is_boolean(values.type):
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")[offset:offset + n].astype(bool)
+        if present is None:
+            return bits
+        out = bits.astype(object)
+        out[~present] = None
+        return out
+    numbers = np.frombuffer(data, values.type.to_pandas_dtype())[offset:offset + n]
+    if present is None:
+        return numbers
+    out = numbers.astype(np.float64)  # an integer column with empty values: NaN says so
+    out[~present] = np.nan
+    return out
 
 
 def dataframe(table: pa.Table) -> pd.DataFrame:
@@ -123,8 +178,10 @@ def _texts(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
     import pyarrow as pa
 
     if isinstance(values, np.ndarray) and len(values) > 64:
-        distinct, codes = distinct_objects(values)
-        return _texts(distinct).take(_numbers(codes))
+        # By identity only: equal texts made apart are encoded twice, but no Python step runs
+        # per distinct text to find them (a column of texts all different, evidence frames).
+        first, codes = same_objects(values)
+        return _texts(values[first].tolist()).take(_numbers(codes.astype(np.int64)))
     encoded = [b"" if v is None else str(v).encode() for v in values]
     offsets = np.zeros(len(encoded) + 1, np.int64)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from teardown.report import ReportData
-from teardown.report.flags import FrameColumns, flag_bits
+from teardown.report.flags import flag_bits
 from teardown.report.listing import LISTED_ROWS
 
 from .chromium import ARTIFACTS, Viewer, browser, viewer  # noqa: F401  (fixtures)
@@ -62,7 +63,7 @@ def test_sample_report_opens_offline_without_errors(viewer: Viewer, tmp_path: Pa
     page = viewer.open(write_report(data, tmp_path / f"{stem(capture)}.html")).page
     assert viewer.requests == [] and viewer.errors == [] and viewer.dialogs == []
     shown = rows_shown(page)
-    assert shown == list(range(len(shown))) and len(shown) >= min(len(data.flows), 15)
+    assert shown == list(range(len(shown))) and len(shown) >= min(data.flows.num_rows, 15)
     assert page.locator("#featured-ladders svg.ladder").count() == len(page.locator("#featured-ladders section").all())
     if stem(capture) in SHOWN:
         viewer.shot(stem(capture))
@@ -71,15 +72,15 @@ def test_sample_report_opens_offline_without_errors(viewer: Viewer, tmp_path: Pa
 def test_csv_download_is_the_flows_table(viewer: Viewer, tmp_path: Path) -> None:
     """All samples' flows in one report: IPv4 and IPv6, VLANs, missing values, every close kind."""
     parts = [report_data(stem(c)) for c in SAMPLES]
-    flows = pd.concat([d.flows for d in parts], ignore_index=True)
+    flows = pa.concat_tables([d.flows for d in parts])
     viewer.open(write_report(ReportData(parts[0].facts, flows), tmp_path / "all.html"))
-    assert_same_table(download_csv(viewer.page), flows)
+    assert_same_table(download_csv(viewer.page), flows.to_pandas())
     assert viewer.requests == [] and viewer.errors == []
 
 
 def test_sort_and_filter_the_table(viewer: Viewer, tmp_path: Path) -> None:
     data = report_data("many_reuse")
-    flows = data.flows
+    flows = data.flows.to_pandas()
     page = viewer.open(write_report(data, tmp_path / "many_reuse.html")).page
     assert rows_shown(page) == list(range(len(flows)))
     page.click("th[data-column=duration_s] button")
@@ -105,7 +106,7 @@ def test_sort_and_filter_the_table(viewer: Viewer, tmp_path: Path) -> None:
 def test_filter_by_close_kind_and_closer(viewer: Viewer, tmp_path: Path) -> None:
     data = report_data("tw_mixed_servers") if any(stem(p) == "tw_mixed_servers" for p in SAMPLES) \
         else report_data("two_interfaces")
-    flows = data.flows
+    flows = data.flows.to_pandas()
     page = viewer.open(write_report(data, tmp_path / "mixed.html")).page
     page.select_option("#filter-close-kind", "rst")
     page.wait_for_timeout(200)
@@ -132,7 +133,8 @@ def test_click_a_flow_to_see_its_ladder(viewer: Viewer, tmp_path: Path) -> None:
     page = viewer.open(write_report(data, tmp_path / "simultaneous.html")).page
     page.click("#flow-body button.flow-link")
     arrows, states = ladder_of(page, "#flow-detail")
-    packets = int(data.flows["packets_c2s"].iloc[0] + data.flows["packets_s2c"].iloc[0])
+    flows = data.flows.to_pandas()
+    packets = int(flows["packets_c2s"].iloc[0] + flows["packets_s2c"].iloc[0])
     assert len(arrows) == packets
     assert arrows[0] == ("c2s", "SYN") and arrows[1] == ("s2c", "SYN, ACK")
     fins = [a for a in arrows if "FIN" in a[1]]
@@ -254,9 +256,9 @@ def test_no_label_overlaps_another_in_a_ladder(viewer: Viewer, tmp_path: Path, n
     page = viewer.open(write_report(data, tmp_path / f"{name}.html")).page
     assert page.locator("#featured-ladders svg.ladder").count() >= 1
     assert page.eval_on_selector_all("#featured-ladders svg.ladder", OVERLAPS) == []
-    for r in range(len(data.flows)):
+    for r in range(data.flows.num_rows):
         page.click(f"#flow-body tr[data-row='{r}'] button.flow-link")
-        assert page.eval_on_selector_all("#flow-detail svg.ladder", OVERLAPS) == [], data.flows["flow_id"].iat[r]
+        assert page.eval_on_selector_all("#flow-detail svg.ladder", OVERLAPS) == [], data.flows.to_pandas()["flow_id"].iat[r]
     assert viewer.errors == []
 
 
@@ -264,18 +266,18 @@ def test_no_label_overlaps_another_in_a_ladder(viewer: Viewer, tmp_path: Path, n
 def test_reuse_ladder_shows_the_old_connections_end(viewer: Viewer, tmp_path: Path, name: str) -> None:
     """The old incarnation's FINs and final ACK, its TIME_WAIT band, then the reusing SYN and its answer."""
     data = report_data(name)
-    reusing = int(np.flatnonzero(data.flows["reuses_tuple_in_time_wait"].fillna(False))[0])
+    reusing = int(np.flatnonzero(data.flows.to_pandas()["reuses_tuple_in_time_wait"].fillna(False))[0])
     page = viewer.open(write_report(data, tmp_path / f"{name}.html")).page
     page.click(f"#flow-body tr[data-row='{reusing}'] button.flow-link")
     for scope in ("#featured-ladders section[data-flag=reuse-in-time-wait]", "#flow-detail"):
         old = page.eval_on_selector_all(f"{scope} g.seg.old", "els => els.map(e => [e.dataset.dir, e.dataset.flags])")
-        holder = {"client": "c2s", "server": "s2c"}[str(data.flows["time_wait_on"].iat[reusing - 1])]
+        holder = {"client": "c2s", "server": "s2c"}[str(data.flows.to_pandas()["time_wait_on"].iat[reusing - 1])]
         assert [f for _, f in old if "FIN" in f] and old[-1] == [holder, "ACK"], old  # the final ACK
         arrows, _ = ladder_of(page, scope)
         assert arrows[len(old)] == ("c2s", "SYN") and arrows[len(old) + 1][0] == "s2c"
         bands = page.eval_on_selector_all(f"{scope} g.tw text", "els => els.map(e => e.textContent)")
         assert any(b.startswith("old connection's TIME_WAIT") for b in bands)
-        verdict = str(data.flows["reuse_verdict"].iat[reusing])
+        verdict = str(data.flows.to_pandas()["reuse_verdict"].iat[reusing])
         notes = page.eval_on_selector_all(f"{scope} text.note", "els => els.map(e => e.textContent)")
         assert any(n.startswith("reuse " + verdict.split("_")[0]) for n in notes), notes
 
@@ -289,14 +291,14 @@ def test_first_screen_carries_the_verdict(browser: Any, tmp_path: Path) -> None:
         page = shown.open(write_report(data, tmp_path / "mixed.html")).page
         assert page.viewport_size == {"width": 1400, "height": 900}
         rows = page.locator("#findings tbody tr")
-        assert rows.count() == len(data.tables["findings"]) >= 3
+        assert rows.count() == data.tables["findings"].num_rows >= 3
         headline = page.locator(".headline").bounding_box()
         first = rows.first.bounding_box()
         assert headline and first and headline["y"] < first["y"] and first["y"] + first["height"] <= 900
         facts = page.locator("#capture").bounding_box()
         assert facts and facts["y"] > first["y"]
         cells = rows.first.locator("td").all_text_contents()
-        top = data.tables["findings"].iloc[0]
+        top = data.tables["findings"].to_pandas().iloc[0]
         assert [c.strip() for c in cells] == [str(top[k]) for k in ("severity", "kind", "subject", "message", "advice")]
         severities = page.eval_on_selector_all(".figure", "els => els.map(e => e.dataset.severity)")
         assert set(severities) <= {"critical", "warning", "info", "none"} and set(severities) != {"none"}
@@ -322,7 +324,7 @@ def test_print_is_not_clipped_and_lists_flagged_flows_first(browser: Any, tmp_pa
         assert wide == []
         assert page.locator("#flow-scroll").is_hidden() and page.locator("#flow-listing").is_visible()
         listed = [int(r) for r in page.eval_on_selector_all("table.listing tbody tr", "els => els.map(e => e.dataset.row)")]
-        flagged = set(np.flatnonzero(flag_bits(FrameColumns(data.flows)) != 0).tolist())
+        flagged = set(np.flatnonzero(flag_bits(data.columns) != 0).tolist())
         assert listed and listed[: len(flagged)] == [r for r in listed if r in flagged]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pdf = ARTIFACTS / f"tw_mixed_servers-{orientation}.pdf"
@@ -342,9 +344,9 @@ def test_without_javascript(browser: Any, tmp_path: Path) -> None:
         page.goto(write_report(data, tmp_path / "burst.html").resolve().as_uri())
         listing = page.locator("table.listing")
         assert listing.is_visible()
-        assert listing.locator("tbody tr").count() == min(len(data.flows), LISTED_ROWS)
-        assert int(listing.get_attribute("data-total") or 0) == len(data.flows)
-        assert f"{len(data.flows):,} flows" in (page.text_content("#flow-listing") or "")
+        assert listing.locator("tbody tr").count() == min(data.flows.num_rows, LISTED_ROWS)
+        assert int(listing.get_attribute("data-total") or 0) == data.flows.num_rows
+        assert f"{data.flows.num_rows:,} flows" in (page.text_content("#flow-listing") or "")
         assert page.locator("#featured-ladders svg.ladder").count() >= 1
         assert "No flow has a finding" not in (page.text_content("body") or "")
         controls = page.locator("button, select, input, .column-picker, .pager, .needs-js, #flow-scroll")
@@ -364,11 +366,11 @@ def test_headers_read_as_words_and_times_carry_the_date(viewer: Viewer, tmp_path
     headers = page.eval_on_selector_all("#flow-head th button", "els => els.map(e => e.textContent)")
     assert headers and not [h for h in headers if re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", h)]  # no snake_case
     first = page.text_content("#flow-body tr[data-row='0'] td:nth-child(2)") or ""
-    day = pd.Timestamp(float(data.flows["first_ts"].iat[0]), unit="s", tz="UTC").strftime("%Y-%m-%d")
+    day = pd.Timestamp(float(data.flows.to_pandas()["first_ts"].iat[0]), unit="s", tz="UTC").strftime("%Y-%m-%d")
     assert first.startswith(day + " "), first
     page.select_option("#filter-closer", "client")  # aborts are counted by their RST's sender
     page.wait_for_timeout(200)
-    by_client = data.flows.index[data.flows["active_closer"] == "client"].tolist()
+    by_client = data.flows.to_pandas().index[data.flows.to_pandas()["active_closer"] == "client"].tolist()
     assert by_client and sorted(rows_shown(page)) == by_client
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import teardown
@@ -20,7 +21,7 @@ from teardown.decode import FIN, RST, SYN
 from teardown.report import from_analysis, render_html
 from teardown.report.data import drawn_afresh
 from teardown.report.charts import PLOT, close_kinds, connection_rate, cut_steps, occupancy, who_closes_first
-from teardown.report.flags import FLAGS, FrameColumns, flag_bits
+from teardown.report.flags import FLAGS, flag_bits
 from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report import ladder
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, pack, rows_to_draw
@@ -29,6 +30,7 @@ from teardown.report.table import Values, _numbers_cut_out
 from teardown.report.reuse import as_drawn, previous_incarnations
 from teardown.report.saved import read_parquet, write_parquet
 from teardown.report.verdict import figures, findings, headline
+from teardown.rows import TableColumns
 
 from .conftest import CAPTURES
 from .report_samples import SAMPLES, report_data, stem, write_report
@@ -67,8 +69,9 @@ def test_header_states_the_capture_and_settings() -> None:
 
 @pytest.mark.parametrize("name", ["many_reuse", "two_interfaces", "tw_assassination"])
 def test_close_kind_chart_counts_equal_the_flows_table(name: str) -> None:
-    flows = report_data(name).flows
-    chart = close_kinds(flows)
+    data = report_data(name)
+    chart = close_kinds(data.columns)
+    flows = data.flows.to_pandas()
     counts = flows["close_kind"].value_counts()
     assert {b.parts[0].key: b.parts[0].value for b in chart.bars} == {k: int(v) for k, v in counts.items() if v}
     assert chart.total == len(flows)
@@ -77,7 +80,7 @@ def test_close_kind_chart_counts_equal_the_flows_table(name: str) -> None:
 @pytest.mark.parametrize("capture", SAMPLES, ids=stem)
 def test_flow_findings_agree_with_fail_on(capture: Path) -> None:
     analysis = teardown.analyze(str(capture))
-    bits = flag_bits(FrameColumns(analysis.flows))  # the table read back flags as the analysis does
+    bits = flag_bits(TableColumns(analysis.table("flows")))  # the table read back flags as the analysis does
     for i, flag in enumerate(FLAGS):
         expected = np.asarray(FLOW_FLAGS[flag.kind](analysis.columns), bool)
         assert ((bits >> i & 1) == 1).tolist() == expected.tolist(), flag.name
@@ -133,11 +136,11 @@ def test_a_reusing_flow_is_stored_once_and_drawn_after_the_old_ones_end() -> Non
     """The page stores each incarnation's segments once; the reusing flow names the old one,
     and Python (as_drawn) and the page's script join the two when drawing."""
     data = report_data("reuse_in_time_wait")
-    reusing = int(np.flatnonzero(data.flows["reuses_tuple_in_time_wait"].fillna(False))[0])
+    reusing = int(np.flatnonzero(data.flows.to_pandas()["reuses_tuple_in_time_wait"].fillna(False))[0])
     lad = data.ladders[reusing]
     assert lad.previous in data.ladders and "old" not in lad.shape
     assert pack(data.ladders)["flows"][str(reusing)][5] == lad.previous
-    drawn = as_drawn(data.ladders, reusing, data.flows)
+    drawn = as_drawn(data.ladders, reusing, data.columns)
     old = drawn.shape["old"]
     assert old > 0 and drawn.shape["dir"][old:] == lad.shape["dir"] and drawn.shape["n"] == old + lad.shape["n"]
 
@@ -183,7 +186,7 @@ def test_saved_parquet_makes_the_same_report(tmp_path: Path) -> None:
     write_parquet(analysis, str(tmp_path / "flows.parquet"))
     back = read_parquet(str(tmp_path / "flows.parquet"))
     assert back.facts == data.facts
-    pd.testing.assert_frame_equal(back.flows, data.flows)
+    pd.testing.assert_frame_equal(back.flows.to_pandas(), data.flows.to_pandas())
     assert page_data(back) == page_data(data)
     assert render_html(back, generated_ts=0) == render_html(data, generated_ts=0)
 
@@ -221,7 +224,8 @@ def xss_report(tmp_path: Path) -> Path:
     quotes the payload (as a note about an HTTP header might)."""
     capture = xss_capture(tmp_path / "evil<b>name.pcap")
     data = from_analysis(teardown.analyze(str(capture)))
-    data.flows["notes"] = pd.array(["</script><script>alert(1)</script>"] * len(data.flows), dtype="string")
+    notes = pa.array(["</script><script>alert(1)</script>"] * data.flows.num_rows, pa.large_string())
+    data.flows = data.flows.set_column(data.flows.column_names.index("notes"), "notes", notes)
     return write_report(data, tmp_path / "xss.html")
 
 
@@ -234,7 +238,7 @@ def test_xss_capture_is_escaped_in_the_file(tmp_path: Path) -> None:
 
 def test_verdict_lists_the_findings_as_ranked() -> None:
     data = report_data("tw_mixed_servers")
-    table = data.tables["findings"]
+    table = data.tables["findings"].to_pandas()
     shown = findings(data)
     assert [(f.severity, f.kind, f.subject, f.message, f.advice) for f in shown] == \
         [tuple(str(v) for v in row) for row in table[["severity", "kind", "subject", "message", "advice"]].itertuples(index=False)]
@@ -245,7 +249,8 @@ def test_verdict_lists_the_findings_as_ranked() -> None:
 
 def test_headline_numbers_equal_the_tables() -> None:
     data = report_data("tw_mixed_servers")
-    hosts, dests, flows = data.tables["hosts"], data.tables["destinations"], data.flows
+    hosts, dests, flows = (data.tables["hosts"].to_pandas(), data.tables["destinations"].to_pandas(),
+                           data.flows.to_pandas())
     got = {f.label: f.number for f in figures(data)}
     assert got["Connections"] == len(flows)
     closed = flows["active_closer"].isin(["client", "server", "both"]).sum()
@@ -259,13 +264,13 @@ def test_headline_numbers_equal_the_tables() -> None:
 @pytest.mark.parametrize("name", ["tw_mixed_servers", "tw_server_burst", "tw_assassination"])
 def test_chart_numbers_equal_the_tables(name: str) -> None:
     data = report_data(name)
-    hosts, dests, servers = (data.tables[t] for t in ("hosts", "destinations", "servers"))
+    hosts, dests, servers = (data.tables[t].to_pandas() for t in ("hosts", "destinations", "servers"))
     start, end = data.facts.first_ts or 0.0, data.facts.last_ts or 0.0
-    chart = occupancy(hosts, data.series, start, end, 28232)
+    chart = occupancy(data.columns_of("hosts"), data.series, start, end, 28232)
     assert chart is not None
     peaks = hosts.set_index("host")["time_wait_peak"]
     assert {line.label: line.peak for line in chart.lines} == {h: peaks[h] for h in list(data.series)}
-    rate = connection_rate(data.flows, dests, start, end)
+    rate = connection_rate(data.columns, data.columns_of("destinations"), start, end)
     assert rate is not None
     by_label = {f"{d.client_ip} → {d.server_ip}:{d.server_port}": d for d in dests.itertuples()}
     for line in rate.lines:
@@ -273,7 +278,7 @@ def test_chart_numbers_equal_the_tables(name: str) -> None:
             assert line.peak == by_label[line.label].observed_rate_peak
     sustainable, drawn = {round(float(x), 2) for x in dests["sustainable_rate"]}, {lim.value for lim in rate.limits}
     assert drawn <= sustainable and (drawn == sustainable or "far above the peak" in rate.note)
-    who = who_closes_first(servers)
+    who = who_closes_first(data.columns_of("servers"))
     assert who is not None
     shares = {f"{s.server_ip}:{s.server_port} ({s.connections:,})": s for s in servers.itertuples()}
     for bar in who.bars:
@@ -308,9 +313,9 @@ def test_the_port_range_ceiling_is_drawn_where_a_peak_nears_it() -> None:
     data = from_analysis(teardown.analyze(str(capture), port_range=(40000, 40049)))
     assert data.facts.port_range == (40000, 40049) and data.facts.options().port_range == (40000, 40049)
     start, end = data.facts.first_ts or 0.0, data.facts.last_ts or 0.0
-    chart = occupancy(data.tables["hosts"], data.series, start, end, 50)
+    chart = occupancy(data.columns_of("hosts"), data.series, start, end, 50)
     assert chart is not None and [lim.value for lim in chart.limits] == [50]
-    wide = occupancy(data.tables["hosts"], data.series, start, end, 28232)
+    wide = occupancy(data.columns_of("hosts"), data.series, start, end, 28232)
     assert wide is not None and wide.limits == [] and "far above" in wide.note
     assert "ephemeral ports: 50" in render_html(data)
 
@@ -320,13 +325,14 @@ def test_rate_chart_scales_to_a_small_captures_data() -> None:
     above, and the peak reaches the upper half of the plot instead of lying flat at zero."""
     data = report_data("lost_final_ack")
     start, end = data.facts.first_ts or 0.0, data.facts.last_ts or 0.0
-    chart = connection_rate(data.flows, data.tables["destinations"], start, end)
+    chart = connection_rate(data.columns, data.columns_of("destinations"), start, end)
     assert chart is not None and chart.limits == [] and "far above the peak" in chart.note
     frame_top, frame_bottom = PLOT["top"], PLOT["height"] - PLOT["bottom"]
     peak_y = min(float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", chart.lines[0].path))
     assert peak_y < (frame_top + frame_bottom) / 2
     busy = report_data("tw_server_burst")
-    chart = connection_rate(busy.flows, busy.tables["destinations"], busy.facts.first_ts or 0.0, busy.facts.last_ts or 0.0)
+    chart = connection_rate(busy.columns, busy.columns_of("destinations"), busy.facts.first_ts or 0.0,
+                            busy.facts.last_ts or 0.0)
     assert chart is not None and len(chart.limits) == 1  # 811/s against 471/s: the limit is the story
 
 
@@ -334,7 +340,8 @@ def test_a_scan_over_many_ports_shows_its_rate_in_the_chart() -> None:
     """Per destination each port saw one SYN; the whole capture saw the scan's rate (truth: the
     most probes sent in one second, counted when the sample was made)."""
     data = report_data("syn_scan")
-    rate = connection_rate(data.flows, data.tables["destinations"], data.facts.first_ts or 0.0, data.facts.last_ts or 0.0)
+    rate = connection_rate(data.columns, data.columns_of("destinations"), data.facts.first_ts or 0.0,
+                           data.facts.last_ts or 0.0)
     assert rate is not None and rate.lines[0].label == "all connections"
     scan = json.loads((CAPTURES / "syn_scan.truth.json").read_text())["scan"]
     assert rate.lines[0].peak == scan["new_connections_in_one_second_max"]
@@ -432,6 +439,6 @@ def test_ladder_titles_say_unknown_where_the_table_is_empty() -> None:
     """one_sided: the direction never seen leaves time_wait_on empty; a title says so in words,
     not as a missing value's Python spelling."""
     data = report_data("one_sided")
-    titles = [s.title for s in static_ladders(data, flag_bits(FrameColumns(data.flows)))]
+    titles = [s.title for s in static_ladders(data, flag_bits(data.columns))]
     assert titles and all("TIME_WAIT on unknown" in t for t in titles)
     assert not any(word in t for t in titles for word in ("nan", "None", "<NA>"))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +20,7 @@ from ..schema import CloseKind
 from ..timewait.occupancy import window_peaks
 from ..verdicts import endpoint
 
-if TYPE_CHECKING:
-    import pandas as pd
+Columns = Mapping[str, npt.NDArray[Any]]  # a table's columns as numpy (rows.TableColumns)
 
 BAR_WIDTH_PX = 330  # the longest bar; labels sit left of the bars (200 px), numbers right
 PLOT = {"width": 760, "height": 250, "left": 64, "right": 16, "top": 14, "bottom": 34}  # fits A4 at 11 pt
@@ -72,9 +71,9 @@ class BarChart:
     legend: list[tuple[str, str]] = field(default_factory=list)  # (css key, label)
 
 
-def close_kinds(flows: pd.DataFrame) -> BarChart:
+def close_kinds(flows: Columns) -> BarChart:
     """Connections per close kind, in the schema's order; kinds that did not occur are left out."""
-    counts = {k.value: int(flows["close_kind"].eq(k.value).sum()) for k in CloseKind}
+    counts = {k.value: int((flows["close_kind"] == k.value).sum()) for k in CloseKind}
     total = sum(counts.values())
     largest = max(counts.values(), default=0)
     text = {k.value: CLOSE_KIND_TEXT.get(k, k.value) for k in CloseKind}
@@ -83,14 +82,17 @@ def close_kinds(flows: pd.DataFrame) -> BarChart:
     return BarChart("How the connections ended", bars, total, "connections")
 
 
-def who_closes_first(servers: pd.DataFrame) -> BarChart | None:
+def who_closes_first(servers: Columns) -> BarChart | None:
     """Per server endpoint (the busiest first): shares closed first by the server, by the
     client, simultaneously, or aborted, stacked to the connections that closed."""
-    rows = servers[servers["closed"].fillna(0) > 0].sort_values("connections", ascending=False, kind="stable")
+    closed = np.nan_to_num(np.asarray(servers["closed"], np.float64))
+    rows = np.flatnonzero(closed > 0)
+    rows = rows[np.argsort(-np.asarray(servers["connections"], np.float64)[rows], kind="stable")]
     if not len(rows):
         return None
     bars = []
-    for _, row in rows.head(TOP_SERVERS).iterrows():
+    for r in rows[:TOP_SERVERS].tolist():
+        row = {name: servers[name][r] for name in servers}
         x = 0.0
         parts = []
         for column, key, label in CLOSER_PARTS:
@@ -103,7 +105,7 @@ def who_closes_first(servers: pd.DataFrame) -> BarChart | None:
         bars.append(Bar(f"{endpoint(row['server_ip'], row['server_port'])} ({int(row['connections']):,})", parts, text))
     more = len(rows) - TOP_SERVERS
     title = "Who closes first, per server endpoint" + (f" (the {TOP_SERVERS} busiest of {len(rows)})" if more > 0 else "")
-    return BarChart(title, bars, int(rows["closed"].sum()), "closed connections",
+    return BarChart(title, bars, int(closed.sum()), "closed connections",
                     [(key, label) for _, key, label in CLOSER_PARTS])
 
 
@@ -217,12 +219,14 @@ class _Frame:
         return [(self.y(v), f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}") for v in nice_ticks(0, self.y1, 4)]
 
 
-def occupancy(hosts: pd.DataFrame, series: dict[str, tuple[list[float], list[float]]],
+def occupancy(hosts: Columns, series: dict[str, tuple[list[float], list[float]]],
               capture_start: float, capture_end: float, port_range: int) -> LineChart | None:
     """TIME_WAIT sockets held over time by the hosts with the highest peaks; the port-range
     ceiling where a peak comes near it (a client's TIME_WAITs hold its ephemeral ports)."""
-    top = [h for h in hosts.sort_values("time_wait_peak", ascending=False, kind="stable")["host"]
-           if h in series and series[h][0]][:TOP_HOSTS]
+    peak_at = {str(h): _float(ts) for h, ts in zip(hosts["host"].tolist(), hosts["time_wait_peak_ts"].tolist())}
+    # Highest peak first; an empty peak last, as a sort that puts missing values last would.
+    by_peak = np.argsort(-np.nan_to_num(np.asarray(hosts["time_wait_peak"], np.float64), nan=-np.inf), kind="stable")
+    top = [h for h in np.asarray(hosts["host"], object)[by_peak].tolist() if h in series and series[h][0]][:TOP_HOSTS]
     if not top:
         return None
     end = max(max(series[h][0]) for h in top)
@@ -230,48 +234,48 @@ def occupancy(hosts: pd.DataFrame, series: dict[str, tuple[list[float], list[flo
     ceiling = peak >= CEILING_MATTERS * port_range
     last = max(end, capture_end)
     frame = _Frame(capture_start, last + 0.02 * (last - capture_start), max(peak, port_range if ceiling else 0) * 1.08)
-    by_host = hosts.set_index("host")
     lines = []
     for h in top:
         ts, values = series[h]
-        row = by_host.loc[h]
-        lines.append(Line(str(h), frame.steps(ts, values, frame.x1), max(values), _float(row["time_wait_peak_ts"]),
-                          f"peak {max(values):,.0f}"))
+        lines.append(Line(str(h), frame.steps(ts, values, frame.x1), max(values), peak_at[h], f"peak {max(values):,.0f}"))
     limits = [Limit(f"ephemeral ports: {port_range:,}", port_range, frame.y(port_range))] if ceiling else []
     note = "" if ceiling else f"The port-range ceiling ({port_range:,} ports per client and destination) is far above."
     return LineChart("TIME_WAIT sockets held, per host", lines, limits, frame.x_ticks(),
                      frame.y_ticks(), frame.x(capture_end), note)
 
 
-def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_start: float,
+def connection_rate(flows: Columns, destinations: Columns, capture_start: float,
                     capture_end: float) -> LineChart | None:
     """New connections per second in the whole capture (where it has several destinations: a
     scan spread over many ports shows only here), and toward the busiest destinations, against
     the rate their port range sustains when the client closes first (range ÷ TIME_WAIT length)."""
-    if not len(destinations):
+    if not len(destinations["client_ip"]):
         return None
-    ranked = destinations.assign(load=destinations["observed_rate_peak"] / destinations["sustainable_rate"])
-    top = ranked.sort_values("load", ascending=False, kind="stable").head(TOP_DESTINATIONS)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        load = np.asarray(destinations["observed_rate_peak"], np.float64) / np.asarray(destinations["sustainable_rate"],
+                                                                                      np.float64)
+    ranked = np.argsort(-np.nan_to_num(load, nan=-np.inf), kind="stable")[:TOP_DESTINATIONS]
+    top = [{name: destinations[name][r] for name in destinations} for r in ranked.tolist()]
     span = max(capture_end - capture_start, 1.0)
     width = max(1.0, span / 240)  # seconds per step: 1 s as the table's window, wider for long captures
     edges = capture_start + np.arange(0, span + width, width)
     lines, highest = [], 0.0
     series: list[tuple[Any, npt.NDArray[np.float64], float, float | None]] = []  # (destination or None: all)
-    first_ts = flows["first_ts"].to_numpy(np.float64)
-    if len(destinations) > 1:  # the whole capture first: a burst or a scan spread over many ports shows here
-        opened = first_ts[~flows["roles_inferred"].fillna(False).to_numpy(bool)]
+    first_ts = np.asarray(flows["first_ts"], np.float64)
+    if len(destinations["client_ip"]) > 1:  # the whole capture first: a burst or a scan spread over many ports shows here
+        opened = first_ts[~np.asarray(flows["roles_inferred"], bool)]
         counts, _ = np.histogram(opened, bins=edges)
         peak, peak_ts = window_peaks(np.zeros(len(opened), np.int64), np.sort(opened), 1, 1.0)
         highest = max(float(counts.max(initial=0)) / width, float(peak[0]))
         series.append((None, counts / width, float(peak[0]), float(peak_ts[0]) if len(opened) else None))
-    for _, d in top.iterrows():
+    for d in top:
         mine = (flows["client_ip"] == d["client_ip"]) & (flows["server_ip"] == d["server_ip"]) \
             & (flows["server_port"] == d["server_port"])
-        counts, _ = np.histogram(first_ts[mine.to_numpy(bool, na_value=False)], bins=edges)
+        counts, _ = np.histogram(first_ts[mine], bins=edges)
         per_second = counts / width
         highest = max(highest, float(per_second.max(initial=0)), float(d["observed_rate_peak"]))
         series.append((d, per_second, float(d["observed_rate_peak"]), _float(d["observed_rate_peak_ts"])))
-    sustainable = sorted({round(float(x), 2) for x in top["sustainable_rate"]})
+    sustainable = sorted({round(float(d["sustainable_rate"]), 2) for d in top})
     # A limit far above the data would flatten it to a line at zero: scale to the data and say so.
     drawn = [s for s in sustainable if s <= highest / CEILING_MATTERS]
     frame = _Frame(capture_start, capture_start + len(edges[:-1]) * width, max(highest, *drawn, 0.0) * 1.1)
@@ -289,6 +293,4 @@ def connection_rate(flows: pd.DataFrame, destinations: pd.DataFrame, capture_sta
 
 
 def _float(v: Any) -> float | None:
-    import pandas as pd
-
-    return None if pd.isna(v) else float(str(v))
+    return None if v is None or v != v else float(v)  # empty: None, or NaN

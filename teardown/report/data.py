@@ -1,6 +1,9 @@
 """An analysis -> everything its report shows (`ReportData`): the header facts, the per-flow
 table, the host-level tables of TIME_WAIT as a resource (issue 3), the TIME_WAIT series of the
 busiest hosts, and the ladders of the flows drawn. saved.py writes the same into a Parquet file.
+
+The tables are Arrow, as the files are written from them and a Parquet file gives them back;
+the page reads their columns as numpy (`columns`): no pandas anywhere in a report.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..analysis import Analysis
+from ..rows import TableColumns
 from ..verdicts import RowsOf
 from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
@@ -22,7 +26,7 @@ from .ladder import Ladder, ladders, rows_to_draw
 from .reuse import previous_incarnations
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 HOST_TABLES = ("hosts", "destinations", "servers", "findings")
 Series = tuple[list[float], list[float]]  # (ts, TIME_WAIT sockets held from ts on)
@@ -33,10 +37,22 @@ class ReportData:
     """Everything a report shows: from a fresh analysis, or from a saved result (saved.py)."""
 
     facts: Facts
-    flows: pd.DataFrame
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # HOST_TABLES, as Analysis has them
+    flows: pa.Table  # the per-flow table, as the files hold it
+    tables: dict[str, pa.Table] = field(default_factory=dict)  # HOST_TABLES, as Analysis.table has them
     series: dict[str, Series] = field(default_factory=dict)  # busiest hosts' TIME_WAIT, cut to a pixel a step
     ladders: dict[int, Ladder] = field(default_factory=dict)  # position in `flows` -> its ladder
+    _columns: dict[str, TableColumns] = field(default_factory=dict, repr=False)
+
+    @property
+    def columns(self) -> TableColumns:
+        """The per-flow table's columns as numpy, each converted once."""
+        return self.columns_of("flows")
+
+    def columns_of(self, name: str) -> TableColumns:
+        """The columns of "flows" or of one of HOST_TABLES (which must be there) as numpy."""
+        if name not in self._columns:
+            self._columns[name] = TableColumns(self.flows if name == "flows" else self.tables[name])
+        return self._columns[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +69,8 @@ class Drawn:
 def from_analysis(analysis: Analysis) -> ReportData:
     """The report's data; reads the capture a second time for the ladders' segments."""
     drawn = drawn_of(analysis)
-    tables = {name: analysis.dataframe(name) for name in HOST_TABLES}
-    return ReportData(drawn.facts, analysis.flows, tables, drawn.series, drawn.ladders)
+    tables = {name: analysis.table(name) for name in HOST_TABLES}
+    return ReportData(drawn.facts, analysis.table("flows"), tables, drawn.series, drawn.ladders)
 
 
 # A run that writes both the Parquet file and the report reads the capture a second time once.

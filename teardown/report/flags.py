@@ -7,18 +7,15 @@ the `--fail-on` name of the same flows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..schema import FindingKind
 from ..timewait.flow_findings import FLOW_FLAGS
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,35 +48,9 @@ FLAGS: list[Flag] = [
 ]
 
 
-class FrameColumns(Mapping[str, npt.NDArray[Any]]):
-    """The table's columns as numpy, a missing value as None (what FLOW_FLAGS' tests expect),
-    each converted when a rule first reads it: the rules read a dozen of the fifty. Booleans
-    are numpy booleans, missing as False, as the engine's own columns are and as the rules
-    read None."""
-
-    def __init__(self, flows: pd.DataFrame) -> None:
-        self._flows = flows
-        self._done: dict[str, npt.NDArray[Any]] = {}
-
-    def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        if name not in self._done:
-            column = self._flows[name]
-            if column.dtype == "boolean":
-                self._done[name] = column.to_numpy(bool, na_value=False)
-            else:
-                self._done[name] = column.astype(object).where(column.notna(), None).to_numpy()
-        return self._done[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(str(name) for name in self._flows.columns)
-
-    def __len__(self) -> int:
-        return len(self._flows.columns)
-
-
 def flag_bits(columns: Mapping[str, npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
-    """One integer per flow of the analysis's columns (or `FrameColumns` of a table read
-    back): bit i set when FLAGS[i] holds."""
+    """One integer per flow of the analysis's columns (or of a table read back: TableColumns):
+    bit i set when FLAGS[i] holds."""
     bits = np.zeros(len(columns["first_ts"]), np.int64)
     for i, flag in enumerate(FLAGS):
         bits |= np.asarray(FLOW_FLAGS[flag.kind](columns), bool).astype(np.int64) << i

@@ -21,7 +21,7 @@ from .ladder import Ladder
 from .states import NOTE
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 LAYOUT = {"width": 880, "top": 74, "row": 36, "slope": 12, "client": 300, "server": 660, "time_x": 4,
           "note_h": 14, "band_text_h": 16}
@@ -50,12 +50,11 @@ def seconds(s: float) -> str:
     return f"{s:.3f} s" if abs(s) >= 1 else f"{s * 1e3:.3f} ms"
 
 
-def row_of(flows: pd.DataFrame, r: int) -> dict[str, Any]:
-    """Row `r` of the per-flow table as column -> value, None where empty (not pandas' NA, which
-    is neither true nor false), with its position as "row"."""
-    import pandas as pd
-
-    return {str(k): None if pd.isna(v) else v for k, v in flows.iloc[r].items()} | {"row": r}
+def row_of(flows: pa.Table, r: int) -> dict[str, Any]:
+    """Row `r` of the per-flow table as column -> value, None where empty (NaN too), with its
+    position as "row". From the table itself: a few rows, not every column converted."""
+    row: dict[str, Any] = flows.slice(r, 1).to_pylist()[0]
+    return {k: None if v is None or v != v else v for k, v in row.items()} | {"row": r}
 
 
 @dataclass(slots=True)

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .flags import FLAGS
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 LISTED_ROWS = 200  # about six printed A4 pages; the HTML's own table and its CSV hold them all
 # (column, header) of the listed table: the questions a ticket asks, in the words docs/rules.md uses.
@@ -43,13 +41,17 @@ def _when(ts: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def listing(flows: pd.DataFrame, bits: npt.NDArray[np.int64], limit: int = LISTED_ROWS) -> Listing:
-    first = flows["first_ts"].to_numpy(np.float64, na_value=np.nan)
+def listing(flows: Mapping[str, npt.NDArray[Any]], bits: npt.NDArray[np.int64], limit: int = LISTED_ROWS) -> Listing:
+    """`flows`: the per-flow table's columns as numpy (rows.TableColumns)."""
+    first = np.asarray(flows["first_ts"], np.float64)
     chosen = order(bits, first)[:limit]
     rows = []
     for r in chosen.tolist():
         flags = [f.label for i, f in enumerate(FLAGS) if bits[r] >> i & 1]
-        rows.append({"row": str(r), "flow_id": str(flows["flow_id"].iat[r]), "first_ts": _when(float(first[r])),
-                     "close_kind": str(flows["close_kind"].iat[r]), "active_closer": str(flows["active_closer"].iat[r]),
-                     "time_wait_on": str(flows["time_wait_on"].iat[r]), "findings": ", ".join(flags)})
-    return Listing(rows, int((bits != 0).sum()), len(flows))
+        said = {name: _text(flows[name][r]) for name in ("flow_id", "close_kind", "active_closer", "time_wait_on")}
+        rows.append({"row": str(r), "first_ts": _when(float(first[r])), **said, "findings": ", ".join(flags)})
+    return Listing(rows, int((bits != 0).sum()), len(first))
+
+
+def _text(value: Any) -> str:
+    return "unknown" if value is None else str(value)  # as the ladders' titles say it

@@ -9,6 +9,7 @@ autoescaped template variables or JSON read by the script and written with textC
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import time
@@ -27,14 +28,11 @@ from ..schema import FLOW_COLUMNS
 from . import charts, ladder_svg, verdict
 from .data import ReportData
 from .facts import Facts
-from .flags import FLAGS, LADDER_BITS, FrameColumns, flag_bits
+from .flags import FLAGS, LADDER_BITS, flag_bits
 from .ladder import SEGMENT_BUDGET, pack
 from .listing import LISTED_COLUMNS, listing
 from .reuse import as_drawn
 from .table import DEFAULT_VISIBLE, Values, encode_flows, encode_values, help_of
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC_LADDERS = 6  # ladders drawn into the page itself: one per finding, the first flow of each
@@ -103,16 +101,15 @@ def _title(facts: Facts) -> str:
 def page_data(data: ReportData, bits: npt.NDArray[np.int64] | None = None) -> dict[str, Any]:
     """What the page's scripts read: the table's columns, each flow's findings (`bits`, when
     the caller has them: flag_bits), the ladders."""
-    flows = data.flows
     first = data.facts.first_ts if data.facts.first_ts is not None else 0.0
     t0_us = int(round(first * 1e6))
-    bits = flag_bits(FrameColumns(flows)) if bits is None else bits
+    bits = flag_bits(data.columns) if bits is None else bits
     groups = [{"flag": f.name, "label": f.label, "bit": i} for i, f in enumerate(FLAGS)
               if f.ladder and (bits >> i & 1).any()]
     return {
         "t0_us": t0_us,
-        "n": len(flows),
-        "columns": encode_flows(flows, t0_us),
+        "n": data.flows.num_rows,
+        "columns": encode_flows(data.flows, data.columns, t0_us),
         "flags": {"names": [f.name for f in FLAGS], "labels": [f.label for f in FLAGS],
                   "bits": encode_values(Values.whole(bits.astype(np.int64)))},
         "visible": DEFAULT_VISIBLE,
@@ -147,7 +144,7 @@ def static_ladders(data: ReportData, bits: npt.NDArray[np.int64]) -> list[Static
         title = (f"{row['flow_id']} · {said['close_kind']} · closed first by {said['active_closer']} · "
                  f"TIME_WAIT on {said['time_wait_on']}")
         out.append(StaticLadder(flag.name, flag.label, len(rows), r, title,
-                                ladder_svg.draw(as_drawn(data.ladders, r, data.flows), row, data.facts.last_ts)))
+                                ladder_svg.draw(as_drawn(data.ladders, r, data.columns), row, data.facts.last_ts)))
     return out
 
 
@@ -156,14 +153,14 @@ def _charts(data: ReportData) -> dict[str, Any]:
     start = facts.first_ts if facts.first_ts is not None else 0.0
     end = facts.last_ts if facts.last_ts is not None else start
     low, high = facts.port_range
-    out: dict[str, Any] = {"close_kinds": charts.close_kinds(data.flows), "occupancy": None, "rate": None,
+    out: dict[str, Any] = {"close_kinds": charts.close_kinds(data.columns), "occupancy": None, "rate": None,
                            "who_first": None}
     if "hosts" in tables:
-        out["occupancy"] = charts.occupancy(tables["hosts"], data.series, start, end, high - low + 1)
+        out["occupancy"] = charts.occupancy(data.columns_of("hosts"), data.series, start, end, high - low + 1)
     if "destinations" in tables:
-        out["rate"] = charts.connection_rate(data.flows, tables["destinations"], start, end)
+        out["rate"] = charts.connection_rate(data.columns, data.columns_of("destinations"), start, end)
     if "servers" in tables:
-        out["who_first"] = charts.who_closes_first(tables["servers"])
+        out["who_first"] = charts.who_closes_first(data.columns_of("servers"))
     return out
 
 
@@ -172,9 +169,9 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
     profile = OsProfile(facts.os_profile)
     low, high = facts.port_range
     # The same count the analysis summary makes; a saved table (teardown report) has only its flows.
-    lost = CaptureLoss.of({"capture_loss_bytes": data.flows["capture_loss_bytes"].to_numpy(np.float64, na_value=np.nan)})
+    lost = CaptureLoss.of(data.columns)
     found = verdict.findings(data)
-    bits = flag_bits(FrameColumns(data.flows))
+    bits = flag_bits(data.columns)
     context = {
         "title": _title(facts),
         "facts": facts,
@@ -183,14 +180,14 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "generated_ts": time.time() if generated_ts is None else generated_ts,
         "lost_flows": lost.connections,
         "lost_bytes": lost.bytes,
-        "n_flows": len(data.flows),
+        "n_flows": data.flows.num_rows,
         "n_ladders": len(data.ladders),
         "segment_budget": SEGMENT_BUDGET,
         "figures": verdict.figures(data, found),
         "findings": found,
         "headline": verdict.headline(data, found),
         "flagged": int((bits != 0).sum()),
-        "listing": listing(data.flows, bits),
+        "listing": listing(data.columns, bits),
         "static_ladders": static_ladders(data, bits),
         "ladder_flows": int((bits & LADDER_BITS != 0).sum()),
         "listed_columns": LISTED_COLUMNS,
@@ -200,4 +197,11 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "scripts": [_asset(name, "</script") for name in ("report-data.js", "ladder.js", "table.js")],
         "data_json": script_json(page_data(data, bits)),
     }
-    return environment().get_template("report.html.j2").render(context)
+    return page_template().render(context)
+
+
+@functools.cache
+def page_template() -> jinja2.Template:
+    """The page's template, compiled once (0.15 s: a run that writes a report has it compiled on
+    a second core while the capture is read)."""
+    return environment().get_template("report.html.j2")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +21,6 @@ from ..decode import FIN, RST
 from ..packed import distinct_objects
 from .ladder import Ladder
 from .states import NOTE
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 OLD_TAIL_MIN = 4  # segments of the old incarnation drawn when it sent no FIN
 VERDICT_TEXT = {
@@ -61,18 +58,18 @@ def previous_incarnations(flows: Mapping[str, npt.NDArray[Any]]) -> dict[int, in
     return dict(zip(reusing[found].tolist(), row_of_key[at[found]].tolist()))
 
 
-def as_drawn(ladders: dict[int, Ladder], row: int, flows: pd.DataFrame) -> Ladder:
+def as_drawn(ladders: dict[int, Ladder], row: int, flows: Mapping[str, npt.NDArray[Any]]) -> Ladder:
     """Flow `row`'s ladder as the report draws it: joined after the end of its previous
-    incarnation (`Ladder.previous`) when it has one, else as it is."""
-    import pandas as pd
-
+    incarnation (`Ladder.previous`) when it has one, else as it is. `flows`: the per-flow
+    table's columns as numpy."""
     lad, old = ladders[row], ladders[row].previous
     if old is None or old not in ladders:
         return lad
-    first_ts = flows["first_ts"].iloc[[row, old]].to_numpy(np.float64, na_value=np.nan).tolist()
-    ended = flows["time_wait_end_ts"].iloc[[old]].to_numpy(np.float64, na_value=np.nan).tolist()[0]
-    verdict = flows["reuse_verdict"].iloc[row]
-    return joined(lad, ladders[old], first_ts[0], first_ts[1], ended, None if pd.isna(verdict) else str(verdict))
+    first_ts = np.asarray(flows["first_ts"], np.float64)
+    ended = float(np.asarray(flows["time_wait_end_ts"], np.float64)[old])
+    verdict = flows["reuse_verdict"][row]
+    return joined(lad, ladders[old], float(first_ts[row]), float(first_ts[old]), ended,
+                  None if verdict is None else str(verdict))
 
 
 def _absolute(lad: Ladder, first_us: int) -> tuple[list[int], list[int]]:

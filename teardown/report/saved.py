@@ -14,7 +14,11 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+
 from ..errors import UsageError
+from ..rows import arrow_table
 from ..schema import COLUMN_NAMES, TABLES
 from .data import HOST_TABLES, ReportData, drawn_of
 from .facts import Facts
@@ -22,7 +26,7 @@ from .files import write_table
 from .ladder import pack, unpack
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
     from ..analysis import Analysis
 
@@ -64,26 +68,23 @@ def _ipc(table: Any) -> bytes:
     return bytes(sink.getvalue())
 
 
-def _from_ipc(raw: bytes) -> pd.DataFrame:
+def _from_ipc(raw: bytes) -> pa.Table:
     import pyarrow as pa
 
-    frame: pd.DataFrame = pa.ipc.open_stream(raw).read_all().to_pandas()
-    return frame
+    return pa.ipc.open_stream(raw).read_all()
 
 
-def _table(name: str, columns: dict[str, list[Any]]) -> pd.DataFrame:
+def _table(name: str, columns: dict[str, list[Any]]) -> pa.Table:
     """A table of a version 1 file, saved as JSON columns (None where empty), with the
-    schema's dtypes for table `name`."""
-    import pandas as pd
-
-    data: dict[str, Any] = {}
+    schema's types for table `name`."""
+    data: dict[str, npt.NDArray[Any]] = {}
     for c in TABLES[name]:
         values = columns[c.name]
-        if isinstance(c.dtype, str):
-            data[c.name] = pd.Series(values, dtype=object).astype(pd.api.types.pandas_dtype(c.dtype))
+        if c.dtype in ("Int64", "Float64"):  # numbers, NaN where empty (rows.arrow_table reads it so)
+            data[c.name] = np.array([np.nan if v is None else v for v in values], np.float64)
         else:
-            data[c.name] = pd.Categorical(values, categories=[e.value for e in c.dtype])
-    return pd.DataFrame(data, columns=[c.name for c in TABLES[name]])
+            data[c.name] = np.array(values, object)
+    return arrow_table(data, TABLES[name])
 
 
 def _refuse(path: str, problem: str) -> UsageError:
@@ -108,7 +109,7 @@ def read_parquet(path: str) -> ReportData:
         shown = " ".join(f"{b:02x}" for b in head) or "nothing"
         raise _refuse(path, f"not a Parquet file (starts with {shown}); {HOW_TO_WRITE}")
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()  # not read_table: its datasets module imports pandas
     except (pa.ArrowException, OSError) as e:
         raise _refuse(path, f"damaged Parquet file ({str(e).splitlines()[0]}); {HOW_TO_WRITE}") from None
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
@@ -139,4 +140,4 @@ def _data(path: str, table: Any, raw: bytes) -> ReportData:
     if missing:
         raise _refuse(path, f"the flows table lacks {', '.join(missing[:3])}"
                             f"{' and more' if len(missing) > 3 else ''}; {HOW_TO_WRITE}")
-    return ReportData(facts, table.to_pandas()[COLUMN_NAMES], tables, series, ladders)
+    return ReportData(facts, table.select(COLUMN_NAMES), tables, series, ladders)

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ..rows import _texts
+from ..rows import text_scalar as word
 from ..schema import FLOW_COLUMNS, Column
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pyarrow as pa
 
 Scalar = int | str | None
 SAMPLE_ROWS = 2000  # enough to rank the encodings; measuring all 100,000 rows costs seconds
@@ -73,17 +75,29 @@ def help_of(c: Column) -> str:
     return text
 
 
-def flow_id_of_parts(flows: pd.DataFrame) -> list[str]:
-    """flow_id as flows.py spells it; report-data.js spells it the same way."""
-    def endpoint(ip: pd.Series, port: pd.Series) -> pd.Series:
-        ip = ip.astype(str)
-        return ip.where(~ip.str.contains(":", regex=False), "[" + ip + "]") + ":" + port.astype(str)
+def derived_flow_id(flows: pa.Table) -> bool:
+    """Whether every flow_id is what flows.py spells from its parts, as report-data.js spells it
+    again (then the page is sent no flow_id): by Arrow's string kernels, no Python per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    vlan = flows["vlan"]
-    prefix = ("vlan" + vlan.astype(str) + "/").where(vlan.notna(), "")
-    inc = flows["incarnation"].astype(str)
-    return list((prefix + endpoint(flows["client_ip"], flows["client_port"]) + ">"
-                 + endpoint(flows["server_ip"], flows["server_port"]) + "/" + inc).tolist())
+    def as_text(name: str) -> pa.Array:
+        return pc.cast(flows.column(name).combine_chunks(), pa.large_string())
+
+    def endpoint(ip: str, port: str) -> list[Any]:
+        address = as_text(ip)
+        bracketed = pc.binary_join_element_wise(word("["), address, word("]"), word(""))
+        return [pc.if_else(pc.match_substring(address, ":"), bracketed, address), word(":"), as_text(port)]
+
+    if not flows.num_rows:
+        return False
+    vlan = as_text("vlan")
+    prefix = pc.if_else(pc.is_null(vlan), word(""), pc.binary_join_element_wise(word("vlan"), vlan, word("/"), word("")))
+    spelt = pc.binary_join_element_wise(prefix, *endpoint("client_ip", "client_port"), word(">"),
+                                        *endpoint("server_ip", "server_port"), word("/"), as_text("incarnation"),
+                                        word(""))
+    same = pc.equal(spelt, as_text("flow_id"))
+    return same.null_count == 0 and bool(pc.all(same).as_py())
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,31 +142,44 @@ class Values:
 Encoder = Callable[[Values], dict[str, Any]]
 
 
-def _values(flows: pd.DataFrame, c: Column, micros: dict[str, np.ndarray]) -> Values:
+Columns = Mapping[str, npt.NDArray[Any]]  # the table's columns as numpy (rows.TableColumns)
+
+
+def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Empty values: NaN in numbers, None in texts (booleans are never empty here)."""
+    if values.dtype.kind == "f":
+        nan: npt.NDArray[np.bool_] = np.isnan(values)
+        return nan
+    if values.dtype == object:
+        empty: npt.NDArray[np.bool_] = values == None  # noqa: E711 (elementwise)
+        return empty
+    return np.zeros(len(values), bool)
+
+
+def _values(flows: Columns, c: Column, micros: dict[str, np.ndarray]) -> Values:
     """The column as JSON scalars: microseconds for times, 0/1 for booleans, None where empty."""
-    s = flows[c.name]
-    missing = s.isna().to_numpy()
+    column = flows[c.name]
+    missing = _missing(column)
     kind = kind_of(c)
     if kind in ("ts", "dur"):
         return Values(micros[c.name], missing)
     if kind in ("int", "bool"):
-        return Values(s.to_numpy(dtype=np.float64, na_value=0.0).astype(np.int64), missing)
-    text = s.astype(object).to_numpy(copy=True)
-    text[missing] = ""
+        return Values(np.where(missing, 0, column).astype(np.int64), missing)
+    text = np.where(missing, "", column)
     return Values(text, missing)
 
 
-def _micros(flows: pd.DataFrame, t0_us: int) -> dict[str, np.ndarray]:
+def _micros(flows: Columns, t0_us: int) -> dict[str, np.ndarray]:
     """Every time column in whole microseconds (times since t0_us), 0 where empty."""
     out = {}
     for c in FLOW_COLUMNS:
         if kind_of(c) in ("ts", "dur"):
-            us = np.round(flows[c.name].to_numpy(np.float64, na_value=np.nan) * 1e6)
+            us = np.round(np.asarray(flows[c.name], np.float64) * 1e6)
             out[c.name] = np.nan_to_num(us - (t0_us if kind_of(c) == "ts" else 0)).astype(np.int64)
     return out
 
 
-def _bases(c: Column, flows: pd.DataFrame) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+def _bases(c: Column, flows: Columns) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """Columns a time may be written relative to, as (added, subtracted): only columns before it
     in the schema, so report-data.js decodes them first, and never an empty one where it is not."""
     if c.name == "first_ts":
@@ -160,10 +187,10 @@ def _bases(c: Column, flows: pd.DataFrame) -> list[tuple[tuple[str, ...], tuple[
     if c.name == "duration_s":
         return [((), ()), (("last_ts",), ("first_ts",))]
     before = [x.name for x in FLOW_COLUMNS[: FLOW_COLUMNS.index(c)] if kind_of(x) == "ts"]
-    present = flows[c.name].notna().to_numpy()
+    present = ~np.isnan(flows[c.name])
     out: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), ())]
     for name in before:
-        if not (present & flows[name].isna().to_numpy()).any():
+        if not (present & np.isnan(flows[name])).any():
             out.append(((name,), ()))
     return out
 
@@ -209,7 +236,10 @@ def _numbers_cut_out(values: Values) -> dict[str, Any] | None:
 
     if not values.is_text():
         return None
-    strings = pa.array(values.tolist(), pa.large_string())
+    # large_string from its buffers (pyarrow.array imports pandas), None where empty
+    texts = values.data.astype(object)  # a copy
+    texts[values.missing] = None
+    strings = _texts(texts)
     validity, offsets_buffer, data_buffer = strings.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int64, len(strings) + 1)
     data = np.frombuffer(data_buffer, np.uint8, int(offsets[-1])) if data_buffer is not None else np.zeros(0, np.uint8)
@@ -260,10 +290,12 @@ def encode_values(values: Values) -> dict[str, Any]:
     return spec
 
 
-def encode_flows(flows: pd.DataFrame, t0_us: int) -> list[dict[str, Any]]:
-    """One spec per column of the per-flow table, in schema order, for report-data.js."""
+def encode_flows(table: pa.Table, flows: Columns, t0_us: int) -> list[dict[str, Any]]:
+    """One spec per column of the per-flow table (`flows`: its columns as numpy), in schema
+    order, for report-data.js."""
     micros = _micros(flows, t0_us)
-    derived_id = len(flows) > 0 and flow_id_of_parts(flows) == flows["flow_id"].astype(str).tolist()
+    derived_id = derived_flow_id(table)
+    every = slice(None, None, max(1, table.num_rows // SAMPLE_ROWS))
     out = []
     for c in FLOW_COLUMNS:
         meta: dict[str, Any] = {"name": c.name, "label": header_of(c.name), "kind": kind_of(c), "help": help_of(c)}
@@ -272,7 +304,6 @@ def encode_flows(flows: pd.DataFrame, t0_us: int) -> list[dict[str, Any]]:
         elif c.name == "first_ts":
             out.append(meta | {"v": np.diff(micros["first_ts"], prepend=0).tolist(), "delta": True})
         elif c.name in micros:
-            every = slice(None, None, max(1, len(flows) // SAMPLE_ROWS))
             options = []
             for plus, minus in _bases(c, flows):
                 shifted = micros[c.name] - sum((micros[p] for p in plus), np.int64(0)) \

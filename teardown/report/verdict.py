@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import charts
+from ..schema import CloseKind
 from ..terminal import closes_text
 from ..verdicts import endpoint
 from .charts import percent
@@ -51,9 +54,7 @@ class Headline:
 
 
 def _clock(ts: Any) -> str:
-    import pandas as pd
-
-    if pd.isna(ts):
+    if ts is None or ts != ts:  # empty: None or NaN
         return "an unknown time"
     return datetime.datetime.fromtimestamp(float(ts), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -61,12 +62,12 @@ def _clock(ts: Any) -> str:
 def closed_by(data: ReportData) -> Counter[str]:
     """Connections by who ended them first (docs/rules.md, "Vocabulary": active closer): an
     orderly close by client, server or both; an abort (`rst`) by the side that sent the RST."""
-    flows = data.flows
-    closer = flows["active_closer"].astype(object).fillna("none")
-    aborted = (flows["close_kind"] == "rst").to_numpy(bool)
+    flows = data.columns
+    closer = flows["active_closer"]
+    aborted = flows["close_kind"] == "rst"
     out: Counter[str] = Counter()
     for side in ("client", "server", "both"):
-        is_side = (closer == side).to_numpy(bool)
+        is_side = closer == side
         out[side] = int((is_side & ~aborted).sum())
         out[f"aborted by {side}"] = int((is_side & aborted).sum())
     return out
@@ -77,7 +78,7 @@ def findings(data: ReportData) -> list[Finding]:
     if table is None:
         return []
     return [Finding(str(r["severity"]), str(r["kind"]), str(r["subject"]), str(r["message"]), str(r["advice"]))
-            for r in table.to_dict("records")]
+            for r in table.to_pylist()]
 
 
 def worst(severities: list[str]) -> str:
@@ -91,8 +92,8 @@ def headline(data: ReportData, found: list[Finding]) -> Headline:
     tops = [f"{f.kind} on {f.subject}" for f in found if f.severity == severity]
     more = f" and {len(tops) - 3:,} more" if len(tops) > 3 else ""
     wrong = ("; ".join(tops[:3]) + more) if tops else "no flow or host has a finding: nothing here calls for action"
-    flows = data.flows
-    closes = Counter(zip(flows["close_kind"].astype(object).tolist(), flows["active_closer"].astype(object).tolist()))
+    flows = data.columns
+    closes = Counter(zip(flows["close_kind"].tolist(), flows["active_closer"].tolist()))
     return Headline(severity, closes_text(closes), wrong, tally or "no finding")
 
 
@@ -103,11 +104,12 @@ def _coloured(figure: Figure, found: list[Finding]) -> Figure:
 
 def figures(data: ReportData, found: list[Finding] | None = None) -> list[Figure]:
     """The headline numbers, each coloured by the worst finding of the kinds it is evidence of."""
-    flows = data.flows
+    n = data.flows.num_rows
     found = findings(data) if found is None else found
-    kinds = flows["close_kind"].value_counts()
-    ended = ", ".join(f"{int(n):,} {kind}" for kind, n in kinds.items() if n)
-    out = [Figure("Connections", f"{len(flows):,}", f"by close kind: {ended}" if ended else "none", len(flows))]
+    close_kind = data.columns["close_kind"]
+    kinds = sorted(((int((close_kind == k.value).sum()), k.value) for k in CloseKind), key=lambda c: -c[0])
+    ended = ", ".join(f"{n:,} {kind}" for n, kind in kinds if n)  # the commonest first
+    out = [Figure("Connections", f"{n:,}", f"by close kind: {ended}" if ended else "none", n)]
     counts = closed_by(data)
     closed = sum(counts.values())
     if closed:
@@ -115,26 +117,33 @@ def figures(data: ReportData, found: list[Finding] | None = None) -> list[Figure
         detail = "; ".join(f"{k} {n:,}" for k, n in counts.items() if n)
         out.append(Figure("Closed first by the server", percent(server), f"of {closed:,} closed: {detail}", server,
                           ("server-close", "abort")))
-    hosts = data.tables.get("hosts")
-    if hosts is not None and len(hosts) and hosts["time_wait_peak"].fillna(0).max() > 0:
-        top = hosts.iloc[int(np.argmax(hosts["time_wait_peak"].fillna(0).to_numpy(np.int64)))]
+    hosts = data.columns_of("hosts") if "hosts" in data.tables else None
+    peaks = np.nan_to_num(np.asarray(hosts["time_wait_peak"], np.float64)) if hosts is not None else np.zeros(0)
+    if peaks.max(initial=0) > 0:
+        assert hosts is not None
+        top = _row(hosts, int(np.argmax(peaks)))
         low = " (a lower bound: TIME_WAITs begun before the capture are invisible)" \
             if bool(top["time_wait_peak_may_be_low"]) else ""
         out.append(Figure("Most TIME_WAIT at once", f"{int(top['time_wait_peak']):,}",
                           f"on {top['host']} at {_clock(top['time_wait_peak_ts'])}{low}", int(top["time_wait_peak"]),
                           ("time-wait-pile-up", "hidden-before-capture")))
-    dests = data.tables.get("destinations")
-    if dests is not None and len(dests):
-        full = dests.iloc[int(np.argmax(dests["port_utilisation_peak"].fillna(0).to_numpy(np.float64)))]
+    dests = data.columns_of("destinations") if "destinations" in data.tables else None
+    if dests is not None and len(dests["client_ip"]):
+        full = _row(dests, int(np.argmax(np.nan_to_num(np.asarray(dests["port_utilisation_peak"], np.float64)))))
         share = float(full["port_utilisation_peak"])
         out.append(Figure("Fullest ephemeral port range", percent(share),
                           f"{int(full['ports_in_use_peak']):,} of {int(full['port_range_size']):,} ports, "
                           f"{full['client_ip']} → {endpoint(full['server_ip'], full['server_port'])}", share,
                           ("port-exhaustion",)))
-        load = dests["observed_rate_peak"].astype(float) / dests["sustainable_rate"].astype(float)
-        fast = dests.iloc[int(np.argmax(load.fillna(0).to_numpy(np.float64)))]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            load = np.asarray(dests["observed_rate_peak"], np.float64) / np.asarray(dests["sustainable_rate"], np.float64)
+        fast = _row(dests, int(np.argmax(np.nan_to_num(load))))
         rate, sustainable = float(fast["observed_rate_peak"]), float(fast["sustainable_rate"])
         out.append(Figure("Fastest new-connection rate", charts.rate(rate),
                           f"against {charts.rate(sustainable)} sustainable, {fast['client_ip']} → "
                           f"{endpoint(fast['server_ip'], fast['server_port'])}", rate, ("port-pressure",)))
     return [_coloured(f, found) for f in out]
+
+
+def _row(table: Mapping[str, npt.NDArray[Any]], r: int) -> dict[str, Any]:
+    return {name: table[name][r] for name in table}
