@@ -19,7 +19,8 @@ from teardown.cli import main
 from teardown.flows import NONE
 from teardown.report import files
 from teardown.report.saved import read_parquet
-from teardown.rows import flow_texts
+from teardown import rows as rows_module
+from teardown.rows import TableColumns, flow_texts
 from teardown.schema import TABLES
 from teardown.verdicts import text_columns
 
@@ -134,6 +135,31 @@ def test_the_table_says_what_the_verdicts_said(sample: Path) -> None:
         got = frame[name].astype(object).where(frame[name].notna(), None).tolist()
         expected = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in want.tolist()]
         assert got == expected, name
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_the_table_read_back_as_numpy_is_the_judged_columns(sample: Path) -> None:
+    """rows.TableColumns (what the report reads, fresh or from a Parquet file) gives back the
+    judged columns value by value, empty where they are; also from a slice of the table, whose
+    columns start inside Arrow's buffers (and inside a byte of a validity or boolean bitmap)."""
+    result = teardown.analyze(str(sample))
+    table = result.table("flows")
+    texts = text_columns(result.columns)
+
+    def plain(values: Any) -> list[Any]:
+        return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in np.asarray(values).tolist()]
+
+    for rows in (slice(None), slice(1, None), slice(3, 5)):
+        start, stop, _ = rows.indices(table.num_rows)
+        back = TableColumns(table.slice(start, stop - start))
+        for name in table.column_names:
+            want = texts[name] if name in texts else result.columns[name]
+            assert plain(back[name]) == plain(want[rows]), (name, rows)
+            assert back[name].dtype.kind in "fiub" or back[name].dtype == object, name
+            # An array that starts inside its buffers, as a slice of one does (TableColumns
+            # joins a column's chunks first, which starts it afresh).
+            inside = table.column(name).chunk(0).slice(start, stop - start)
+            assert plain(rows_module._numpy(inside)) == plain(want[rows]), (name, rows)
 
 
 @pytest.mark.parametrize("size", [5, 300])  # rows.py encodes up to 64 values one by one, more per distinct object
