@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from teardown.cli import main
+from teardown.report.saved import read_parquet
 
 from .conftest import CAPTURES
 
@@ -137,3 +138,34 @@ def test_report_data_of_another_version_is_refused_in_one_line(tmp_path: Path) -
     r = run(tmp_path, "report", "x.parquet")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "report data of version 3, this teardown reads version 2" in r.stderr
+
+
+def test_a_version_1_file_with_its_tables_as_json_makes_the_same_report(tmp_path: Path) -> None:
+    """Files written before the host tables moved to Arrow IPC (version 1) keep them as JSON
+    columns, None where empty: read back with the schema's types, they make the same page.
+    The capture's host tables have empty values (a peak never reached, a rate never seen)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    capture = CAPTURES / "tw_mixed_servers.pcap.gz"
+    assert run(tmp_path, "analyze", str(capture), "-o", "v2.parquet", "--quiet").returncode == 0
+    table = pq.read_table(tmp_path / "v2.parquet")
+    metadata = dict(table.schema.metadata)
+    extra = json.loads(metadata[b"teardown.report"])
+    tables = {}
+    for name in extra["tables"]:
+        saved = pa.ipc.open_stream(metadata.pop(f"teardown.table.{name}".encode())).read_all()
+        tables[name] = {column: saved.column(column).to_pylist() for column in saved.column_names}
+    assert any(None in values for columns in tables.values() for values in columns.values())
+    metadata[b"teardown.report"] = json.dumps({**extra, "version": 1, "tables": tables}).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), tmp_path / "v1.parquet")
+    old, new = (read_parquet(str(tmp_path / f"{v}.parquet")) for v in ("v1", "v2"))
+    for name in extra["tables"]:
+        assert old.tables[name].schema.types == new.tables[name].schema.types, name
+        assert old.tables[name].to_pylist() == new.tables[name].to_pylist(), name
+    for version in ("v1", "v2"):
+        assert run(tmp_path, "report", f"{version}.parquet", "-o", f"{version}.html").returncode == 0
+    pages = [re.sub(r"on [-0-9]+ [:.0-9]+ UTC\. One", "", (tmp_path / f"{v}.html").read_text()) for v in ("v1", "v2")]
+    assert pages[0] == pages[1]
