@@ -82,6 +82,11 @@ class TableColumns(Mapping[str, npt.NDArray[Any]]):
     def __len__(self) -> int:
         return int(self.table.num_columns)
 
+    def row(self, r: int) -> dict[str, Any]:
+        """Row `r` as column -> value, as the columns hold it (NaN, None): for the small host
+        tables (every column is converted)."""
+        return {name: self[name][r] for name in self}
+
 
 def _numpy(values: pa.Array) -> npt.NDArray[Any]:
     """One Arrow array as numpy, from its buffers: pyarrow's own to_numpy imports pandas."""
@@ -130,7 +135,7 @@ def _array(c: Column, values: npt.NDArray[Any]) -> pa.Array:
     if not isinstance(c.dtype, str):
         return _enum_array(c.dtype, values)
     if c.dtype == "string":
-        return _texts(values)
+        return text_array(values)
     if c.dtype == "boolean":
         if values.dtype == object:  # None: empty
             empty = _missing(values)
@@ -172,7 +177,7 @@ def _numbers(values: npt.NDArray[Any], empty: npt.NDArray[np.bool_] | None = Non
     return pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(data)])
 
 
-def _texts(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
+def text_array(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
     """Texts (None: empty) as an Arrow large_string array. An object array is encoded once per
     distinct object in it and the rest taken by index: the columns that hold texts repeat a few
     objects (an enum's values, a host's address) over many rows."""
@@ -182,7 +187,7 @@ def _texts(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
         # By identity only: equal texts made apart are encoded twice, but no Python step runs
         # per distinct text to find them (a column of texts all different, evidence frames).
         first, codes = same_objects(values)
-        return _texts(values[first].tolist()).take(_numbers(codes.astype(np.int64)))
+        return text_array(values[first].tolist()).take(_numbers(codes.astype(np.int64)))
     encoded = [b"" if v is None else str(v).encode() for v in values]
     offsets = np.zeros(len(encoded) + 1, np.int64)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
@@ -194,7 +199,7 @@ def _texts(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
 
 def text_scalar(value: str | None) -> pa.Scalar:
     """One text (None: empty) as an Arrow large_string scalar, for the string kernels."""
-    return _texts([value])[0]
+    return text_array([value])[0]
 
 
 def number_scalar(value: float) -> pa.Scalar:
@@ -210,7 +215,7 @@ def _enum_array(enum: type[StrEnum], values: npt.NDArray[Any]) -> pa.Array:
     distinct, codes = distinct_objects(np.asarray(values, object))
     where = np.array([dictionary.get(v, -1) for v in distinct] + [-1], np.int8)  # None, NaN: empty
     indices = where[codes] if len(codes) else np.zeros(0, np.int8)
-    return pa.DictionaryArray.from_arrays(_numbers(np.maximum(indices, 0), indices < 0), _texts(list(dictionary)))
+    return pa.DictionaryArray.from_arrays(_numbers(np.maximum(indices, 0), indices < 0), text_array(list(dictionary)))
 
 
 def flow_texts(columns: Values) -> dict[str, pa.Array]:
@@ -227,7 +232,7 @@ def flow_texts(columns: Values) -> dict[str, pa.Array]:
         return pc.cast(_numbers(np.asarray(values, np.int64), absent), text)
 
     def endpoint(ip: str, port: str) -> tuple[pa.Array, pa.Array]:
-        address = _per_distinct(_texts(columns[ip]), lambda a: f"[{a}]:" if ":" in a else f"{a}:")
+        address = _per_distinct(text_array(columns[ip]), lambda a: f"[{a}]:" if ":" in a else f"{a}:")
         return address, number(columns[port])
 
     prefix = _per_distinct(_numbers(np.asarray(columns["ctx"], np.int64)), where_prefix)
@@ -250,9 +255,9 @@ def flow_texts(columns: Values) -> dict[str, pa.Array]:
 def _per_distinct(values: pa.Array, say: Callable[[Any], str]) -> pa.Array:
     """`say` of each value, called once per distinct value."""
     if len(values) == 0:
-        return _texts([])
+        return text_array([])
     encoded = values.dictionary_encode()
-    return _texts([say(v) for v in encoded.dictionary.to_pylist()]).take(encoded.indices)
+    return text_array([say(v) for v in encoded.dictionary.to_pylist()]).take(encoded.indices)
 
 
 # How pandas names each schema dtype in a Parquet file's pandas metadata (what

@@ -174,7 +174,7 @@ def test_texts_and_enums_go_to_arrow_as_pyarrow_itself_converts_them(size: int) 
     pool = ["fin", made_apart, None, float("nan"), "rst", "no such kind", "é ünïcode"]
     values = np.array([pool[i % len(pool)] for i in range(size)], object)
     texts = np.where([isinstance(v, float) for v in values], None, values)
-    assert rows._texts(texts).to_pylist() == pa.array(texts.tolist(), pa.large_string()).to_pylist()
+    assert rows.text_array(texts).to_pylist() == pa.array(texts.tolist(), pa.large_string()).to_pylist()
     enum = rows._enum_array(CloseKind, values)
     want = [v if v in {k.value for k in CloseKind} else None for v in values.tolist()]
     assert enum.to_pylist() == want

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..rows import TableColumns
 from ..schema import CloseKind
 from ..timewait.occupancy import window_peaks
 from ..verdicts import endpoint
@@ -82,7 +83,7 @@ def close_kinds(flows: Columns) -> BarChart:
     return BarChart("How the connections ended", bars, total, "connections")
 
 
-def who_closes_first(servers: Columns) -> BarChart | None:
+def who_closes_first(servers: TableColumns) -> BarChart | None:
     """Per server endpoint (the busiest first): shares closed first by the server, by the
     client, simultaneously, or aborted, stacked to the connections that closed."""
     closed = np.nan_to_num(np.asarray(servers["closed"], np.float64))
@@ -92,7 +93,7 @@ def who_closes_first(servers: Columns) -> BarChart | None:
         return None
     bars = []
     for r in rows[:TOP_SERVERS].tolist():
-        row = {name: servers[name][r] for name in servers}
+        row = servers.row(r)
         x = 0.0
         parts = []
         for column, key, label in CLOSER_PARTS:
@@ -244,7 +245,7 @@ def occupancy(hosts: Columns, series: dict[str, tuple[list[float], list[float]]]
                      frame.y_ticks(), frame.x(capture_end), note)
 
 
-def connection_rate(flows: Columns, destinations: Columns, capture_start: float,
+def connection_rate(flows: Columns, destinations: TableColumns, capture_start: float,
                     capture_end: float) -> LineChart | None:
     """New connections per second in the whole capture (where it has several destinations: a
     scan spread over many ports shows only here), and toward the busiest destinations, against
@@ -255,7 +256,7 @@ def connection_rate(flows: Columns, destinations: Columns, capture_start: float,
         load = np.asarray(destinations["observed_rate_peak"], np.float64) / np.asarray(destinations["sustainable_rate"],
                                                                                       np.float64)
     ranked = np.argsort(-np.nan_to_num(load, nan=-np.inf), kind="stable")[:TOP_DESTINATIONS]
-    top = [{name: destinations[name][r] for name in destinations} for r in ranked.tolist()]
+    top = [destinations.row(r) for r in ranked.tolist()]
     span = max(capture_end - capture_start, 1.0)
     width = max(1.0, span / 240)  # seconds per step: 1 s as the table's window, wider for long captures
     edges = capture_start + np.arange(0, span + width, width)

@@ -39,8 +39,9 @@ IPV4_MAPPED = 0xFFFF00000000  # decode.py's ::ffff:a.b.c.d
 # One key per packet and direction: where it was carried, then the two endpoints.
 _KEY = np.dtype([("ctx", "<u4"), ("port_a", "<u2"), ("port_b", "<u2"), ("a_hi", "<u8"), ("a_lo", "<u8"),
                  ("b_hi", "<u8"), ("b_lo", "<u8")])
-_SPREAD = np.uint64(0x9E3779B97F4A7C15)
-_MAYBE_BITS = 20  # 1 MB of flags: 20,000 wanted 4-tuples leave 2 % of other packets to search  # 2**64 / golden ratio: a product with it spreads a word's bits
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: a product with it spreads a word's bits
+# A digest's low bits, as flags of 1 MB: 20,000 wanted 4-tuples leave 2 % of other packets to search.
+_MAYBE_MASK = np.uint64((1 << 20) - 1)
 
 
 @dataclass(slots=True)
@@ -163,9 +164,9 @@ class _Tuples:
         self.digests = digests[self.by_digest_order]
         self.by_digest = bool(np.all(self.digests[1:] != self.digests[:-1]))
         # Which low bits a wanted digest has: most packets are ruled out by one lookup here,
-        # and only the rest searched for among the sorted digests (a tenth of the time).
-        self.maybe = np.zeros(1 << _MAYBE_BITS, bool)
-        self.maybe[(digests & np.uint64((1 << _MAYBE_BITS) - 1)).astype(np.intp)] = True
+        # and only the rest searched for among the sorted digests.
+        self.maybe = np.zeros(int(_MAYBE_MASK) + 1, bool)
+        self.maybe[(digests & _MAYBE_MASK).astype(np.intp)] = True
 
     def find(self, key: npt.NDArray[np.void]) -> I64:
         """The position in `keys` of each packet key (a _KEY array), -1 where it is not wanted."""
@@ -173,7 +174,7 @@ class _Tuples:
         if self.by_digest:
             digests = _digest(key)
             at: I64 = np.full(len(digests), -1, np.int64)
-            maybe = np.flatnonzero(self.maybe[(digests & np.uint64((1 << _MAYBE_BITS) - 1)).astype(np.intp)])
+            maybe = np.flatnonzero(self.maybe[(digests & _MAYBE_MASK).astype(np.intp)])
             near = np.minimum(np.searchsorted(self.digests, digests[maybe]), len(self.digests) - 1)
             at[maybe] = np.where(self.digests[near] == digests[maybe], self.by_digest_order[near], -1)
         else:

@@ -6,8 +6,8 @@ table a page shows without JavaScript and the one it prints. Flows carrying a fl
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

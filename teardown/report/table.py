@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..rows import _texts
+from ..rows import text_array
 from ..rows import text_scalar as word
 from ..schema import FLOW_COLUMNS, Column
 
@@ -239,7 +239,7 @@ def _numbers_cut_out(values: Values) -> dict[str, Any] | None:
     # large_string from its buffers (pyarrow.array imports pandas), None where empty
     texts = values.data.astype(object)  # a copy
     texts[values.missing] = None
-    strings = _texts(texts)
+    strings = text_array(texts)
     validity, offsets_buffer, data_buffer = strings.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int64, len(strings) + 1)
     data = np.frombuffer(data_buffer, np.uint8, int(offsets[-1])) if data_buffer is not None else np.zeros(0, np.uint8)

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from . import charts
 from ..schema import CloseKind
@@ -121,7 +119,7 @@ def figures(data: ReportData, found: list[Finding] | None = None) -> list[Figure
     peaks = np.nan_to_num(np.asarray(hosts["time_wait_peak"], np.float64)) if hosts is not None else np.zeros(0)
     if peaks.max(initial=0) > 0:
         assert hosts is not None
-        top = _row(hosts, int(np.argmax(peaks)))
+        top = hosts.row(int(np.argmax(peaks)))
         low = " (a lower bound: TIME_WAITs begun before the capture are invisible)" \
             if bool(top["time_wait_peak_may_be_low"]) else ""
         out.append(Figure("Most TIME_WAIT at once", f"{int(top['time_wait_peak']):,}",
@@ -129,7 +127,7 @@ def figures(data: ReportData, found: list[Finding] | None = None) -> list[Figure
                           ("time-wait-pile-up", "hidden-before-capture")))
     dests = data.columns_of("destinations") if "destinations" in data.tables else None
     if dests is not None and len(dests["client_ip"]):
-        full = _row(dests, int(np.argmax(np.nan_to_num(np.asarray(dests["port_utilisation_peak"], np.float64)))))
+        full = dests.row(int(np.argmax(np.nan_to_num(np.asarray(dests["port_utilisation_peak"], np.float64)))))
         share = float(full["port_utilisation_peak"])
         out.append(Figure("Fullest ephemeral port range", percent(share),
                           f"{int(full['ports_in_use_peak']):,} of {int(full['port_range_size']):,} ports, "
@@ -137,13 +135,10 @@ def figures(data: ReportData, found: list[Finding] | None = None) -> list[Figure
                           ("port-exhaustion",)))
         with np.errstate(divide="ignore", invalid="ignore"):
             load = np.asarray(dests["observed_rate_peak"], np.float64) / np.asarray(dests["sustainable_rate"], np.float64)
-        fast = _row(dests, int(np.argmax(np.nan_to_num(load))))
+        fast = dests.row(int(np.argmax(np.nan_to_num(load))))
         rate, sustainable = float(fast["observed_rate_peak"]), float(fast["sustainable_rate"])
         out.append(Figure("Fastest new-connection rate", charts.rate(rate),
                           f"against {charts.rate(sustainable)} sustainable, {fast['client_ip']} → "
                           f"{endpoint(fast['server_ip'], fast['server_port'])}", rate, ("port-pressure",)))
     return [_coloured(f, found) for f in out]
 
-
-def _row(table: Mapping[str, npt.NDArray[Any]], r: int) -> dict[str, Any]:
-    return {name: table[name][r] for name in table}
