@@ -26,7 +26,7 @@ from teardown.timewait.flow_findings import FLOW_FLAGS
 from teardown.report import ladder
 from teardown.report.ladder import HEAD_SEGMENTS, SEGMENT_BUDGET, TAIL_SEGMENTS, _kept, pack, rows_to_draw
 from teardown.report.render import page_data, script_json, static_ladders
-from teardown.report.table import Values, _numbers_cut_out
+from teardown.report.table import Values, _numbers_cut_out, derived_flow_id, encode_flows
 from teardown.report.reuse import as_drawn, previous_incarnations
 from teardown.report.saved import read_parquet, write_parquet
 from teardown.report.verdict import figures, findings, headline
@@ -442,3 +442,14 @@ def test_ladder_titles_say_unknown_where_the_table_is_empty() -> None:
     titles = [s.title for s in static_ladders(data, flag_bits(data.columns))]
     assert titles and all("TIME_WAIT on unknown" in t for t in titles)
     assert not any(word in t for t in titles for word in ("nan", "None", "<NA>"))
+
+
+@pytest.mark.parametrize(("capture", "derived"), [("vlan.pcap", True), ("ipv6_client_first.pcap", True),
+                                                  ("encapsulated/gre.pcap", False)])
+def test_flow_ids_are_left_to_the_page_only_where_it_spells_them_alike(capture: str, derived: bool) -> None:
+    """report-data.js spells a flow_id from its parts with a VLAN's prefix and IPv6 brackets, not
+    another carrier's (c1/ for a GRE tunnel): there the page must be sent the ids themselves."""
+    table = teardown.analyze(str(CAPTURES / capture)).table("flows")
+    assert derived_flow_id(table) is derived
+    spec = next(c for c in encode_flows(table, TableColumns(table), 0) if c["name"] == "flow_id")
+    assert spec.get("derived", False) is derived
