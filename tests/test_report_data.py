@@ -453,3 +453,24 @@ def test_flow_ids_are_left_to_the_page_only_where_it_spells_them_alike(capture: 
     assert derived_flow_id(table) is derived
     spec = next(c for c in encode_flows(table, TableColumns(table), 0) if c["name"] == "flow_id")
     assert spec.get("derived", False) is derived
+
+
+def test_dictionary_encoding_numbers_values_as_they_first_appear() -> None:
+    """The page's dictionary encoding, made by numpy, against its definition in plain Python:
+    the distinct values in the order they first appear (None: empty), each row's index."""
+    from teardown.report.table import _dictionary
+
+    rng = np.random.default_rng(7)
+    pool = np.array(["b", "a", "", "ccc", "x y", "ü"], object)
+    for trial in range(200):
+        n = int(rng.integers(0, 40))
+        missing = rng.random(n) < 0.3
+        if trial % 2:
+            data = np.where(missing, 0, rng.integers(-3, 4, n)).astype(np.int64)
+        else:  # texts made apart, so that equal ones are different objects
+            data = np.array(["" if m else "".join(list(str(v))) for v, m in zip(pool[rng.integers(0, 6, n)], missing)],
+                            object)
+        values = Values(data, missing)
+        every = values.tolist()
+        uniques = list(dict.fromkeys(every))
+        assert _dictionary(values) == {"u": uniques, "c": [uniques.index(v) for v in every]}
