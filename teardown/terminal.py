@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
-import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from .analysis import Analysis, CaptureSummary
 from .options import ReaderKind
 from .schema import CloseKind, Severity
+from .times import utc
 from .timewait.finding import percent, plural
 from .verdicts import endpoint, where_prefix
 
@@ -65,7 +65,7 @@ def head_lines(result: Analysis, style: Style) -> list[str]:
     names = ", ".join(paths) if len(paths) <= 3 else f"{len(paths):,} files ({paths[0]} ... {paths[-1]})"
     span = ""
     if cap.first_ts is not None and cap.last_ts is not None:
-        start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(cap.first_ts))
+        start = utc(cap.first_ts)
         span = f", {start} UTC + {cap.last_ts - cap.first_ts:,.3f} s"
     lines = style.wrap(f"{names}: {plural(cap.frames, 'frame')}, {plural(cap.tcp_packets, 'TCP segment')}{span}")
     for w in cap.warnings:

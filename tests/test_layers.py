@@ -6,7 +6,7 @@ import ast
 
 from .conftest import ROOT
 
-ORDER = ["errors", "options", "seq", "schema", "read", "decode", "flows", "verdicts", "engine", "analysis", "cli"]
+ORDER = ["errors", "times", "options", "seq", "schema", "read", "decode", "flows", "verdicts", "engine", "analysis", "cli"]
 
 
 def test_no_stage_imports_a_later_one() -> None:

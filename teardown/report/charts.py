@@ -7,7 +7,6 @@ draws (`value`, `peak`, `limit`) beside the pixels. Times on the axes are UTC.
 
 from __future__ import annotations
 
-import datetime
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy.typing as npt
 
 from ..rows import TableColumns
 from ..schema import CloseKind
+from ..times import CLOCK, utc
 from ..timewait.occupancy import window_peaks
 from ..verdicts import endpoint
 
@@ -186,14 +186,17 @@ class _Frame:
     """Data -> pixel mapping of one plot."""
 
     def __init__(self, x0: float, x1: float, y1: float) -> None:
-        self.x0, self.x1 = x0, max(x1, x0 + 1e-6)
+        # A capture of one instant still gets a width; so does one whose times are so large
+        # (a damaged pcapng's offset) that x0 + 1e-6 rounds back to x0.
+        self.x0, self.span = x0, max(x1 - x0, 1e-6)
+        self.x1 = x0 + self.span
         self.y1 = max(y1, 1.0)
         p = PLOT
         self.w = p["width"] - p["left"] - p["right"]
         self.h = p["height"] - p["top"] - p["bottom"]
 
     def x(self, t: float) -> float:
-        return round(PLOT["left"] + self.w * (t - self.x0) / (self.x1 - self.x0), 1)
+        return round(PLOT["left"] + self.w * (t - self.x0) / self.span, 1)
 
     def y(self, v: float) -> float:
         return round(PLOT["top"] + self.h * (1 - v / self.y1), 1)
@@ -209,11 +212,10 @@ class _Frame:
 
     def x_ticks(self) -> list[tuple[float, str]]:
         """Round instants (UTC clock times) across the plot."""
-        span = self.x1 - self.x0
+        span = self.span
         out = []
         for t in nice_ticks(self.x0, self.x1, 6):
-            moment = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
-            out.append((self.x(t), moment.strftime("%H:%M:%S") if span >= 5 else moment.strftime("%H:%M:%S.%f")[:-3]))
+            out.append((self.x(t), utc(t, CLOCK) if span >= 5 else utc(t, "%H:%M:%S.%f")[:-3]))
         return out
 
     def y_ticks(self) -> list[tuple[float, str]]:

@@ -8,7 +8,6 @@ states beside the lifelines, and each TIME_WAIT band's text on a line of its own
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from ..decode import FIN, RST, SYN
+from ..times import utc
 from ..verdicts import endpoint
 from .ladder import Ladder
 from .states import NOTE
@@ -41,7 +41,7 @@ def number(relative: int, isn: int | None) -> str:
 
 
 def clock(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%H:%M:%S.%f")
+    return utc(ts, "%H:%M:%S.%f")
 
 
 def seconds(s: float) -> str:

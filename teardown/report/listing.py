@@ -5,7 +5,6 @@ table a page shows without JavaScript and the one it prints. Flows carrying a fl
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..times import utc
 from .flags import FLAGS
 
 LISTED_ROWS = 200  # about six printed A4 pages; the HTML's own table and its CSV hold them all
@@ -37,8 +37,7 @@ def order(bits: npt.NDArray[np.int64], first_ts: npt.NDArray[np.float64]) -> npt
 def _when(ts: float) -> str:
     if ts != ts:
         return ""
-    moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return utc(ts, "%Y-%m-%d %H:%M:%S.%f")
 
 
 def listing(flows: Mapping[str, npt.NDArray[Any]], bits: npt.NDArray[np.int64], limit: int = LISTED_ROWS) -> Listing:

@@ -8,7 +8,6 @@ autoescaped template variables or JSON read by the script and written with textC
 
 from __future__ import annotations
 
-import datetime
 import functools
 import json
 import os
@@ -22,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from markupsafe import Markup
 
+from .. import times
 from ..analysis import CaptureLoss
 from ..options import OS_BEHAVIOUR, OsProfile
 from ..schema import FLOW_COLUMNS
@@ -61,8 +61,7 @@ def thousands(n: float) -> str:
 def utc(ts: float | None, with_date: bool = True) -> str:
     if ts is None:
         return "unknown"
-    moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC" if with_date else "%H:%M:%S.%f")
+    return times.utc(ts, "%Y-%m-%d %H:%M:%S.%f UTC" if with_date else "%H:%M:%S.%f")
 
 
 def size(n: int) -> str:

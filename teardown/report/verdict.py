@@ -5,7 +5,6 @@ and the findings table as the analysis ranked it, each with its advice.
 
 from __future__ import annotations
 
-import datetime
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 from . import charts
 from ..schema import CloseKind
 from ..terminal import closes_text
+from ..times import utc
 from ..verdicts import endpoint
 from .charts import percent
 from .data import ReportData
@@ -54,7 +54,7 @@ class Headline:
 def _clock(ts: Any) -> str:
     if ts is None or ts != ts:  # empty: None or NaN
         return "an unknown time"
-    return datetime.datetime.fromtimestamp(float(ts), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc(float(ts), "%Y-%m-%d %H:%M:%S UTC")
 
 
 def closed_by(data: ReportData) -> Counter[str]:

@@ -3,7 +3,6 @@ one place, so every rule (host-level or per-flow) reads the same to the person o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..schema import FindingKind, Severity
+from ..times import CLOCK, utc
 from ..verdicts import endpoint
 
 Columns = Mapping[str, npt.NDArray[Any]]  # the per-flow columns (teardown.schema.FLOW_COLUMNS)
@@ -30,7 +30,7 @@ class Finding:
 
 
 def clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(ts)) + " UTC"
+    return utc(ts, CLOCK) + " UTC"
 
 
 def percent(share: float) -> str:
