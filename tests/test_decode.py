@@ -17,7 +17,7 @@ from teardown.carriers import Contexts
 from teardown.decode import Packets, decode
 from teardown.read import PAD, FrameBatch, open_capture
 
-from .conftest import CAPTURES
+from .conftest import CAPTURES, examples
 
 SAMPLES = sorted(p for p in CAPTURES.iterdir() if ".pcap" in p.name)
 SCAPY_FRAMES = 200  # frames per sample compared with scapy (~2k frames/s): all of the small ones
@@ -258,7 +258,7 @@ def test_the_damage_template_decodes(tmp_path: Path) -> None:
     assert not skipped
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([0, 1, 1, 1, 101, 108, 113, 229, 276, 147, 9, 104, 239, 105, 127, 242,
                                            129, 258]),
                           st.lists(st.tuples(st.integers(0, len(TEMPLATE) - 1), st.integers(0, 255)), max_size=4),
@@ -304,7 +304,7 @@ def _encapsulated_frames() -> list[tuple[int, bytes]]:
 ENCAPSULATED_FRAMES = _encapsulated_frames()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, len(ENCAPSULATED_FRAMES) - 1),
                           st.lists(st.tuples(st.integers(0, 160), st.integers(0, 255)), max_size=4),
                           st.integers(0, 400), st.integers(0, 1 << 16)), min_size=1, max_size=20))
