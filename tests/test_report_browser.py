@@ -33,6 +33,13 @@ def rows_shown(page: Any) -> list[int]:
     return list(page.eval_on_selector_all("#flow-body tr[data-row]", ROWS))
 
 
+def status_reads(page: Any, shown: int, total: int) -> None:
+    """Wait until the table's status line counts `shown` of `total` rows (the search box applies
+    what was typed once typing pauses for 150 ms; a filter applies at once)."""
+    want = f"{total:,} flows" if shown == total else f"{shown:,} of {total:,} flows match"
+    page.wait_for_function("want => document.getElementById('flow-status').textContent.startsWith(want)", arg=want)
+
+
 def download_csv(page: Any) -> pd.DataFrame:
     with page.expect_download() as info:
         page.click("#csv-download")
@@ -91,15 +98,15 @@ def test_sort_and_filter_the_table(viewer: Viewer, tmp_path: Path) -> None:
     shown = rows_shown(page)
     assert [by_duration[r] for r in shown] == sorted(by_duration, reverse=True)
     port = int(flows["client_port"].iloc[3])
-    page.fill("#flow-search", f":{port}>")
-    page.wait_for_timeout(300)
     want = flows.index[flows["client_port"] == port].tolist()
+    page.fill("#flow-search", f":{port}>")
+    status_reads(page, len(want), len(flows))
     assert sorted(rows_shown(page)) == want
     assert page.text_content("#flow-status") == f"{len(want)} of {len(flows)} flows match"
     page.fill("#flow-search", "")
-    page.select_option("#filter-finding", "reuse-in-time-wait")
-    page.wait_for_timeout(300)
     reused = flows.index[flows["reuses_tuple_in_time_wait"].fillna(False)].tolist()
+    page.select_option("#filter-finding", "reuse-in-time-wait")
+    status_reads(page, len(reused), len(flows))
     assert sorted(rows_shown(page)) == reused
 
 
@@ -108,15 +115,13 @@ def test_filter_by_close_kind_and_closer(viewer: Viewer, tmp_path: Path) -> None
         else report_data("two_interfaces")
     flows = data.flows.to_pandas()
     page = viewer.open(write_report(data, tmp_path / "mixed.html")).page
-    page.select_option("#filter-close-kind", "rst")
-    page.wait_for_timeout(200)
     rst = flows.index[flows["close_kind"] == "rst"].tolist()
+    page.select_option("#filter-close-kind", "rst")
+    status_reads(page, len(rst), len(flows))
     assert sorted(rows_shown(page)) == rst[: len(rows_shown(page))]
     page.select_option("#filter-close-kind", "")
     page.select_option("#filter-closer", "server")
-    page.wait_for_timeout(200)
-    status = page.text_content("#flow-status") or ""
-    assert status.startswith(f"{int((flows['active_closer'] == 'server').sum()):,} of")
+    status_reads(page, int((flows["active_closer"] == "server").sum()), len(flows))
 
 
 def ladder_of(page: Any, scope: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -199,7 +204,7 @@ def test_script_in_a_capture_never_runs(viewer: Viewer, tmp_path: Path) -> None:
     opened = viewer.open(xss_report(tmp_path))
     page = opened.page
     page.click("#flow-body button.flow-link")
-    page.wait_for_timeout(200)
+    page.wait_for_function("document.getElementById('flow-detail').textContent.includes('alert(1)')")
     assert opened.dialogs == [] and opened.errors == [] and opened.requests == []
     assert page.evaluate("document.querySelectorAll('b, img, iframe').length") == 0
     assert "<b>" in (page.text_content("h1") or "")
@@ -227,7 +232,7 @@ def test_100000_flows_stay_responsive(viewer: Viewer, tmp_path: Path) -> None:
     page.fill("#flow-search", "")
     page.wait_for_function("document.getElementById('flow-status').textContent.startsWith('100,000')")
     page.eval_on_selector("#flow-scroll", "e => { e.scrollTop = e.scrollHeight; }")
-    page.wait_for_timeout(200)
+    page.wait_for_function("Number(document.querySelector('#flow-body tr[data-row]').dataset.row) > 0")
     assert max(rows_shown(page)) > 0 and len(rows_shown(page)) < 100
     assert opened.errors == [] and opened.requests == []
     assert loaded < 10 and sorted_in < 3 and filtered_in < 3, (loaded, sorted_in, filtered_in)
@@ -368,9 +373,9 @@ def test_headers_read_as_words_and_times_carry_the_date(viewer: Viewer, tmp_path
     first = page.text_content("#flow-body tr[data-row='0'] td:nth-child(2)") or ""
     day = pd.Timestamp(float(data.flows.to_pandas()["first_ts"].iat[0]), unit="s", tz="UTC").strftime("%Y-%m-%d")
     assert first.startswith(day + " "), first
-    page.select_option("#filter-closer", "client")  # aborts are counted by their RST's sender
-    page.wait_for_timeout(200)
     by_client = data.flows.to_pandas().index[data.flows.to_pandas()["active_closer"] == "client"].tolist()
+    page.select_option("#filter-closer", "client")  # aborts are counted by their RST's sender
+    status_reads(page, len(by_client), len(data.flows))
     assert by_client and sorted(rows_shown(page)) == by_client
 
 
