@@ -197,7 +197,7 @@ def test_the_saved_table_is_the_offline_one_and_draws_the_retransmitted_fin(run:
     saved = read_parquet(str(run.saved))
     offline = teardown.analyze(str(run.written)).flows
     saved_flows = saved.flows.to_pandas()
-    pd.testing.assert_frame_equal(saved_flows, offline)
+    pd.testing.assert_frame_equal(saved_flows, offline, check_exact=True)
     retransmitted = [i for i, port in enumerate(saved_flows["client_port"].tolist())
                      if run.ports.get(port) == "fin_retrans" and saved_flows["server_ip"][i] == SERVER_IP]
     assert len(retransmitted) == 1 and retransmitted[0] in saved.ladders

@@ -145,7 +145,7 @@ def test_repeated_attempts_split_alike_in_any_chunks_and_handed_out_early(tmp_pa
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     whole = analyze(tmp_path, repeated_attempts())
     monkeypatch.setattr(flow_table, "EARLY_HELD", 0)
-    pd.testing.assert_frame_equal(whole, analyze(tmp_path, padded(repeated_attempts()), chunk_bytes=4096))
+    pd.testing.assert_frame_equal(whole, analyze(tmp_path, padded(repeated_attempts()), chunk_bytes=4096), check_exact=True)
 
 
 def test_retransmitted_syn_stays_in_its_incarnation(tmp_path: Path) -> None:

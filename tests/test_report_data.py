@@ -186,7 +186,7 @@ def test_saved_parquet_makes_the_same_report(tmp_path: Path) -> None:
     write_parquet(analysis, str(tmp_path / "flows.parquet"))
     back = read_parquet(str(tmp_path / "flows.parquet"))
     assert back.facts == data.facts
-    pd.testing.assert_frame_equal(back.flows.to_pandas(), data.flows.to_pandas())
+    pd.testing.assert_frame_equal(back.flows.to_pandas(), data.flows.to_pandas(), check_exact=True)
     assert page_data(back) == page_data(data)
     assert render_html(back, generated_ts=0) == render_html(data, generated_ts=0)
 

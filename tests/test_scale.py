@@ -47,9 +47,9 @@ def _summary(a: teardown.Analysis) -> tuple[object, ...]:
 
 
 def _same(one: teardown.Analysis, many: teardown.Analysis) -> None:
-    pd.testing.assert_frame_equal(one.flows, many.flows)
+    pd.testing.assert_frame_equal(one.flows, many.flows, check_exact=True)
     assert _summary(one) == _summary(many)
-    pd.testing.assert_frame_equal(one.hosts, many.hosts)
+    pd.testing.assert_frame_equal(one.hosts, many.hosts, check_exact=True)
 
 
 def _records(path: Path) -> list[int]:
@@ -99,7 +99,7 @@ def test_split_at_every_record_of_the_teardown(name: str, client: distributed.Cl
         pieces = _split_pcap(capture, at, tmp_path)
         files = run(client, pieces, Options())
         _same(teardown.analyze(pieces), files)
-        pd.testing.assert_frame_equal(one.flows.drop(columns="capture_file"), files.flows.drop(columns="capture_file"))
+        pd.testing.assert_frame_equal(one.flows.drop(columns="capture_file"), files.flows.drop(columns="capture_file"), check_exact=True)
 
 
 def test_a_wrong_guess_of_a_range_start_is_read_again(client: distributed.Client) -> None:
@@ -141,7 +141,7 @@ def test_inferred_roles_count_the_peers_of_every_shard(client: distributed.Clien
 def test_a_url_is_read_by_the_workers(client: distributed.Client) -> None:
     capture = CAPTURES / "server_first_close.pcap"
     many = run(client, [capture.resolve().as_uri()], Options())
-    pd.testing.assert_frame_equal(teardown.analyze(str(capture)).flows, many.flows)
+    pd.testing.assert_frame_equal(teardown.analyze(str(capture)).flows, many.flows, check_exact=True)
 
 
 def test_the_report_of_a_cluster_run_reads_no_capture(client: distributed.Client) -> None:
@@ -175,7 +175,7 @@ def test_cli_workers_write_the_tables_of_one_process(tmp_path: Path) -> None:
     for table in ("flows", "hosts", "destinations", "servers", "findings"):
         one = pd.read_parquet(tmp_path / "one" / f"{table}.parquet")
         two = pd.read_parquet(tmp_path / "two" / f"{table}.parquet")
-        pd.testing.assert_frame_equal(one, two)
+        pd.testing.assert_frame_equal(one, two, check_exact=True)
 
 
 @pytest.mark.parametrize("args, message", [
