@@ -601,12 +601,19 @@ static int add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
     if (rst) {
         uint8_t cls = rst_class(inc, s, r, g, seq_u);
         if (s->rst_frame == NONE) s->rst_frame = g->frame;
+        /* The RST that may have ended the connection: the first one its receiver would not
+         * ignore. An RST out of the receiver's window is dropped by every stack (docs/rules.md
+         * "RST classes"), so it is kept only until one that could close comes (the row then
+         * still shows it), and it closes nothing. */
+        int ignored = cls == RST_OUT_OF_WINDOW;
         for (int e = 0; e < 2; e++)
-            if (s->rst_cut_frame[e] == NONE) { s->rst_cut_frame[e] = g->frame; s->rst_cut_ts[e] = g->ts; s->rst_cut_class[e] = cls; }
+            if (s->rst_cut_frame[e] == NONE || (s->rst_cut_class[e] == RST_OUT_OF_WINDOW && !ignored)) {
+                s->rst_cut_frame[e] = g->frame; s->rst_cut_ts[e] = g->ts; s->rst_cut_class[e] = cls;
+            }
         note_kill(inc, d, g);
         if (tp->prev >= 0) note_kill(&t->incs[tp->prev], d, g);
         if (note_gap(t, s, seq_u, seq_u, g->frame, 1)) return -1;
-        inc->closers_seen = 1;
+        if (!ignored) inc->closers_seen = 1;
     }
     if (syn) {
         if (s->syn_frame == NONE) {

@@ -180,7 +180,7 @@ class Closes:
     handshake: I64  # codes into HANDSHAKES
     close_kind: I64  # codes into KINDS
     closer: I64  # side index 0/1, 2 both, -1 none
-    rst_side: I64  # who sent the RST that ended the connection, -1 where none
+    rst_side: I64  # who sent the RST that ended the connection (else the first ignored one), -1 where none
     rst_frame: I64  # NEVER where none
     rst_ts: F64
     rst_class: Obj
@@ -189,22 +189,31 @@ class Closes:
     peer_fin_first: Mask  # of those, the unseen peer's FIN came first
 
 
-def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj]:
+OUT_OF_WINDOW_CODE = int(np.flatnonzero(RST_CLASSES == RstClass.out_of_window)[0])
+
+
+def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj, Mask]:
     """The first RST after the handshake's third segment (docs/rules.md "Close verdicts" 4): an
-    RST sent while the handshake was under way does not close the connection it completes."""
+    RST sent while the handshake was under way does not close the connection it completes.
+    Its receiver ignores an RST out of its window ("RST classes"): the first RST that could
+    close comes first, from either side; a row with only ignored ones shows the first of those.
+    Returns (side, frame, time, class, whether it could close)."""
     n = len(s.client_dir)
     rows = np.arange(n)
     cut = s.rec["rst_cut_frame"]  # (n, dir, hypothesis "this direction is the client")
     frame = np.where(cut == NONE, NEVER, cut)
     cdir = s.client_dir
     by_dir = frame[rows, :, cdir]  # (n, dir)
-    first_dir = np.argmin(by_dir, axis=1)
+    code = s.rec["rst_cut_class"][rows, :, cdir]
+    ignored = code == OUT_OF_WINDOW_CODE
+    # Ignored RSTs rank after every RST that could close (frames < 2^62), in their own order.
+    first_dir = np.argmin(np.where(ignored & (by_dir != NEVER), by_dir + (1 << 62), by_dir), axis=1)
     f = by_dir[rows, first_dir]
     has = f != NEVER
     side = np.where(has, np.where(first_dir == cdir, CLIENT, SERVER), -1)
     ts = np.where(has, s.rec["rst_cut_ts"][rows, first_dir, cdir], np.nan)
-    cls = RST_CLASSES[np.where(has, s.rec["rst_cut_class"][rows, first_dir, cdir], 0)]
-    return side, f, ts, cls
+    cls = RST_CLASSES[np.where(has, code[rows, first_dir], 0)]
+    return side, f, ts, cls, has & ~ignored[rows, first_dir]
 
 
 def handshake_reset(s: Sides, has_rst: Mask) -> Mask:
@@ -224,8 +233,7 @@ def close_kind(s: Sides) -> Closes:
     from the peer): `unanswered` or `unknown` by the same proof as without the RST, with
     `first_rst_by` client (docs/rules.md "Close verdicts" 4)."""
     hs = handshake_seen(s)
-    rst_side, rst_frame, rst_ts, rst_cls = closing_rst(s)
-    has_rst = rst_side >= 0
+    rst_side, rst_frame, rst_ts, rst_cls, has_rst = closing_rst(s)
     closer = first_closer(s)
     fin = s.seen("fin_frame")
     first_fin_frame = s.frame("fin_frame").min(axis=1)
