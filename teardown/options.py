@@ -39,9 +39,10 @@ OS_BEHAVIOUR: dict[OsProfile, OsBehaviour] = {
         60.0, True, "TCP_TIMEWAIT_LEN is fixed at 60 s (measured 60-62 s); tcp_rfc1337=0 by default, "
         "so an in-sequence RST ends TIME_WAIT"),
     OsProfile.macos: OsBehaviour(
-        30.0, False, "2*MSL with net.inet.tcp.msl=15000 ms; tcp_twcheck drops RSTs in TIME_WAIT"),
+        30.0, False, "2*MSL with net.inet.tcp.msl=15000 ms (XNU TCPTV_MSL); tcp_input drops RSTs in TIME_WAIT"),
     OsProfile.bsd: OsBehaviour(
-        30.0, False, "2*MSL with net.inet.tcp.msl=15000 ms; tcp_twcheck drops RSTs in TIME_WAIT"),
+        60.0, False, "2*MSL with net.inet.tcp.msl=30000 ms (FreeBSD TCPTV_MSL, as OpenBSD and NetBSD); "
+        "tcp_twcheck drops RSTs in TIME_WAIT"),
     OsProfile.windows: OsBehaviour(
         240.0, True, "TcpTimedWaitDelay defaults to 240 s"),
     OsProfile.rfc793: OsBehaviour(
