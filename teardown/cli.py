@@ -21,6 +21,7 @@ from . import __version__
 from .analysis import Analysis, analyze
 from .errors import TeardownError, UsageError
 from .options import DEFAULT_PORT_RANGE, Options, OsProfile, ReaderKind
+from .outputs import Outputs, refuse_inputs, replaced_together
 from .schema import FORMATS, TABLES, FindingKind
 from .terminal import Style, analysis_text, findings_lines
 from .timewait.finding import plural
@@ -149,37 +150,48 @@ def _format_of(out: str, forced: str | None) -> str:
                      "or --format")
 
 
+def table_paths(out: str, fmt: str) -> dict[str, str]:
+    """Each table's file in directory `out`: NAME.FORMAT."""
+    return {name: str(Path(out) / f"{name}.{fmt}") for name in TABLES}
+
+
+def _files_of(out: str, fmt: str | None) -> list[str]:
+    """The files `-o out` writes: a directory's table files (d/ may hold a capture d/flows.csv), else `out`."""
+    return list(table_paths(out, fmt).values()) if fmt and _is_directory(out) else [out]
+
+
 def write_tables(result: Analysis, out: str, fmt: str) -> list[str]:
-    """Every table into directory `out` as NAME.FORMAT; the paths written."""
+    """Every table into directory `out` as NAME.FORMAT, renamed into place together once all
+    are written (all or none); the paths written."""
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"-o {out}: cannot create the directory ({e.strerror or e})") from None
-    written = []
-    for name in TABLES:
-        path = str(Path(out) / f"{name}.{fmt}")
-        if name == "flows":
-            write_flows(result, path, fmt)
-        else:
-            _write_table(result, name, path, fmt)
-        written.append(path)
-    return written
+    paths = table_paths(out, fmt)
+    with replaced_together() as outputs:
+        for name, path in paths.items():
+            if name == "flows":
+                write_flows(result, path, fmt, into=outputs)
+            else:
+                _write_table(result, name, path, fmt, into=outputs)
+    return list(paths.values())
 
 
-def write_flows(result: Analysis, out: str, fmt: str) -> None:
-    """The per-flow table; as Parquet it also holds what `teardown report` needs to draw it."""
+def write_flows(result: Analysis, out: str, fmt: str, into: Outputs | None = None) -> None:
+    """The per-flow table; as Parquet it also holds what `teardown report` needs to draw it.
+    With `into`, the file appears with the rest of that set."""
     if fmt == "parquet":
         from .report import write_parquet
 
-        write_parquet(result, out)
+        write_parquet(result, out, into=into)
     else:
-        _write_table(result, "flows", out, fmt)
+        _write_table(result, "flows", out, fmt, into=into)
 
 
-def _write_table(result: Analysis, name: str, out: str, fmt: str) -> None:
+def _write_table(result: Analysis, name: str, out: str, fmt: str, into: Outputs | None = None) -> None:
     from .report.files import write_table
 
-    write_table(result.batches(name), out, fmt)
+    write_table(result.batches(name), out, fmt, into=into)
 
 
 def _prepare_report() -> None:
@@ -258,8 +270,8 @@ def _analyze(args: argparse.Namespace) -> int:
     captures = expand(args.captures)
     html = args.output if fmt == "html" else _default_report(captures) if args.html else None
     for out in (args.output, html):
-        if out:
-            _refuse_inputs(out, captures)
+        if out:  # before anything is read
+            refuse_inputs(out, _files_of(out, fmt), captures)
     options = replace(_options(args), reader=ReaderKind(args.reader))
     workers = _workers(args, captures)
     if html:  # the page's modules and template (0.25 s) on a second core while the capture is read
@@ -397,7 +409,7 @@ def _live(args: argparse.Namespace) -> int:
     if args.output and _is_directory(args.output):
         raise UsageError(f"-o {args.output}: give a file (.csv, .json, .jsonl, .parquet or .html), not a directory")
     if args.output and args.write:
-        _refuse_inputs(args.output, [args.write])
+        refuse_inputs(args.output, [args.output], [args.write])
     options = _options(args)
     settings = LiveSettings(iface=args.interface, bpf=args.filter, duration_s=args.duration, count=args.count,
                             write=args.write, jsonl=args.jsonl, reader=args.reader, keep_rows=bool(args.output),
@@ -447,7 +459,7 @@ def _report(args: argparse.Namespace) -> int:
     from .report import read_parquet
 
     out = args.output or _default_report([args.result])
-    _refuse_inputs(out, [args.result])
+    refuse_inputs(out, [out], [args.result])
     _write_report(read_parquet(args.result), out, [args.result], quiet=False)
     return 0
 
@@ -456,12 +468,6 @@ def _default_report(inputs: list[str]) -> str:
     from .report import default_path
 
     return default_path(inputs)
-
-
-def _refuse_inputs(out: str, inputs: list[str]) -> None:
-    from .report.files import refuse_inputs
-
-    refuse_inputs(out, inputs)
 
 
 def _write_report(data: ReportData, out: str, inputs: list[str], quiet: bool) -> None:

@@ -361,7 +361,10 @@ def rewrite_readme(path: Path) -> bool:
         _, tail = rest.split(end, 1)
         new = f"{head}{start}\n{markdown(columns)}{end}{tail}"
     if new != text:
-        path.write_text(new)
+        from .outputs import atomic_output  # only this developer's command writes a file here
+
+        with atomic_output(str(path), "--markdown") as fh:
+            fh.write(new.encode())
     return new != text
 
 

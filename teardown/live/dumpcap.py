@@ -5,7 +5,8 @@ objects from it: a few hundred packets per second, too slow to keep up with a bu
 this reader runs dumpcap, the capture program that tshark and pyshark use underneath, writing
 pcapng into a pipe, and reads that stream with our own pcapng reader (read/pcapng.py): whole
 blocks are cut from the pipe's bytes a few times a second and parsed like a file. With --write
-the stream is copied to the file as it arrives, byte for byte.
+the stream is copied to the file as it arrives, byte for byte: into a temporary beside it until
+dumpcap has started, then under its name (outputs.Staged; live/pcapng.py says why).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import threading
 
 from ..errors import CaptureError, ReaderUnavailable, UsageError
+from ..outputs import Staged
 from ..read import CaptureInfo, FrameBatch
 from ..read.pcapng import PcapngReader
 from .frames import Counts
@@ -49,11 +51,19 @@ class DumpcapSource:
         self.order = "<"
         self.errors: list[str] = []
         self.ready = threading.Event()
+        self.out = Staged(write, "--write") if write else None
         try:
-            self.out = open(write, "wb") if write else None
-        except OSError as e:
-            raise UsageError(f"--write {write}: cannot write ({e.strerror or e})") from None
-        cmd = [exe, "-i", iface, "-f", bpf, "-s", str(snaplen), "-B", "64", "-w", "-"]
+            self._start(exe, bpf, snaplen, limit)
+            if self.out is not None:
+                self.out.publish()
+        except BaseException:
+            if self.out is not None:
+                self.out.discard()
+            raise
+
+    def _start(self, exe: str, bpf: str, snaplen: int, limit: int | None) -> None:
+        """dumpcap running and its section header read, or the error that stopped it."""
+        cmd = [exe, "-i", self.iface, "-f", bpf, "-s", str(snaplen), "-B", "64", "-w", "-"]
         if limit is not None:
             cmd += ["-c", str(limit)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -101,8 +111,8 @@ class DumpcapSource:
             if not data:
                 break
             if self.out is not None:
-                self.out.write(data)
-                self.out.flush()
+                self.out.fh.write(data)
+                self.out.fh.flush()
             with self.lock:
                 self.buf += data
             self.ready.set()
@@ -173,4 +183,7 @@ class DumpcapSource:
 
     def close(self) -> None:
         if self.out is not None:
-            self.out.close()
+            try:
+                self.out.fh.close()
+            except OSError as e:
+                raise self.out.cannot(e) from None

@@ -1,7 +1,11 @@
 """Frames -> a pcapng file (--write): one section, one interface with nanosecond timestamps,
 an Enhanced Packet Block per frame, and at the end the interface's statistics (packets
 received and dropped by the kernel) in an Interface Statistics Block. Written and flushed batch
-by batch, so a stop at any moment leaves a readable file."""
+by batch, so a stop at any moment leaves a readable file.
+
+The file replaces any previous one once the capture has started (interface open, filter
+compiled: a failed start leaves it untouched), with its header already in it (outputs.Staged),
+and grows under its own name, so it can be read while the capture runs."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import UsageError
+from ..outputs import Staged
 from ..read import FrameBatch
 
 SHB, IDB, EPB, ISB = 0x0A0D0D0A, 0x00000001, 0x00000006, 0x00000005
@@ -32,15 +36,21 @@ def _block(kind: int, body: bytes) -> bytes:
 class PcapngWriter:
     def __init__(self, path: str, linktype: int, snaplen: int, iface: str, comment: str) -> None:
         self.path = path
-        try:
-            self.fh: BinaryIO = open(path, "wb")
-        except OSError as e:
-            raise UsageError(f"--write {path}: cannot write ({e.strerror or e})") from None
+        self.file = Staged(path, "--write")
+        self.fh: BinaryIO = self.file.fh
         shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(OPT_COMMENT, comment.encode()) + _option(OPT_END, b"")
         idb = (struct.pack("<HHI", linktype, 0, snaplen) + _option(IF_NAME, iface.encode())
                + _option(IF_TSRESOL, bytes([NS_TSRESOL])) + _option(OPT_END, b""))
-        self.fh.write(_block(SHB, shb) + _block(IDB, idb))
-        self.fh.flush()
+        try:
+            self.fh.write(_block(SHB, shb) + _block(IDB, idb))
+            self.fh.flush()
+            self.file.publish()
+        except OSError as e:
+            self.file.discard()
+            raise self.file.cannot(e) from None
+        except BaseException:
+            self.file.discard()
+            raise
         self.first_ns: int | None = None
         self.last_ns = 0
         self.frames = 0
@@ -65,8 +75,11 @@ class PcapngWriter:
         data, dst = batch.data.data, out.data
         for a, p, c in zip((start[:-1] + 28).tolist(), batch.pos.tolist(), caplen.tolist()):
             dst[a: a + c] = data[p: p + c]
-        self.fh.write(out.tobytes())
-        self.fh.flush()
+        try:
+            self.fh.write(out.tobytes())
+            self.fh.flush()
+        except OSError as e:  # a full disk: what was flushed before stays a readable capture
+            raise self.file.cannot(e) from None
         if self.first_ns is None:
             self.first_ns = int(ts_ns[0])
         self.last_ns = int(ts_ns[-1])
@@ -83,5 +96,8 @@ class PcapngWriter:
             body += _option(ISB_STARTTIME, stamp(self.first_ns)) + _option(ISB_ENDTIME, stamp(end))
         body += (_option(ISB_IFRECV, struct.pack("<Q", received)) + _option(ISB_IFDROP, struct.pack("<Q", dropped))
                  + _option(OPT_END, b""))
-        self.fh.write(_block(ISB, body))
-        self.fh.close()
+        try:
+            self.fh.write(_block(ISB, body))
+            self.fh.close()
+        except OSError as e:
+            raise self.file.cannot(e) from None

@@ -20,17 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .data import ReportData, from_analysis
-    from .files import refuse_inputs
     from .output import default_path, write_html
     from .render import render_html
     from .saved import read_parquet, write_parquet
 
-# Where each name lives, imported on first use: writing a table (files.py) or checking an output
-# name needs none of the page's machinery (jinja2, the templates: 60 ms of every -o flows.csv).
-_HOME = {"ReportData": "data", "from_analysis": "data", "default_path": "output", "refuse_inputs": "files",
-         "write_html": "output", "render_html": "render", "read_parquet": "saved", "write_parquet": "saved"}
+# Where each name lives, imported on first use: writing a table (files.py) needs none of the
+# page's machinery (jinja2, the templates: 60 ms of every -o flows.csv).
+_HOME = {"ReportData": "data", "from_analysis": "data", "default_path": "output", "write_html": "output",
+         "render_html": "render", "read_parquet": "saved", "write_parquet": "saved"}
 
-__all__ = ["ReportData", "default_path", "from_analysis", "read_parquet", "refuse_inputs", "render_html",
+__all__ = ["ReportData", "default_path", "from_analysis", "read_parquet", "render_html",
            "write_html", "write_parquet"]
 
 

@@ -1,36 +1,35 @@
 """Tables (rows.py's Arrow tables) -> CSV, JSON, JSON lines or Parquet files, written by
 Arrow's own writers or, for JSON, by Arrow's string kernels: no Python object per row.
 
-A file is written whole or not at all: into a temporary file beside it, renamed over the name
-asked for only once complete, so an interrupted run never leaves half a table.
+A file is written whole or not at all (outputs.atomic_output), so an interrupted run never
+leaves half a table.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..errors import UsageError
+from ..outputs import Outputs, atomic_output
 from ..rows import text_scalar
 from ..schema import FORMATS
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-def write_table(table: pa.Table | Iterable[pa.Table], out: str, fmt: str, option: str = "-o") -> None:
+
+def write_table(table: pa.Table | Iterable[pa.Table], out: str, fmt: str, option: str = "-o",
+                into: Outputs | None = None) -> None:
     """A table, or the batches of one (rows.arrow_batches), into the file `out` as `fmt` (one
-    of schema.FORMATS): a batch at a time, so that only one is ever held in Arrow."""
+    of schema.FORMATS): a batch at a time, so that only one is ever held in Arrow. With `into`,
+    the file appears with the rest of that set (outputs.replaced_together)."""
     import pyarrow as pa
 
     writer: dict[str, Callable[[pa.Table, Iterator[pa.Table], BinaryIO], None]] = {
         "csv": _csv, "json": _json_array, "jsonl": _json_lines, "parquet": _parquet}
-    with ThreadPoolExecutor(1, thread_name_prefix="batches") as pool, whole_file(out, option) as fh:
+    with ThreadPoolExecutor(1, thread_name_prefix="batches") as pool, atomic_output(out, option, into) as fh:
         batches = _made_ahead(iter([table] if isinstance(table, pa.Table) else table), pool)
         writer[fmt](next(batches), batches, fh)
 
@@ -43,53 +42,6 @@ def _made_ahead(batches: Iterator[pa.Table], pool: ThreadPoolExecutor) -> Iterat
     while (batch := ahead.result()) is not None:
         ahead = pool.submit(next, batches, None)
         yield batch
-
-
-def refuse_inputs(out: str, inputs: Sequence[str], option: str = "-o") -> None:
-    """UsageError when `out` is one of `inputs`: no output replaces what it was made from."""
-    target = Path(out)
-    if not target.exists():
-        return
-    for given in inputs:
-        try:
-            same = target.samefile(given)
-        except OSError:
-            continue
-        if same:
-            raise UsageError(f"{option} {out}: is an input of this run ({given}); choose another output name")
-
-
-@contextlib.contextmanager
-def whole_file(out: str, option: str = "-o") -> Iterator[BinaryIO]:
-    """A file object whose bytes appear at `out` only if the block completes."""
-    parent = os.path.dirname(out) or "."
-    try:
-        os.makedirs(parent, exist_ok=True)
-        fd, partial = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".partial", dir=parent)
-    except OSError as e:
-        raise UsageError(f"{option} {out}: cannot write ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-        os.chmod(partial, 0o666 & ~_umask())  # as open() would have made it
-        os.replace(partial, out)
-    except OSError as e:
-        _remove(partial)
-        raise UsageError(f"{option} {out}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        _remove(partial)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
 
 
 def _csv(first: pa.Table, rest: Iterator[pa.Table], fh: BinaryIO) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from ..outputs import atomic_output, refuse_inputs
 from .data import ReportData
-from .files import refuse_inputs, whole_file
 from .render import render_html
 
 REPORTS = "reports"
@@ -24,8 +24,8 @@ def default_path(inputs: Sequence[str]) -> str:
 
 def write_html(data: ReportData, out: str, inputs: Sequence[str]) -> int:
     """Render and write the report, whole or not at all; the bytes written."""
-    refuse_inputs(out, inputs)
+    refuse_inputs(out, [out], inputs)
     html = render_html(data).encode("utf-8")
-    with whole_file(out) as fh:
+    with atomic_output(out) as fh:
         fh.write(html)
     return len(html)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..analysis import Analysis
+    from ..outputs import Outputs
 
 METADATA_KEY = b"teardown.report"
 # Of the JSON under METADATA_KEY. 2: a reusing flow's ladder names the old incarnation's
@@ -43,9 +44,10 @@ PARQUET_MAGIC = b"PAR1"
 HOW_TO_WRITE = "write one with `teardown analyze CAPTURE -o NAME.parquet`"
 
 
-def write_parquet(analysis: Analysis, path: str) -> None:
+def write_parquet(analysis: Analysis, path: str, into: Outputs | None = None) -> None:
     """The per-flow table as Parquet, a row group a batch as the other files are written, with
-    the report's facts, tables and ladders in its metadata."""
+    the report's facts, tables and ladders in its metadata; whole or not at all (with `into`,
+    with the rest of that set: files.write_table)."""
     drawn = drawn_of(analysis)
     extra = {"version": VERSION, "facts": drawn.facts.to_json(), "tables": sorted(HOST_TABLES),
              "series": {host: list(steps) for host, steps in drawn.series.items()},
@@ -56,7 +58,8 @@ def write_parquet(analysis: Analysis, path: str) -> None:
     batches = analysis.batches("flows")
     first = next(batches)
     schema_metadata = {**(first.schema.metadata or {}), **metadata}  # the writer takes the first batch's schema
-    write_table(itertools.chain([first.replace_schema_metadata(schema_metadata)], batches), path, "parquet")
+    write_table(itertools.chain([first.replace_schema_metadata(schema_metadata)], batches), path, "parquet",
+                into=into)
 
 
 def _ipc(table: Any) -> bytes:
