@@ -506,6 +506,10 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         const uint8_t *t = f + l4;
         int64_t thl = (t[12] >> 4) * 4, payload = ip_end - l4 - thl;
         if (thl < 20 || payload < 0) { counts[BAD_TCP]++; continue; }
+        /* Only an IP length of 0 (TSO) makes the payload the frame's original length, which the
+         * readers keep under 16 MiB (read.FrameChecks); a batch made elsewhere may not, and a
+         * payload that does not fit the column is malformed to every decoder alike. */
+        if (payload > INT32_MAX) { counts[BAD_IP]++; continue; }
         uint8_t flags = t[13];
 
         /* Options: TSval (kind 8, length 10) and window scale (kind 3, length 3); options cut
@@ -536,7 +540,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         o_seq[k] = be32(t + 4), o_ack[k] = be32(t + 8);
         o_fl[k] = flags;
         o_win[k] = be16(t + 14);
-        o_pl[k] = (int32_t)payload; /* wraps like numpy's astype for absurd IPv6 wire lengths */
+        o_pl[k] = (int32_t)payload;
         o_id[k] = in.ip_id;
         o_tsval[k] = tsval;
         o_ws[k] = (int8_t)wscale;

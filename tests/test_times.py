@@ -1,6 +1,6 @@
-"""Every line that shows a time is written whatever the capture's timestamps: a pcapng's
-interface may shift its clock by 2^62 s, and the summary, the report and `teardown report`
-must still come out (the times shown as seconds since 1970 where no date holds them)."""
+"""Every line that shows a time is written whatever the capture's timestamps: a time no date
+holds is shown as seconds since 1970, and a pcapng whose interface shifts its clock by 2^62 s
+still gives the summary, the report and `teardown report`, saying what was set aside."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ def test_summary_report_and_saved_report_survive_any_clock(tmp_path: Path, offse
         done = subprocess.run(run + args, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, (args, done.stderr)
         assert "Traceback" not in done.stderr
+    # The reader sets such an offset aside and says so (read/pcapng.py); the times stay the
+    # frames' own, and every output says why.
+    said = f"if_tsoffset of {offset_s:,} s would put every time before 1970 or after year 9999; read without it"
     summary = subprocess.run(run + ["analyze", str(cap)], capture_output=True, text=True, timeout=120).stdout
-    assert f"{float(offset_s + 1):.6g} s since 1970" in summary
-    assert "s since 1970" in (tmp_path / "r.html").read_text()
+    assert said in " ".join(summary.split())
+    assert said in (tmp_path / "r.html").read_text()

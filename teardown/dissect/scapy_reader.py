@@ -32,6 +32,7 @@ from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER
 I64 = npt.NDArray[np.int64]
 
 ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
+INT32_MAX = 2**31 - 1  # the largest payload Packets.payload holds
 MALFORMED = "malformed link layer (scapy could not dissect it)"
 
 
@@ -218,6 +219,8 @@ class ScapyDecoder:
         payload = ip_end - at - thl
         if thl < 20 or payload < 0:
             return BAD_TCP
+        if payload > INT32_MAX:  # as the fast decoder says it (_decode.c): no int32 column holds it
+            return BAD_IP
         head = tcp.raw_packet_cache or b""
         # A layer whose length we misjudged (802.11 with an FCS: scapy's layer takes the trailer
         # too): the TCP header is where its bytes are.

@@ -23,7 +23,6 @@ messages, fragments), from fields (`refine`).
 from __future__ import annotations
 
 import csv
-import gzip
 import ipaddress
 import os
 import struct
@@ -40,7 +39,9 @@ import numpy.typing as npt
 from ..carriers import TUNNEL_KINDS, Carrier, Contexts, encapsulation, tunnel
 from ..decode import _CARRIER_REASONS, SYN, Packets, unknown_link
 from ..errors import CaptureError
-from ..read import GZIP_MAGIC, PCAP_MAGICS, PCAPNG_MAGIC, CaptureInfo, FrameBatch, Interface, open_capture, open_file
+from ..read import CaptureInfo, FrameBatch, FrameChecks, Interface, open_capture, open_file, times_filled
+from ..read.pcap import PcapReader
+from ..read.pcapng import offset_set_aside, tsresol_text
 from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, address,
                packets_from, short_link, tshark_path)
 
@@ -354,14 +355,21 @@ class Clock:
             return sec.astype(np.float64) + (ns // (1_000_000_000 // units_per_s)).astype(np.float64) * self.resolution
         if self.format == "pcapng" and self.interfaces:
             units = np.array([i.ts_units_per_s for i in self.interfaces], np.int64)
+            # tshark adds the offset the file gives, even one the fast reader sets aside: taken
+            # back off (int64 arithmetic wraps as tshark's did), and the fast reader's added.
+            written = np.array([i.ts_offset_s if i.unusable_tsoffset_s is None else i.unusable_tsoffset_s
+                                for i in self.interfaces], np.int64)
             offset = np.array([i.ts_offset_s for i in self.interfaces], np.int64)
             known = iface < len(units)
             iface = np.where(known, iface, 0)
             per_s, off = units[iface], offset[iface]
-            # Units of a power-of-ten resolution, exactly; the nearest unit for binary ones.
-            frac = np.where(1_000_000_000 % per_s == 0, ns // np.maximum(1_000_000_000 // per_s, 1),
-                            (ns * per_s + 500_000_000) // 1_000_000_000)
-            out: npt.NDArray[np.float64] = ((sec - off).astype(np.float64) + frac.astype(np.float64)
+            # Units of a power-of-ten resolution, exactly (coarser or finer than tshark's
+            # nanoseconds); the nearest unit for binary ones (at most 2^30 per second: no overflow).
+            coarser, finer = 1_000_000_000 % per_s == 0, per_s % 1_000_000_000 == 0
+            frac = np.select([coarser, finer], [ns // np.maximum(1_000_000_000 // per_s, 1),
+                                                ns * np.maximum(per_s // 1_000_000_000, 1)],
+                             (ns * np.where(coarser | finer, 0, per_s) + 500_000_000) // 1_000_000_000)
+            out: npt.NDArray[np.float64] = ((sec - written[iface]).astype(np.float64) + frac.astype(np.float64)
                                             / per_s.astype(np.uint64) + off.astype(np.float64))
             return out
         return sec.astype(np.float64) + ns.astype(np.float64) * 1e-9
@@ -371,26 +379,29 @@ def clock_of(path: str) -> tuple[Clock, CaptureInfo | None]:
     """The file's timestamp arithmetic, and what our own reader learnt of it (None when our
     reader cannot read it: a format only tshark knows)."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-        if head[:2] == GZIP_MAGIC:
-            with gzip.open(path, "rb") as gz:
-                head = gz.read(4)
-    except (OSError, EOFError):
+        reader = open_capture(path, 8 << 20)
+        if isinstance(reader, PcapReader):
+            reader.close()
+            return Clock("pcap", reader.resolution), reader.info
+        for _ in reader:  # pcapng: resolutions are per interface, and interfaces may come late
+            pass
+    except CaptureError:
         return Clock(""), None
-    if head in PCAP_MAGICS:
-        reader = open_capture(path, 1 << 16)
-        reader.close()
-        return Clock("pcap", PCAP_MAGICS[head][1]), reader.info
-    if head == PCAPNG_MAGIC:  # resolutions are per interface, and interfaces may come late
-        try:
-            reader = open_capture(path, 8 << 20)
-            for _ in reader:
-                pass
-        except CaptureError:
-            return Clock(""), None
-        return Clock("pcapng", interfaces=reader.info.interfaces), reader.info
-    return Clock(""), None
+    return Clock("pcapng", interfaces=reader.info.interfaces), reader.info
+
+
+def times_set_aside(interfaces: list[Interface]) -> list[str]:
+    """The fast reader's warnings for what interface descriptions say that times are read
+    without, as they stand for tshark: its offsets are taken back off (`Clock`), but a timestamp
+    resolution it applied leaves times that cannot be turned back into the fast reader's."""
+    out = []
+    for k, iface in enumerate(interfaces):
+        out += offset_set_aside(iface, k)
+        if iface.unusable_tsresol is not None:
+            out.append(f"{iface.label(k)}: tshark reads its times with its if_tsresol of "
+                       f"{tsresol_text(iface.unusable_tsresol)}, which the fast reader sets aside (reading "
+                       "microseconds): the times differ")
+    return out
 
 
 def check_readable(path: str) -> None:
@@ -412,6 +423,9 @@ class TsharkReader:
         self.info = CaptureInfo(path=path, format=self.clock.format or "read by tshark",
                                 compressed=ours.compressed if ours else False,
                                 size_bytes=os.path.getsize(path), interfaces=ours.interfaces if ours else [])
+        self.info.warnings += times_set_aside(self.info.interfaces)
+        self.checks = FrameChecks(self.info)
+        self.last_ts = float("nan")  # the time of the last frame read; none yet
 
     def __iter__(self) -> Iterator[Chunk]:
         with tempfile.TemporaryFile() as errors:
@@ -439,7 +453,10 @@ class TsharkReader:
         iface = table["iface"].replace("", "0").to_numpy(np.int64) if len(table) else np.zeros(0, np.int64)
         ts = self.clock.seconds(sec, ns, iface)
         info = self.info
-        if len(frame):
+        if len(frame):  # times checked as the fast reader checks them (read.FrameChecks)
+            ts = times_filled(ts, self.checks.impossible_times(ts, int(frame[0])), self.last_ts)
+            self.checks.time_order(ts, int(frame[0]))
+            self.last_ts = float(ts[-1])
             info.frames = int(frame[-1])
             info.first_ts = float(ts[0]) if info.first_ts is None else info.first_ts
             info.last_ts = float(np.nanmax(ts))

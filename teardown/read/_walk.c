@@ -15,6 +15,8 @@
 #include <string.h>
 
 enum { NEED_MORE = 0, CORRUPT = 1, FULL = 2, OTHER_BLOCK = 3 };
+#define SHB 0x0A0D0D0Au           /* Section Header Block: the same in either byte order */
+#define SIMPLE_PACKET 0xFFFFFFFFu /* the interface id written for a Simple Packet Block */
 
 static inline uint32_t rd32(const uint8_t *p, int swapped) {
     uint32_t v;
@@ -95,9 +97,11 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args) {
  *   -> (records, next_offset, status)
  * Handles Enhanced (6), Simple (3) and obsolete Packet (2) blocks; returns OTHER_BLOCK at any
  * other block so Python can read section and interface headers and skip the rest.
- * A Simple Packet Block has no timestamp and no interface: iface is written as 0xFFFFFFFF
+ * A Simple Packet Block has no timestamp and no interface: iface is written as SIMPLE_PACKET
  * and Python fills the time from the previous packet. snaplen0 is interface 0's snaplen,
- * which bounds a Simple Packet Block's captured length. */
+ * which bounds a Simple Packet Block's captured length. A Section Header Block returns
+ * OTHER_BLOCK before its length is read: a new section may be in the other byte order, which
+ * only its byte-order magic tells. */
 static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     Outputs o = {0};
     Py_ssize_t start;
@@ -122,7 +126,9 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
     while (1) {
         if (n >= o.capacity) { status = FULL; break; }
         if (len - off < 12) { status = NEED_MORE; break; }
-        uint32_t type = rd32(d + off, swapped), total = rd32(d + off + 4, swapped);
+        uint32_t type = rd32(d + off, swapped);
+        if (type == SHB) { status = OTHER_BLOCK; break; }
+        uint32_t total = rd32(d + off + 4, swapped);
         if (total < 12 || total % 4) { status = CORRUPT; break; }
         if ((Py_ssize_t)total > len - off) { status = NEED_MORE; break; }
         if (rd32(d + off + total - 4, swapped) != total) { status = CORRUPT; break; }
@@ -132,7 +138,11 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
             if (body < 20) { status = CORRUPT; break; }
             uint32_t c = rd32(b + 12, swapped);
             if ((Py_ssize_t)c > body - 20) { status = CORRUPT; break; }
-            ifc[n] = rd32(b, swapped);
+            /* An Enhanced Packet Block naming interface SIMPLE_PACKET is not a simple one: it
+             * keeps its own timestamp and is warned about as naming an undescribed interface,
+             * which 0xFFFFFFFE is as surely (no file describes four billion interfaces). */
+            uint32_t id = rd32(b, swapped);
+            ifc[n] = id == SIMPLE_PACKET ? SIMPLE_PACKET - 1 : id;
             hi[n] = rd32(b + 4, swapped);
             lo[n] = rd32(b + 8, swapped);
             cap[n] = c;
@@ -142,7 +152,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
             if (body < 4) { status = CORRUPT; break; }
             uint32_t w = rd32(b, swapped), c = w < snaplen0 ? w : (uint32_t)snaplen0;
             if ((Py_ssize_t)c > body - 4) c = (uint32_t)(body - 4);
-            ifc[n] = 0xFFFFFFFFu;
+            ifc[n] = SIMPLE_PACKET;
             hi[n] = lo[n] = 0;
             cap[n] = c;
             wire[n] = w;

@@ -5,15 +5,15 @@ and damage."""
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import CaptureDamaged, CaptureError
-from . import CaptureInfo, ChunkStream, FrameBatch, Interface
+from . import CaptureInfo, ChunkStream, FrameBatch, FrameChecks, Interface
 from ._walk import walk_pcap  # type: ignore[import-not-found]
+from .gunzip import Gunzip
 
 # Record lengths above this are corrupt whatever the header's snaplen says: libpcap and
 # Wireshark refuse records above 256 KiB for ordinary link types (WTAP_MAX_PACKET_SIZE_STANDARD).
@@ -23,7 +23,7 @@ RECORDS_PER_CALL = 1 << 18
 
 
 class PcapReader:
-    def __init__(self, fh: BinaryIO, magic: bytes, info: CaptureInfo, big_endian: bool,
+    def __init__(self, fh: BinaryIO | Gunzip, magic: bytes, info: CaptureInfo, big_endian: bool,
                  resolution: float, chunk_bytes: int) -> None:
         self.fh = fh
         self.info = info
@@ -31,12 +31,11 @@ class PcapReader:
         self.swapped = big_endian  # the walker reads little-endian natively
         self.resolution = resolution
         self.stream = ChunkStream(fh, chunk_bytes)
-        try:
-            rest = fh.read(20)
-        except (OSError, EOFError, zlib.error) as e:
-            raise CaptureError(info.path, f"damaged gzip stream in the file header ({e})") from None
+        self.checks = FrameChecks(info)
+        rest = fh.read(20)
         if len(rest) < 20:
-            raise CaptureError(info.path, f"truncated pcap file header ({4 + len(rest)} of 24 bytes)")
+            why = f" ({fh.damage})" if isinstance(fh, Gunzip) and fh.damage else ""
+            raise CaptureError(info.path, f"truncated pcap file header ({4 + len(rest)} of 24 bytes){why}")
         order = ">" if big_endian else "<"
         _major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII", rest)
         self.linktype = linktype & 0xFFFF  # upper bits carry the FCS length, not the link type
@@ -62,9 +61,9 @@ class PcapReader:
         while True:
             try:
                 more = stream.fill(offset)
-            except (OSError, EOFError, zlib.error) as e:
+            except OSError as e:
                 info.damage = CaptureDamaged(info.path, stream.base + len(stream.buf), frames,
-                                             f"damaged gzip stream ({e})")
+                                             f"read error ({e.strerror or e})")
                 more = False
             offset = 0
             data = stream.padded()
@@ -80,6 +79,9 @@ class PcapReader:
                 pos, caplen, wirelen, sec, frac = (np.concatenate(c) for c in zip(*parts))
                 n = len(pos)
                 ts = sec.astype(np.float64) + frac.astype(np.float64) * self.resolution
+                # No time check but the order: 32-bit seconds cannot leave 1970..2106.
+                self.checks.time_order(ts, frames + 1)
+                self.checks.wire_lengths(caplen, wirelen, frames + 1)
                 batch = FrameBatch(
                     data=data, pos=pos, caplen=caplen, wirelen=wirelen, ts=ts,
                     linktype=np.full(n, self.linktype, np.uint16), iface=np.zeros(n, np.uint16),
@@ -93,9 +95,7 @@ class PcapReader:
                                              f"corrupt record length {length:,}")
                 break
             if not more and info.damage is None:
-                if offset < len(stream.buf):
-                    info.damage = CaptureDamaged(info.path, stream.base + offset, frames,
-                                                 "file ends inside a record (truncated)")
+                info.damage = stream.ended_early(info.path, offset, frames, "a record")
                 break
             if info.damage is not None:
                 break

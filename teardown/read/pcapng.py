@@ -5,7 +5,6 @@ block are handled here, once per block rather than once per packet."""
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -13,19 +12,25 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import CaptureDamaged
-from . import CaptureInfo, ChunkStream, FrameBatch, Interface
+from . import LAST_TS, CaptureInfo, ChunkStream, FrameBatch, FrameChecks, Interface, times_filled
 from ._walk import walk_pcapng  # type: ignore[import-not-found]
+from .gunzip import Gunzip
 
 NEED_MORE, CORRUPT, FULL, OTHER_BLOCK = 0, 1, 2, 3
 SHB, IDB = 0x0A0D0D0A, 0x00000001
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 OPT_COMMENT, OPT_IF_NAME, OPT_IF_TSRESOL, OPT_IF_TSOFFSET = 1, 2, 9, 14
+# The finest if_tsresol read: 2^-30 s (about tshark's nanosecond; the tshark reader's clock
+# multiplies its nanoseconds by the units a second, which must stay in int64) and 10^-18 s
+# (10^19 units a second overflow int64).
+FINEST_TSRESOL_BINARY, FINEST_TSRESOL_DECIMAL = 30, 18
+SIMPLE_PACKET = 0xFFFFFFFF  # the walker's interface id for a Simple Packet Block (_walk.c)
 RECORDS_PER_CALL = 1 << 18
 MAX_BLOCK_BYTES = 64 << 20  # a bigger block is corrupt: no real writer makes one
 
 
 class PcapngReader:
-    def __init__(self, fh: BinaryIO, magic: bytes, info: CaptureInfo, chunk_bytes: int) -> None:
+    def __init__(self, fh: BinaryIO | Gunzip, magic: bytes, info: CaptureInfo, chunk_bytes: int) -> None:
         self.fh = fh
         self.info = info
         info.format = "pcapng"
@@ -33,7 +38,8 @@ class PcapngReader:
         self.stream.prime(magic)
         self.swapped = False
         self.section_first_iface = 0  # interface ids restart in each section
-        self.last_ts = 0.0
+        self.last_ts = float("nan")  # the time of the last frame read; none yet
+        self.checks = FrameChecks(info)
 
     def _damaged(self, offset: int, frames: int, problem: str) -> None:
         self.info.damage = CaptureDamaged(self.info.path, self.stream.base + offset, frames, problem)
@@ -44,15 +50,10 @@ class PcapngReader:
             return 0, None
         btype = struct.unpack_from("<I", buf, off)[0]
         if btype == SHB:
-            bom = buf[off + 8: off + 12]
-            if len(bom) < 4:
-                return 0, None
-            if struct.unpack("<I", bom)[0] == BYTE_ORDER_MAGIC:
-                self.swapped = False
-            elif struct.unpack(">I", bom)[0] == BYTE_ORDER_MAGIC:
-                self.swapped = True
-            else:
+            order_of_section = section_order(buf, off)
+            if order_of_section is None:
                 return 0, "section header with an unknown byte-order magic"
+            self.swapped = order_of_section == ">"
             self.section_first_iface = len(self.info.interfaces)
         order = ">" if self.swapped else "<"
         btype, total = struct.unpack_from(order + "II", buf, off)
@@ -71,6 +72,7 @@ class PcapngReader:
             linktype, _, snaplen = struct.unpack_from(order + "HHI", body)
             iface = Interface(linktype, snaplen)
             self._options(body[8:], order, iface)
+            self.info.warnings += set_aside(iface, len(self.info.interfaces))
             self.info.interfaces.append(iface)
         return total, None
 
@@ -87,34 +89,41 @@ class PcapngReader:
             elif iface is not None and code == OPT_IF_NAME:
                 iface.name = value.decode("utf-8", "replace")
             elif iface is not None and code == OPT_IF_TSRESOL and length >= 1:
-                exp = value[0] & 0x7F
-                # MSB set: a negative power of 2; else of 10 (pcapng spec, if_tsresol).
-                if exp <= 30 or not value[0] & 0x80 and exp <= 18:
-                    iface.ts_units_per_s = 2 ** exp if value[0] & 0x80 else 10 ** exp
+                exp, binary = value[0] & 0x7F, bool(value[0] & 0x80)  # MSB: a power of 2, else of 10 (spec)
+                if exp <= (FINEST_TSRESOL_BINARY if binary else FINEST_TSRESOL_DECIMAL):
+                    iface.ts_units_per_s = 2 ** exp if binary else 10 ** exp
+                else:
+                    iface.unusable_tsresol = value[0]
             elif iface is not None and code == OPT_IF_TSOFFSET and length >= 8:
-                iface.ts_offset_s = struct.unpack_from(order + "q", value)[0]
+                offset = struct.unpack_from(order + "q", value)[0]
+                # An offset past the whole span of real times moves every timestamp out of it.
+                if abs(offset) < LAST_TS:
+                    iface.ts_offset_s = offset
+                else:
+                    iface.unusable_tsoffset_s = offset
 
-    def _timestamps(self, hi: npt.NDArray[Any], lo: npt.NDArray[Any],
-                    local_iface: npt.NDArray[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint16]]:
-        """Seconds since the epoch from each interface's units; a Simple Packet Block (no
-        timestamp of its own) takes its predecessor's."""
+    def _timestamps(self, hi: npt.NDArray[Any], lo: npt.NDArray[Any], local_iface: npt.NDArray[Any],
+                    first_frame: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint16]]:
+        """Seconds since the epoch from each interface's units. A frame without a time of its
+        own takes the time of the frame before it: a Simple Packet Block has none, and a time
+        before 1970 or after year 9999 is none either. Such a frame is kept rather than dropped:
+        its flags, sequence and acknowledgment numbers are intact and decide verdicts, and a
+        frame dropped would look like capture loss and shift the frame numbers of a byte range."""
         units = (hi.astype(np.uint64) << np.uint64(32)) | lo.astype(np.uint64)
-        simple = local_iface == 0xFFFFFFFF
+        simple = local_iface == SIMPLE_PACKET
         iface = np.where(simple, 0, local_iface).astype(np.int64) + self.section_first_iface
         known = len(self.info.interfaces)
         bad = iface >= known
         if bad.any():
-            self.info.warnings.append(f"{int(bad.sum()):,} packets name an interface that was never described; "
-                                      "read as interface 0")
+            self.checks.undescribed_interfaces(bad, first_frame)
             iface[bad] = self.section_first_iface if self.section_first_iface < known else 0
         per_s = np.array([i.ts_units_per_s for i in self.info.interfaces] or [1_000_000], dtype=np.uint64)[iface]
         offset = np.array([i.ts_offset_s for i in self.info.interfaces] or [0], dtype=np.float64)[iface]
         ts = (units // per_s).astype(np.float64) + (units % per_s).astype(np.float64) / per_s + offset
         if simple.any():
             ts[simple] = np.nan
-            idx = np.where(~simple, np.arange(len(ts)), -1)
-            np.maximum.accumulate(idx, out=idx)
-            ts = np.where(idx >= 0, ts[np.maximum(idx, 0)], self.last_ts)
+        ts = times_filled(ts, simple | self.checks.impossible_times(ts, first_frame), self.last_ts)
+        self.checks.time_order(ts, first_frame)
         if len(ts):
             self.last_ts = float(ts[-1])
         return ts, iface.astype(np.uint16)
@@ -132,36 +141,39 @@ class PcapngReader:
         while True:
             try:
                 more = stream.fill(offset)
-            except (OSError, EOFError, zlib.error) as e:
-                self._damaged(len(stream.buf), frames, f"damaged gzip stream ({e})")
+            except OSError as e:
+                self._damaged(len(stream.buf), frames, f"read error ({e.strerror or e})")
                 more = False
             offset = 0
             data = stream.padded()
             payload = data.data[: len(stream.buf)]
             parts = []
+            walked = frames  # frames read, those of this chunk's parts included
             while info.damage is None:
                 snaplen0 = info.interfaces[self.section_first_iface].snaplen if len(info.interfaces) > self.section_first_iface else 0
                 out = [np.empty(RECORDS_PER_CALL, dt) for dt in (np.int64, np.uint32, np.uint32, np.uint32, np.uint32, np.uint32)]
                 n, offset, status = walk_pcapng(payload, offset, self.swapped, snaplen0 or 0xFFFFFFFF, *out)
                 if n:
-                    ts, iface = self._timestamps(out[3][:n], out[4][:n], out[5][:n])
+                    ts, iface = self._timestamps(out[3][:n], out[4][:n], out[5][:n], walked + 1)
                     parts.append((out[0][:n], out[1][:n], out[2][:n], ts, iface))
+                    walked += n
                 if status == FULL:
                     continue
                 if status == OTHER_BLOCK:
                     length, problem = self._block(stream.buf, offset)
                     if problem:
-                        self._damaged(offset, frames + sum(len(p[0]) for p in parts), problem)
+                        self._damaged(offset, walked, problem)
                     elif length:
                         offset += length
                         continue
                     break
                 if status == CORRUPT:
-                    self._damaged(offset, frames + sum(len(p[0]) for p in parts), "corrupt packet block")
+                    self._damaged(offset, walked, "corrupt packet block")
                 break
             if parts:
                 pos, caplen, wirelen, ts, iface = (np.concatenate(c) for c in zip(*parts))
                 n = len(pos)
+                self.checks.wire_lengths(caplen, wirelen, frames + 1)
                 linktypes = np.array([i.linktype for i in info.interfaces] or [0], dtype=np.uint16)
                 yield FrameBatch(
                     data=data, pos=pos, caplen=caplen, wirelen=wirelen, ts=ts, linktype=linktypes[iface],
@@ -171,7 +183,37 @@ class PcapngReader:
             if info.damage is not None:
                 break
             if not more:
-                if offset < len(stream.buf):
-                    self._damaged(offset, frames, "file ends inside a block (truncated)")
+                info.damage = stream.ended_early(info.path, offset, frames, "a block")
                 break
         self.fh.close()
+
+
+def section_order(buf: memoryview | bytes, at: int) -> str | None:
+    """The struct byte order ("<" or ">") of the section whose header block starts at `at` (its
+    first 12 bytes there), from its byte-order magic; None when the magic is neither."""
+    for order in "<>":
+        if struct.unpack_from(order + "I", buf, at + 8)[0] == BYTE_ORDER_MAGIC:
+            return order
+    return None
+
+
+def set_aside(iface: Interface, index: int) -> list[str]:
+    """Warnings for what an interface description says that its times are read without."""
+    out = []
+    if iface.unusable_tsresol is not None:
+        out.append(f"{iface.label(index)}: if_tsresol of {tsresol_text(iface.unusable_tsresol)} is finer than "
+                   f"can be read (2^-{FINEST_TSRESOL_BINARY} or 10^-{FINEST_TSRESOL_DECIMAL} s at most); its times "
+                   "read in microseconds, the pcapng default")
+    return out + offset_set_aside(iface, index)
+
+
+def offset_set_aside(iface: Interface, index: int) -> list[str]:
+    if iface.unusable_tsoffset_s is None:
+        return []
+    return [f"{iface.label(index)}: if_tsoffset of {iface.unusable_tsoffset_s:,} s would put every time before "
+            "1970 or after year 9999; read without it"]
+
+
+def tsresol_text(option: int) -> str:
+    """An if_tsresol option byte as the resolution it gives: '10^-6 s', '2^-20 s'."""
+    return f"{2 if option & 0x80 else 10}^-{option & 0x7F} s"

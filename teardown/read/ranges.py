@@ -11,13 +11,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from . import CaptureInfo, FrameBatch, Interface, Reader, open_capture
 from .pcap import PcapReader
-from .pcapng import IDB, MAX_BLOCK_BYTES, SHB, PcapngReader
+from .pcapng import IDB, MAX_BLOCK_BYTES, SHB, PcapngReader, section_order
 
 SCAN_BYTES = 4 << 20  # how far past a range's start its first record is looked for
 CHAIN = 8  # plausible headers in a row that make a record boundary
@@ -138,11 +139,13 @@ def _read_descriptions(reader: Reader) -> None:
     """pcapng: read the section header and interface blocks before the first packet block."""
     if not isinstance(reader, PcapngReader):
         return
-    fh = reader.fh
+    fh = cast(BinaryIO, reader.fh)  # a plain file: open_range refuses compressed ones
     fh.seek(0)
     buf = memoryview(fh.read(SCAN_BYTES))
     off = 0
-    while off + 8 <= len(buf) and struct.unpack_from("<I", buf, off)[0] not in PACKET_BLOCKS:
+    while off + 8 <= len(buf):
+        if struct.unpack_from(">I" if reader.swapped else "<I", buf, off)[0] in PACKET_BLOCKS:  # the section's order
+            break
         length, problem = reader._block(buf, off)
         if problem or not length:
             break
@@ -176,34 +179,38 @@ def _find_boundary(reader: Reader, start: int) -> int | None:
 
 
 def _chain(reader: Reader, buf: bytes, at: int, at_eof: bool) -> bool:
+    order = ">" if reader.swapped else "<"  # type: ignore[attr-defined]
     for _ in range(CHAIN):
         if at == len(buf) and at_eof:
             return True
-        length = _record_length(reader, buf, at)
-        if length is None:
+        record = _record_length(reader, buf, at, order)
+        if record is None:
             return False
+        length, order = record
         at += length
         if at > len(buf):
             return not at_eof  # runs past what was read: plausible so far
     return True
 
 
-def _record_length(reader: Reader, buf: bytes, at: int) -> int | None:
+def _record_length(reader: Reader, buf: bytes, at: int, order: str) -> tuple[int, str] | None:
+    """The length of the record at `at` in byte order `order`, and the byte order of the records
+    after it (a pcapng section header sets its own); None when no record header is there."""
     if isinstance(reader, PcapReader):
         if at + 16 > len(buf):
             return None
-        _sec, frac, caplen, wirelen = struct.unpack_from(">IIII" if reader.swapped else "<IIII", buf, at)
+        _sec, frac, caplen, wirelen = struct.unpack_from(order + "IIII", buf, at)
         limit = 1_000_000_000 if reader.resolution < 1e-6 else 1_000_000
         if frac >= limit or caplen > reader.max_caplen or caplen > wirelen or wirelen > MAX_WIRE_BYTES:
             return None
-        return 16 + int(caplen)
+        return 16 + int(caplen), order
     if at + 12 > len(buf):
         return None
-    order = ">" if reader.swapped else "<"  # type: ignore[attr-defined]
+    if struct.unpack_from("<I", buf, at)[0] == SHB:  # a new section: in its own byte order
+        order = section_order(buf, at) or order
     btype, total = struct.unpack_from(order + "II", buf, at)
     if btype not in KNOWN_BLOCKS or total < 12 or total % 4 or total > MAX_BLOCK_BYTES:
         return None
     if at + total <= len(buf) and struct.unpack_from(order + "I", buf, at + total - 4)[0] != total:
         return None
-    return int(total)
-
+    return int(total), order
