@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import teardown
-from teardown.schema import FLOW_COLUMNS
+from teardown.schema import FLOW_COLUMNS, CloseKind, DataAfterFin, Handshake, ReuseVerdict, RstClass, Side
 
 from .conftest import CAPTURES
 
@@ -379,3 +379,27 @@ def test_to_dataframe_keeps_schema_dtypes() -> None:
     assert str(flows["client_port"].dtype) == "Int64"
     assert str(flows["first_ts"].dtype) == "Float64"
     assert list(flows.columns) == [c.name for c in FLOW_COLUMNS]
+
+
+VERDICT_VALUES = {"close_kind": CloseKind, "handshake": Handshake, "rst_class": RstClass, "reuse_verdict": ReuseVerdict,
+                  "data_after_fin": DataAfterFin, "active_closer": Side, "first_fin_by": Side, "first_rst_by": Side,
+                  "time_wait_on": Side}
+ONE_SIDE_ONLY = {"first_fin_by", "first_rst_by"}  # the first FIN or RST was one side's
+FLAGS = ["half_close", "tw_assassination", "reuses_tuple_in_time_wait", "capture_loss", "roles_inferred", "one_sided",
+         "final_ack_lost_after_capture"]
+
+
+def test_every_verdict_value_is_in_a_truth() -> None:
+    """Every value of every verdict column, and every flag true, is named by the truth of some
+    sample (recorded from how it was made, then checked against the rows above): none is
+    covered by teardown's own output alone."""
+    named: dict[str, set[Any]] = {column: set() for column in [*VERDICT_VALUES, *FLAGS]}
+    for path in [*TRUTHS, *sorted((CAPTURES / "encapsulated").glob("*.truth.json"))]:
+        for entry in json.loads(path.read_text()).get("flows", []):
+            for column in named.keys() & entry.keys():
+                named[column].add(entry[column])
+    missing = {column: sorted(v.value for v in values if v.value not in named[column] and not
+                              (column in ONE_SIDE_ONLY and v is Side.both))
+               for column, values in VERDICT_VALUES.items()}
+    missing |= {flag: [True] for flag in FLAGS if True not in named[flag]}
+    assert not {k: v for k, v in missing.items() if v}, "verdict values no truth names"
