@@ -946,6 +946,7 @@ static int freeze_quiet(Table *t, double now) {
         Wait w = t->waiting[t->waiting_head];
         t->waiting_head = (t->waiting_head + 1) % t->cap_waiting;
         t->n_waiting--;
+        if (w.tuple >= t->cap_tuples) continue; /* retired since, and the array shrank */
         Tuple *tp = &t->tuples[w.tuple];
         if (!tp->live || tp->uid != w.uid) continue; /* retired since; the slot may hold another */
         tp->waiting = 0;
@@ -1366,6 +1367,9 @@ static void give_back(Table *t) {
         t->tuples = NULL;
         t->cap_tuples = 0;
         t->free_tuple = -1;
+        /* What waited for a retry names tuples that are gone: a later look would read the
+         * freed array (a damaged capture whose every tuple retired mid-run did). */
+        t->n_waiting = t->waiting_head = 0;
     }
     if (!t->held && t->cap_incs) {
         free(t->incs);

@@ -257,10 +257,11 @@ class Worker:
         if answer:
             outcome, detail = json.loads(answer)
             return outcome, detail
-        self.proc.wait()
-        stderr = self.proc.stderr.read() if self.proc.stderr else ""
+        dead = self.proc
+        code = dead.wait()
+        stderr = dead.stderr.read() if dead.stderr else ""
         self.start()
-        return "crash", f"worker ended with {self.proc.returncode}\n{stderr[-20000:]}"
+        return "crash", f"worker ended with {code} (a negative number is the signal)\n{stderr[-20000:]}"
 
     def stop(self) -> None:
         if self.proc.stdin:
