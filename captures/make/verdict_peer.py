@@ -35,6 +35,9 @@ import termios
 import signal
 import time
 
+# The helpers every sample's endpoints share.
+from peer import log, recv_eof, recv_line, touch  # noqa: E402
+
 TIMEOUT = 10.0
 signal.alarm(150)  # hard bound for any single helper process
 
@@ -47,17 +50,6 @@ ANSWER_300 = (b"ANSWER " + b"x" * 292 + b"\n")  # 300 bytes: IPv4 total length 3
 assert len(ANSWER_300) == 300
 
 
-def log(syncdir, line):
-    with open(os.path.join(syncdir, "client.log"), "a") as f:
-        f.write(line + "\n")
-
-
-def touch(path, text=""):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
-
 
 def wait_file(path, limit=15.0):
     end = time.monotonic() + limit
@@ -66,24 +58,6 @@ def wait_file(path, limit=15.0):
             raise SystemExit("timeout waiting for " + path)
         time.sleep(0.005)
 
-
-def recv_line(s, end=b"\n"):
-    buf = b""
-    while not buf.endswith(end):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
-
-
-def recv_eof(s):
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 def unread_bytes(s):
