@@ -50,7 +50,6 @@ ANSWER_300 = (b"ANSWER " + b"x" * 292 + b"\n")  # 300 bytes: IPv4 total length 3
 assert len(ANSWER_300) == 300
 
 
-
 def wait_file(path, limit=15.0):
     end = time.monotonic() + limit
     while not os.path.exists(path):
