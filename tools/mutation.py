@@ -13,7 +13,7 @@ each copy: a mutant is killed when a test fails. Which files and tests: [tool.mu
 pyproject.toml (the fast tests that judge verdicts and host views; no browser, live, cluster or
 benchmark tests). One worker process (--max-children 1): the machine is shared. A survivor is a
 change no test noticed: a missing test, or a change that cannot alter any output (equivalent;
-README "Test strength" lists those).
+README "How it is tested" lists those).
 """
 
 from __future__ import annotations
