@@ -220,6 +220,40 @@ def test_a_fin_sent_again_restarts_the_time_wait_from_the_last_copy(tmp_path: Pa
     assert text(a, "notes") == ["the peer retransmitted its FIN: the final ACK was lost"]
 
 
+def test_the_servers_time_wait_restarts_on_the_clients_fin_sent_again(tmp_path: Path) -> None:
+    """Server first: its final ACK (0.3 s) lost beyond the capture point, the client's FIN comes
+    again at 1.2 s and the server answers it: its TIME_WAIT runs 60 s from then."""
+    c, s = C_NXT, S_NXT
+    a = judged(tmp_path, opening() + [back(0.1, "FA", s, c), seg(0.2, "FA", c, s + 1), back(0.3, "A", s + 1, c + 1),
+                                      seg(1.2, "FA", c, s + 1), back(1.21, "A", s + 1, c + 1)])
+    (r,) = a.flows.itertuples()
+    assert (r.time_wait_on, r.fin_retransmissions_client, r.time_wait_restarts) == ("server", 1, 1)
+    assert (r.time_wait_start_ts, r.time_wait_end_ts) == (pytest.approx(0.3), pytest.approx(61.2))
+    assert bool(r.final_ack_lost_after_capture)
+
+
+def test_the_final_ack_seen_before_the_fin_came_again_and_nothing_after(tmp_path: Path) -> None:
+    """Server first; the client's FIN+ACK (frame 6) acknowledges the server's FIN, yet the FIN
+    comes again (7): the ACK was lost beyond the capture point. The capture ends before the
+    server acknowledges the client's FIN."""
+    c, s = C_NXT, S_NXT
+    a = judged(tmp_path, opening() + [back(0.1, "FA", s, c), seg(0.2, "FA", c, s + 1), back(1.0, "FA", s, c),
+                                      seg(1.01, "A", c + 1, s + 1)])
+    (r,) = a.flows.itertuples()
+    assert (r.close_kind, r.active_closer, r.fin_retransmissions_server) == ("fin", "server", 1)
+    assert bool(r.final_ack_lost_after_capture)
+
+
+def test_a_lone_fin_sent_twice_is_still_no_time_wait(tmp_path: Path) -> None:
+    """The client in FIN_WAIT_2 (its FIN acknowledged, none from the server) holds no TIME_WAIT,
+    however many times it sent its FIN."""
+    a = judged(tmp_path, opening() + [seg(0.1, "FA", C_NXT, S_NXT), seg(0.5, "FA", C_NXT, S_NXT),
+                                      back(0.51, "A", S_NXT, C_NXT + 1)])
+    (r,) = a.flows.itertuples()
+    assert (r.close_kind, r.time_wait_on, r.fin_retransmissions_client) == ("fin", "none", 1)
+    assert pd.isna(r.time_wait_start_ts) and pd.isna(r.time_wait_end_ts)
+
+
 def test_a_fin_sent_again_before_any_ack_of_it(tmp_path: Path) -> None:
     """The client's FIN twice, the server's FIN+ACK only after the second: the ACK (or the first
     FIN) was lost before the capture point, or beyond it."""
@@ -360,7 +394,8 @@ def reuse(t: float, isn: int, answer: str, tsval: int | None = None) -> list[Any
     (70.0, C_ISN + 100_000, "synack", None, "after_time_wait", False, 60.3),
     (10.0, (C_ISN - 100_000) % 2**32, "synack", 200, "accepted_timestamps", True, 10.0),  # newer TSval (RFC 6191)
     (10.0, C_ISN + 100_000, "synack", 50, "accepted_isn", True, 10.0),  # an older TSval: the ISN decides
-], ids=["isn-above", "isn-below", "rejected", "after", "newer-timestamp", "older-timestamp"])
+    (60.3, C_ISN + 100_000, "synack", None, "after_time_wait", False, 60.3),  # at its end: no longer in it
+], ids=["isn-above", "isn-below", "rejected", "after", "newer-timestamp", "older-timestamp", "at-the-end"])
 @pytest.mark.parametrize("mirror", [False, True], ids=["client-below", "client-above"])
 def test_reuse_verdict(tmp_path: Path, t: float, isn: int, answer: str, tsval: int | None, verdict: str | None,
                        in_time_wait: bool, old_end: float, mirror: bool) -> None:
@@ -370,6 +405,7 @@ def test_reuse_verdict(tmp_path: Path, t: float, isn: int, answer: str, tsval: i
     assert (None if pd.isna(new.reuse_verdict) else new.reuse_verdict) == verdict
     assert (old.time_wait_on, old.time_wait_end_ts) == ("client", pytest.approx(old_end))  # accepting ends it
     assert pd.isna(old.reuse_verdict)  # the first incarnation of the 4-tuple
+    assert a.columns["reuse_verdict"].tolist()[0] is None
 
 
 def test_the_linux_isn_of_a_time_wait_taken_over(tmp_path: Path) -> None:
@@ -484,23 +520,51 @@ def test_connections_in_two_tunnels_are_told_apart() -> None:
     assert sorted(a.hosts["host"]) == ["c1/198.18.0.1", "c1/198.18.0.2", "c2/198.18.0.1", "c2/198.18.0.2"]
 
 
-def test_each_connection_of_a_capture_is_judged_on_its_own(tmp_path: Path) -> None:
-    """An orderly close on port 40000, crossing FINs on 40001, in one capture."""
+def on_port(packets: list[Any], port: int) -> list[Any]:
+    """The connection's segments with the client's port `port`."""
     from scapy.layers.inet import TCP
 
-    def on_port(packets: list[Any], port: int) -> list[Any]:
-        for p in packets:
-            if p[TCP].sport == CLIENT[1]:
-                p[TCP].sport = port
-            else:
-                p[TCP].dport = port
-        return packets
+    for p in packets:
+        if p[TCP].sport == CLIENT[1]:
+            p[TCP].sport = port
+        else:
+            p[TCP].dport = port
+    return packets
 
-    crossing = [seg(0.1, "FA", C_NXT, S_NXT), back(0.1001, "FA", S_NXT, C_NXT), seg(0.2, "A", C_NXT + 1, S_NXT + 1),
-                back(0.2001, "A", S_NXT + 1, C_NXT + 1)]
-    a = judged(tmp_path, opening() + client_first_close() + on_port(opening(t=1) + crossing, 40001))
-    assert a.flows[["client_port", "close_kind", "active_closer", "time_wait_on"]].values.tolist() == [
-        [40000, "fin", "client", "client"], [40001, "simultaneous", "both", "both"]]
+
+def test_each_connection_of_a_capture_is_judged_on_its_own(tmp_path: Path) -> None:
+    """Seven connections in one capture, each judged by its own segments only:
+    :40000 closes in order, then an RST assassinates its client's TIME_WAIT at 5 s;
+    :40001's FINs cross; :40002 stays open; on :40003 the client's RST crosses the server's FIN;
+    :40004's server sends its FIN again after the final ACK went by; :40005 is one-sided (the
+    client's segments only, its FIN acknowledged later); :40006 closes in order at 8 s."""
+    c, s = C_NXT, S_NXT
+    crossing = [seg(1.1, "FA", c, s), back(1.1001, "FA", s, c), seg(1.2, "A", c + 1, s + 1), back(1.2001, "A", s + 1, c + 1)]
+    rst_meets_fin = [seg(3.1, "R", c), back(3.1001, "FA", s, c)]
+    fin_again = [seg(4.1, "FA", c, s), back(4.2, "FA", s, c + 1), seg(4.3, "A", c + 1, s + 1),
+                 back(5.2, "FA", s, c + 1), seg(5.21, "A", c + 1, s + 1)]
+    one_sided = [seg(6, "S", C_ISN), seg(6.01, "A", C_ISN + 1, S_ISN + 1), seg(6.1, "FA", C_ISN + 1, S_ISN + 1),
+                 seg(6.2, "A", C_ISN + 2, S_ISN + 2)]
+    a = judged(tmp_path, opening() + client_first_close() + [back(5.0, "R", S_ISN + 2)]
+               + on_port(opening(t=1) + crossing, 40001) + on_port(opening(t=2), 40002)
+               + on_port(opening(t=3) + rst_meets_fin, 40003) + on_port(opening(t=4) + fin_again, 40004)
+               + on_port(one_sided, 40005) + on_port(opening(t=8) + client_first_close(t=8.1), 40006))
+    f = a.flows
+    assert f["client_port"].tolist() == [40000, 40001, 40002, 40003, 40004, 40005, 40006]
+    assert f["close_kind"].tolist() == ["fin", "simultaneous", "open", "rst", "fin", "fin", "fin"]
+    assert f["active_closer"].tolist() == ["client", "both", "none", "client", "client", "client", "client"]
+    assert f["first_rst_by"].tolist() == ["server", "none", "none", "client", "none", "none", "none"]
+    assert f["time_wait_on"].tolist()[:5] + f["time_wait_on"].tolist()[6:] == [
+        "client", "both", "none", "none", "client", "client"]  # the one-sided row's is empty
+    assert f["tw_assassination"].tolist() == [True, False, False, False, False, False, False]
+    assert [None if pd.isna(x) else bool(x) for x in f["final_ack_lost_after_capture"]] == [
+        None, None, None, None, True, None, None]
+    assert f["time_wait_end_ts"].tolist()[0] == pytest.approx(5.0)
+    # Both hold one after crossing FINs: from the first of their final ACKs to the end of the last.
+    assert (f["time_wait_start_ts"][1], f["time_wait_end_ts"][1]) == (pytest.approx(1.2), pytest.approx(61.2001))
+    assert text(a, "notes")[:5] + text(a, "notes")[6:] == [
+        "TIME_WAIT assassinated by an in-sequence RST (RFC 1337)", "", "", "",
+        "the peer retransmitted its FIN: the final ACK was lost", ""]
 
 
 def test_one_direction_caught_midstream_is_no_handshake(tmp_path: Path) -> None:
@@ -509,3 +573,21 @@ def test_one_direction_caught_midstream_is_no_handshake(tmp_path: Path) -> None:
     a = judged(tmp_path, [seg(0, "A", C_NXT, S_NXT + 100), seg(0.1, "PA", C_NXT, S_NXT + 200, REQUEST)])
     (r,) = a.flows.itertuples()
     assert (r.handshake, r.one_sided, r.close_kind) == ("none", True, "open")
+
+
+def test_three_incarnations_each_against_the_one_before(tmp_path: Path) -> None:
+    """The second SYN reuses the 4-tuple at 10 s, in the first's TIME_WAIT (accepted: it ends
+    there); the second closes at 10.3 s and the third SYN comes at 80 s, after the second's."""
+    second = [seg(10, "S", C_ISN + 100_000), back(10.001, "SA", 90000, C_ISN + 100_001),
+              seg(10.002, "A", C_ISN + 100_001, 90001), seg(10.1, "FA", C_ISN + 100_001, 90001),
+              back(10.2, "FA", 90001, C_ISN + 100_002), seg(10.3, "A", C_ISN + 100_002, 90002)]
+    third = [seg(80, "S", C_ISN + 200_000), back(80.001, "SA", 70000, C_ISN + 200_001)]
+    a = judged(tmp_path, opening() + client_first_close() + second + third)
+    f = a.flows
+    assert f["incarnation"].tolist() == [0, 1, 2]
+    assert f["reuses_tuple_in_time_wait"].tolist() == [False, True, False]
+    assert [None if pd.isna(v) else v for v in f["reuse_verdict"]] == [None, "accepted_isn", "after_time_wait"]
+    assert f["time_wait_end_ts"].tolist()[:2] == [pytest.approx(10.0), pytest.approx(70.3)]
+    for name in ("roles_inferred", "one_sided", "half_close", "tw_assassination", "reuses_tuple_in_time_wait",
+                 "capture_loss"):
+        assert a.columns[name].dtype == np.bool_, name
