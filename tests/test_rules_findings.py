@@ -507,3 +507,62 @@ def test_scans_rank_by_their_number() -> None:
     rows = [dict(client_ip=ip, client_port=50000, server_port=1 + i, close_kind="unanswered", handshake="syn_only",
                  active_closer="none") for ip, n in ((A, 20), (C, 21)) for i in range(n)]
     assert [f[2] for f in findings(flows(*rows)) if f[1] == "scan"] == [C, A]
+
+
+# ---- mutation-testing gaps: the peer in a FIN's story, what a scan counts, what "closed" counts
+
+
+def test_a_clients_fin_sent_again_after_the_servers_final_ack() -> None:
+    """A resent its FIN once, after the capture showed the server's final ACK for it: that ACK,
+    the server's, was lost beyond the capture point."""
+    rows = [dict(fin_retransmissions_client=1, final_ack_lost_after_capture=True, time_wait_on="client",
+                 tw=(1, 61), time_wait_restarts=1)]
+    assert [f for f in findings(flows(*rows)) if f[1] == "fin-retransmission"] == [
+        ("info", "fin-retransmission", A,
+         f"{A} (client) sent its FIN again in its only connection (1 retransmission): in 1 the capture shows the "
+         "server's final ACK before the FIN came again: that ACK was lost beyond the capture point. The TIME_WAIT "
+         f"was restarted 1 time (e.g. {ids(40000)}).")]
+
+
+def test_a_scan_counts_every_syn_its_source_sent() -> None:
+    """A's SYNs to ports 1-20 of B were unanswered (a scan); its SYN to port 21, sent once with no
+    answer where the capture lacks the way back (close kind unknown, handshake syn_only), was a
+    SYN of the scan too: 21 ports, 1 answered-or-unknown beside the 20 unanswered."""
+    rows = [dict(client_port=50000, server_port=1 + i, at=(i * 0.1, i * 0.1 + 0.05), close_kind="unanswered",
+                 handshake="syn_only", active_closer="none") for i in range(20)]
+    rows += [dict(client_port=50000, server_port=21, at=(2.0, 2.05), close_kind="unknown", handshake="syn_only",
+                  active_closer="none")]
+    (f,) = [f for f in findings(flows(*rows)) if f[1] == "scan"]
+    assert f[3].startswith(f"{A} sent SYNs to 21 ports (1–21) of {B} over 2.0 s, up to 10 a second: 20 unanswered, "
+                           "0 refused, 1 answered (e.g. ")
+
+
+def test_a_source_failing_often_on_few_endpoints_does_not_hide_a_scan() -> None:
+    """C's 30 SYNs to B:8080 were refused (one endpoint: no scan); A's to 20 ports of B were
+    unanswered (a scan), though fewer."""
+    rows = [dict(client_ip=C, client_port=50000 + i, at=(i * 0.1, i * 0.1 + 0.05), close_kind="refused",
+                 handshake="syn_only", active_closer="none") for i in range(30)]
+    rows += [dict(client_port=50000, server_port=1 + i, at=(i * 0.1, i * 0.1 + 0.05), close_kind="unanswered",
+                  handshake="syn_only", active_closer="none") for i in range(20)]
+    assert [f[2] for f in findings(flows(*rows)) if f[1] == "scan"] == [A]
+
+
+def test_a_server_close_out_of_all_the_closed_connections() -> None:
+    """B:8080 closed 1 connection first; of its others, one closed simultaneously and one was
+    aborted: 3 closed connections, all of which count."""
+    rows: list[dict[str, Any]] = [dict(active_closer="server"),
+                                  dict(client_port=40001, close_kind="simultaneous", active_closer="both"),
+                                  dict(client_port=40002, close_kind="rst", first_rst_by="client")]
+    assert [f[3] for f in findings(flows(*rows)) if f[1] == "server-close"] == [
+        f"{B}:8080 closed 1 of its 3 connections first, so it holds its TIME_WAIT (e.g. {ids(40000)})."]
+
+
+def test_a_server_close_habit_does_not_hide_the_other_endpoints() -> None:
+    """B:8080 closed first all 20 of its connections (the habit: the host-level rule's); B:9090
+    closed first 1 of 1: told per flow."""
+    rows = [dict(client_port=40000 + i, at=(i, i + 0.5), active_closer="server") for i in range(20)]
+    rows += [dict(client_port=41000, server_port=9090, active_closer="server")]
+    got = {f[2]: f[3] for f in findings(flows(*rows)) if f[1] == "server-close"}
+    assert got[f"{B}:8080"].startswith(f"{B}:8080 closed 100 % of 20 connections first")
+    assert got[f"{B}:9090"] == (f"{B}:9090 closed its only connection first, so it holds its TIME_WAIT (e.g. "
+                         f"{ids(41000, server=f'{B}:9090')}).")

@@ -269,6 +269,21 @@ def test_ten_thousand_time_waits_on_a_client_are_a_warning() -> None:
                                "connections take over TIME_WAITs (needs TCP timestamps); each TIME_WAIT holds memory")
 
 
+def test_a_proxy_serving_as_many_connections_as_it_opens_gets_the_servers_advice() -> None:
+    """B serves 500 connections from A (closing first) and opens 500 to C (closing first): as
+    often server as client, a tie, gets the server's advice (docs/rules.md, `time-wait-pile-up`);
+    one more connection opened makes it a client and gets the client's."""
+    served = _server_closes({A: 500})
+    opened = [dict(client_ip=B, client_port=20000 + i, server_ip=C, server_port=9090, at=(99, 100),
+                   time_wait_on="client", tw=(100, 160)) for i in range(500)]
+    (f,) = [f for f in views(served + opened).findings if f.kind == FindingKind.time_wait_pile_up]
+    assert (f.subject, f.weight) == (B, 1000)
+    assert f.advice.startswith("let clients close first, or keep connections alive (pooling);")
+    one_more = dict(client_ip=B, client_port=30000, server_ip=C, server_port=9090, at=(0, 1))
+    (f,) = [f for f in views(served + opened + [one_more]).findings if f.kind == FindingKind.time_wait_pile_up]
+    assert f.advice.startswith("reuse connections (keep-alive, pooling);")
+
+
 def test_peaks_near_the_capture_start_are_lower_bounds() -> None:
     """TIME_WAITs begun before the capture are not in it: a peak within one TIME_WAIT length of
     the start is told as a lower bound, once a finding counts TIME_WAITs (here the pile-ups of
@@ -385,3 +400,163 @@ def test_a_rate_equal_to_the_sustainable_one_is_no_pressure() -> None:
     (f,) = [f for f in views(rows, port_range=(40000, 40059)).findings if f.kind == FindingKind.port_pressure]
     assert f.message.endswith("it opened up to 1 connections per second, within the sustainable 1.00/s.")
     assert "held 30 of 60 ephemeral ports (50 %)" in f.message
+
+
+# ---- aborts, boundaries and the columns a user reads (mutation-testing gaps)
+
+
+def test_an_abort_where_both_sides_sent_an_rst_counts_for_both_hosts() -> None:
+    """aborts_sent counts the aborts a host sent an RST for: where A and B both sent one
+    (first_rst_by both), each of them sent it; an RST by the client only is the client's."""
+    h = views([dict(close_kind="rst", first_rst_by="both", rst_class="exact"),
+               dict(client_port=40001, close_kind="rst", first_rst_by="client", rst_class="exact")]).hosts_table()
+    assert column(h, "host") == [A, B]
+    assert column(h, "aborts_sent") == [2, 1]
+
+
+def test_an_endpoints_aborts_by_who_sent_the_rst() -> None:
+    """B:8080: an abort by the client (rst), an RST after the server's FIN (fin_then_rst), and an
+    abort where both sides sent an RST: the server aborted 2 (the fin_then_rst and the joint
+    one), the client 2 (its rst and the joint one)."""
+    s = views([dict(close_kind="rst", first_rst_by="client", rst_class="exact"),
+               dict(client_port=40001, close_kind="fin_then_rst", active_closer="server", first_rst_by="server",
+                    rst_class="exact"),
+               dict(client_port=40002, close_kind="rst", first_rst_by="both", rst_class="exact")]).tables.servers
+    assert column(s, "aborted_by_server") == [2]
+    assert column(s, "aborted_by_client") == [2]
+
+
+def test_a_peak_one_time_wait_length_after_the_start_is_not_low() -> None:
+    """A TIME_WAIT begun before the capture (at T0) ended before T0 + 60 s: a peak at exactly
+    T0 + 60 s (B's) hides none; one at T0 + 59.5 s (C's) may. A holds none: its peak is judged
+    at the capture's end, 200 s."""
+    h = views([dict(at=(59, 60), active_closer="server", time_wait_on="server", tw=(60, 120)),
+               dict(server_ip=C, at=(58.5, 59.5), active_closer="server", time_wait_on="server",
+                    tw=(59.5, 119.5))]).hosts_table()
+    assert column(h, "host") == [A, B, C]
+    assert column(h, "time_wait_peak_ts") == [None, 60, 59.5]
+    assert column(h, "time_wait_peak_may_be_low") == [False, False, True]
+
+
+def test_a_time_wait_that_ended_at_the_peak_is_not_among_its_peers() -> None:
+    """B's TIME_WAIT with A ends at 10 s (taken over), the instant two with C begin: from 10 s B
+    holds 2, both with C; the one with A no longer covers that instant."""
+    rows: list[dict[str, Any]] = [dict(at=(0, 0.5), active_closer="server", time_wait_on="server", tw=(0.5, 10))]
+    rows += [dict(client_ip=C, client_port=40000 + i, at=(9, 10), active_closer="server", time_wait_on="server",
+                  tw=(10, 70)) for i in range(2)]
+    h = views(rows).hosts_table()
+    peers = dict(zip(column(h, "host"), column(h, "time_wait_peak_peers")))
+    assert column(h, "time_wait_peak")[column(h, "host").index(B)] == 2
+    assert peers[B] == f"{C} (2)"
+
+
+def test_a_capture_of_ten_seconds_has_a_ten_second_rate() -> None:
+    """observed_rate_peak_10s needs a 10 s window within the capture: a capture of exactly 10 s
+    holds one (1 connection ÷ 10 s); one of 9.5 s does not (empty)."""
+    assert column(views([dict()], span=10).tables.destinations, "observed_rate_peak_10s") == [0.1]
+    assert column(views([dict()], span=9.5).tables.destinations, "observed_rate_peak_10s") == [None]
+
+
+def test_at_exactly_the_sustainable_rate_the_range_never_runs_out() -> None:
+    """60 ports and a 60 s TIME_WAIT sustain 1 connection a second: one a second, each leaving
+    the client in TIME_WAIT, frees ports as fast as it takes them: no time to exhaustion."""
+    d = views([dict(time_wait_on="client", tw=(1, 61))], port_range=(40000, 40059)).tables.destinations
+    assert column(d, "sustainable_rate") == [1.0] and column(d, "observed_rate_peak") == [1.0]
+    assert column(d, "seconds_to_exhaustion") == [None]
+
+
+def test_seconds_to_exhaustion_at_less_than_one_held_port_a_second() -> None:
+    """10 ports, 60 s TIME_WAIT: 1/6 connection a second is sustainable. A opened 2 within a
+    second, and 1 of its 4 connections left it in TIME_WAIT: 2 × 1/4 = 0.5 ports a second held,
+    so the range is full after 10 ÷ 0.5 = 20 s."""
+    rows: list[dict[str, Any]] = [dict(at=(0, 0.001), time_wait_on="client", tw=(0.001, 60.001))]
+    rows += [dict(client_port=40001 + i, at=(t, t + 0.001), active_closer="server", time_wait_on="server",
+                  tw=(t + 0.001, t + 60.001)) for i, t in enumerate((0.5, 5, 8))]
+    d = views(rows, port_range=(40000, 40009)).tables.destinations
+    assert column(d, "observed_rate_peak") == [2.0] and column(d, "client_time_wait_share") == [0.25]
+    assert column(d, "seconds_to_exhaustion") == [20.0]
+
+
+def test_a_connection_holds_its_port_from_its_first_packet_to_its_last() -> None:
+    """Two aborts (no TIME_WAIT) from A to B:8080, over 0-10 s and 5-15 s: both ports are held
+    at once from 5 s."""
+    d = views([dict(at=(0, 10), close_kind="rst", first_rst_by="client"),
+               dict(client_port=40001, at=(5, 15), close_kind="rst", first_rst_by="client")]).tables.destinations
+    assert column(d, "ports_in_use_peak") == [2]
+    assert column(d, "ports_in_use_peak_ts") == [5]
+
+
+def test_a_lone_syn_at_the_last_instant_holds_its_port() -> None:
+    """A SYN seen once, at the capture's last instant (first = last packet): its port is held
+    for that instant, so the peak is 1, at 200 s."""
+    d = views([dict(at=(200, 200), close_kind="unknown", handshake="syn_only", active_closer="none",
+                    packets_c2s=1)]).tables.destinations
+    assert column(d, "ports_in_use_peak") == [1]
+    assert column(d, "ports_in_use_peak_ts") == [200]
+
+
+def test_client_ports_seen_at_both_ends_of_the_port_numbers() -> None:
+    """A -> B:8080 from port 40000; A -> B:9090 from ports 0 and 65535: 1 and 2 ports seen."""
+    d = views([dict(), dict(client_port=0, server_port=9090), dict(client_port=65535, server_port=9090)],
+              ).tables.destinations
+    assert column(d, "server_port") == [8080, 9090]
+    assert column(d, "client_ports_seen") == [1, 2]
+
+
+def test_an_endpoint_on_a_low_port_among_many_hosts() -> None:
+    """100 clients (198.18.1.1-100, whose labels sort before the server's) call 198.18.9.9:80:
+    one server endpoint, 198.18.9.9:80."""
+    s = views([dict(client_ip=f"198.18.1.{1 + i}", server_ip="198.18.9.9", server_port=80)
+               for i in range(100)]).tables.servers
+    assert column(s, "server_ip") == ["198.18.9.9"] and column(s, "server_port") == [80]
+    assert column(s, "connections") == [100]
+
+
+def test_the_cause_is_each_endpoints_most_common() -> None:
+    """B:8080 closed first once, for an HTTP/1.0 request; B:9090 three times: twice not HTTP,
+    once an HTTP/1.0 request: its cause is not_http, 2 of 3."""
+    rows: list[dict[str, Any]] = [dict(active_closer="server", cause=CloseCause.http10_request)]
+    rows += [dict(client_port=40001 + i, server_port=9090, active_closer="server", cause=cause)
+             for i, cause in enumerate([CloseCause.http10_request, CloseCause.not_http, CloseCause.not_http])]
+    s = views(rows).tables.servers
+    assert column(s, "cause") == ["http10_request", "not_http"]
+    assert column(s, "cause_share") == [1.0, 2 / 3]
+
+
+def test_a_host_that_holds_no_time_wait_has_an_empty_series() -> None:
+    """A, the client of a server-first close, holds no TIME_WAIT: no step, no count (counts are
+    whole sockets: integers, also when there are none)."""
+    ts, count = views([dict(active_closer="server", time_wait_on="server", tw=(1, 61))]).series(A)
+    assert ts.tolist() == [] and count.tolist() == []
+    assert count.dtype == np.int64
+
+
+def test_time_wait_in_a_capture_whose_clock_starts_at_zero() -> None:
+    """A crafted file whose timestamps start at 0 s since the epoch: A, B and C each hold one
+    TIME_WAIT (B's from 0 s to 0.25 s, C's and A's later), so each peaks at 1."""
+    cols = flows(dict(active_closer="server", time_wait_on="server", tw=(0, 1)),
+                 dict(client_port=40001, server_ip=C, active_closer="server", time_wait_on="server", tw=(0, 1)),
+                 dict(client_port=40002, time_wait_on="client", tw=(0, 1)))
+    cols.update(first_ts=np.array([0.0, 0.1, 0.3]), last_ts=np.array([0.0, 0.2, 0.4]),
+                time_wait_start_ts=np.array([0.0, 0.2, 0.4]), time_wait_end_ts=np.array([0.25, 0.4, 0.5]))
+    h = host_views(cols, 0.0, 0.5, Options()).hosts_table()
+    assert column(h, "host") == [A, B, C]
+    assert column(h, "time_wait_peak") == [1, 1, 1]
+    assert h["time_wait_peak_ts"].tolist() == [0.4, 0.0, 0.2]
+
+
+def test_times_and_shares_left_empty_are_floats() -> None:
+    """A -> B:8080 was caught midstream (no opening seen: no rate, so no rate's instant); B:8080
+    closed nothing first (no cause, so no cause's share): NaN in float columns, as every empty
+    time and share."""
+    v = views([dict(roles_inferred=True, handshake="none"), dict(client_port=40001, server_port=9090)])
+    d, s = v.tables.destinations, v.tables.servers
+    assert d["observed_rate_peak_ts"].dtype == np.float64 and column(d, "observed_rate_peak_ts") == [None, 0]
+    assert s["cause_share"].dtype == np.float64 and column(s, "cause_share") == [None, None]
+
+
+def test_a_series_subject_loses_only_the_brackets_of_an_ipv6_address() -> None:
+    """"[198.18.0.2]X:8080" names no host and no endpoint (the X is no part of an address)."""
+    v = views([dict(active_closer="server", time_wait_on="server", tw=(1, 61))])
+    with pytest.raises(Exception, match="no such host or server endpoint"):
+        v.series("[198.18.0.2]X:8080")

@@ -591,3 +591,323 @@ def test_three_incarnations_each_against_the_one_before(tmp_path: Path) -> None:
     for name in ("roles_inferred", "one_sided", "half_close", "tw_assassination", "reuses_tuple_in_time_wait",
                  "capture_loss"):
         assert a.columns[name].dtype == np.bool_, name
+
+
+# ---- each flow judged on its own, boundaries, and what the rows hold where nothing applies -------
+
+
+def placed(packets: list[Any], port: int, dt: float, ip: str = CLIENT[0]) -> list[Any]:
+    """Copies of `packets` (a scenario written from t = 0 on CLIENT) with the client at `ip`:`port`
+    and every time `dt` later."""
+    from scapy.layers.inet import IP, TCP
+
+    out = [p.copy() for p in packets]
+    for p in out:
+        p.time = p.time + dt
+        if p[TCP].sport == CLIENT[1] and p[IP].src == CLIENT[0]:
+            p[IP].src, p[TCP].sport = ip, port
+        else:
+            p[IP].dst, p[TCP].dport = ip, port
+    return out
+
+
+SCENARIOS: list[list[Any]] = [
+    # 0: half-close: the server sends 100 bytes after the client's FIN, then closes
+    opening() + [seg(0.1, "FA", C_NXT, S_NXT), back(0.5, "PA", S_NXT, C_NXT + 1, b"x" * 100),
+                 seg(0.51, "A", C_NXT + 1, S_NXT + 100), back(0.6, "FA", S_NXT + 100, C_NXT + 1),
+                 seg(0.7, "A", C_NXT + 1, S_NXT + 101)],
+    # 1: new data beyond the client's own FIN (FIN_WAIT_2 too: no FIN from the server)
+    opening() + [seg(0.1, "FA", C_NXT, S_NXT), seg(0.2, "PA", C_NXT + 1, S_NXT, REQUEST)],
+    # 2: the request sent again after the FIN: below it, a retransmission
+    opening() + [seg(0.1, "FA", C_NXT, S_NXT), seg(0.2, "PA", C_NXT - 18, S_NXT, REQUEST)],
+    # 3: a lone FIN, acknowledged: FIN_WAIT_2
+    opening() + [seg(0.1, "FA", C_NXT, S_NXT), back(0.2, "A", S_NXT, C_NXT + 1)],
+    # 4: the client's TIME_WAIT (from 0.3 s) assassinated at 5 s
+    opening() + client_first_close() + [back(5.0, "R", S_NXT + 1)],
+    # 5: the same at 7 s, on a client whose profile ignores it (placed at 10.0.0.5: bsd)
+    opening() + client_first_close() + [back(7.0, "R", S_NXT + 1)],
+    # 6: refused twice: the second attempt follows no TIME_WAIT
+    [seg(0, "S", C_ISN), back(0.001, "RA", 0, C_ISN + 1), seg(1, "S", C_ISN + 5000), back(1.001, "RA", 0, C_ISN + 5001)],
+    # 7: a reuse accepted in the TIME_WAIT (10 s), 8: one after it (70 s)
+    reuse(10.0, C_ISN + 100_000, "synack"),
+    reuse(70.0, C_ISN + 100_000, "synack"),
+    # 9: one direction only: the client's segments, its FIN acknowledging the server's unseen data
+    [seg(0, "A", C_NXT, S_NXT + 100), seg(0.1, "FA", C_NXT, S_NXT + 100)],
+]
+BSD_HOST = (("10.0.0.5", "bsd"),)
+
+
+def test_each_scenario_in_one_capture_gets_the_row_it_gets_alone(tmp_path: Path) -> None:
+    """Ten connections, 200 s apart on ports 41000-41009, each judged on its own segments only
+    (docs/rules.md judges an incarnation by what it and its predecessor on the tuple show): its
+    row in the shared capture is the row of its capture alone, times identical, its evidence
+    frames shifted by the frames written before it. Each scenario's own verdicts are read off
+    its segments below."""
+    ports = [41000 + i for i in range(len(SCENARIOS))]
+    ip = ["10.0.0.5" if i == 5 else CLIENT[0] for i in range(len(SCENARIOS))]
+    together = judged(tmp_path, [p for i, s in enumerate(SCENARIOS) for p in placed(s, ports[i], 200.0 * i, ip[i])],
+                      host_os=BSD_HOST)
+    f = together.flows
+    before = 0
+    skip = {"flow_id", "evidence_frames", "capture_file"}
+    for i, s in enumerate(SCENARIOS):
+        alone = judged(tmp_path, placed(s, ports[i], 200.0 * i, ip[i]), host_os=BSD_HOST)
+        rows = np.flatnonzero(f["client_port"].to_numpy() == ports[i])
+        assert len(rows) == len(alone.flows), i
+        for name in f.columns.difference(list(skip)):
+            got, want = f[name].iloc[rows].tolist(), alone.flows[name].tolist()
+            assert [None if pd.isna(v) else v for v in got] == [None if pd.isna(v) else v for v in want], (i, name)
+        evidence = together.columns["evidence"][rows]
+        want_ev = alone.columns["evidence"]
+        assert np.array_equal(np.where(want_ev > 0, want_ev + before, want_ev), evidence), i
+        before += len(s)
+    # What each scenario's segments say, row by row (scenarios 6, 7, 8 have two incarnations each).
+    assert f["half_close"].tolist() == [True] + [False] * 12
+    assert f["data_after_fin"].tolist() == ["none", "new_data", "retransmission"] + ["none"] * 10
+    notes = text(together, "notes")
+    assert notes[3] == FIN_WAIT_2
+    assert notes[4] == "TIME_WAIT assassinated by an in-sequence RST (RFC 1337)"
+    assert notes[5] == "in-sequence RST during TIME_WAIT, ignored under this OS profile (RFC 1337 fix)"
+    assert f["tw_assassination_ts"].tolist()[4:6] == [805.0, 1007.0]
+    assert [None if pd.isna(v) else v for v in f["reuse_verdict"]][6:12] == [
+        None, None, None, "accepted_isn", None, "after_time_wait"]
+    assert f["reuses_tuple_in_time_wait"].tolist()[6:12] == [False, False, False, True, False, False]
+    assert f["one_sided"].tolist() == [False] * 12 + [True]
+
+
+def test_a_single_byte_acknowledged_and_never_seen_is_capture_loss(tmp_path: Path) -> None:
+    """The client's byte at C_NXT is not in the capture: its next segment starts at C_NXT + 1,
+    and the server acknowledges up to C_NXT + 19. One byte the peer acknowledged and the
+    capture never showed (docs/rules.md "Honesty about the capture point"): the least loss
+    there is, still loss, with its gap between the request (frame 4) and the next segment (5)."""
+    a = judged(tmp_path, opening() + [seg(0.1, "PA", C_NXT + 1, S_NXT, REQUEST), back(0.2, "A", S_NXT, C_NXT + 19)])
+    (r,) = a.flows.itertuples()
+    assert (r.capture_loss, r.capture_loss_bytes, r.capture_loss_bytes_c2s, r.capture_loss_bytes_s2c) == (True, 1, 1, 0)
+    assert text(a, "notes") == ["bytes acknowledged that the capture never saw (capture loss)"]
+    assert text(a, "evidence_frames") == ["syn 1, gap after 4, before 5"]
+
+
+def rst_in_time_wait(t_rst: float) -> list[Any]:
+    """opening(), then a client-first close whose final ACK (frame 7, the client's TIME_WAIT
+    start) is at exactly 1 s, then the server's in-sequence RST (its FIN + 1) at `t_rst`."""
+    c, s = C_NXT, S_NXT
+    return opening() + [seg(0.5, "FA", c, s), back(0.75, "FA", s, c + 1), seg(1.0, "A", c + 1, s + 1),
+                        back(t_rst, "R", s + 1)]
+
+
+@pytest.mark.parametrize(("t_rst", "killed"), [(1.0, True), (61.0, False)], ids=["at-the-start", "at-the-end"])
+def test_an_rst_at_the_bounds_of_the_time_wait(tmp_path: Path, t_rst: float, killed: bool) -> None:
+    """TIME_WAIT runs from the holder's final ACK (1 s) for 60 s under linux: [1 s, 61 s). An RST
+    in the very instant it starts (a later frame, the same time) reaches a TIME_WAIT and ends it;
+    one at 61 s comes when it has ended (docs/rules.md "TIME_WAIT": a reuse at its end is no
+    longer in it, and the same bound holds for an RST)."""
+    (r,) = judged(tmp_path, rst_in_time_wait(t_rst)).flows.itertuples()
+    assert (r.time_wait_on, r.time_wait_start_ts, r.tw_assassination) == ("client", 1.0, killed)
+    assert r.time_wait_end_ts == (1.0 if killed else 61.0)
+
+
+def test_a_hosts_own_profile_overrides_the_runs_for_an_rst_in_time_wait(tmp_path: Path) -> None:
+    """--os bsd ignores an in-sequence RST in TIME_WAIT; --host-os gives the client (10.0.0.1)
+    linux, which ends its TIME_WAIT at the RST (docs/rules.md "TIME_WAIT", the profile table)."""
+    packets = opening() + client_first_close() + [back(5.0, "R", S_NXT + 1)]
+    (r,) = judged(tmp_path, packets, os="bsd", host_os=(("10.0.0.1", "linux"),)).flows.itertuples()
+    assert (r.tw_assassination, r.tw_assassination_ts, r.time_wait_end_ts) == (True, 5.0, 5.0)
+    (bsd,) = judged(tmp_path, packets, os="bsd").flows.itertuples()
+    assert bsd.tw_assassination and bsd.time_wait_end_ts == pytest.approx(60.3)  # 0.3 s + 60 s: a float sum
+
+
+def test_a_reuse_in_the_instant_the_time_wait_starts_is_in_it(tmp_path: Path) -> None:
+    """The client's final ACK (frame 7, 1 s) starts its TIME_WAIT; its new SYN (frame 8) comes
+    in the same instant: in the TIME_WAIT, and accepted for its ISN above the old next sequence
+    (docs/rules.md "TIME_WAIT", Reuse; RFC 1122)."""
+    new = C_ISN + 100_000
+    a = judged(tmp_path, rst_in_time_wait(1.0)[:-1] + [seg(1.0, "S", new), back(1.001, "SA", 90000, new + 1),
+                                                        seg(1.002, "A", new + 1, 90001)])
+    old, second = a.flows.itertuples()
+    assert (second.reuses_tuple_in_time_wait, second.reuse_verdict) == (True, "accepted_isn")
+    assert (old.time_wait_start_ts, old.time_wait_end_ts) == (1.0, 1.0)  # accepting ends it there
+
+
+def stamped_reuse(old_tsval: int, new_tsval: int) -> list[Any]:
+    """reuse() at 10 s with an ISN below the old connection's next sequence (the ISN rule does not
+    accept it), every client segment of the first connection carrying TSval `old_tsval`, the
+    new SYN `new_tsval`, answered by a SYN-ACK."""
+    isn = (C_ISN - 100_000) % 2**32
+    first = [stamped(p, old_tsval) if p.sport == CLIENT[1] else stamped(p, 7000) for p in opening() + client_first_close()]
+    return first + [stamped(seg(10.0, "S", isn), new_tsval), back(10.001, "SA", 90000, isn + 1),
+                    seg(10.002, "A", isn + 1, 90001)]
+
+
+@pytest.mark.parametrize(("old_tsval", "new_tsval", "verdict"), [
+    (0, 5, "accepted_timestamps"),  # 0 is a timestamp like any other
+    (2**32 - 10, 0, "accepted_timestamps"),  # newer across the wrap (RFC 7323 §5.2: compared modulo 2^32)
+    (106, 107, "accepted_timestamps"),  # one tick newer
+    (106, 106, None),  # equal is not newer (RFC 6191 §2: strictly greater)
+], ids=["old-zero", "new-zero-after-wrap", "one-newer", "equal"])
+def test_the_timestamps_that_accept_a_reuse(tmp_path: Path, old_tsval: int, new_tsval: int,
+                                            verdict: str | None) -> None:
+    a = judged(tmp_path, stamped_reuse(old_tsval, new_tsval))
+    assert [None if pd.isna(v) else v for v in a.flows["reuse_verdict"]] == [None, verdict]
+    assert a.flows["reuses_tuple_in_time_wait"].tolist() == [False, True]
+
+
+def test_the_linux_isn_across_the_sequence_wrap(tmp_path: Path) -> None:
+    """The client's ISN 2^32 - 100: after its 18 bytes and its FIN its next sequence is
+    2^32 - 80, and Linux's new ISN, that + 65537, wraps to 65457 (sequence numbers are modulo
+    2^32, RFC 9293 §3.4)."""
+    c_isn = 2**32 - 100
+    c, s = c_isn + 19, S_NXT
+    new = (c + 1 + 65537) % 2**32
+    a = judged(tmp_path, opening(c_isn=c_isn) + [seg(0.1, "FA", c, s), back(0.2, "FA", s, c + 1),
+                                                 seg(0.3, "A", c + 1, s + 1), seg(10.0, "S", new),
+                                                 back(10.001, "SA", 90000, new + 1), seg(10.002, "A", new + 1, 90001)])
+    assert new == 65457
+    assert text(a, "notes")[1] == "ISN = old next sequence + 65537: Linux took over the TIME_WAIT"
+
+
+@pytest.mark.parametrize(("first", "other", "server"), [
+    (("10.0.0.1", 80), ("10.0.0.2", 443), ("10.0.0.2", 443)),
+    (("10.0.0.2", 443), ("10.0.0.1", 80), ("10.0.0.1", 80)),
+], ids=["smaller-address-spoke-first", "larger-address-spoke-first"])
+def test_two_well_known_ports_leave_the_first_sender_the_client(tmp_path: Path, first: tuple[str, int],
+                                                               other: tuple[str, int], server: tuple[str, int]) -> None:
+    """Both ports below 1024, one peer each: neither port tells the server, so the first sender
+    is taken as the client (docs/rules.md "Vocabulary": the first sender is the weak hint)."""
+    (r,) = judged(tmp_path, midstream(first, other)).flows.itertuples()
+    assert (r.server_ip, r.server_port, r.client_ip, r.client_port, r.roles_inferred) == (*server, *first, True)
+
+
+def test_one_direction_from_the_larger_address_makes_its_sender_the_client(tmp_path: Path) -> None:
+    """Only 10.0.0.2:50000's segments, to 10.0.0.1:50001: no well-known port, one peer each; the
+    only sender is the first sender, so the client (docs/rules.md "Vocabulary")."""
+    a = judged(tmp_path, [seg(0, "PA", 7000, 3000, b"x" * 10, src=("10.0.0.2", 50000), dst=("10.0.0.1", 50001)),
+                          seg(0.1, "PA", 7010, 3000, b"y" * 10, src=("10.0.0.2", 50000), dst=("10.0.0.1", 50001))])
+    (r,) = a.flows.itertuples()
+    assert (r.client_ip, r.client_port, r.server_ip, r.server_port) == ("10.0.0.2", 50000, "10.0.0.1", 50001)
+    assert (r.packets_c2s, r.packets_s2c, r.roles_inferred) == (2, 0, True)
+
+
+def test_a_fin_during_the_handshake_then_an_rst_closes_nothing_established(tmp_path: Path) -> None:
+    """SYN (1), SYN-ACK (2), the server's FIN (3) before any third segment, the client's RST (4):
+    the handshake never completed, so `handshake_reset` with no active closer and no TIME_WAIT,
+    whoever sent a FIN (docs/rules.md "Close verdicts" 4)."""
+    a = judged(tmp_path, [seg(0, "S", C_ISN), back(0.001, "SA", S_ISN, C_ISN + 1), back(0.002, "FA", S_ISN + 1, C_ISN + 1),
+                          seg(0.003, "R", C_ISN + 1)])
+    (r,) = a.flows.itertuples()
+    assert (r.close_kind, r.first_rst_by, r.first_fin_by) == ("handshake_reset", "client", "server")
+    assert (r.active_closer, r.time_wait_on) == ("none", "none")
+
+
+@pytest.mark.parametrize("server_fin_first", [False, True], ids=["client-fin-first", "server-fin-first"])
+def test_fins_acknowledging_each_other_fall_back_on_capture_order(tmp_path: Path, server_fin_first: bool) -> None:
+    """Each FIN acknowledges the other (frames 5 and 6): causality cannot order them, a capture
+    merged from two points can show this, so the FIN seen first names the closer (docs/rules.md
+    "Close verdicts" 1 decides by the acknowledgments where they decide)."""
+    fins = [seg(0.1, "FA", C_NXT, S_NXT + 1), back(0.1001, "FA", S_NXT, C_NXT + 1)]
+    a = judged(tmp_path, opening() + (fins[::-1] if server_fin_first else fins))
+    (r,) = a.flows.itertuples()
+    first = "server" if server_fin_first else "client"
+    assert (r.close_kind, r.active_closer, r.first_fin_by) == ("fin", first, first)
+
+
+def test_addresses_of_ipv6_flows_either_way_round(tmp_path: Path) -> None:
+    """Three IPv6 connections, each from its SYN: 2001:db8:1::1 (the smaller address, other /64
+    than its server's) to 2001:db8:2::2:443; 2001:db8:2::9 (the larger) to 2001:db8:1::1:443;
+    ::1 to ::2 (loopback-like, upper 64 bits zero: IPv6 still, never written as IPv4)."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    def syn(t: float, src: str, sport: int, dst: str) -> Any:
+        p = Ether() / IPv6(src=src, dst=dst) / TCP(sport=sport, dport=443, flags="S", seq=1)
+        p.time = t
+        return p
+
+    a = judged(tmp_path, [syn(0, "2001:db8:1::1", 40000, "2001:db8:2::2"), syn(1, "2001:db8:2::9", 40001, "2001:db8:1::1"),
+                          syn(2, "::1", 40002, "::2")])
+    f = a.flows
+    assert list(zip(f["client_ip"], f["client_port"], f["server_ip"], f["server_port"])) == [
+        ("2001:db8:1::1", 40000, "2001:db8:2::2", 443), ("2001:db8:2::9", 40001, "2001:db8:1::1", 443),
+        ("::1", 40002, "::2", 443)]
+
+
+def test_a_server_first_close_without_payload_has_no_payload_cause(tmp_path: Path) -> None:
+    """The server closes first (frame 4) and neither side sent a byte: the cause is no_payload,
+    nothing was there to read (docs/rules.md "Server-side active close")."""
+    a = judged(tmp_path, [seg(0, "S", C_ISN), back(0.001, "SA", S_ISN, C_ISN + 1), seg(0.002, "A", C_ISN + 1, S_ISN + 1),
+                          back(0.1, "FA", S_ISN + 1, C_ISN + 1), seg(0.2, "FA", C_ISN + 1, S_ISN + 2),
+                          back(0.3, "A", S_ISN + 2, C_ISN + 2)])
+    assert a.flows["active_closer"].tolist() == ["server"]
+    assert a.servers.set_index("server_port").loc[8080, "cause"] == "no_payload"
+
+
+def test_the_outer_vlan_of_a_double_tagged_flow(tmp_path: Path) -> None:
+    """802.1ad double tagging (outer 100, inner 200): `vlan` is the outermost VLAN id (schema)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    p = Ether() / Dot1Q(vlan=100) / Dot1Q(vlan=200) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(
+        sport=40000, dport=8080, flags="S", seq=C_ISN)
+    p.time = 0
+    a = judged(tmp_path, [p])
+    assert a.flows["vlan"].tolist() == [100]
+
+
+def test_an_ipv6_flow_in_a_vlan_says_ipv6_in_its_encapsulation(tmp_path: Path) -> None:
+    """One IPv4 and one IPv6 connection, both in VLAN 7: each encapsulation text ends in its own
+    IP header (schema: outermost first, then the flow's IP)."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    v4 = Ether() / Dot1Q(vlan=7) / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=40000, dport=8080, flags="S", seq=1)
+    v6 = Ether() / Dot1Q(vlan=7) / IPv6(src="fd00::1", dst="fd00::2") / TCP(sport=40000, dport=8080, flags="S", seq=1)
+    v4.time, v6.time = 0, 1
+    a = judged(tmp_path, [v4, v6])
+    assert a.flows["encapsulation"].tolist() == ["eth/vlan:7/ipv4", "eth/vlan:7/ipv6"]
+
+
+def test_a_flow_seen_at_one_point_has_no_copies(tmp_path: Path) -> None:
+    """One capture point: no copies set aside, `also_seen_on` is the empty text and
+    `duplicates_seen` 0 (schema), not unknown."""
+    a = judged(tmp_path, opening())
+    assert a.flows["also_seen_on"].tolist() == [""] and a.flows["duplicates_seen"].tolist() == [0]
+
+
+def test_membership_of_the_flow_columns(tmp_path: Path) -> None:
+    """`Analysis.columns` holds the flow columns in schema order (schema.COLUMN_NAMES), the text
+    ones built when read, then the internal ones, and nothing else."""
+    from teardown.schema import COLUMN_NAMES, INTERNAL_COLUMNS
+
+    a = judged(tmp_path, opening())
+    assert list(a.columns) == COLUMN_NAMES + list(INTERNAL_COLUMNS) and len(a.columns) == len(list(a.columns))
+    assert all(name in a.columns for name in ("close_kind", "flow_id", "notes", "close_cause"))
+    assert "no_such_column" not in a.columns
+
+
+def test_reuse_verdicts_of_tuples_judged_together(tmp_path: Path) -> None:
+    """Three 4-tuples at the same time, so judged in one batch: :41000 reuses its tuple at 70 s,
+    after the client's TIME_WAIT (0.3 s to 60.3 s); :41001 reuses it at 10.5 s, in the TIME_WAIT
+    (from 0.8 s), accepted for its ISN; :41002's client aborts at 5.1 s (an RST: nobody holds a
+    TIME_WAIT) and connects again at 6 s: no verdict, there was no TIME_WAIT to be in
+    (docs/rules.md "TIME_WAIT", Reuse). Each verdict is its own tuple's, whatever the others show."""
+    a = judged(tmp_path, sorted(
+        placed(reuse(70.0, C_ISN + 100_000, "synack"), 41000, 0.0)
+        + placed(reuse(10.0, C_ISN + 100_000, "synack"), 41001, 0.5)
+        + placed(opening() + [seg(0.1, "R", C_NXT), seg(1, "S", C_ISN + 100_000),
+                              back(1.001, "SA", 90000, C_ISN + 100_001), seg(1.002, "A", C_ISN + 100_001, 90001)],
+                 41002, 5.0), key=lambda p: float(p.time)))
+    f = a.flows
+    got = {(port, i): (None if pd.isna(v) else v, bool(w)) for port, i, v, w in zip(
+        f["client_port"], f["incarnation"], f["reuse_verdict"], f["reuses_tuple_in_time_wait"])}
+    assert got == {(41000, 0): (None, False), (41000, 1): ("after_time_wait", False),
+                   (41001, 0): (None, False), (41001, 1): ("accepted_isn", True),
+                   (41002, 0): (None, False), (41002, 1): (None, False)}
+
+
+def test_port_1024_on_the_smaller_address_is_not_well_known(tmp_path: Path) -> None:
+    """10.0.0.1:1024 speaks first to 10.0.0.2:50000 midstream: 1024 is not below the well-known
+    limit (docs/rules.md "Vocabulary"), so no port tells the server and the first sender is the
+    client, on the smaller address as on the larger."""
+    (r,) = judged(tmp_path, midstream(("10.0.0.1", 1024), ("10.0.0.2", 50000))).flows.itertuples()
+    assert (r.client_ip, r.client_port, r.server_ip, r.server_port) == ("10.0.0.1", 1024, "10.0.0.2", 50000)
