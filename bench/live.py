@@ -1,7 +1,7 @@
 """How many packets per second `teardown live` keeps up with on loopback, without drops.
 
     sudo python bench/live.py                          # rates 1000,2000,4000,8000 conn/s
-    sudo python bench/live.py --rates 3000,6000 --seconds 10 --reader pyshark
+    sudo python bench/live.py --rates 3000,6000 --seconds 10 --reader dumpcap
 
 For each target rate of new connections: a fresh network namespace (so nothing else is on its
 loopback), a selectors server, client processes opening short connections at that rate
@@ -132,7 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="1000,2000,4000,8000", help="target new connections per second, per step")
     ap.add_argument("--seconds", type=float, default=8.0, help="load per step")
-    ap.add_argument("--reader", default="scapy", choices=["scapy", "pyshark"])
+    ap.add_argument("--reader", default="scapy", choices=["scapy", "dumpcap"])
     ap.add_argument("--procs", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="client processes")
     args = ap.parse_args()
     print(f"teardown live -i lo --reader {args.reader}; {os.cpu_count()} CPUs; {args.seconds:g} s per step\n")

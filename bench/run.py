@@ -37,7 +37,7 @@ BENCH = Path(__file__).resolve().parent
 PEERS = BENCH / "peers"
 # Default --limit per slow peer, sized so each takes ~15-40 s (scapy ~3,400 pkt/s,
 # pyshark ~300 pkt/s on the 2-core reference machine).
-SLOW_DEFAULT_LIMIT = {"scapy": 50_000, "pyshark": 10_000, "teardown-scapy": 50_000, "teardown-pyshark": 200_000}
+SLOW_DEFAULT_LIMIT = {"scapy": 50_000, "pyshark": 10_000, "teardown-scapy": 50_000, "teardown-tshark": 200_000}
 
 
 @dataclass
@@ -106,9 +106,9 @@ def make_peers(capture: str, python: str, teardown: list[str], limit: dict[str, 
              "`teardown analyze --reader fast` (the default `auto` is this plus a hand-off of what it cannot decode)"),
         Peer("teardown-scapy", [python, str(PEERS / "teardown_reader.py"), capture, "--reader", "scapy"],
              "`teardown analyze --reader scapy`: every frame dissected by scapy's layers", limit["teardown-scapy"]),
-        Peer("teardown-pyshark", [python, str(PEERS / "teardown_reader.py"), capture, "--reader", "pyshark"],
+        Peer("teardown-tshark", [python, str(PEERS / "teardown_reader.py"), capture, "--reader", "tshark"],
              "`teardown analyze --reader pyshark`: tshark `-T fields`, only the fields needed",
-             limit["teardown-pyshark"]),
+             limit["teardown-tshark"]),
         Peer("tshark", ["tshark", "-q", "-n", "-z", "conv,tcp", "-r", capture], "TCP conversations table"),
         Peer("tcptrace", ["tcptrace", "-n", capture], "per-connection summary"),
         Peer("dpkt", [python, str(PEERS / "dpkt_flows.py"), capture], "Ethernet/IP/TCP parse, flows in a dict"),
@@ -243,7 +243,7 @@ def main() -> int:
     ap.add_argument("--teardown", help="teardown command (default: beside --python, then PATH)")
     ap.add_argument("--only", help="comma-separated subset: teardown,teardown-quiet,teardown-csv,teardown-parquet,"
                     "teardown-html,teardown-one-process,teardown-fast,"
-                    "teardown-scapy,teardown-pyshark,tshark,tcptrace,dpkt,scapy,pyshark")
+                    "teardown-scapy,teardown-tshark,tshark,tcptrace,dpkt,scapy,pyshark")
     ap.add_argument("--repeat", type=int, default=1, help="K rounds of every peer in turn; the median run is reported")
     ap.add_argument("--ten-times", type=Path, metavar="CAPTURE",
                     help="also time `teardown`, `teardown -o flows.csv` and `teardown --workers 0` on this capture "

@@ -25,6 +25,17 @@
 #include <stdint.h>
 #include <string.h>
 
+/* EtherTypes (IEEE registry), PPP protocol numbers (RFC 1661), IP protocol numbers (IANA) and
+ * the UDP ports of the tunnels decoded (IANA), as the headers spell them. */
+enum ethertype {
+    ET_IPV4 = 0x0800, ET_IPV6 = 0x86DD, ET_VLAN = 0x8100, ET_QINQ = 0x88A8, ET_QINQ_OLD = 0x9100,
+    ET_MPLS = 0x8847, ET_MPLS_MULTICAST = 0x8848, ET_ETHERNET = 0x6558, /* transparent Ethernet bridging */
+    ET_ERSPAN_II = 0x88BE, ET_ERSPAN_III = 0x22EB
+};
+enum { PPP_IPV4 = 0x0021, PPP_IPV6 = 0x0057 };
+enum { IP_PROTO_IPIP = 4, IP_PROTO_TCP = 6, IP_PROTO_UDP = 17, IP_PROTO_IPV6 = 41, IP_PROTO_GRE = 47 };
+enum { PORT_VXLAN = 4789, PORT_GENEVE = 6081, PORT_GTP_U = 2152 };
+
 /* Skip reasons; decode.py holds their texts, in this order (_IP_REASONS, _SHORT_REASONS, then
  * _CARRIER_REASONS). */
 enum reason {
@@ -119,10 +130,13 @@ static void push(Path *p, unsigned code, int64_t id, int64_t outer_at) {
     }
 }
 
-/* A tunnel: its kind, the outer IP header's two addresses in sorted order, its key. */
-static void tunnel(Path *p, const uint8_t *f, unsigned code, int64_t outer_at, int64_t key) {
+/* A tunnel: its kind, the outer IP header's two addresses in sorted order, its key. The outer
+ * header at `outer_at` is one walk() decoded; its addresses are read only if they fit in the
+ * `cap` captured bytes. */
+static void tunnel(Path *p, const uint8_t *f, int64_t cap, unsigned code, int64_t outer_at, int64_t key) {
     uint64_t a[4] = {0, 0, 0, 0}; /* (hi, lo) of each outer address */
     const uint8_t *h = f + outer_at;
+    if (outer_at < 0 || outer_at >= cap || outer_at + (h[0] >> 4 == 4 ? 20 : 40) > cap) return;
     if (h[0] >> 4 == 4) {
         a[1] = IPV4_MAPPED | be32(h + 12), a[3] = IPV4_MAPPED | be32(h + 16);
     } else {
@@ -164,15 +178,15 @@ static int64_t link_layer(const uint8_t *f, int64_t cap, unsigned linktype, unsi
         if (at + 1 > cap) { counts[SHORT_LINK]++; return -1; }
         unsigned proto = f[at] & 1 ? f[at] : (at + 2 <= cap ? be16(f + at) : 0xFFFF);
         at += f[at] & 1 ? 1 : 2;
-        if (proto == 0x21) *ethertype = 0x0800;
-        else if (proto == 0x57) *ethertype = 0x86DD;
+        if (proto == PPP_IPV4) *ethertype = ET_IPV4;
+        else if (proto == PPP_IPV6) *ethertype = ET_IPV6;
         else { counts[LINK_CONTROL]++; return -1; } /* LCP, IPCP, ...: the link talking to itself */
         return at;
     }
     case 104: /* Cisco HDLC: address, control, EtherType */
         if (cap < 4) { counts[SHORT_LINK]++; return -1; }
         *ethertype = be16(f + 2);
-        if (*ethertype != 0x0800 && *ethertype != 0x86DD) { counts[LINK_CONTROL]++; return -1; } /* SLARP, CDP */
+        if (*ethertype != ET_IPV4 && *ethertype != ET_IPV6) { counts[LINK_CONTROL]++; return -1; } /* SLARP, CDP */
         return 4;
     case 242: /* IP over InfiniBand: as Linux captures it (and tcpdump and Wireshark read it), the
                * 20-byte destination and source hardware addresses in front of RFC 4391's header
@@ -183,9 +197,9 @@ static int64_t link_layer(const uint8_t *f, int64_t cap, unsigned linktype, unsi
     case 129: { /* Linux ARCNET: source, destination, 2-byte offset, protocol id (RFC 1201/1051) */
         if (cap < 5) { counts[SHORT_LINK]++; return -1; }
         unsigned proto = f[4];
-        if (proto == 240) { *ethertype = 0x0800; return 5; }     /* RFC 1051 IP: no split header */
+        if (proto == 240) { *ethertype = ET_IPV4; return 5; }     /* RFC 1051 IP: no split header */
         if (proto != 212 && proto != 196) { counts[NOT_IP]++; return -1; }
-        *ethertype = proto == 212 ? 0x0800 : 0x86DD;             /* RFC 1201 IP, RFC 2497 IPv6 */
+        *ethertype = proto == 212 ? ET_IPV4 : ET_IPV6;             /* RFC 1201 IP, RFC 2497 IPv6 */
         if (cap < 8) { counts[SHORT_LINK]++; return -1; }
         return f[5] == 0xFF ? 12 : 8; /* split flag, sequence; an exception frame has 4 more bytes */
     }
@@ -267,7 +281,7 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
     push(p, L_LINK, linktype, -1);
     for (int depth = 0; depth < MAX_LAYERS; depth++) {
         /* EtherType dispatch: tags, labels, PPPoE, Ethernet inside a tunnel */
-        if (et == 0x8100 || et == 0x88A8 || et == 0x9100) {
+        if (et == ET_VLAN || et == ET_QINQ || et == ET_QINQ_OLD) {
             if (at + 4 > cap) { counts[NOT_IP]++; return -1; }
             unsigned vid = be16(f + at) & 0x0FFF;
             if (vid) p->where = mix(mix(p->where, 0x71), vid); /* VID 0: a priority tag, no VLAN */
@@ -276,7 +290,7 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
             at += 4;
             continue;
         }
-        if (et == 0x8847 || et == 0x8848) { /* MPLS: labels to the bottom of the stack */
+        if (et == ET_MPLS || et == ET_MPLS_MULTICAST) { /* MPLS: labels to the bottom of the stack */
             int bottom = 0;
             for (int k = 0; k < 16 && !bottom; k++, at += 4) {
                 if (at + 4 > cap) { counts[BAD_IP]++; return -1; }
@@ -293,12 +307,12 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
             unsigned proto = be16(f + at + 6);
             push(p, L_PPPOE, NO_ID, -1);
             at += 8;
-            if (proto == 0x0021) et = 0x0800;
-            else if (proto == 0x0057) et = 0x86DD;
+            if (proto == PPP_IPV4) et = ET_IPV4;
+            else if (proto == PPP_IPV6) et = ET_IPV6;
             else { counts[LINK_CONTROL]++; return -1; }
             continue;
         }
-        if (et == 0x6558) { /* Ethernet carried in a tunnel */
+        if (et == ET_ETHERNET) { /* Ethernet carried in a tunnel */
             if (at + 14 > cap) { counts[BAD_IP]++; return -1; }
             push(p, L_ETH, NO_ID, -1);
             et = be16(f + at + 12);
@@ -314,8 +328,8 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
 
         /* IP: the link's EtherType, when it gave one, must agree with the version nibble. */
         unsigned version = at < cap ? f[at] >> 4 : 0;
-        int is4 = version == 4 && (et == 0 || et == 0x0800);
-        int is6 = version == 6 && (et == 0 || et == 0x86DD);
+        int is4 = version == 4 && (et == 0 || et == ET_IPV4);
+        int is6 = version == 6 && (et == 0 || et == ET_IPV6);
         if (!is4 && !is6) { counts[NOT_IP]++; return -1; }
         int64_t ip_at = at, l4, ip_end;
         unsigned proto;
@@ -362,17 +376,17 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
             ip_end = plen > 0 ? at + 40 + plen : wire; /* 0: jumbogram or TSO */
         }
         push(p, is4 ? L_IPV4 : L_IPV6, NO_ID, -1);
-        if (proto == 6) {
+        if (proto == IP_PROTO_TCP) {
             in->ip_at = ip_at, in->l4 = l4, in->ip_end = ip_end, in->is4 = is4;
             return 0;
         }
-        if (proto == 4 || proto == 41) { /* IPv4 or IPv6 in IP (ipip, sit/6in4, ip6tnl) */
-            tunnel(p, f, L_IPIP, ip_at, NO_ID);
+        if (proto == IP_PROTO_IPIP || proto == IP_PROTO_IPV6) { /* IPv4 or IPv6 in IP (ipip, sit/6in4, ip6tnl) */
+            tunnel(p, f, cap, L_IPIP, ip_at, NO_ID);
             et = 0;
             at = l4;
             continue;
         }
-        if (proto == 47) { /* GRE: checksum, key and sequence number when their flags say */
+        if (proto == IP_PROTO_GRE) { /* GRE: checksum, key and sequence number when their flags say */
             if (l4 + 4 > cap) { counts[BAD_IP]++; return -1; }
             unsigned flags = be16(f + l4), gproto = be16(f + l4 + 2);
             if (flags & 0x0007) { counts[TUNNEL_UNKNOWN]++; return -1; } /* version 1: PPTP's PPP */
@@ -384,44 +398,44 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
                 g += 4;
             }
             g += flags & 0x1000 ? 4 : 0;
-            if (gproto != 0x88BE && gproto != 0x22EB) tunnel(p, f, L_GRE, ip_at, key);
+            if (gproto != ET_ERSPAN_II && gproto != ET_ERSPAN_III) tunnel(p, f, cap, L_GRE, ip_at, key);
             else push(p, L_GRE, NO_ID, -1); /* the tunnel is the ERSPAN session below */
-            if (gproto == 0x88BE || gproto == 0x22EB) { /* ERSPAN: II (sequenced) or I; III */
-                int64_t hdr = gproto == 0x22EB ? 12 : (flags & 0x1000 ? 8 : 0);
+            if (gproto == ET_ERSPAN_II || gproto == ET_ERSPAN_III) { /* ERSPAN: II (sequenced) or I; III */
+                int64_t hdr = gproto == ET_ERSPAN_III ? 12 : (flags & 0x1000 ? 8 : 0);
                 if (g + hdr > cap) { counts[BAD_IP]++; return -1; }
                 int64_t session = hdr ? (be16(f + g + 2) & 0x03FF) : NO_ID;
-                if (gproto == 0x22EB && g + 12 <= cap && (f[g + 11] & 1)) hdr += 8; /* platform subheader */
-                tunnel(p, f, L_ERSPAN, ip_at, session);
-                gproto = 0x6558;
+                if (gproto == ET_ERSPAN_III && g + 12 <= cap && (f[g + 11] & 1)) hdr += 8; /* platform subheader */
+                tunnel(p, f, cap, L_ERSPAN, ip_at, session);
+                gproto = ET_ETHERNET;
                 g += hdr;
             }
             et = gproto;
             at = g;
-            if (et != 0x0800 && et != 0x86DD && et != 0x6558 && et != 0x8847 && et != 0x8848) {
+            if (et != ET_IPV4 && et != ET_IPV6 && et != ET_ETHERNET && et != ET_MPLS && et != ET_MPLS_MULTICAST) {
                 counts[TUNNEL_UNKNOWN]++;
                 return -1;
             }
             continue;
         }
-        if (proto == 17 && l4 + 8 <= cap) { /* UDP to a tunnel's port */
+        if (proto == IP_PROTO_UDP && l4 + 8 <= cap) { /* UDP to a tunnel's port */
             unsigned sport = be16(f + l4), dport = be16(f + l4 + 2);
             int64_t u = l4 + 8;
-            if (dport == 4789 || (sport == 4789 && dport != 6081 && dport != 2152)) { /* VXLAN: VNI, then Ethernet */
+            if (dport == PORT_VXLAN || (sport == PORT_VXLAN && dport != PORT_GENEVE && dport != PORT_GTP_U)) { /* VXLAN: VNI, then Ethernet */
                 if (u + 8 > cap) { counts[BAD_IP]++; return -1; }
-                tunnel(p, f, L_VXLAN, ip_at, f[u] & 0x08 ? (int64_t)(be32(f + u + 4) >> 8) : NO_ID);
-                et = 0x6558;
+                tunnel(p, f, cap, L_VXLAN, ip_at, f[u] & 0x08 ? (int64_t)(be32(f + u + 4) >> 8) : NO_ID);
+                et = ET_ETHERNET;
                 at = u + 8;
                 continue;
             }
-            if (dport == 6081 || (sport == 6081 && dport != 2152)) { /* GENEVE: options, protocol, VNI */
+            if (dport == PORT_GENEVE || (sport == PORT_GENEVE && dport != PORT_GTP_U)) { /* GENEVE: options, protocol, VNI */
                 if (u + 8 > cap) { counts[BAD_IP]++; return -1; }
-                tunnel(p, f, L_GENEVE, ip_at, (int64_t)(be32(f + u + 4) >> 8));
+                tunnel(p, f, cap, L_GENEVE, ip_at, (int64_t)(be32(f + u + 4) >> 8));
                 et = be16(f + u + 2);
                 at = u + 8 + (f[u] & 0x3F) * 4;
-                if (et != 0x0800 && et != 0x86DD && et != 0x6558) { counts[TUNNEL_UNKNOWN]++; return -1; }
+                if (et != ET_IPV4 && et != ET_IPV6 && et != ET_ETHERNET) { counts[TUNNEL_UNKNOWN]++; return -1; }
                 continue;
             }
-            if (dport == 2152 || sport == 2152) { /* GTP-U: G-PDUs carry IP; extension headers chain */
+            if (dport == PORT_GTP_U || sport == PORT_GTP_U) { /* GTP-U: G-PDUs carry IP; extension headers chain */
                 if (u + 8 > cap) { counts[BAD_IP]++; return -1; }
                 unsigned gflags = f[u];
                 if (gflags >> 5 != 1 || !(gflags & 0x10)) { counts[TUNNEL_UNKNOWN]++; return -1; }
@@ -440,7 +454,7 @@ static int walk(const uint8_t *f, int64_t cap, int64_t wire, unsigned linktype, 
                     }
                     if (next) { counts[BAD_IP]++; return -1; }
                 }
-                tunnel(p, f, L_GTPU, ip_at, NO_ID); /* TEIDs differ per direction: not identity */
+                tunnel(p, f, cap, L_GTPU, ip_at, NO_ID); /* TEIDs differ per direction: not identity */
                 et = 0;
                 at = g;
                 continue;
@@ -587,7 +601,7 @@ static PyObject *describe(PyObject *self, PyObject *args) {
         PyObject *id = layers.layer[k].id == NO_ID ? Py_NewRef(Py_None) : PyLong_FromLongLong(layers.layer[k].id);
         PyObject *ends = Py_NewRef(Py_None);
         int64_t o = layers.layer[k].outer_at;
-        if (o >= 0) {
+        if (o >= 0 && o < frame.len && o + (f[o] >> 4 == 4 ? 20 : 40) <= frame.len) { /* the outer header's addresses */
             uint8_t a[16] = {0}, b[16] = {0};
             if (f[o] >> 4 == 4) {
                 a[10] = a[11] = b[10] = b[11] = 0xFF;

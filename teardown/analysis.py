@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,17 +17,18 @@ import numpy.typing as npt
 
 from .carriers import Contexts, Point
 from .copies import SetAside, set_aside
-from .decode import LINKTYPE_NAMES, Packets, decode
-from .dissect import WHOLE_FILE_TO_TSHARK, FrameDecoder, frame_decoder, other_format
+from .decode import LINKTYPE_NAMES
 from .engine import Engine
-from .errors import CaptureError, UsageError
+from .errors import UsageError
 from .options import Options, OsProfile, ReaderKind
 from .packed import Held, pack, unpack
-from .read import CaptureInfo, FrameBatch, Reader, open_capture, time_span
+from .present import FlowColumns, joined
+from .read import CaptureInfo, open_capture, time_span
 from .rows import ROWS_PER_BATCH, arrow_batches, arrow_table, dataframe
 from .schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS, TABLES
+from .source import Decoding, open_source
 from .timewait import HostViews, host_views
-from .verdicts import EVIDENCE_LABELS, Columns, FlowColumns, joined
+from .verdicts import EVIDENCE_LABELS, Columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -287,7 +288,7 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     ordered = sorted(starts, key=lambda s: (s[0] is None, s[0] or 0.0, s[1]))
     summary = CaptureSummary(bytes_total=sum(_size(p) for p in paths), reader=options.reader.value)
     contexts = Contexts()  # tunnels, numbered alike in every file of the run
-    decoder = frame_decoder(options.reader, contexts)
+    decoding = Decoding(options.reader, contexts, summary.skipped)
     aside = (os.cpu_count() or 1) > 1  # judge on a second core while this one reads and feeds
     capture = _Capture(Engine(options, contexts, aside, pack))
     parts: list[dict[str, Held]] = []
@@ -297,91 +298,31 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
             parts += [capture.tag(p) for p in capture.engine.finish()]
             capture = _Capture(Engine(options, contexts, aside, pack), capture.index + 1)
             summary.continuous = False
-        parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoder, contexts)]
+        parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoding)]
         last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts
     parts += [capture.tag(p) for p in capture.engine.finish()]
     summary.carried_in = contexts.described()
-    if decoder is not None:
-        handed_off, warnings = decoder.report()
-        summary.handed_off.update(handed_off)
-        summary.reader_warnings += warnings
+    summary.handed_off.update(decoding.handed_off)
+    summary.reader_warnings += decoding.warnings()
     flows, summary.copies = concat_rows(parts, contexts.points)
     return Analysis(flows, summary, options)
 
 
 def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Options,
-              progress: Progress | None, decoder: FrameDecoder | None, contexts: Contexts) -> Iterator[dict[str, Held]]:
-    if options.reader is ReaderKind.pyshark:
-        yield from _run_tshark(path, capture, summary, contexts, progress)
-        return
-    try:
-        reader = open_capture(path, options.chunk_bytes)
-    except CaptureError as e:
-        if options.reader is not ReaderKind.auto or not other_format(e):
-            raise
-        # A format the fast reader does not read (snoop, ERF, ...): tshark reads the whole file,
-        # or the fast reader's own message stands.
-        try:
-            yield from _run_tshark(path, capture, summary, contexts, progress)
-        except CaptureError:
-            raise e from None
-        summary.handed_off[WHOLE_FILE_TO_TSHARK] += summary.files[-1].frames
-        return
-    info = reader.info
+              progress: Progress | None, decoding: Decoding) -> Iterator[dict[str, Held]]:
     # Frame numbers run on across the pieces of one capture: the engine orders by them.
     frames_before = capture.frames
+    source = open_source(path, decoding, options.chunk_bytes, frames_before)
+    info = source.info
     capture.names.append(os.path.basename(path))
     capture.first_frames.append(frames_before)
     summary.files.append(info)
-    for packets, data in segments(reader, summary.skipped, decoder, contexts, frames_before):
+    for packets, data in source:
         capture.frames = frames_before + info.frames
         summary.tcp_packets += len(packets)
         yield from capture.engine.feed(packets, data, now=info.last_ts)
         if progress is not None:
-            progress(summary.bytes_before + reader.position(), summary.bytes_total)
+            progress(summary.bytes_before + source.position(), summary.bytes_total)
     summary.bytes_before += info.size_bytes
     if progress is not None:
         progress(summary.bytes_before, summary.bytes_total)
-    if info.damage is not None and info.frames == 0:
-        raise info.damage
-
-
-def segments(reader: Iterable[FrameBatch] | Reader, skipped: Counter[str], decoder: FrameDecoder | None,
-             contexts: Contexts, frames_before: int = 0) -> Iterator[tuple[Packets, npt.NDArray[np.uint8]]]:
-    """The TCP segments of each batch `reader` gives, with the bytes their payload offsets point
-    into; the link types and time span seen are noted in `reader.info` as they go."""
-    info = reader.info  # type: ignore[union-attr]
-    for batch in reader:
-        if len(batch) == 0:
-            continue
-        batch.frame += frames_before
-        lt, counts = np.unique(batch.linktype, return_counts=True)
-        for k, v in zip(lt.tolist(), counts.tolist()):
-            info.linktype_frames[k] += v
-        info.first_ts = float(batch.ts[0]) if info.first_ts is None else info.first_ts
-        info.last_ts = float(np.nanmax(batch.ts))
-        if decoder is None:
-            yield decode(batch, skipped, contexts), batch.data
-        else:
-            yield decoder.decode(batch, skipped)
-
-
-def _run_tshark(path: str, capture: _Capture, summary: CaptureSummary, contexts: Contexts,
-                progress: Progress | None) -> Iterator[dict[str, Held]]:
-    """`_run_file` with tshark reading and dissecting the file (--reader pyshark)."""
-    from .dissect.tshark_reader import TsharkReader
-
-    reader = TsharkReader(path, contexts, summary.skipped)
-    frames_before = capture.frames
-    capture.names.append(os.path.basename(path))
-    capture.first_frames.append(frames_before)
-    summary.files.append(reader.info)
-    for chunk in reader:
-        chunk.packets.frame += frames_before
-        capture.frames = frames_before + chunk.frames
-        summary.tcp_packets += len(chunk.packets)
-        yield from capture.engine.feed(chunk.packets, chunk.data, now=reader.info.last_ts)
-    summary.bytes_before += reader.info.size_bytes
-    if progress is not None:
-        progress(summary.bytes_before, summary.bytes_total)
-

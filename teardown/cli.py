@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 FAIL_ON = [k.value for k in FindingKind]
 
 
+# --reader: the names of what runs, and `pyshark`, the tshark reader's first name (ReaderKind).
+READERS = [k.value for k in ReaderKind] + ["pyshark"]
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teardown", description="How every TCP connection in a capture "
                                      "ended, and who is left holding TIME_WAIT.")
@@ -67,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--scheduler", metavar="ADDRESS",
                    help="analyze on the Dask cluster at ADDRESS (tcp://HOST:8786); its workers read the paths, "
                         "which may be fsspec URLs (s3://...)")
-    a.add_argument("--reader", choices=[k.value for k in ReaderKind], default=ReaderKind.auto.value,
+    a.add_argument("--reader", choices=READERS, default=ReaderKind.auto.value, metavar="{auto,fast,scapy,tshark}",
                    help="what decodes the frames: auto (default: fast, and what it cannot decode handed to scapy or "
-                        "tshark), fast, scapy, or pyshark (tshark, asked for the needed fields only)")
+                        "tshark), fast, scapy, or tshark (asked for the needed fields only; `pyshark`, its "
+                        "former name, still works)")
     r = sub.add_parser("report", help="render the HTML report of a saved analysis, without the capture",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  teardown analyze dump.pcap -o dump.parquet\n"
@@ -84,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "Exit 1 when a disagreement has no explanation.",
                        epilog="example:\n  teardown crosscheck captures/simultaneous_close.pcap")
     x.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file (or any format tshark reads)")
-    x.add_argument("--reader", choices=[k.value for k in ReaderKind], default=ReaderKind.auto.value,
+    x.add_argument("--reader", choices=READERS, default=ReaderKind.auto.value, metavar="{auto,fast,scapy,tshark}",
                    help="the reader of our side of the comparison (default auto)")
     return parser
 
@@ -108,8 +112,9 @@ def _live_parser(sub: Any) -> None:
     v.add_argument("--jsonl", action="store_true",
                    help="one JSON line per connection on stdout as its teardown completes, "
                         "further lines with \"update\": true when it changes")
-    v.add_argument("--reader", choices=["scapy", "pyshark"], default="scapy",
-                   help="scapy: a packet socket through scapy (default); pyshark: Wireshark's dumpcap into a pipe")
+    v.add_argument("--reader", choices=["scapy", "dumpcap", "pyshark"], default="scapy", metavar="{scapy,dumpcap}",
+                   help="scapy: a packet socket through scapy (default); dumpcap: Wireshark's capture program into "
+                        "a pipe (`pyshark`, its former name, still works)")
     v.add_argument("--quiet", action="store_true", help="no terminal view and no summary")
     v.add_argument("--os", choices=[p.value for p in OsProfile], default="linux",
                    help="OS profile of the hosts: TIME_WAIT length and RST handling (default linux)")

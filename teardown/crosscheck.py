@@ -18,20 +18,20 @@ import functools
 import subprocess
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import numpy as np
 
 from .analysis import Analysis, analyze
-from .decode import ACK, FIN, RST, SYN, Packets, decode
-from .dissect import Contexts, address, frame_decoder, other_format, tshark_path
-from .dissect.tshark_reader import (Chain, TsharkReader, chain, check_readable, command, first_occurrence, hex_values,
-                                    nth_occurrence, start_tshark, stop_tshark, tshark_message)
+from .decode import ACK, FIN, RST, SYN
+from .dissect import address, tshark_path
+from .dissect.tshark_reader import (Chain, chain, check_readable, command, first_occurrence, hex_values, nth_occurrence,
+                                    start_tshark, stop_tshark, tshark_message)
 from .errors import CaptureError
-from .options import Options, ReaderKind
-from .read import Reader, open_capture
+from .options import Options
+from .present import where_prefix
 from .seq import seq_diff
-from .verdicts import where_prefix
+from .source import Decoding, open_source
 
 NONE_FRAME = -1
 Endpoint = tuple[int, int, int]  # (address hi, address lo, port)
@@ -187,27 +187,6 @@ def wireshark_frames(path: str, warnings: list[str]) -> list[Frame]:
     return out
 
 
-def _segments(path: str, options: Options) -> Iterator[Packets]:
-    """Our reader's segments of `path`, as the analysis decoded them."""
-    contexts = Contexts()
-    reader: Reader | None = None
-    try:
-        if options.reader is not ReaderKind.pyshark:
-            reader = open_capture(path, options.chunk_bytes)
-    except CaptureError as e:
-        if options.reader is not ReaderKind.auto or not other_format(e):
-            raise
-    if reader is None:  # tshark reads the file, as the analysis did
-        for chunk in TsharkReader(path, contexts, Counter()):
-            yield chunk.packets
-        return
-    decoder = frame_decoder(options.reader, contexts)
-    for batch in reader:
-        if not len(batch):
-            continue
-        yield decode(batch, Counter(), contexts) if decoder is None else decoder.decode(batch, Counter())[0]
-
-
 def our_frames(path: str, options: Options, ours: Analysis) -> dict[int, int]:
     """Frame number -> the row of our table whose incarnation holds it."""
     c = ours.columns
@@ -220,7 +199,7 @@ def our_frames(path: str, options: Options, ours: Analysis) -> dict[int, int]:
     for v in starts.values():
         v.sort()
     out: dict[int, int] = {}
-    for p in _segments(path, options):
+    for p, _ in open_source(path, Decoding(options.reader), options.chunk_bytes):
         for number, ctx, sh, sl, sp, dh, dl, dp in zip(p.frame.tolist(), p.ctx.tolist(), p.src_hi.tolist(),
                                                        p.src_lo.tolist(), p.sport.tolist(), p.dst_hi.tolist(),
                                                        p.dst_lo.tolist(), p.dport.tolist()):
@@ -313,7 +292,7 @@ class Comparison:
                     "segments")
         if not rr:
             return ("we decoded no TCP segment in these frames: their encapsulation or link type is not one "
-                    "this reader decodes (see the skipped frames; --reader pyshark reads what tshark reads)")
+                    "this reader decodes (see the skipped frames; --reader tshark reads what tshark reads)")
         frames = sorted((f for s in ss for f in streams[s]), key=lambda f: f.number)
         ours = {int(c["first_frame"][r]): r for r in rr}
         theirs = {streams[s][0].number: s for s in ss}

@@ -25,6 +25,7 @@ from .carriers import Contexts, Point
 from .decode import Packets
 from .flows import FlowTable, Records
 from .options import Options
+from .present import readable
 from .verdicts import Columns, judge
 
 # An open connection idle this long is given up: past Linux's default keepalive time (7200 s)
@@ -76,7 +77,7 @@ class Engine(Generic[Rows]):
             yield from self._judge(records)
 
     def _judged(self, records: Records, points: Mapping[int, Point]) -> Rows:
-        return self._keep(judge(records, self.options, points))
+        return self._keep(readable(judge(records, self.options), points))
 
     def _judge(self, records: Records) -> Iterator[Rows]:
         """The rows of `records`, or, judging aside, of the slice before: one slice at most is
@@ -111,7 +112,7 @@ class Engine(Generic[Rows]):
         (a retransmitted FIN, an RST in TIME_WAIT, a reuse of the 4-tuple) can still change
         them; `feed` and `finish` give the final rows later. Call `track_changes` first."""
         records = self.table.peek()
-        return None if records is None else judge(records, self.options, self.contexts.points)
+        return None if records is None else readable(judge(records, self.options), self.contexts.points)
 
     def finish(self) -> Iterator[Rows]:
         """Everything still held, as the capture ends."""

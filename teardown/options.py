@@ -24,7 +24,14 @@ class ReaderKind(StrEnum):
     auto = "auto"  # the fast reader; frames it cannot decode (tunnels, link types) handed to scapy or tshark
     fast = "fast"  # the C record walker and header decoder (pcap, pcapng; Ethernet, SLL, raw IP, loopback)
     scapy = "scapy"  # the C record walker, every frame dissected by scapy's layers
-    pyshark = "pyshark"  # tshark dissects the capture and gives only the fields needed (-T fields)
+    tshark = "tshark"  # tshark dissects the capture and gives only the fields needed (-T fields)
+    # The name it had first: pyshark drives the same tshark, but reading tshark's own output is
+    # what this reader does (README "Readers"). Kept so that scripts written then still run.
+    pyshark = "tshark"
+
+    @classmethod
+    def _missing_(cls, value: object) -> ReaderKind | None:
+        return cls.tshark if value == "pyshark" else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,25 +3,23 @@ file (CSV, JSON, Parquet) and every DataFrame hold are formed.
 
 No Python object per row: numbers go to Arrow as they are, the enums become dictionary arrays
 over the enum's values, and the text columns (flow_id, evidence_frames, notes) are joined by
-Arrow's string kernels from the numbers they say. Python runs once per distinct value only
-(an address, a carrier, a set of notes), never per flow.
+present.py from the numbers they say.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .flows import NONE
 from .memory import freed
-from .packed import distinct_objects, same_objects
+from .packed import distinct_objects
+from .present import TEXT_COLUMNS, RowsOf, flow_texts, number_array, text_array
 from .schema import FLOW_COLUMNS, Column
-from .verdicts import EVIDENCE_LABELS, NOTES, TEXT_COLUMNS, RowsOf, where_prefix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -139,72 +137,24 @@ def _array(c: Column, values: npt.NDArray[Any]) -> pa.Array:
     if c.dtype == "boolean":
         if values.dtype == object:  # None: empty
             empty = _missing(values)
-            return _numbers(np.where(empty, False, values).astype(bool), empty)
-        return _numbers(np.asarray(values, bool))
+            return number_array(np.where(empty, False, values).astype(bool), empty)
+        return number_array(np.asarray(values, bool))
     if c.dtype == "Float64":
         values = np.asarray(values, np.float64)
-        return _numbers(values, np.isnan(values))  # NaN: empty
+        return number_array(values, np.isnan(values))  # NaN: empty
     if values.dtype.kind == "f":  # Int64 held as float so that NaN can say "empty"
         empty = np.isnan(values)
-        return _numbers(np.where(empty, 0, values).astype(np.int64), empty)
+        return number_array(np.where(empty, 0, values).astype(np.int64), empty)
     if values.dtype == object:  # None: empty
         empty = _missing(values)
-        return _numbers(np.where(empty, 0, values).astype(np.int64), empty)
-    return pc.cast(_numbers(values), pa.int64()) if values.dtype != np.int64 else _numbers(values)
+        return number_array(np.where(empty, 0, values).astype(np.int64), empty)
+    return pc.cast(number_array(values), pa.int64()) if values.dtype != np.int64 else number_array(values)
 
 
 def _missing(values: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
     """None or NaN: the values an object column leaves empty."""
     empty: npt.NDArray[np.bool_] = (values == None) | (values != values)  # noqa: E711 (elementwise)
     return empty
-
-
-# Arrays are made from their buffers, never by pyarrow.array: on numpy arrays and Python values
-# alike that imports pandas (to recognise its types), 0.2 to 0.4 s of a run that writes a file.
-
-def _numbers(values: npt.NDArray[Any], empty: npt.NDArray[np.bool_] | None = None) -> pa.Array:
-    """A numpy array of numbers or booleans as Arrow (no copy but for booleans, which Arrow packs
-    into bits); `empty`: which values are null."""
-    import pyarrow as pa
-
-    values = np.ascontiguousarray(values)
-    n = len(values)
-    if values.dtype == np.bool_:
-        kind, data = pa.bool_(), np.packbits(values, bitorder="little")
-    else:
-        kind, data = pa.from_numpy_dtype(values.dtype), values
-    validity = None if empty is None or not empty.any() else pa.py_buffer(np.packbits(~empty, bitorder="little"))
-    return pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(data)])
-
-
-def text_array(values: Sequence[str | None] | npt.NDArray[Any]) -> pa.Array:
-    """Texts (None: empty) as an Arrow large_string array. An object array is encoded once per
-    distinct object in it and the rest taken by index: the columns that hold texts repeat a few
-    objects (an enum's values, a host's address) over many rows."""
-    import pyarrow as pa
-
-    if isinstance(values, np.ndarray) and len(values) > 64:
-        # By identity only: equal texts made apart are encoded twice, but no Python step runs
-        # per distinct text to find them (a column of texts all different, evidence frames).
-        first, codes = same_objects(values)
-        return text_array(values[first].tolist()).take(_numbers(codes.astype(np.int64)))
-    encoded = [b"" if v is None else str(v).encode() for v in values]
-    offsets = np.zeros(len(encoded) + 1, np.int64)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
-    empty = np.array([v is None for v in values], bool)
-    validity = pa.py_buffer(np.packbits(~empty, bitorder="little")) if empty.any() else None
-    return pa.Array.from_buffers(pa.large_string(), len(encoded),
-                                 [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
-
-
-def text_scalar(value: str | None) -> pa.Scalar:
-    """One text (None: empty) as an Arrow large_string scalar, for the string kernels."""
-    return text_array([value])[0]
-
-
-def number_scalar(value: float) -> pa.Scalar:
-    """One number as an Arrow scalar (float64 or int64), for the compute kernels."""
-    return _numbers(np.asarray([value]))[0]
 
 
 def _enum_array(enum: type[StrEnum], values: npt.NDArray[Any]) -> pa.Array:
@@ -215,49 +165,7 @@ def _enum_array(enum: type[StrEnum], values: npt.NDArray[Any]) -> pa.Array:
     distinct, codes = distinct_objects(np.asarray(values, object))
     where = np.array([dictionary.get(v, -1) for v in distinct] + [-1], np.int8)  # None, NaN: empty
     indices = where[codes] if len(codes) else np.zeros(0, np.int8)
-    return pa.DictionaryArray.from_arrays(_numbers(np.maximum(indices, 0), indices < 0), text_array(list(dictionary)))
-
-
-def flow_texts(columns: Values) -> dict[str, pa.Array]:
-    """flow_id, evidence_frames and notes, written from the numbers they say (verdicts.text_columns
-    writes the same for a few rows, without Arrow)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    text = pa.large_string()
-
-    word = text_scalar
-
-    def number(values: npt.NDArray[Any], absent: npt.NDArray[np.bool_] | None = None) -> pa.Array:
-        return pc.cast(_numbers(np.asarray(values, np.int64), absent), text)
-
-    def endpoint(ip: str, port: str) -> tuple[pa.Array, pa.Array]:
-        address = _per_distinct(text_array(columns[ip]), lambda a: f"[{a}]:" if ":" in a else f"{a}:")
-        return address, number(columns[port])
-
-    prefix = _per_distinct(_numbers(np.asarray(columns["ctx"], np.int64)), where_prefix)
-    flow_id = pc.binary_join_element_wise(prefix, *endpoint("client_ip", "client_port"), word(">"),
-                                          *endpoint("server_ip", "server_port"), word("/"),
-                                          number(columns["incarnation"]), word(""))
-    frames = np.asarray(columns["evidence"])
-    labelled = [pc.binary_join_element_wise(word(f"{label} "), number(frames[:, i], frames[:, i] == NONE), word(""))
-                for i, label in enumerate(EVIDENCE_LABELS)]
-    # Joined after a first part that is never null, whose ", " is then cut off: skipping nulls,
-    # Arrow's join drops a row whose parts are all null (pyarrow 22 to 26), which shifted the
-    # column and failed the table for a flow with no evidence frames (caught midstream, open).
-    evidence = pc.utf8_slice_codeunits(
-        pc.binary_join_element_wise(word(""), *labelled, word(", "), null_handling="skip"), len(", "))
-    notes = _per_distinct(_numbers(np.asarray(columns["note_bits"], np.int64)),
-                          lambda bits: "; ".join(note for i, note in enumerate(NOTES) if bits >> i & 1))
-    return {"flow_id": flow_id, "evidence_frames": evidence, "notes": notes}
-
-
-def _per_distinct(values: pa.Array, say: Callable[[Any], str]) -> pa.Array:
-    """`say` of each value, called once per distinct value."""
-    if len(values) == 0:
-        return text_array([])
-    encoded = values.dictionary_encode()
-    return text_array([say(v) for v in encoded.dictionary.to_pylist()]).take(encoded.indices)
+    return pa.DictionaryArray.from_arrays(number_array(np.maximum(indices, 0), indices < 0), text_array(list(dictionary)))
 
 
 # How pandas names each schema dtype in a Parquet file's pandas metadata (what

@@ -16,10 +16,10 @@ import numpy as np
 
 from .analysis import Analysis, CaptureSummary
 from .options import ReaderKind
+from .present import endpoint, where_prefix
 from .schema import CloseKind, Severity
 from .times import utc
 from .timewait.finding import percent, plural
-from .verdicts import endpoint, where_prefix
 
 FINDINGS_SHOWN = 10  # the rest are in `-o DIR/` (findings table) and the report
 INDENT = 11  # where a finding's text starts: under the severity word's column
@@ -176,8 +176,8 @@ def reader_lines(cap: CaptureSummary) -> list[str]:
     """What read the capture, when it was not the fast reader alone, the carriers numbered, and
     the copies of connections seen at several points that were set aside."""
     lines = []
-    if cap.reader in (ReaderKind.scapy, ReaderKind.pyshark):
-        lines.append(f"read with --reader {cap.reader}" + (" (tshark)" if cap.reader == ReaderKind.pyshark else ""))
+    if cap.reader in (ReaderKind.scapy, ReaderKind.tshark):
+        lines.append(f"read with --reader {cap.reader}")
     if cap.handed_off:
         what = ", ".join(f"{k} {v:,}" for k, v in sorted(cap.handed_off.items(), key=lambda kv: (-kv[1], kv[0])))
         lines.append(f"frames the fast reader does not decode were handed over: {what}")

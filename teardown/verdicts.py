@@ -5,20 +5,17 @@ specification); the records carry the facts (flows.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .carriers import TUNNEL_CTX_BASE, Point, encapsulated
-from .decode import LINKTYPE_NAMES, SYN
+from .decode import SYN
 from .flows import NONE, Records
 from .http import NO_CAUSE, close_cause_codes
-from .memory import freed
 from .options import Options
-from .packed import Held, Packed, join, unpack, unpack_at
 from .schema import CloseKind, DataAfterFin, Handshake, ReuseVerdict, RstClass, Side
 from .seq import seq_diff
 
@@ -27,9 +24,22 @@ F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 Obj = npt.NDArray[np.object_]
 Columns = dict[str, npt.NDArray[np.generic]]
-CLIENT, SERVER = 0, 1
+
+
+class Who(IntEnum):
+    """A side as the rules compute it: client and server also index a (n, 2) array of the
+    sides' facts; both (a simultaneous close's closers, TIME_WAIT on both), none (nobody)."""
+
+    client = 0
+    server = 1
+    both = 2
+    none = -1
+
+
+CLIENT, SERVER, BOTH, NOBODY = Who.client, Who.server, Who.both, Who.none
 NEVER = np.iinfo(np.int64).max
 WELL_KNOWN_PORT_LIMIT = 1024
+WELL_KNOWN_PORT_WEIGHT = 1 << 40  # a well-known port outweighs any count of port peers (< 2^32)
 LINUX_TW_REUSE_ISN_STEP = 65537  # tcp_timewait_state_process: new ISN = old snd_nxt + 65535 + 2
 RST_CLASSES = np.array([None, RstClass.exact, RstClass.in_window, RstClass.out_of_window,
                         RstClass.to_closed_port, RstClass.unverifiable], dtype=object)  # codes of _flows.c
@@ -43,6 +53,7 @@ HANDSHAKES = np.array([h.value for h in Handshake], dtype=object)
 COMPLETE_H, SYN_ONLY_H, SYNACK_ONLY_H, SYN_SYNACK_H, NONE_H, ANSWERED_UNSEEN_H = range(len(HANDSHAKES))
 REUSES = np.array([None] + [r.value for r in ReuseVerdict], dtype=object)
 DATA_AFTER_FIN = np.array([d.value for d in DataAfterFin], dtype=object)
+NO_DATA_D, RESENT_D, NEW_DATA_D = range(len(DATA_AFTER_FIN))
 
 
 @dataclass(slots=True)
@@ -79,10 +90,10 @@ def roles(rec: Records) -> tuple[I64, Mask]:
     first SYN-ACK; else inferred (docs/rules.md "Vocabulary"): the endpoint with the well-known
     port, else the port shared with more peers, is the server; the first sender is a weak hint."""
     client = np.where(rec["pure_syn_dir"] >= 0, rec["pure_syn_dir"],
-                      np.where(rec["synack_dir"] >= 0, 1 - rec["synack_dir"], -1))
+                      np.where(rec["synack_dir"] >= 0, 1 - rec["synack_dir"], NOBODY))
     inferred = client < 0
-    a_score = np.where(rec["a_port"] < WELL_KNOWN_PORT_LIMIT, 1 << 40, 0) + rec["port_peers_a"]
-    b_score = np.where(rec["b_port"] < WELL_KNOWN_PORT_LIMIT, 1 << 40, 0) + rec["port_peers_b"]
+    a_score = np.where(rec["a_port"] < WELL_KNOWN_PORT_LIMIT, WELL_KNOWN_PORT_WEIGHT, 0) + rec["port_peers_a"]
+    b_score = np.where(rec["b_port"] < WELL_KNOWN_PORT_LIMIT, WELL_KNOWN_PORT_WEIGHT, 0) + rec["port_peers_b"]
     first = rec["first_frame"]
     first_sender = np.where((first[:, 1] != NONE) & ((first[:, 0] == NONE) | (first[:, 1] < first[:, 0])), 1, 0)
     guess = np.where(a_score > b_score, 1, np.where(b_score > a_score, 0, first_sender))
@@ -147,9 +158,9 @@ def syn_unanswered(s: Sides, lone_syn: Mask) -> Mask:
 def first_closer(s: Sides) -> I64:
     """The side whose FIN the peer acknowledged before (or with) its own FIN.
 
-    Neither acknowledged -> simultaneous (2); both sides go through CLOSING (RFC 9293 §3.6).
+    Neither acknowledged -> simultaneous (BOTH); both sides go through CLOSING (RFC 9293 §3.6).
     Decided by seq/ack causality, never by capture order (docs/rules.md "Close verdicts" 1).
-    Only one FIN -> its sender. No FIN -> -1.
+    Only one FIN -> its sender. No FIN -> NOBODY.
     """
     fin = s.seen("fin_frame")
     fin_frame, acked_frame = s.frame("fin_frame"), s.frame("ack_of_fin_frame")
@@ -164,13 +175,13 @@ def first_closer(s: Sides) -> I64:
         [~fin.any(axis=1), fin[:, CLIENT] & ~fin[:, SERVER], fin[:, SERVER] & ~fin[:, CLIENT],
          acked_first[:, CLIENT] & ~acked_first[:, SERVER], acked_first[:, SERVER] & ~acked_first[:, CLIENT],
          ~acked_first.any(axis=1)],
-        [-1, CLIENT, SERVER, CLIENT, SERVER, 2], by_order)
+        [NOBODY, CLIENT, SERVER, CLIENT, SERVER, BOTH], by_order)
 
 
 def first_fin_by(s: Sides) -> I64:
     """The side whose FIN the capture shows first (capture order, unlike `first_closer`)."""
     fin = s.frame("fin_frame")
-    return np.where((fin == NEVER).all(axis=1), -1, np.argmin(fin, axis=1))
+    return np.where((fin == NEVER).all(axis=1), NOBODY, np.argmin(fin, axis=1))
 
 
 @dataclass(slots=True)
@@ -179,8 +190,8 @@ class Closes:
 
     handshake: I64  # codes into HANDSHAKES
     close_kind: I64  # codes into KINDS
-    closer: I64  # side index 0/1, 2 both, -1 none
-    rst_side: I64  # who sent the RST that ended the connection (else the first ignored one), -1 where none
+    closer: I64  # Who
+    rst_side: I64  # Who sent the RST that ended the connection (else the first ignored one); NOBODY where none
     rst_frame: I64  # NEVER where none
     rst_ts: F64
     rst_class: Obj
@@ -210,7 +221,7 @@ def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj, Mask]:
     first_dir = np.argmin(np.where(ignored & (by_dir != NEVER), by_dir + (1 << 62), by_dir), axis=1)
     f = by_dir[rows, first_dir]
     has = f != NEVER
-    side = np.where(has, np.where(first_dir == cdir, CLIENT, SERVER), -1)
+    side = np.where(has, np.where(first_dir == cdir, CLIENT, SERVER), NOBODY)
     ts = np.where(has, s.rec["rst_cut_ts"][rows, first_dir, cdir], np.nan)
     cls = RST_CLASSES[np.where(has, code[rows, first_dir], 0)]
     return side, f, ts, cls, has & ~ignored[rows, first_dir]
@@ -245,14 +256,20 @@ def close_kind(s: Sides) -> Closes:
     refused = syn[:, CLIENT] & ~syn[:, SERVER] & (server_rst != NEVER) & (server_rst <= s.frame("first_frame")[:, SERVER])
     lone_syn = (syn[:, CLIENT] & (s.get("packets")[:, SERVER] == 0) & ~fin.any(axis=1)
                 & (hs != ANSWERED_UNSEEN_H))
-    unanswered = syn_unanswered(s, lone_syn)
-    kind = np.select(
-        [refused, handshake_reset(s, has_rst), unanswered, lone_syn,
-         has_rst & (rst_frame < first_fin_frame),
-         fin.any(axis=1) & has_rst & (rst_frame < done_by),
-         closer == 2, fin.any(axis=1), has_rst],
-        [REFUSED_K, HANDSHAKE_RESET_K, UNANSWERED_K, UNKNOWN_K, RST_K, FIN_THEN_RST_K, SIMULTANEOUS_K, FIN_K, RST_K],
-        OPEN_K)
+    any_fin = fin.any(axis=1)
+    # The first that holds decides; none: open.
+    precedence = [
+        (REFUSED_K, refused),  # a SYN answered by the server's RST before anything else of it
+        (HANDSHAKE_RESET_K, handshake_reset(s, has_rst)),
+        (UNANSWERED_K, syn_unanswered(s, lone_syn)),
+        (UNKNOWN_K, lone_syn),  # a lone SYN whose answer the capture cannot hold
+        (RST_K, has_rst & (rst_frame < first_fin_frame)),  # an abort before any FIN
+        (FIN_THEN_RST_K, any_fin & has_rst & (rst_frame < done_by)),  # an RST before both FINs were acknowledged
+        (SIMULTANEOUS_K, closer == BOTH),  # the FINs crossed
+        (FIN_K, any_fin),
+        (RST_K, has_rst),  # an RST after an orderly close was over
+    ]
+    kind = np.select([when for _, when in precedence], [k for k, _ in precedence], OPEN_K)
     one = one_direction(s)
     inferred, peer_first = one_sided_closer(s, one & (kind == FIN_K))
     closer = np.where(peer_first, closer ^ 1, closer)
@@ -283,17 +300,17 @@ def who_closed(kind: I64, fin_closer: I64, rst_side: I64) -> I64:
     handshake_reset, unanswered, unknown, open): an RST during the handshake, and a SYN given
     up with an RST, close no connection (docs/rules.md "Close verdicts" 4)."""
     return np.select([kind == RST_K, np.isin(kind, [REFUSED_K, HANDSHAKE_RESET_K, UNANSWERED_K, UNKNOWN_K, OPEN_K])],
-                     [rst_side, -1], fin_closer)
+                     [rst_side, NOBODY], fin_closer)
 
 
 def side_names(idx: I64) -> Obj:
-    """client / server / both / none for side codes 0 / 1 / 2 / -1."""
+    """client / server / both / none for each Who."""
     return SIDES[np.where(idx < 0, 3, idx)]
 
 
 @dataclass(slots=True)
 class TimeWait:
-    holder: I64  # 0 client, 1 server, 2 both, -1 none
+    holder: I64  # Who
     start: F64  # per side, shape (n, 2): NaN where that side holds none
     end: F64
     restarts: I64
@@ -309,10 +326,10 @@ def time_wait(s: Sides, c: Closes, tw_s: F64) -> TimeWait:
     retransmitted FIN from the peer, which the holder answers at once, restarts it.
     """
     orderly = (c.close_kind == FIN_K) | (c.close_kind == SIMULTANEOUS_K)
-    holder = np.where(orderly & (c.closer >= 0), c.closer, -1)
-    holds = np.stack([(holder == CLIENT) | (holder == 2), (holder == SERVER) | (holder == 2)], axis=1)
+    holder = np.where(orderly & (c.closer != NOBODY), c.closer, NOBODY)
+    holds = np.stack([(holder == CLIENT) | (holder == BOTH), (holder == SERVER) | (holder == BOTH)], axis=1)
     holds &= s.seen("fin_frame")[:, ::-1]  # still in FIN_WAIT_2 without the peer's FIN: no TIME_WAIT yet
-    holder = np.select([holds.all(axis=1), holds[:, CLIENT], holds[:, SERVER]], [2, CLIENT, SERVER], -1)
+    holder = np.select([holds.all(axis=1), holds[:, CLIENT], holds[:, SERVER]], [BOTH, CLIENT, SERVER], NOBODY)
     ack_seen = s.seen("ack_of_fin_frame")
     peer_fin_ts = s.get("fin_ts")[:, ::-1]
     start = np.where(holds, np.where(ack_seen, s.get("ack_of_fin_ts"), peer_fin_ts), np.nan)
@@ -397,7 +414,6 @@ def reuse_in_time_wait(s: Sides, tw: TimeWait) -> Reuse:
 class Assassination:
     seen: Mask
     ts: F64
-    frame: I64
 
 
 def tw_assassination(s: Sides, tw: TimeWait, rst_kills: Mask) -> Assassination:
@@ -413,7 +429,7 @@ def tw_assassination(s: Sides, tw: TimeWait, rst_kills: Mask) -> Assassination:
     seen = frame != NEVER
     ts = np.where(hit, kill_ts, np.inf).min(axis=1)
     tw.end[:] = np.where(hit & rst_kills, np.fmin(tw.end, kill_ts), tw.end)
-    return Assassination(seen, np.where(seen, ts, np.nan), np.where(seen, frame, -1))
+    return Assassination(seen, np.where(seen, ts, np.nan))
 
 
 @dataclass(slots=True)
@@ -449,23 +465,6 @@ def capture_loss(s: Sides, one_sided: Mask) -> Loss:
                 before_fin, before_rst)
 
 
-def format_addresses(hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64]) -> Obj:
-    """Address text for each (hi, lo) pair; each distinct address is formatted once."""
-    import ipaddress
-
-    if not len(hi):
-        return np.zeros(0, object)
-    if not hi.any():  # IPv4 only (or ::/64): one key per address
-        uniq, back = np.unique(lo, return_inverse=True)
-        pairs = [(0, int(v)) for v in uniq.tolist()]
-    else:
-        stacked, back = np.unique(np.stack([hi, lo], axis=1), axis=0, return_inverse=True)
-        pairs = [(int(h), int(v)) for h, v in stacked.tolist()]
-    text = [str(ipaddress.IPv4Address(v & 0xFFFFFFFF)) if h == 0 and v >> 32 == 0xFFFF
-            else str(ipaddress.IPv6Address((h << 64) | v)) for h, v in pairs]
-    return np.array(text, dtype=object)[back.ravel()]
-
-
 NOTES = [  # note_bits: bit i set -> NOTES[i] applies
     "roles inferred (no SYN or SYN-ACK in the capture)",
     "final ACK not in the capture; TIME_WAIT start taken from the peer's FIN",
@@ -496,8 +495,9 @@ def _note_bits(masks: list[Mask]) -> I64:
     return bits
 
 
-def _per_side(options: Options, addresses: tuple[Obj, Obj]) -> tuple[F64, Mask]:
-    """TIME_WAIT length and RST handling of each side's host, by its OS profile (n, 2)."""
+def _per_side(options: Options, addresses: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]) -> tuple[F64, Mask]:
+    """TIME_WAIT length and RST handling of each side's host, by its OS profile (n, 2);
+    `addresses`: each side's (hi, lo), as the flow table keeps them."""
     n = len(addresses[0])
     base = options.behaviour_of(options.os)
     tw_s = np.full((n, 2), base.time_wait_s)
@@ -505,31 +505,48 @@ def _per_side(options: Options, addresses: tuple[Obj, Obj]) -> tuple[F64, Mask]:
     if options.host_os:
         for side, ips in enumerate(addresses):
             for ip, profile in options.host_os:
-                sel = ips == ip
+                number = _address_number(ip)
+                if number is None:
+                    continue
+                sel = (ips[:, 0] == number[0]) & (ips[:, 1] == number[1])
                 behaviour = options.behaviour_of(profile)
                 tw_s[sel, side] = behaviour.time_wait_s
                 kills[sel, side] = behaviour.rst_kills_time_wait
     return tw_s, kills
 
 
-def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = None) -> Columns:
-    """Every flow column (schema.FLOW_COLUMNS) for every incarnation record that is a row;
-    `points` names the carriers numbered from TUNNEL_CTX_BASE (carriers.Contexts.points)."""
+def _address_number(ip: str) -> tuple[int, int] | None:
+    """`ip` as the flow table keeps addresses, (hi, lo) with IPv4 as ::ffff:a.b.c.d; None unless
+    `ip` is an address written as present.format_addresses writes it (--host-os names hosts as
+    the tables show them)."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if str(address) != ip or getattr(address, "ipv4_mapped", None) is not None:
+        return None
+    number = int(address) | (0xFFFF << 32) if address.version == 4 else int(address)
+    return number >> 64, number & (1 << 64) - 1
+
+
+def judge(rec: Records, options: Options) -> Columns:
+    """Every flow column (schema.FLOW_COLUMNS) for every incarnation record that is a row, the
+    addresses as numbers: client_address and server_address, (n, 2) of (hi, lo), which
+    present.readable turns into the columns people read."""
     n = len(rec["a_port"])
     client_dir, inferred = roles(rec)
     s = Sides(rec, client_dir)
     a_is_client = client_dir == 0
-    c_hi, s_hi = np.where(a_is_client, rec["a_hi"], rec["b_hi"]), np.where(a_is_client, rec["b_hi"], rec["a_hi"])
-    c_lo, s_lo = np.where(a_is_client, rec["a_lo"], rec["b_lo"]), np.where(a_is_client, rec["b_lo"], rec["a_lo"])
+    a, b = np.stack([rec["a_hi"], rec["a_lo"]], axis=1), np.stack([rec["b_hi"], rec["b_lo"]], axis=1)
+    client, server = np.where(a_is_client[:, None], a, b), np.where(a_is_client[:, None], b, a)
     c_port = np.where(a_is_client, rec["a_port"], rec["b_port"])
     s_port = np.where(a_is_client, rec["b_port"], rec["a_port"])
-    addrs = format_addresses(np.r_[c_hi, s_hi], np.r_[c_lo, s_lo])
-    client_ip, server_ip = addrs[:n], addrs[n:]
     ctx = rec["ctx"].astype(np.uint32)
-    vlan, link_type, encapsulation = carried(ctx, rec["ip_version"], points or {})
 
     c = close_kind(s)
-    tw_s, rst_kills = _per_side(options, (client_ip, server_ip))
+    tw_s, rst_kills = _per_side(options, (client, server))
     tw = time_wait(s, c, tw_s)
     reuse = reuse_in_time_wait(s, tw)
     kill = tw_assassination(s, tw, rst_kills)
@@ -544,7 +561,7 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
     half_s = np.where(half, np.fmax(*s.get("data_after_peer_fin_ts").T) - first_fin_ts, np.nan)
     new_data = np.any(s.get("new_data_after_fin") > 0, axis=1)
     resent = (s.get("resent_after_fin") > 0).any(axis=1)
-    data_after_fin = DATA_AFTER_FIN[np.select([new_data, resent], [2, 1], 0)]
+    data_after_fin = DATA_AFTER_FIN[np.select([new_data, resent], [NEW_DATA_D, RESENT_D], NO_DATA_D)]
 
     one = c.one_sided
     loss = capture_loss(s, one)
@@ -565,9 +582,8 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
         c.close_kind == UNKNOWN_K, loss.before_fin, loss.before_rst])
     index = rec["index_in_tuple"].copy()  # a view would keep the whole record blob alive
     columns = {
-        "incarnation": index, "client_ip": client_ip, "client_port": c_port,
-        "server_ip": server_ip, "server_port": s_port, "ip_version": rec["ip_version"].copy(),
-        "vlan": vlan, "link_type": link_type, "encapsulation": encapsulation,
+        "incarnation": index, "client_address": client, "client_port": c_port,
+        "server_address": server, "server_port": s_port, "ip_version": rec["ip_version"].copy(),
         "also_seen_on": np.full(n, "", object), "duplicates_seen": np.zeros(n, np.int64), "roles_inferred": inferred, "one_sided": one, "first_ts": first_ts, "last_ts": last_ts,
         "duration_s": last_ts - first_ts, "packets_c2s": s.get("packets")[:, CLIENT],
         "packets_s2c": s.get("packets")[:, SERVER], "bytes_c2s": s.get("bytes")[:, CLIENT],
@@ -594,34 +610,6 @@ def judge(rec: Records, options: Options, points: Mapping[int, Point] | None = N
     # Context records are neighbours handed out only to judge these rows; they are rows elsewhere.
     row = rec["context"] == 0
     return columns if row.all() else {k: v[row] for k, v in columns.items()}
-
-
-def carried(ctx: npt.NDArray[np.uint32], ip_version: npt.NDArray[Any],
-            points: Mapping[int, Point]) -> tuple[F64, Obj, Obj]:
-    """The vlan, link_type and encapsulation columns of rows carried in `ctx` (see carriers.py:
-    below TUNNEL_CTX_BASE a ctx is the VLAN id on the run's main link type)."""
-    numbers, inverse = np.unique(ctx, return_inverse=True)
-    about = [points.get(int(k)) for k in numbers.tolist()]
-    main = next((p.carrier.link_type for p in points.values()), 1)
-    vlans = np.array([p.vlan if p is not None else int(k) if k < TUNNEL_CTX_BASE else 0
-                      for k, p in zip(numbers.tolist(), about)], np.float64)
-    vlans[vlans == 0] = np.nan
-    links = np.array([LINKTYPE_NAMES.get(lt, f"link type {lt}") for lt in
-                      (p.carrier.link_type if p is not None else main for p in about)], object)
-    outside = [p.encapsulation if p is not None else "" for p in about]
-    texts = np.array([[encapsulated(o, 4), encapsulated(o, 6)] for o in outside], object)
-    return vlans[inverse], links[inverse], texts[inverse, (ip_version == 6).astype(np.int64)]
-
-
-def endpoint(ip: object, port: object) -> str:
-    """ip:port, IPv6 in brackets ([fd00::2]:8080) so the port cannot be read as part of it."""
-    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
-
-
-def where_prefix(ctx: int) -> str:
-    """How flow ids and host labels say where a connection was carried: '' untagged on the main
-    link, 'vlan100/' in a VLAN, 'c3/' for the third other carrier (the summary lists them)."""
-    return "" if ctx == 0 else f"vlan{ctx}/" if ctx < TUNNEL_CTX_BASE else f"c{ctx - TUNNEL_CTX_BASE + 1}/"
 
 
 def _heads(s: Sides, side: int, rows: I64) -> npt.NDArray[np.bytes_]:
@@ -658,118 +646,3 @@ def _evidence(s: Sides, c: Closes, loss: Loss) -> I64:
     return np.stack([s.get("syn_frame")[:, CLIENT], s.get("fin_frame")[:, CLIENT], s.get("fin_frame")[:, SERVER],
                      s.get("ack_of_fin_frame")[:, CLIENT], s.get("ack_of_fin_frame")[:, SERVER], rst,
                      loss.frame_before_gap, loss.frame_after_gap], axis=1)
-
-
-# The text columns are built only when asked for (a table written, a flow shown): for 100,000
-# flows they cost more than every verdict together.
-TEXT_COLUMNS = ("flow_id", "evidence_frames", "notes")
-
-
-def text_columns(cols: Mapping[str, npt.NDArray[Any]]) -> Columns:
-    """flow_id, evidence_frames and notes of every row of `cols` (some rows: `RowsOf`)."""
-    def col(name: str) -> list[Any]:
-        values: list[Any] = cols[name].tolist()
-        return values
-
-    ids = [f"{where_prefix(k)}{endpoint(ci, cp)}>{endpoint(si, sp)}/{i}" for k, ci, cp, si, sp, i in zip(
-        col("ctx"), col("client_ip"), col("client_port"), col("server_ip"), col("server_port"), col("incarnation"))]
-    parts = [[f"{label} {f}" if f != NONE else "" for f in frames]
-             for label, frames in zip(EVIDENCE_LABELS, np.asarray(col("evidence")).T.tolist())]
-    evidence = [", ".join(filter(None, row)) for row in zip(*parts)] if parts and parts[0] else []
-    bits = col("note_bits")
-    texts: dict[int, str] = {}
-    for b in set(bits):
-        texts[b] = "; ".join(note for i, note in enumerate(NOTES) if b >> i & 1)
-    return {"flow_id": np.array(ids, dtype=object), "evidence_frames": np.array(evidence, dtype=object),
-            "notes": np.array([texts[b] for b in bits], dtype=object)}
-
-
-def joined(parts: Sequence[Mapping[str, Held]], name: str) -> npt.NDArray[Any]:
-    """One column of judged slices (packed or not), the slices joined in the order they came."""
-    return unpack(parts[0][name]) if len(parts) == 1 else np.concatenate([unpack(p[name]) for p in parts])
-
-
-class FlowColumns(Mapping[str, npt.NDArray[Any]]):
-    """The flow columns of an analysis, in schema order. Work is done on first use only: rows
-    are put in `rows` order column by column, and the text columns are built when asked for.
-
-    Columns stay packed (packed.py) and are unpacked as they are read: a few recently read are
-    kept unpacked, as readers come back to the same columns rule after rule. So a million rows
-    cost their packed size plus a few columns, not every column at full width."""
-
-    RECENT = 4  # unpacked columns kept (8 MB each per million rows; 8 of them: 100 MB more at the 10x peak)
-
-    def __init__(self, parts: Sequence[dict[str, Held]], order: list[str], rows: I64 | None = None) -> None:
-        self._parts = parts  # columns as produced (packed.py), slice by slice, before `rows` is applied
-        self._rows = rows
-        self._held: dict[str, Held] = {}  # columns joined and in `rows` order, packed
-        self._recent: dict[str, npt.NDArray[Any]] = {}  # unpacked, the least recently read first
-        self._data: Columns = {}  # the text columns, once built
-        self._order = order
-
-    def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        if name in self._data:
-            return self._data[name]
-        if name in TEXT_COLUMNS and name not in self._parts[0] and name not in self._held:
-            self._data.update(text_columns(self))
-            return self._data[name]
-        if name in self._recent:
-            self._recent[name] = self._recent.pop(name)  # now the most recent
-            return self._recent[name]
-        held = self._joined(name)
-        column = unpack(held)
-        if isinstance(held, Packed):
-            self._recent[name] = column
-            if len(self._recent) > self.RECENT:
-                freed(self._recent.pop(next(iter(self._recent))).nbytes)
-        return column
-
-    def _joined(self, name: str) -> Held:
-        if name not in self._held:
-            # One copy of a big table is enough: the slices' own goes once joined.
-            slices = [part.pop(name) for part in self._parts]
-            self._held[name] = join(slices, self._rows)
-            freed(sum(s.nbytes for s in slices))
-        return self._held[name]
-
-    def __contains__(self, name: object) -> bool:  # without building the column, as Mapping's would
-        return name in self._data or name in self._held or name in self._parts[0] or name in TEXT_COLUMNS
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._order)
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def text_at(self, rows: I64) -> Columns:
-        """The text columns of some rows only (a summary's examples), unpacking those rows only."""
-        return text_columns(RowsOf(self, rows))
-
-    def at(self, name: str, rows: I64 | slice) -> npt.NDArray[Any]:
-        """Column `name` at `rows` only (a file is written a slice of rows at a time)."""
-        if name in self._data or name in self._recent or (name in TEXT_COLUMNS and name not in self._parts[0]
-                                                           and name not in self._held):
-            return self[name][rows]
-        return unpack_at(self._joined(name), rows)
-
-
-class RowsOf(Mapping[str, npt.NDArray[Any]]):
-    """Some rows of every column, each column read at those rows only when asked for (of a
-    FlowColumns, only those rows are unpacked)."""
-
-    def __init__(self, columns: Mapping[str, npt.NDArray[Any]], rows: I64 | slice) -> None:
-        self._columns, self._rows = columns, rows
-
-    def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        if isinstance(self._columns, FlowColumns):
-            return self._columns.at(name, self._rows)
-        return self._columns[name][self._rows]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._columns
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._columns)
-
-    def __len__(self) -> int:
-        return len(self._columns)

@@ -27,7 +27,7 @@ import pytest
 
 import teardown
 from teardown.cli import main
-from teardown.live.pcapng import PcapngWriter
+from teardown.read.pcapng import PcapngWriter
 from teardown.report import files
 
 from .conftest import CAPTURES, ROOT

@@ -20,9 +20,10 @@ from teardown.flows import NONE
 from teardown.report import files
 from teardown.report.saved import read_parquet
 from teardown import rows as rows_module
-from teardown.rows import TableColumns, flow_texts
+from teardown.present import flow_texts, text_array, text_columns
+from teardown.rows import TableColumns
 from teardown.schema import TABLES
-from teardown.verdicts import text_columns
+from teardown.verdicts import EVIDENCE_LABELS
 
 from .conftest import CAPTURES
 from .crafted import C_ISN, S_ISN, SERVER, back, seg
@@ -125,8 +126,8 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_partial_one(tmp_path: Pat
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
 def test_the_table_says_what_the_verdicts_said(sample: Path) -> None:
     """The Arrow-built DataFrame against the judged numpy columns, value by value: empty exactly
-    where they are (NaN, None), and the text columns as verdicts.text_columns writes them one
-    row at a time for the summary's examples."""
+    where they are (NaN, None), and the text columns as present.text_columns writes them for
+    a few rows (the summary's examples)."""
     result = teardown.analyze(str(sample))
     frame = result.flows
     texts = text_columns(result.columns)
@@ -174,7 +175,7 @@ def test_texts_and_enums_go_to_arrow_as_pyarrow_itself_converts_them(size: int) 
     pool = ["fin", made_apart, None, float("nan"), "rst", "no such kind", "é ünïcode"]
     values = np.array([pool[i % len(pool)] for i in range(size)], object)
     texts = np.where([isinstance(v, float) for v in values], None, values)
-    assert rows.text_array(texts).to_pylist() == pa.array(texts.tolist(), pa.large_string()).to_pylist()
+    assert text_array(texts).to_pylist() == pa.array(texts.tolist(), pa.large_string()).to_pylist()
     enum = rows._enum_array(CloseKind, values)
     want = [v if v in {k.value for k in CloseKind} else None for v in values.tolist()]
     assert enum.to_pylist() == want
@@ -243,7 +244,7 @@ def test_a_flow_caught_midstream_and_still_open_is_written_with_no_evidence(tmp_
 
 def test_evidence_text_is_the_per_row_builders_with_any_frames_absent() -> None:
     """Random evidence frames, any of them absent (rows with none at all among them): the
-    Arrow-built text equals verdicts.text_columns', the per-row builder the summary uses."""
+    Arrow-built text is the labelled frames present, in order, joined by ", "."""
     rng = np.random.default_rng(5)
     for _ in range(200):
         rows = int(rng.integers(1, 25))
@@ -253,7 +254,9 @@ def test_evidence_text_is_the_per_row_builders_with_any_frames_absent() -> None:
                    "client_ip": np.full(rows, "10.0.0.1", object), "server_ip": np.full(rows, "10.0.0.2", object),
                    "client_port": np.arange(rows) + 40000, "server_port": np.full(rows, 80),
                    "note_bits": np.zeros(rows, np.int64)}
-        assert flow_texts(columns)["evidence_frames"].to_pylist() == text_columns(columns)["evidence_frames"].tolist()
+        want = [", ".join(f"{label} {f}" for label, f in zip(EVIDENCE_LABELS, row) if f != NONE)
+                for row in frames.tolist()]
+        assert flow_texts(columns)["evidence_frames"].to_pylist() == want
 
 
 SELF = ("10.0.0.1", 5000)  # a socket connected to itself: both ends one address and port

@@ -256,10 +256,10 @@ def test_count_stops_after_that_many_frames(net: Net, tmp_path: Path) -> None:
     assert_same_as_offline(rows, written)
 
 
-@pytest.mark.skipif(shutil.which("dumpcap") is None, reason="--reader pyshark needs dumpcap (apt-get install tshark)")
-def test_pyshark_reader_gives_the_same_verdicts(net: Net, tmp_path: Path) -> None:
+@pytest.mark.skipif(shutil.which("dumpcap") is None, reason="--reader dumpcap needs dumpcap (apt-get install tshark)")
+def test_dumpcap_reader_gives_the_same_verdicts(net: Net, tmp_path: Path) -> None:
     written = tmp_path / "dumpcap.pcapng"
-    proc = live(net.server_ns, "-i", net.server_if, "--reader", "pyshark", "--duration", "4", "--jsonl",
+    proc = live(net.server_ns, "-i", net.server_if, "--reader", "dumpcap", "--duration", "4", "--jsonl",
                 "--write", str(written), "--quiet")
     wait_for_file(written, proc)
     server, ports = traffic(net, "client_first=2,server_first=2,abort=1", 2)

@@ -3,6 +3,8 @@ writer, on the sample captures."""
 
 from __future__ import annotations
 
+import io
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,13 +12,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+import teardown
 from teardown.decode import decode
+from teardown.dissect import have_tshark
 from teardown.engine import Engine
-from teardown.live.pcapng import PcapngWriter
+from teardown.read.pcapng import BlockCutter, PcapngReader, PcapngWriter
 from teardown.options import Options
-from teardown.read import open_capture
+from teardown.read import CaptureInfo, FrameBatch, open_capture
+from teardown.read.frames import Counts
 from teardown.schema import INTERNAL_COLUMNS
-from teardown.verdicts import Columns, text_columns
+from teardown.present import text_columns
+from teardown.verdicts import Columns
 
 from .conftest import CAPTURES
 
@@ -79,3 +85,118 @@ def test_written_pcapng_reads_back_frame_for_frame(tmp_path: Path) -> None:
     assert copy == orig
     assert np.allclose(np.concatenate([b.ts for b in back]),
                        np.concatenate([b.ts[b.linktype == lt] for b in batches]), atol=1e-9)
+
+
+class _Replay:
+    """A live frame source (read.frames.FrameSource) that hands over a capture file's frames at
+    the first take, then ends: the live session without an interface, and so without root."""
+
+    def __init__(self, path: Path) -> None:
+        self.batches = [b for b in open_capture(str(path), 1 << 20) if len(b)]
+        self.linktype = int(self.batches[0].linktype[0])
+        self.counts = Counts()
+        self.stopped = threading.Event()
+        self.stop_reason: str | None = "replayed"
+
+    def start(self) -> None: ...
+
+    def take(self) -> FrameBatch | None:
+        if not self.batches:
+            return None
+        batch = self.batches.pop(0)
+        self.counts.frames += len(batch)
+        self.stopped.set()
+        return batch
+
+    def refresh_counts(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@pytest.mark.skipif(not have_tshark(), reason="needs tshark (CI installs it)")
+def test_live_hands_frames_of_other_link_types_over_as_offline_does(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Link type 138 (IP over IEEE 1394), which the fast decoder does not read: live hands its
+    frames to tshark as `--reader auto` does offline, and judges the same connection."""
+    from teardown.live import session
+    from teardown.source import LiveSource
+
+    from .test_readers import AP1394, _on_link_type
+
+    path, n = _on_link_type(tmp_path, *AP1394)
+
+    def replay(s: session.LiveSettings, decoding: Any) -> LiveSource:
+        return LiveSource(_Replay(path), decoding, CaptureInfo(path="replay (live)", format="live"))
+
+    monkeypatch.setattr(session, "open_source", replay)
+    settings = session.LiveSettings("replay0", view=False, keep_rows=True)
+    result = session.run(settings, Options(), io.StringIO(), io.StringIO())
+    assert result.handed_off == {"link type 138 (unknown) to tshark": n}
+    live = session.analysis_of(result, Options()).flows
+    offline = teardown.analyze(str(path)).flows
+    for k in ("client_port", "server_port", "close_kind", "active_closer", "time_wait_on", "link_type"):
+        assert live[k].tolist() == offline[k].tolist(), k
+
+
+@pytest.mark.parametrize("jsonl", [False, True], ids=["view only", "jsonl"])
+def test_one_four_tuple_in_two_tunnels_is_two_closes_live(jsonl: bool) -> None:
+    """vxlan.pcap holds one inner 4-tuple in VXLAN VNI 100 and VNI 200: two connections (its
+    truth lists two flows). Live keys its rows by flow_id, carrier prefix included, with or
+    without --jsonl, so both count as closes, as in the table."""
+    import json
+
+    from teardown.live.rows import Event, Tracker
+
+    path = CAPTURES / "encapsulated" / "vxlan.pcap"
+    truth = json.loads(path.with_suffix(".truth.json").read_text())["flows"]
+    out = io.StringIO()
+    tracker = Tracker(out if jsonl else None, path.name, keep_rows=False)
+    engine = Engine(Options())
+    engine.track_changes()
+    now = 0.0
+    for batch in open_capture(str(path), 4096):
+        packets = decode(batch, Counter(), engine.contexts)
+        now = float(batch.ts[-1]) if len(batch) else now
+        for cols in engine.feed(packets, batch.data, now=now):
+            tracker.final(cols, now, Event.retired)
+        tracker.provisional(engine.provisional(), now)
+    for cols in engine.finish():
+        tracker.final(cols, now, Event.stopped)
+    closes = Counter({key: n for key, n in tracker.t.closes.items() if key[0] == "fin"})
+    assert sum(closes.values()) == len(truth) == 2
+    assert closes == Counter((f["close_kind"], f["active_closer"]) for f in truth)
+    if jsonl:
+        first = [json.loads(line) for line in out.getvalue().splitlines() if not json.loads(line)["update"]]
+        assert sorted(line["flow_id"] for line in first) == ["c1/198.18.0.1:52776>198.18.0.2:8080/0",
+                                                              "c2/198.18.0.1:52776>198.18.0.2:8080/0"]
+
+
+def test_a_pcapng_stream_cut_at_any_byte_reads_back_frame_for_frame() -> None:
+    """dumpcap's pipe arrives in pieces of any size: the blocks cut from it (read.pcapng.BlockCutter),
+    each cut read after the section header and interface descriptions, give the file's frames."""
+    raw = (CAPTURES / "two_interfaces.pcapng").read_bytes()
+    want = [bytes(b.data[p: p + c]) for b in open_capture(str(CAPTURES / "two_interfaces.pcapng"), 1 << 20)
+            for p, c in zip(b.pos, b.caplen)]
+    cutter, buf, got = BlockCutter(), bytearray(), []
+    for at in range(0, len(raw), 777):
+        buf += raw[at: at + 777]
+        blocks = cutter.cut(buf)
+        if blocks:
+            data = cutter.head + blocks
+            reader = PcapngReader(io.BytesIO(data[4:]), data[:4], CaptureInfo(path="pipe"), len(data) + 4096)
+            got += [bytes(b.data[p: p + c]) for b in reader for p, c in zip(b.pos, b.caplen)]
+    assert got == want and not buf
+
+
+def test_live_readers_are_named_for_what_runs() -> None:
+    """`--reader dumpcap` runs dumpcap; `pyshark`, its first name, still selects it, and a name
+    that runs nothing is one usage line."""
+    from teardown.errors import UsageError
+    from teardown.live.session import LiveSettings
+
+    assert LiveSettings("lo", reader="pyshark").reader == "dumpcap"
+    assert LiveSettings("lo", reader="dumpcap").reader == "dumpcap"
+    with pytest.raises(UsageError, match="choose one of scapy, dumpcap"):
+        LiveSettings("lo", reader="tshark")

@@ -3,10 +3,10 @@ C decoder. Every reader hands the flow engine the same `decode.Packets` and the 
 payload offsets point into, so flows, verdicts and everything after them are shared code.
 
 This stage sits after `decode` (it produces decode's records, and `read` may not import
-`decode`); `analysis.py` picks the reader (`Options.reader`):
+`decode`); `source.py` picks the reader (`Options.reader`) for every caller:
 
   scapy_reader.py   scapy's layers dissect each frame of our record walker's batches
-  tshark_reader.py  tshark dissects the capture and prints only the fields needed (--reader pyshark)
+  tshark_reader.py  tshark dissects the capture and prints only the fields needed (--reader tshark)
   auto.py           the fast decoder; frames of link types it does not read handed to scapy, else tshark
 
 Where a segment was carried (interface, link type, VLAN tags, tunnels) is part of its
@@ -159,6 +159,6 @@ def frame_decoder(kind: ReaderKind, contexts: Contexts) -> FrameDecoder | None:
         from .auto import AutoDecoder
 
         return AutoDecoder(contexts)
-    if kind is ReaderKind.pyshark:
+    if kind is ReaderKind.tshark:
         tshark_path()  # missing: say so before reading anything
     return None

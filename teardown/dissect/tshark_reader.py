@@ -1,4 +1,4 @@
-"""A capture -> TCP packet columns, dissected by tshark (--reader pyshark).
+"""A capture -> TCP packet columns, dissected by tshark (--reader tshark).
 
 tshark reads the file itself (every format and encapsulation Wireshark knows) and prints only
 the fields needed, one line per frame (`-T fields`), with its costly analyses off (sequence
@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import ipaddress
 import os
-import struct
 import subprocess
 import tempfile
 from collections import Counter
@@ -41,7 +40,7 @@ from ..decode import _CARRIER_REASONS, SYN, Packets, unknown_link
 from ..errors import CaptureError
 from ..read import CaptureInfo, FrameBatch, FrameChecks, Interface, open_capture, open_file, times_filled
 from ..read.pcap import PcapReader
-from ..read.pcapng import offset_set_aside, tsresol_text
+from ..read.pcapng import interface_description, offset_set_aside, packet_blocks, section_header, tsresol_text
 from . import (BAD_IP, BAD_TCP, LATER_FRAGMENT, LINK_HEADER_BYTES, NO_TCP_HEADER, NOT_IP, NOT_TCP, address,
                packets_from, short_link, tshark_path)
 
@@ -698,7 +697,11 @@ def decode_frames(batch: FrameBatch, which: I64, contexts: Contexts,
     `which[k - 1]`."""
     points = sorted(set(zip(batch.iface[which].tolist(), batch.linktype[which].tolist())))
     with tempfile.NamedTemporaryFile(suffix=".pcapng") as tmp:
-        tmp.write(_pcapng(batch, which, points))
+        # Microsecond times (the default resolution) will do: the batch's own are put back below.
+        iface = np.array([points.index(p) for p in zip(batch.iface[which].tolist(), batch.linktype[which].tolist())],
+                         np.int64)
+        tmp.write(section_header() + b"".join(interface_description(lt, 0) for _, lt in points)
+                  + packet_blocks(batch, which, np.round(batch.ts[which] * 1e6).astype(np.int64), iface))
         tmp.flush()
         reader = TsharkReader(tmp.name, contexts, skipped, [i for i, _ in points])
         parts = [(c.packets, c.data) for c in reader]
@@ -710,19 +713,3 @@ def decode_frames(batch: FrameBatch, which: I64, contexts: Contexts,
     packets.frame = batch.frame[which[at]]
     packets.ts = batch.ts[which[at]]
     return packets, data
-
-
-def _pcapng(batch: FrameBatch, which: I64, points: list[tuple[int, int]]) -> bytes:
-    out = [struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)]
-    for _, lt in points:
-        out.append(struct.pack("<IIHHII", 1, 20, lt, 0, 0, 20))
-    view = batch.data.data  # a memoryview: slices without copies
-    for i in which.tolist():
-        frame = view[int(batch.pos[i]): int(batch.pos[i]) + int(batch.caplen[i])].tobytes()
-        units = int(round(float(batch.ts[i]) * 1e6))
-        pad = b"\0" * (-len(frame) % 4)
-        total = 32 + len(frame) + len(pad)
-        out.append(struct.pack("<IIIIIII", 6, total, points.index((int(batch.iface[i]), int(batch.linktype[i]))), units >> 32,
-                               units & 0xFFFFFFFF, len(frame), int(batch.wirelen[i])) + frame + pad
-                   + struct.pack("<I", total))
-    return b"".join(out)

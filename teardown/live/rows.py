@@ -21,7 +21,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS
-from ..verdicts import Columns, endpoint, text_columns
+from ..present import flow_ids, text_columns
+from ..verdicts import Columns
 
 RATE_WINDOW_S = 10.0  # closes per second are averaged over this window
 NOTABLE_KEPT = 8
@@ -83,7 +84,6 @@ VIEW_COLUMNS = ("incarnation", "client_ip", "client_port", "server_ip", "server_
                 "active_closer", "time_wait_on", "time_wait_end_ts", "tw_assassination", "fin_retransmissions_client",
                 "fin_retransmissions_server", "reuses_tuple_in_time_wait", "reuse_verdict", "first_rst_by",
                 "rst_class", "packets_c2s", "packets_s2c", "last_ts")
-_KEY = ("client_ip", "client_port", "server_ip", "server_port", "vlan", "incarnation")
 _BY_NAME = {c.name: c for c in FLOW_COLUMNS}
 
 
@@ -109,19 +109,21 @@ class Tracker:
         self.capture_file = capture_file
         self.keep_rows = keep_rows
         self.rows: list[Columns] = []  # final rows, when kept for -o
-        self.shown: dict[Any, Shown] = {}  # by flow_id, or by _KEY's values without --jsonl
-        self.ends: list[tuple[float, int, Any]] = []  # heap: (TIME_WAIT end, version, flow_id)
+        # By flow_id, with or without --jsonl: its carrier prefix keeps one 4-tuple in two
+        # tunnels or VLANs two connections, as the tables count them.
+        self.shown: dict[str, Shown] = {}
+        self.ends: list[tuple[float, int, str]] = []  # heap: (TIME_WAIT end, version, flow_id)
         self.versions = 0  # each row seen gets a new one: the heap's entries of older rows are void
         self.t = Tallies()
 
-    def _rows(self, cols: Columns) -> tuple[list[Any], list[dict[str, Any]]]:
-        """A key per row (the flow_id with --jsonl) and the row's values as a dict."""
+    def _rows(self, cols: Columns) -> tuple[list[str], list[dict[str, Any]]]:
+        """Each row's flow_id and its values as a dict."""
         n = len(cols["incarnation"])
         cols["capture_file"] = np.full(n, self.capture_file, object)
         cols["capture"] = np.zeros(n, np.int64)
         if self.out is None:
             rows = [dict(zip(VIEW_COLUMNS, values)) for values in zip(*_plain(cols, VIEW_COLUMNS))]
-            return [tuple(row[k] for k in _KEY) for row in rows], rows
+            return flow_ids(cols).to_pylist(), rows
         cols.update(text_columns(cols))
         return cols["flow_id"].tolist(), [dict(zip(COLUMN_NAMES, v)) for v in zip(*_plain(cols, COLUMN_NAMES))]
 
@@ -145,7 +147,7 @@ class Tracker:
         if self.keep_rows:
             self.rows.append(cols)
 
-    def _see(self, flow_id: Any, row: dict[str, Any], now: float, first_event: Event) -> None:
+    def _see(self, flow_id: str, row: dict[str, Any], now: float, first_event: Event) -> None:
         digest = hash(tuple(row.values()))
         old = self.shown.get(flow_id)
         if old is not None and old.digest == digest:
@@ -171,7 +173,7 @@ class Tracker:
             if old.counted:
                 self._count(old, -1)
         for label in sorted(notable - (old.notable if old is not None else frozenset())):
-            self.t.notable.append((now, label, flow_id if isinstance(flow_id, str) else _flow_id(flow_id)))
+            self.t.notable.append((now, label, flow_id))
             self.t.notable_total[label.split(" (")[0]] += 1
         self.versions += 1
         shown.version = self.versions
@@ -227,9 +229,3 @@ class Tracker:
     def kept(self) -> dict[str, int]:
         """State held for what was written: incarnations awaiting their final row."""
         return {"incarnations_written_not_final": len(self.shown), "time_wait_timers": len(self.ends)}
-
-
-def _flow_id(key: tuple[Any, ...]) -> str:
-    """The flow_id of a _KEY tuple, as verdicts.text_columns writes it."""
-    ci, cp, si, sp, vlan, inc = key
-    return f"{'' if vlan is None else f'vlan{vlan}/'}{endpoint(ci, cp)}>{endpoint(si, sp)}/{inc}"

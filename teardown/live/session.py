@@ -2,9 +2,11 @@
 terminal view and, at the stop, the final rows.
 
 Every BATCH_S the frames received are taken from the source (its thread keeps reading
-meanwhile), decoded and fed to the same `Engine` as offline analysis, with the wall clock as
-`now`: rows that nothing can change any more come out as they do offline, and the rows whose
-teardown just completed come out provisionally (`Engine.provisional`).
+meanwhile), decoded as offline `--reader auto` decodes them (source.py: frames of link types
+the fast decoder does not read go to scapy or tshark) and fed to the same `Engine` as offline
+analysis, with the wall clock as `now`: rows that nothing can change any more come out as they
+do offline, and the rows whose teardown just completed come out provisionally
+(`Engine.provisional`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import numpy as np
 
 from ..analysis import Analysis, CaptureSummary, concat_rows
 from ..carriers import Point
-from ..decode import Packets, decode
+from ..decode import Packets
 from ..engine import Engine
 from ..errors import UsageError
-from ..options import Options
-from ..read import CaptureInfo, FrameBatch, Interface
+from ..options import Options, ReaderKind
+from ..read import CaptureInfo, Interface
+from ..read.frames import NS_PER_S, Counts
+from ..source import Decoding, LiveSource, Segments, open_interface
 from ..verdicts import Columns
-from .frames import NS_PER_S, Counts, Source
 from .rows import Event, Tallies, Tracker
 from ..terminal import closes_text
 from .view import CLOSERS, KINDS, Status, View
@@ -36,7 +39,8 @@ from .view import CLOSERS, KINDS, Status, View
 BATCH_S = 0.15  # frames go to the engine this often: the JSON lines' delay after a teardown
 IFACE_CHECK_S = 1.0
 IFF_UP = 0x1
-READERS = ("scapy", "pyshark")
+READERS = ("scapy", "dumpcap")
+FORMER_NAMES = {"pyshark": "dumpcap"}  # what `--reader dumpcap` was first called: still accepted
 DEFAULT_SNAPLEN = 262144  # as tcpdump's default
 
 
@@ -54,6 +58,7 @@ class LiveSettings:
     snaplen: int = DEFAULT_SNAPLEN
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "reader", FORMER_NAMES.get(self.reader, self.reader))
         if self.reader not in READERS:
             raise UsageError(f"--reader {self.reader}: choose one of {', '.join(READERS)}")
         if self.duration_s is not None and not self.duration_s > 0:
@@ -78,18 +83,15 @@ class LiveResult:
     first_ts: float | None
     last_ts: float | None
     state: dict[str, int] = field(default_factory=dict)  # the most state held at once
+    handed_off: Counter[str] = field(default_factory=Counter)  # frames decoded by scapy or tshark, by kind
+    reader_warnings: list[str] = field(default_factory=list)
 
 
-def open_source(s: LiveSettings) -> Source:
+def open_source(s: LiveSettings, decoding: Decoding) -> LiveSource:
     """The capture source, opened and checked (interface, permission, filter): errors come here,
-    before anything is printed."""
-    if s.reader == "pyshark":
-        from .dumpcap import DumpcapSource
-
-        return DumpcapSource(s.iface, s.bpf, s.snaplen, s.count, s.write)
-    from .sniffer import ScapySource
-
-    return ScapySource(s.iface, s.bpf, s.snaplen, s.count, s.write)
+    before anything is printed. `--reader dumpcap` captures with dumpcap, as pyshark would."""
+    return open_interface(s.iface, decoding, "dumpcap" if s.reader == "dumpcap" else "scapy", s.bpf, s.snaplen,
+                          s.count, s.write)
 
 
 def _iface_gone(iface: str) -> str | None:
@@ -128,17 +130,15 @@ class _Stop:
 
 
 def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResult:
-    source = open_source(s)
     engine = Engine(options)
+    decoding = Decoding(ReaderKind.auto, engine.contexts)
+    source = open_source(s, decoding)
     engine.track_changes()
     name = os.path.basename(s.write) if s.write else f"{s.iface} (live)"
     tracker = Tracker(out if s.jsonl else None, name, s.keep_rows)
     view = View(err, options, s.view)
     started = time.time()
-    skipped: Counter[str] = Counter()
     tcp = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
     most: dict[str, int] = {"bytes": 0, "live_tuples": 0}
 
     def status(now: float) -> Status:
@@ -147,14 +147,12 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
             most[k] = max(most[k], stats[k])
         return Status(s.iface, started, source.counts, tcp, stats["bytes"], stats["live_tuples"])
 
-    def step(batch: FrameBatch | None, now: float) -> None:
-        nonlocal tcp, first_ts, last_ts
-        if batch is not None and len(batch):
-            first_ts = float(batch.ts[0]) if first_ts is None else first_ts
-            last_ts = float(batch.ts[-1])
-            packets = decode(batch, skipped, engine.contexts)
+    def step(segments: Segments | None, now: float) -> None:
+        nonlocal tcp
+        if segments is not None:
+            packets, data = segments
             tcp += len(packets)
-            for cols in engine.feed(packets, batch.data, now=now):
+            for cols in engine.feed(packets, data, now=now):
                 tracker.final(cols, now, Event.retired)
         else:
             for cols in engine.feed(_NO_PACKETS, _NO_DATA, now=now):
@@ -165,7 +163,7 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
 
     reason = ""
     with _Stop() as stop:
-        source.start()
+        source.frames.start()
         deadline = None if s.duration_s is None else time.monotonic() + s.duration_s
         next_check = time.monotonic() + IFACE_CHECK_S
         try:
@@ -174,12 +172,12 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
                 stop.event.wait(wait)
                 now = time.time()
                 step(source.take(), now)
-                source.refresh_counts()
+                source.frames.refresh_counts()
                 view.refresh(status(now), tracker.t, now)
                 if stop.event.is_set():
                     reason = stop.reason
-                elif source.stopped.is_set():
-                    reason = source.stop_reason or f"{s.count:,} frames captured (--count)"
+                elif source.frames.stopped.is_set():
+                    reason = source.frames.stop_reason or f"{s.count:,} frames captured (--count)"
                 elif deadline is not None and time.monotonic() >= deadline:
                     reason = f"{s.duration_s:g} s elapsed (--duration)"
                 elif time.monotonic() >= next_check:
@@ -188,16 +186,17 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
                 if reason:
                     break
         finally:
-            source.stop()
+            source.frames.stop()
     now = time.time()
     step(source.take(), now)  # what arrived before the stop
     view.refresh(status(now), tracker.t, now, force=True)
     for cols in engine.finish():
         tracker.final(cols, now, Event.stopped)
     tracker.flush()
-    source.close()
-    return LiveResult(s, started, now, reason, source.counts, tcp, skipped, tracker.t, tracker.rows,
-                      engine.contexts.points, source.linktype, first_ts, last_ts, most)
+    source.frames.close()
+    return LiveResult(s, started, now, reason, source.counts, tcp, decoding.skipped, tracker.t, tracker.rows,
+                      engine.contexts.points, source.frames.linktype, source.info.first_ts, source.info.last_ts, most,
+                      decoding.handed_off, decoding.warnings())
 
 
 _NO_PACKETS = Packets.empty()
@@ -215,7 +214,8 @@ def analysis_of(r: LiveResult, options: Options) -> Analysis:
     if r.counts.kernel_drops or r.counts.analyzer_drops:
         info.warnings.append(f"{r.counts.kernel_drops:,} frames dropped by the kernel, {r.counts.analyzer_drops:,} "
                              "by the analyzer (live capture)")
-    summary = CaptureSummary(files=[info], tcp_packets=r.tcp_packets, skipped=r.skipped)
+    summary = CaptureSummary(files=[info], tcp_packets=r.tcp_packets, skipped=r.skipped, handed_off=r.handed_off,
+                             reader_warnings=r.reader_warnings)
     flows, summary.copies = concat_rows(r.rows, r.points)
     return Analysis(flows, summary, options)
 

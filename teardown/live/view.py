@@ -10,8 +10,8 @@ from typing import TextIO
 
 from ..options import Options
 from ..schema import CloseKind
-from ..verdicts import endpoint
-from .frames import Counts
+from ..present import endpoint
+from ..read.frames import Counts
 from .rows import RATE_WINDOW_S, Tallies
 
 REDRAW_EVERY_S = 0.25

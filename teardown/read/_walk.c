@@ -2,7 +2,7 @@
  *
  * Walking records is the one step that cannot be vectorised (each record's length says where
  * the next one starts); in Python it costs 0.6 s per million records, here about 10 ms.
- * Everything else (decoding headers, flows, verdicts) stays in numpy and Python.
+ * Decoding the headers of the frames found is the next step (_decode.c).
  *
  * Both walkers write into caller-provided, preallocated arrays (passed through the buffer
  * protocol) and stop at the first thing they cannot handle alone, returning a status so the
@@ -17,6 +17,8 @@
 enum { NEED_MORE = 0, CORRUPT = 1, FULL = 2, OTHER_BLOCK = 3 };
 #define SHB 0x0A0D0D0Au           /* Section Header Block: the same in either byte order */
 #define SIMPLE_PACKET 0xFFFFFFFFu /* the interface id written for a Simple Packet Block */
+/* pcapng block types that hold a packet (draft-ietf-opsawg-pcapng §4) */
+enum { OBSOLETE_PACKET_BLOCK = 2, SIMPLE_PACKET_BLOCK = 3, ENHANCED_PACKET_BLOCK = 6 };
 
 static inline uint32_t rd32(const uint8_t *p, int swapped) {
     uint32_t v;
@@ -134,7 +136,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
         if (rd32(d + off + total - 4, swapped) != total) { status = CORRUPT; break; }
         const uint8_t *b = d + off + 8;
         Py_ssize_t body = (Py_ssize_t)total - 12;
-        if (type == 6) {
+        if (type == ENHANCED_PACKET_BLOCK) {
             if (body < 20) { status = CORRUPT; break; }
             uint32_t c = rd32(b + 12, swapped);
             if ((Py_ssize_t)c > body - 20) { status = CORRUPT; break; }
@@ -148,7 +150,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
             cap[n] = c;
             wire[n] = rd32(b + 16, swapped);
             pos[n] = off + 28;
-        } else if (type == 3) {
+        } else if (type == SIMPLE_PACKET_BLOCK) {
             if (body < 4) { status = CORRUPT; break; }
             uint32_t w = rd32(b, swapped), c = w < snaplen0 ? w : (uint32_t)snaplen0;
             if ((Py_ssize_t)c > body - 4) c = (uint32_t)(body - 4);
@@ -157,7 +159,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args) {
             cap[n] = c;
             wire[n] = w;
             pos[n] = off + 12;
-        } else if (type == 2) {
+        } else if (type == OBSOLETE_PACKET_BLOCK) {
             if (body < 20) { status = CORRUPT; break; }
             uint32_t c = rd32(b + 12, swapped);
             if ((Py_ssize_t)c > body - 20) { status = CORRUPT; break; }

@@ -1,6 +1,10 @@
-"""pcapng -> frame batches. Packet blocks are walked by the C walker; section headers,
-interface descriptions (link type, timestamp resolution and offset), comments and every other
-block are handled here, once per block rather than once per packet."""
+"""pcapng files and streams: read into frame batches, written from them, cut into blocks.
+
+Reading: packet blocks are walked by the C walker; section headers, interface descriptions
+(link type, timestamp resolution and offset), comments and every other block are handled here,
+once per block rather than once per packet. Writing (live --write, the frames `auto` hands to
+tshark) and cutting a stream into whole blocks (dumpcap's pipe) are at the end: each block's
+layout is written once, here."""
 
 from __future__ import annotations
 
@@ -12,14 +16,17 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import CaptureDamaged
+from ..outputs import Staged
 from . import LAST_TS, CaptureInfo, ChunkStream, FrameBatch, FrameChecks, Interface, times_filled
 from ._walk import walk_pcapng  # type: ignore[import-not-found]
 from .gunzip import Gunzip
 
 NEED_MORE, CORRUPT, FULL, OTHER_BLOCK = 0, 1, 2, 3
-SHB, IDB = 0x0A0D0D0A, 0x00000001
+SHB, IDB, ISB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000005, 0x00000006
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
-OPT_COMMENT, OPT_IF_NAME, OPT_IF_TSRESOL, OPT_IF_TSOFFSET = 1, 2, 9, 14
+OPT_END, OPT_COMMENT, OPT_IF_NAME, OPT_IF_TSRESOL, OPT_IF_TSOFFSET = 0, 1, 2, 9, 14
+ISB_STARTTIME, ISB_ENDTIME, ISB_IFRECV, ISB_IFDROP = 2, 3, 4, 5
+NS_TSRESOL = 9  # if_tsresol: 10^-9 s
 # The finest if_tsresol read: 2^-30 s (about tshark's nanosecond; the tshark reader's clock
 # multiplies its nanoseconds by the units a second, which must stay in int64) and 10^-18 s
 # (10^19 units a second overflow int64).
@@ -188,7 +195,7 @@ class PcapngReader:
         self.fh.close()
 
 
-def section_order(buf: memoryview | bytes, at: int) -> str | None:
+def section_order(buf: memoryview | bytes | bytearray, at: int) -> str | None:
     """The struct byte order ("<" or ">") of the section whose header block starts at `at` (its
     first 12 bytes there), from its byte-order magic; None when the magic is neither."""
     for order in "<>":
@@ -217,3 +224,149 @@ def offset_set_aside(iface: Interface, index: int) -> list[str]:
 def tsresol_text(option: int) -> str:
     """An if_tsresol option byte as the resolution it gives: '10^-6 s', '2^-20 s'."""
     return f"{2 if option & 0x80 else 10}^-{option & 0x7F} s"
+
+
+# ---- writing: each block's layout once, little-endian, one section ---------------------------
+
+def option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def block(kind: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return struct.pack("<II", kind, total) + body + struct.pack("<I", total)
+
+
+def section_header(comment: str | None = None) -> bytes:
+    """A section of unknown length (-1), version 1.0."""
+    options = b"" if comment is None else option(OPT_COMMENT, comment.encode()) + option(OPT_END, b"")
+    return block(SHB, struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1) + options)
+
+
+def interface_description(linktype: int, snaplen: int, name: str | None = None, tsresol: int | None = None) -> bytes:
+    """An interface; without `tsresol` its times are in microseconds (the pcapng default)."""
+    options = b"" if name is None else option(OPT_IF_NAME, name.encode())
+    options += b"" if tsresol is None else option(OPT_IF_TSRESOL, bytes([tsresol]))
+    return block(IDB, struct.pack("<HHI", linktype, 0, snaplen) + (options + option(OPT_END, b"") if options else b""))
+
+
+def packet_blocks(batch: FrameBatch, which: npt.NDArray[np.int64], units: npt.NDArray[np.int64],
+                  iface: npt.NDArray[np.int64]) -> bytes:
+    """An Enhanced Packet Block for each frame `which` of `batch`, with its time in the
+    interface's `units` and the interface's number in the section, built in bulk."""
+    n = len(which)
+    caplen = batch.caplen[which].astype(np.int64)
+    size = 32 + ((caplen + 3) & ~3)
+    start = np.zeros(n + 1, np.int64)
+    np.cumsum(size, out=start[1:])
+    out = np.zeros(int(start[-1]), np.uint8)
+    words = out.view("<u4")
+    header = np.stack([np.full(n, EPB), size, iface, units >> 32, units & 0xFFFFFFFF, caplen,
+                       batch.wirelen[which].astype(np.int64)], axis=1).astype("<u4")
+    at = start[:-1] // 4
+    for k in range(7):
+        words[at + k] = header[:, k]
+    words[(start[1:] // 4) - 1] = size.astype("<u4")
+    data, dst = batch.data.data, out.data
+    for a, p, c in zip((start[:-1] + 28).tolist(), batch.pos[which].tolist(), caplen.tolist()):
+        dst[a: a + c] = data[p: p + c]
+    return out.tobytes()
+
+
+def interface_statistics(first_ns: int | None, last_ns: int, received: int, dropped: int) -> bytes:
+    """Interface 0's statistics at `last_ns`: frames received and dropped by the kernel."""
+    def stamp(ns: int) -> bytes:
+        return struct.pack("<II", ns >> 32, ns & 0xFFFFFFFF)
+
+    body = struct.pack("<I", 0) + stamp(last_ns)
+    if first_ns is not None:
+        body += option(ISB_STARTTIME, stamp(first_ns)) + option(ISB_ENDTIME, stamp(last_ns))
+    body += (option(ISB_IFRECV, struct.pack("<Q", received)) + option(ISB_IFDROP, struct.pack("<Q", dropped))
+             + option(OPT_END, b""))
+    return block(ISB, body)
+
+
+class PcapngWriter:
+    """Frames -> a pcapng file (live --write): one section, one interface with nanosecond
+    timestamps, an Enhanced Packet Block per frame, and at the end the interface's statistics
+    (packets received and dropped by the kernel). Written and flushed batch by batch, so a stop
+    at any moment leaves a readable file.
+
+    The file replaces any previous one once the capture has started (interface open, filter
+    compiled: a failed start leaves it untouched), with its header already in it
+    (outputs.Staged), and grows under its own name, so it can be read while the capture runs."""
+
+    def __init__(self, path: str, linktype: int, snaplen: int, iface: str, comment: str) -> None:
+        self.path = path
+        self.file = Staged(path, "--write")
+        self.fh: BinaryIO = self.file.fh
+        try:
+            self.fh.write(section_header(comment) + interface_description(linktype, snaplen, iface, NS_TSRESOL))
+            self.fh.flush()
+            self.file.publish()
+        except OSError as e:
+            self.file.discard()
+            raise self.file.cannot(e) from None
+        except BaseException:
+            self.file.discard()
+            raise
+        self.first_ns: int | None = None
+        self.last_ns = 0
+        self.frames = 0
+
+    def write(self, batch: FrameBatch, ts_ns: npt.NDArray[np.int64]) -> None:
+        n = len(batch)
+        if not n:
+            return
+        try:
+            self.fh.write(packet_blocks(batch, np.arange(n), ts_ns, np.zeros(n, np.int64)))
+            self.fh.flush()
+        except OSError as e:  # a full disk: what was flushed before stays a readable capture
+            raise self.file.cannot(e) from None
+        if self.first_ns is None:
+            self.first_ns = int(ts_ns[0])
+        self.last_ns = int(ts_ns[-1])
+        self.frames += n
+
+    def close(self, received: int, dropped: int) -> None:
+        """End with the interface statistics: frames received and dropped by the kernel."""
+        try:
+            self.fh.write(interface_statistics(self.first_ns, self.last_ns, received, dropped))
+            self.fh.close()
+        except OSError as e:
+            raise self.file.cannot(e) from None
+
+
+# ---- cutting: a stream arriving in pieces -> whole blocks --------------------------------------
+
+class BlockCutter:
+    """A pcapng stream read from a pipe in pieces of any size (dumpcap's) -> its whole packet
+    blocks, and `head`, the section header and interface descriptions that must come before
+    them for a reader: each cut is read as a little file of its own (read/dumpcap.py)."""
+
+    def __init__(self) -> None:
+        self.order = "<"
+        self.head = b""
+        self.linktype = 1  # of the last interface described (one interface per capture here)
+
+    def cut(self, buf: bytearray) -> bytes:
+        """The whole packet blocks at the start of `buf`, removed from it."""
+        at = 0
+        blocks = []
+        while len(buf) - at >= 12:
+            if struct.unpack_from("<I", buf, at)[0] == SHB:  # the same either way round
+                self.order = section_order(buf, at) or self.order
+            kind, total = struct.unpack_from(self.order + "II", buf, at)
+            if total < 12 or len(buf) - at < total:
+                break
+            whole = bytes(buf[at: at + total])
+            if kind == SHB:
+                self.head = whole
+            elif kind == IDB:
+                self.head += whole
+                self.linktype = struct.unpack_from(self.order + "H", whole, 8)[0]
+            else:
+                blocks.append(whole)
+            at += total
+        del buf[:at]
+        return b"".join(blocks)

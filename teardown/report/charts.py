@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..present import endpoint
 from ..rows import TableColumns
 from ..schema import CloseKind
 from ..times import CLOCK, utc
 from ..timewait.occupancy import window_peaks
-from ..verdicts import endpoint
 
 Columns = Mapping[str, npt.NDArray[Any]]  # a table's columns as numpy (rows.TableColumns)
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..analysis import Analysis
+from ..present import RowsOf
 from ..rows import TableColumns
-from ..verdicts import RowsOf
 from .charts import TOP_HOSTS, cut_steps
 from .facts import Facts, facts_of
 from .flags import LADDER_BITS, flag_bits

@@ -12,9 +12,9 @@ from typing import Any
 
 from .. import __version__
 from ..analysis import Analysis
+from ..present import where_prefix
 from ..read import time_span
 from ..options import Options, OsProfile
-from ..verdicts import where_prefix
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..outputs import Outputs, atomic_output
-from ..rows import text_scalar
+from ..present import text_scalar
 from ..schema import FORMATS
 
 if TYPE_CHECKING:

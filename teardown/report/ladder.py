@@ -12,7 +12,6 @@ changes (`states.py`).
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -20,11 +19,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..carriers import Contexts
-from ..decode import ACK, FIN, RST, SYN, decode
+from ..decode import ACK, FIN, RST, SYN
 from ..options import Options
 from ..packed import distinct_objects
-from ..read import open_capture
+from ..source import Decoding, open_source
 from .states import FlowEnd, states_of
 
 I64 = npt.NDArray[np.int64]
@@ -193,14 +191,12 @@ def _match(paths: Sequence[str], flows: Columns, options: Options) -> _Matched:
                                       np.asarray(flows["server_port"], np.int64)]))
     parts: list[dict[str, npt.NDArray[Any]]] = []
     frames_before = 0
-    contexts = Contexts()  # read in the analysis's order, carriers get the analysis's numbers
+    # Decoded as the analysis decoded them (`--reader`, and `auto`'s hand-off: a flow scapy or
+    # tshark read gets its ladder too); read in the analysis's order, carriers get its numbers.
+    decoding = Decoding(options.reader)
     for path in paths:
-        reader = open_capture(path, options.chunk_bytes)
-        for batch in reader:
-            if not len(batch):
-                continue
-            batch.frame += frames_before
-            p = decode(batch, Counter(), contexts)
+        source = open_source(path, decoding, options.chunk_bytes, frames_before)
+        for p, _ in source:
             pre = np.flatnonzero(np.isin(p.sport, ports) & np.isin(p.dport, ports))
             if not len(pre):
                 continue
@@ -220,7 +216,7 @@ def _match(paths: Sequence[str], flows: Columns, options: Options) -> _Matched:
                     "ts": p.ts[idx], "frame": p.frame[idx], "flags": p.flags[idx].astype(np.int64),
                     "seq": p.seq[idx].astype(np.int64), "ack": p.ack[idx].astype(np.int64),
                     "payload": p.payload[idx].astype(np.int64)})
-        frames_before += reader.info.frames
+        frames_before += source.info.frames
     if not parts:
         empty = np.zeros(0, np.int64)
         return _Matched(empty, empty, np.zeros(0), empty, empty, empty, empty, empty)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup, escape
 
 from ..decode import FIN, RST, SYN
+from ..present import endpoint
 from ..times import utc
-from ..verdicts import endpoint
 from .ladder import Ladder
 from .states import NOTE
 

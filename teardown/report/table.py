@@ -3,8 +3,10 @@
 100,000 flows must fit in a few megabytes, so each column is written in the smallest of a few
 plain encodings, chosen by measuring them on a sample of rows: the values as they are, a
 dictionary of repeated values with one code per row, a default with its exceptions, numbers cut
-out of similar strings (evidence frames), or nothing at all for `flow_id` when it is exactly
-what its parts spell. Times are whole microseconds: `first_ts` as steps from the previous row,
+out of similar strings (evidence frames), or nothing at all for `flow_id` when the page can
+spell every id from the row's own address, port, VLAN and incarnation columns (flow ids are
+unique: sent, they were 47 % of a 100,000-flow report and 60 % of a SYN flood's). Times are
+whole microseconds: `first_ts` as steps from the previous row,
 the other times from the row's own `first_ts`. templates/report-data.js (`decodeValues`) reads
 it back.
 """
@@ -21,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..packed import distinct_objects
-from ..rows import text_array
-from ..rows import text_scalar as word
+from ..present import text_array
+from ..present import text_scalar as word
 from ..schema import FLOW_COLUMNS, Column
 
 if TYPE_CHECKING:
@@ -76,9 +78,11 @@ def help_of(c: Column) -> str:
     return text
 
 
-def derived_flow_id(flows: pa.Table) -> bool:
-    """Whether every flow_id is what flows.py spells from its parts, as report-data.js spells it
-    again (then the page is sent no flow_id): by Arrow's string kernels, no Python per row."""
+def page_spells_flow_ids(flows: pa.Table) -> bool:
+    """Whether report-data.js (`spellFlowIds`), spelling each id from its row's other columns,
+    gives exactly the ids present.flow_ids wrote: the page's one rule (a VLAN prefix, bracketed
+    IPv6) mirrored here in Arrow's string kernels and compared id for id. Any other carrier
+    (a `cN/` prefix) or any difference, and the ids are sent as they are."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -307,13 +311,13 @@ def encode_flows(table: pa.Table, flows: Columns, t0_us: int) -> list[dict[str, 
     """One spec per column of the per-flow table (`flows`: its columns as numpy), in schema
     order, for report-data.js."""
     micros = _micros(flows, t0_us)
-    derived_id = derived_flow_id(table)
+    spelt_by_page = page_spells_flow_ids(table)
     every = slice(None, None, max(1, table.num_rows // SAMPLE_ROWS))
     out = []
     for c in FLOW_COLUMNS:
         meta: dict[str, Any] = {"name": c.name, "label": header_of(c.name), "kind": kind_of(c), "help": help_of(c)}
-        if c.name == "flow_id" and derived_id:
-            out.append(meta | {"derived": True})
+        if c.name == "flow_id" and spelt_by_page:
+            out.append(meta | {"spelt": True})
         elif c.name == "first_ts":
             out.append(meta | {"v": np.diff(micros["first_ts"], prepend=0).tolist(), "delta": True})
         elif c.name in micros:

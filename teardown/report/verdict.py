@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from . import charts
+from ..present import endpoint
 from ..schema import CloseKind
 from ..terminal import closes_text
 from ..times import utc
-from ..verdicts import endpoint
 from .charts import percent
 from .data import ReportData
 

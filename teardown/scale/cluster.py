@@ -13,15 +13,14 @@ from __future__ import annotations
 import math
 import os
 import pickle
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..analysis import Analysis, CaptureSummary, Progress, concat_rows
 from ..carriers import Contexts
-from ..dissect import frame_decoder
 from ..errors import UsageError
 from ..options import Options, ReaderKind
+from ..source import Decoding
 from .combine import (FileRead, ShardJob, ShardRows, captures_of, file_of, finish, frame_offsets, judge_shard,
                       number_carriers, reading_order)
 from .pieces import Piece, PieceMeta, PieceResult, Shard, read_piece
@@ -93,7 +92,7 @@ def plan(paths: list[str], sizes: list[tuple[int, bool]], options: Options, work
     pieces = []
     for i, (path, (size, compressed)) in enumerate(zip(paths, sizes)):
         n = math.ceil(size / target) if size > 1.5 * target else 1
-        if n == 1 or compressed or options.reader is ReaderKind.pyshark:
+        if n == 1 or compressed or options.reader is ReaderKind.tshark:
             pieces.append(Piece(path, i))
             continue
         cuts = [size * k // n for k in range(n + 1)]
@@ -214,18 +213,15 @@ def _summary(ordered: list[FileRead], captures: list[list[FileRead]], options: O
              total: int) -> CaptureSummary:
     summary = CaptureSummary(bytes_total=total, bytes_before=total, reader=options.reader.value,
                              continuous=len(captures) == 1)
-    decoder = frame_decoder(options.reader, contexts) if options.reader is not ReaderKind.pyshark else None
-    not_decoded: Counter[str] | None = getattr(decoder, "not_decoded", None)  # what the warnings tell
+    decoding = Decoding(options.reader, contexts)  # for its warnings on what `auto` could hand to nothing
     for f in ordered:
         summary.files.append(f.info)
         for p in f.pieces:
             summary.tcp_packets += p.tcp_packets
             summary.skipped.update(p.skipped)
             summary.handed_off.update(p.handed_off)
-            if not_decoded is not None:
-                not_decoded.update(p.not_decoded)
+            decoding.not_decoded.update(p.not_decoded)
     summary.carried_in = contexts.described()
-    if decoder is not None:
-        summary.reader_warnings += decoder.report()[1]
+    summary.reader_warnings += decoding.warnings()
     return summary
 

@@ -23,6 +23,7 @@ from ..carriers import Contexts, Point
 from ..engine import Engine
 from ..flows import NONE, Records
 from ..options import Options
+from ..present import readable
 from ..read import CaptureInfo
 from ..verdicts import Columns, judge
 from .pieces import PieceMeta, Shard
@@ -187,7 +188,7 @@ def judge_shard(job: ShardJob, *parts: Shard) -> bytes:
             records = {k: v[~later] for k, v in records.items()}
             if not len(records["context"]):
                 return
-        out.rows.append(name_files(judge(records, job.options, job.points), job.names, job.first_frames, job.capture))
+        out.rows.append(name_files(readable(judge(records, job.options), job.points), job.names, job.first_frames, job.capture))
 
     for part, before, carriers, now in zip(parts, job.frames_before, job.carriers, job.now):
         packets = part.packets()
@@ -207,5 +208,5 @@ def finish(shards: list[ShardRows], options: Options, job: ShardJob) -> list[Col
     held = [rec for s in shards for rec in s.held]
     if held:
         peers = port_peers(rows, held)
-        rows += [name_files(judge(peers(rec), options, job.points), job.names, job.first_frames, job.capture) for rec in held]
+        rows += [name_files(readable(judge(peers(rec), options), job.points), job.names, job.first_frames, job.capture) for rec in held]
     return rows

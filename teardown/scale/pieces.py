@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..analysis import segments
+from ..carriers import Point
 from ..decode import Packets
-from ..carriers import Contexts, Point
-from ..dissect import WHOLE_FILE_TO_TSHARK, frame_decoder, other_format
-from ..errors import CaptureError
-from ..options import Options, ReaderKind
-from ..read import CaptureInfo, open_capture
-from ..read.ranges import Cut, open_range
+from ..options import Options
+from ..read import CaptureInfo
+from ..read.ranges import Cut
+from ..source import Decoding, open_source
 
 HEAD_BYTES = 256  # payload the flow table keeps per direction (_flows.c): more is never read
 U64 = npt.NDArray[np.uint64]
@@ -100,53 +98,16 @@ def _mix(x: U64) -> U64:
 
 def read_piece(piece: Piece, options: Options, n_shards: int) -> PieceResult:
     """Read and decode `piece`, dealing its segments into `n_shards` shards by 4-tuple."""
-    contexts = Contexts()
-    decoder = frame_decoder(options.reader, contexts)
-    skipped: Counter[str] = Counter()
-    start = end = None
-    if options.reader is ReaderKind.pyshark:
-        return _read_tshark(piece, contexts, n_shards)
-    try:
-        if piece.whole:
-            reader: Any = open_capture(piece.path, options.chunk_bytes)
-        else:
-            assert piece.stop is not None
-            reader = open_range(piece.path, piece.start, piece.stop, options.chunk_bytes, piece.resume)
-            start = reader.start
-    except CaptureError as e:
-        if options.reader is not ReaderKind.auto or not other_format(e):
-            raise
-        try:  # a format only tshark reads (as in analysis._run_file)
-            result = _read_tshark(piece, contexts, n_shards)
-        except CaptureError:
-            raise e from None
-        result.meta.handed_off[WHOLE_FILE_TO_TSHARK] += result.meta.info.frames
-        return result
+    decoding = Decoding(options.reader)
+    byte_range = None if piece.stop is None else (piece.start, piece.stop)
+    source = open_source(piece.path, decoding, options.chunk_bytes, byte_range=byte_range, resume=piece.resume)
     deal = _Dealer(n_shards)
-    for packets, data in segments(reader, skipped, decoder, contexts):
+    for packets, data in source:
         deal.add(packets, data)
-    info: CaptureInfo = reader.info
-    if not piece.whole:
-        info.frames = reader.frames
-        end = reader.end
-    if info.damage is not None and info.frames == 0 and piece.range_index == 0 and piece.resume is None:
-        raise info.damage
-    meta = PieceMeta(piece, info, start, end, deal.count, skipped, points=dict(contexts.points))
-    handed_off, not_decoded = getattr(decoder, "handed_off", Counter()), getattr(decoder, "not_decoded", Counter())
-    meta.handed_off.update(handed_off)
-    meta.not_decoded.update(not_decoded)
-    return deal.finish(meta)
-
-
-def _read_tshark(piece: Piece, contexts: Contexts, n_shards: int) -> PieceResult:
-    from ..dissect.tshark_reader import TsharkReader
-
-    skipped: Counter[str] = Counter()
-    reader = TsharkReader(piece.path, contexts, skipped)
-    deal = _Dealer(n_shards)
-    for chunk in reader:
-        deal.add(chunk.packets, chunk.data)
-    meta = PieceMeta(piece, reader.info, None, None, deal.count, skipped, points=dict(contexts.points))
+    start, end = source.cut
+    meta = PieceMeta(piece, source.info, start, end, deal.count, decoding.skipped, points=dict(decoding.contexts.points))
+    meta.handed_off.update(decoding.handed_off)
+    meta.not_decoded.update(decoding.not_decoded)
     return deal.finish(meta)
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..present import endpoint
 from ..schema import FindingKind, Severity
 from ..times import CLOCK, utc
-from ..verdicts import endpoint
 
 Columns = Mapping[str, npt.NDArray[Any]]  # the per-flow columns (teardown.schema.FLOW_COLUMNS)
 SEVERITY_RANK = {Severity.critical: 0, Severity.warning: 1, Severity.info: 2}

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from ..options import Options
+from ..present import endpoint
 from ..schema import CloseCause, FindingKind, Severity
-from ..verdicts import endpoint
 from .finding import SEVERITY_RANK, Columns, Finding, clock, percent
 from .flow_findings import HABIT_SHARE as MOST
 from .flow_findings import SERVER_HABIT_MIN as MIN_CONNECTIONS

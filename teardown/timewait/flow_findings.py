@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..options import Options
+from ..present import endpoint
 from ..schema import FindingKind, Severity
-from ..verdicts import endpoint
 from .finding import Columns, Finding, examples, of_all, of_its, percent, plural
 from ..http import NONE
 from .occupancy import window_peaks

@@ -15,8 +15,8 @@ import numpy.typing as npt
 
 from ..options import Options
 from ..packed import coded, distinct_objects
+from ..present import where_prefix
 from ..schema import RstClass
-from ..verdicts import where_prefix
 from ..http import CAUSES, NONE
 from .occupancy import covering, peaks, step_series, window_peaks
 

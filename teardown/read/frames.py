@@ -1,6 +1,6 @@
-"""Frames as a capture source hands them over -> `FrameBatch`es for the decoder, and what every
-source counts (frames, drops, why it stopped). Both live readers (scapy.py, dumpcap.py) fill a
-`Frames` from their thread and the session takes it whole a few times a second."""
+"""Frames as a live capture hands them over -> `FrameBatch`es for the decoder, and what every
+live source counts (frames, drops, why it stopped). Both live sources (sniffer.py, dumpcap.py)
+hand over batches from their thread; the live session takes them a few times a second."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..read import PAD, FrameBatch
+from . import PAD, FrameBatch
 
 NS_PER_S = 1_000_000_000
 
@@ -59,7 +59,7 @@ class Counts:
     analyzer_drops: int = 0  # frames thrown away because the analyzer fell behind
 
 
-class Source(Protocol):
+class FrameSource(Protocol):
     """A live capture: started by the session, taken from a few times a second, stopped once.
     It also writes what it captured to --write's file, if any, as it hands it over."""
 

@@ -1,12 +1,12 @@
-"""An interface -> raw frames through Wireshark's dumpcap (`--reader pyshark`).
+"""An interface -> raw frames through Wireshark's dumpcap (`teardown live --reader dumpcap`).
 
 pyshark's own live capture has tshark dissect every packet into XML or JSON and builds Python
 objects from it: a few hundred packets per second, too slow to keep up with a busy server. So
 this reader runs dumpcap, the capture program that tshark and pyshark use underneath, writing
-pcapng into a pipe, and reads that stream with our own pcapng reader (read/pcapng.py): whole
+pcapng into a pipe, and reads that stream with our own pcapng reader (pcapng.py): whole
 blocks are cut from the pipe's bytes a few times a second and parsed like a file. With --write
 the stream is copied to the file as it arrives, byte for byte: into a temporary beside it until
-dumpcap has started, then under its name (outputs.Staged; live/pcapng.py says why).
+dumpcap has started, then under its name (outputs.Staged; pcapng.PcapngWriter says why).
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import threading
 
 from ..errors import CaptureError, ReaderUnavailable, UsageError
 from ..outputs import Staged
-from ..read import CaptureInfo, FrameBatch
-from ..read.pcapng import PcapngReader
+from . import CaptureInfo, FrameBatch
 from .frames import Counts
+from .pcapng import BlockCutter, PcapngReader
 from .sniffer import check_interface, no_permission
 
-SHB, IDB = 0x0A0D0D0A, 0x00000001
 READ_BYTES = 1 << 20
 START_TIMEOUT_S = 10.0
 _DROPS = re.compile(r"Packets received/dropped on interface '.*': (\d+)/(\d+)")
@@ -37,7 +35,7 @@ class DumpcapSource:
     def __init__(self, iface: str, bpf: str, snaplen: int, limit: int | None, write: str | None) -> None:
         exe = shutil.which("dumpcap")
         if exe is None:
-            raise ReaderUnavailable("teardown live --reader pyshark needs dumpcap (Wireshark's capture program): "
+            raise ReaderUnavailable("teardown live --reader dumpcap needs dumpcap (Wireshark's capture program): "
                                     "apt-get install tshark, or use the default scapy reader")
         check_interface(iface)
         self.iface = iface
@@ -47,8 +45,7 @@ class DumpcapSource:
         self.stop_reason: str | None = None
         self.lock = threading.Lock()
         self.buf = bytearray()  # bytes from the pipe not yet cut into blocks
-        self.head = b""  # section header and interface descriptions: each batch starts with them
-        self.order = "<"
+        self.cutter = BlockCutter()
         self.errors: list[str] = []
         self.ready = threading.Event()
         self.out = Staged(write, "--write") if write else None
@@ -124,38 +121,13 @@ class DumpcapSource:
         self.stopped.set()
         self.ready.set()
 
-    def _cut(self) -> bytes:
-        """Complete packet blocks at the head of the buffer (removed from it); section headers
-        and interface descriptions go to `head`."""
-        with self.lock:
-            buf = self.buf
-            at = 0
-            blocks = []
-            while len(buf) - at >= 12:
-                kind = struct.unpack_from("<I", buf, at)[0]
-                if kind == SHB:
-                    self.order = "<" if struct.unpack_from("<I", buf, at + 8)[0] == 0x1A2B3C4D else ">"
-                    self.head = b""
-                total = struct.unpack_from(self.order + "I", buf, at + 4)[0]
-                if total < 12 or len(buf) - at < total:
-                    break
-                block = bytes(buf[at: at + total])
-                kind = struct.unpack_from(self.order + "I", block)[0]
-                if kind in (SHB, IDB):
-                    self.head += block
-                    if kind == IDB:
-                        self.linktype = struct.unpack_from(self.order + "H", block, 8)[0]
-                else:
-                    blocks.append(block)
-                at += total
-            del buf[:at]
-        return b"".join(blocks)
-
     def take(self) -> FrameBatch | None:
-        blocks = self._cut()
-        if not blocks or not self.head:
+        with self.lock:
+            blocks = self.cutter.cut(self.buf)
+        self.linktype = self.cutter.linktype
+        if not blocks or not self.cutter.head:
             return None
-        data = self.head + blocks
+        data = self.cutter.head + blocks
         reader = PcapngReader(io.BytesIO(data[4:]), data[:4], CaptureInfo(path=self.iface), len(data) + 4096)
         out = [b for b in reader if len(b)]
         if not out:

@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from ..errors import CaptureError, ReaderUnavailable, UsageError
-from ..read import PAD, FrameBatch
+from . import PAD, FrameBatch
 from .frames import Counts, Frames
 from .pcapng import PcapngWriter
 
@@ -75,7 +75,7 @@ def _import_scapy() -> Any:
         import scapy.arch.linux as linux
     except ImportError:
         raise ReaderUnavailable("teardown live: the scapy reader needs scapy: pip install scapy "
-                                "(or use --reader pyshark, which needs dumpcap: apt-get install tshark)") from None
+                                "(or use --reader dumpcap, which needs dumpcap: apt-get install tshark)") from None
     return linux
 
 
