@@ -9,9 +9,9 @@
  * Nothing here is a verdict. Each incarnation's record holds raw facts per canonical
  * direction (0: sent by endpoint A, the smaller (address, port); 1: sent by B); roles and all
  * verdicts are decided in verdicts.py from the records. Facts that depend on "what the
- * receiver had seen" (an RST's class) are taken at the moment the segment passes, which is
- * the only moment they are known. Every fact is a function of the segments so far, never of
- * where a chunk ended: feeding a capture in any pieces gives the same records.
+ * receiver had seen" (an RST's facts: RstFact) are taken at the moment the segment passes,
+ * which is the only moment they are known. Every fact is a function of the segments so far,
+ * never of where a chunk ended: feeding a capture in any pieces gives the same records.
  *
  * Memory follows the incarnations held, so the record held (Inc) is kept small: what is rare
  * lives outside it (the first payload bytes, the gaps of capture loss: blocks taken when
@@ -52,7 +52,18 @@ typedef struct {
     Hole holes[HOLES];
 } Gaps;
 
-enum { RST_NONE = 0, RST_EXACT, RST_IN_WINDOW, RST_OUT_OF_WINDOW, RST_TO_CLOSED_PORT, RST_UNVERIFIABLE };
+/* What the capture shows of an RST from S to R at the moment it passes, against the state both
+ * directions had reached before it: facts, one bit each (docs/rules.md "RST classes"). Its class
+ * is decided from them in verdicts.py, which reads these bits by name (flows.RstFact). */
+enum RstFact {
+    RST_SENDER_SEEN = 1, /* S had sent a segment other than an RST: S's next sequence number is known */
+    RST_ACK_KNOWN = 2,   /* R had sent an ACK: what R expects next (its ACK) and its window are known */
+    RST_ANSWERS_ACK = 4, /* the RST's sequence number is R's latest acknowledgment number */
+    RST_ZERO_ACK = 8,    /* sequence number 0 with the ACK bit: how a closed port answers a segment
+                          * without ACK (RFC 9293 §3.5.2) */
+    RST_EXACT = 16,      /* the sequence number is exactly what R expects next: S's next, or R's ACK */
+    RST_IN_WINDOW = 32,  /* beyond R's ACK and inside R's window (scaled when both SYNs agreed to) */
+};
 enum { HAS_SEQ = 1, HAS_ACK = 2, SYN_TSVAL = 4, LAST_TSVAL = 8 }; /* Dir.known: which u32 values hold one */
 
 /* What one direction sent, as held while its incarnation is in the table. Frames, times and
@@ -82,7 +93,9 @@ typedef struct {
     /* first segment acknowledging the peer's FIN */
     int64_t ack_of_fin_frame;
     double ack_of_fin_ts;
-    /* first RST, and first RST after each direction's handshake cut (index: that direction) */
+    /* first RST, and first RST after each direction's handshake cut (index: that direction)
+     * that its receiver would not ignore, else the first ignored one (rst_ignored), with its
+     * facts (RstFact) */
     int64_t rst_frame;
     int64_t rst_cut_frame[2];
     double rst_cut_ts[2];
@@ -107,7 +120,7 @@ typedef struct {
     uint16_t last_window, head_len;
     uint8_t known, first_flags, syn_has_ack, new_data_after_fin, resent_after_fin;
     int8_t syn_wscale;
-    uint8_t rst_cut_class[2];
+    uint8_t rst_cut_facts[2];
 } Dir;
 
 /* One incarnation, as held. Its tuple's addresses and ports are the tuple's (Tuple). */
@@ -476,24 +489,32 @@ typedef struct {
     int64_t head_len;
 } Seg;
 
-/* What the receiver could accept from this RST (docs/rules.md "RST classes"), from the state
- * both directions had reached before it. */
-static uint8_t rst_class(const Inc *inc, const Dir *s, const Dir *r, const Seg *g, int64_t seq_u) {
-    int sent_before = s->nonrst_packets > 0, rcv_known = (r->known & HAS_ACK) != 0;
-    int64_t expected = s->nxt_u;
-    int answers_ack = rcv_known && g->seq == r->ack_raw;
-    int zero_ack = g->seq == 0 && (g->flags & ACK);
-    int exact = (expected != NONE && seq_u == expected) || (rcv_known && seq_u == r->ack_u);
+/* The facts of an RST (RstFact), from the state both directions had reached before it. */
+static uint8_t rst_facts(const Inc *inc, const Dir *s, const Dir *r, const Seg *g, int64_t seq_u) {
+    int rcv_known = (r->known & HAS_ACK) != 0;
+    int64_t expected = s->nxt_u; /* known once S sent anything but an RST */
     int64_t scale = inc->d[0].syn_wscale >= 0 && inc->d[1].syn_wscale >= 0 ? r->syn_wscale : 0;
     int64_t window = (int64_t)r->last_window << scale;
     int64_t ahead = rcv_known ? sdiff(g->seq, r->ack_raw) : 0;
-    int in_window = rcv_known && ahead > 0 && ahead < window;
-    if (!sent_before && (answers_ack || zero_ack)) return RST_TO_CLOSED_PORT;
-    if (!sent_before && !rcv_known) return RST_UNVERIFIABLE;
-    if (exact) return RST_EXACT;
-    if (in_window) return RST_IN_WINDOW;
-    if (rcv_known || expected != NONE) return RST_OUT_OF_WINDOW;
-    return RST_UNVERIFIABLE;
+    uint8_t facts = 0;
+    if (s->nonrst_packets > 0) facts |= RST_SENDER_SEEN;
+    if (rcv_known) facts |= RST_ACK_KNOWN;
+    if (rcv_known && g->seq == r->ack_raw) facts |= RST_ANSWERS_ACK;
+    if (g->seq == 0 && (g->flags & ACK)) facts |= RST_ZERO_ACK;
+    if ((expected != NONE && seq_u == expected) || (rcv_known && seq_u == r->ack_u)) facts |= RST_EXACT;
+    if (rcv_known && ahead > 0 && ahead < window) facts |= RST_IN_WINDOW;
+    return facts;
+}
+
+/* Whether R drops the RST unread: the capture knows R's state (S's stream or R's ACK), and the
+ * RST matches it neither exactly nor inside R's window, nor is it a closed port's answer (RFC
+ * 5961 §3.2; RFC 9293 §3.10.7.4, "second, check the RST bit"). The table needs this much to keep
+ * the RST that may close (an ignored one closes nothing) and to know a connection is closing;
+ * it is the class `out_of_window` of verdicts.py (rst_class), which names every class. */
+static int rst_ignored(uint8_t facts) {
+    int closed_port = !(facts & RST_SENDER_SEEN) && (facts & (RST_ANSWERS_ACK | RST_ZERO_ACK));
+    int state_known = (facts & (RST_SENDER_SEEN | RST_ACK_KNOWN)) != 0;
+    return state_known && !closed_port && !(facts & (RST_EXACT | RST_IN_WINDOW));
 }
 
 /* An RST from direction d carrying d's FIN + 1, once the peer (the TIME_WAIT holder, if any)
@@ -599,16 +620,16 @@ static int add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
               : (s->known & HAS_ACK) ? s->ack_u + sdiff(g->ack, s->ack_raw) : (int64_t)g->ack;
 
     if (rst) {
-        uint8_t cls = rst_class(inc, s, r, g, seq_u);
+        uint8_t facts = rst_facts(inc, s, r, g, seq_u);
         if (s->rst_frame == NONE) s->rst_frame = g->frame;
         /* The RST that may have ended the connection: the first one its receiver would not
          * ignore. An RST out of the receiver's window is dropped by every stack (docs/rules.md
          * "RST classes"), so it is kept only until one that could close comes (the row then
          * still shows it), and it closes nothing. */
-        int ignored = cls == RST_OUT_OF_WINDOW;
+        int ignored = rst_ignored(facts);
         for (int e = 0; e < 2; e++)
-            if (s->rst_cut_frame[e] == NONE || (s->rst_cut_class[e] == RST_OUT_OF_WINDOW && !ignored)) {
-                s->rst_cut_frame[e] = g->frame; s->rst_cut_ts[e] = g->ts; s->rst_cut_class[e] = cls;
+            if (s->rst_cut_frame[e] == NONE || (rst_ignored(s->rst_cut_facts[e]) && !ignored)) {
+                s->rst_cut_frame[e] = g->frame; s->rst_cut_ts[e] = g->ts; s->rst_cut_facts[e] = facts;
             }
         note_kill(inc, d, g);
         if (tp->prev >= 0) note_kill(&t->incs[tp->prev], d, g);
@@ -631,7 +652,7 @@ static int add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
         s->cut_frame = g->frame;
         inc->d[0].rst_cut_frame[d] = inc->d[1].rst_cut_frame[d] = NONE;
         inc->d[0].rst_cut_ts[d] = inc->d[1].rst_cut_ts[d] = NAN;
-        inc->d[0].rst_cut_class[d] = inc->d[1].rst_cut_class[d] = RST_NONE;
+        inc->d[0].rst_cut_facts[d] = inc->d[1].rst_cut_facts[d] = 0;
     }
     if (pl > 0) {
         if (r->fin_frame != NONE) { s->data_after_peer_fin_frame = g->frame; s->data_after_peer_fin_ts = g->ts; }
@@ -1034,7 +1055,7 @@ typedef struct {
      * frames around the first gap (settle_loss) */
     int64_t lost_bytes, gap_before_frame, gap_after_frame;
     uint16_t head_len;
-    uint8_t first_flags, syn_has_ack, rst_cut_class[2], new_data_after_fin, resent_after_fin;
+    uint8_t first_flags, syn_has_ack, rst_cut_facts[2], new_data_after_fin, resent_after_fin;
 } RowDir;
 
 typedef struct {
@@ -1101,7 +1122,7 @@ static void row_dir(const Dir *s, RowDir *o) {
     o->rst_frame = s->rst_frame;
     for (int e = 0; e < 2; e++) {
         o->rst_cut_frame[e] = s->rst_cut_frame[e]; o->rst_cut_ts[e] = s->rst_cut_ts[e];
-        o->rst_cut_class[e] = s->rst_cut_class[e];
+        o->rst_cut_facts[e] = s->rst_cut_facts[e];
     }
     o->kill_frame = s->kill_frame; o->kill_ts = s->kill_ts;
     o->nxt_u = s->nxt_u; o->max_ack_u = s->max_ack_u;
@@ -1144,7 +1165,7 @@ static const Field dir_fields[] = {
     F(RowDir, data_after_peer_fin_frame, "i8", 1), F(RowDir, data_after_peer_fin_ts, "f8", 1),
     F(RowDir, lost_bytes, "i8", 1), F(RowDir, gap_before_frame, "i8", 1), F(RowDir, gap_after_frame, "i8", 1),
     F(RowDir, head_len, "u2", 1), F(RowDir, first_flags, "u1", 1), F(RowDir, syn_has_ack, "u1", 1),
-    F(RowDir, rst_cut_class, "u1", 2), F(RowDir, new_data_after_fin, "u1", 1), F(RowDir, resent_after_fin, "u1", 1),
+    F(RowDir, rst_cut_facts, "u1", 2), F(RowDir, new_data_after_fin, "u1", 1), F(RowDir, resent_after_fin, "u1", 1),
     {NULL, 0, NULL, 0},
 };
 
@@ -1602,5 +1623,17 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_flows", "the flow t
 
 PyMODINIT_FUNC PyInit__flows(void) {
     blank_init();
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    /* The RstFact bits by name, for flows.RstFact. */
+    if (PyModule_AddIntConstant(m, "RST_SENDER_SEEN", RST_SENDER_SEEN) ||
+        PyModule_AddIntConstant(m, "RST_ACK_KNOWN", RST_ACK_KNOWN) ||
+        PyModule_AddIntConstant(m, "RST_ANSWERS_ACK", RST_ANSWERS_ACK) ||
+        PyModule_AddIntConstant(m, "RST_ZERO_ACK", RST_ZERO_ACK) ||
+        PyModule_AddIntConstant(m, "RST_EXACT", RST_EXACT) ||
+        PyModule_AddIntConstant(m, "RST_IN_WINDOW", RST_IN_WINDOW)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -15,6 +15,7 @@ later (verdicts.py). Frames and sequence numbers never seen are `NONE`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import IntFlag
 from typing import Any
 
 import numpy as np
@@ -45,11 +46,24 @@ def _layout() -> tuple[list[tuple[str, str, tuple[int, ...]]], int, int]:
 
 
 LAYOUT, HEAD_BYTES, NONE = _layout()
+
 # A record handed out, without its heads: those follow in a block as wide as the longest head
 # of the slice (`head`, (k, 2, width) bytes; most slices of a busy capture hold a full one).
 ROW_BYTES = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(kind).itemsize for _name, kind, shape in LAYOUT)
 # An incarnation and a tuple as held in the table (the record above is only their copy out).
 INC_BYTES, TUPLE_BYTES = _flows.held()
+
+
+class RstFact(IntFlag):
+    """What the flow table records of an RST from S to R as it passes (`rst_cut_facts`), against
+    the state both sides had reached before it; verdicts.rst_class names its class from them."""
+
+    sender_seen = _flows.RST_SENDER_SEEN  # S had sent something other than an RST: its next sequence number is known
+    ack_known = _flows.RST_ACK_KNOWN  # R had sent an ACK: what R expects next and R's window are known
+    answers_ack = _flows.RST_ANSWERS_ACK  # the RST's sequence number is R's latest acknowledgment number
+    zero_ack = _flows.RST_ZERO_ACK  # sequence number 0 with the ACK bit
+    exact = _flows.RST_EXACT  # the sequence number is exactly what R expects next (S's next, or R's ACK)
+    in_window = _flows.RST_IN_WINDOW  # beyond R's ACK, inside R's window
 
 
 def _records(k: int, blob: bytes | npt.NDArray[np.uint8], head_width: int) -> Records:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .decode import SYN
-from .flows import NONE, Records
+from .flows import NONE, Records, RstFact
 from .http import NO_CAUSE, close_cause_codes
 from .options import Options
 from .schema import CloseKind, DataAfterFin, Handshake, ReuseVerdict, RstClass, Side
@@ -23,6 +23,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 Obj = npt.NDArray[np.object_]
+U8 = npt.NDArray[np.uint8]
 Columns = dict[str, npt.NDArray[np.generic]]
 
 
@@ -42,7 +43,8 @@ WELL_KNOWN_PORT_LIMIT = 1024
 WELL_KNOWN_PORT_WEIGHT = 1 << 40  # a well-known port outweighs any count of port peers (< 2^32)
 LINUX_TW_REUSE_ISN_STEP = 65537  # tcp_timewait_state_process: new ISN = old snd_nxt + 65535 + 2
 RST_CLASSES = np.array([None, RstClass.exact, RstClass.in_window, RstClass.out_of_window,
-                        RstClass.to_closed_port, RstClass.unverifiable], dtype=object)  # codes of _flows.c
+                        RstClass.to_closed_port, RstClass.unverifiable], dtype=object)
+NO_RST_R, EXACT_R, IN_WINDOW_R, OUT_OF_WINDOW_R, TO_CLOSED_PORT_R, UNVERIFIABLE_R = range(len(RST_CLASSES))
 # Verdicts are computed as small integer codes, indices into these, and named once at the end:
 # comparing and selecting strings for 100,000 flows costs more than all the rules together.
 KINDS = np.array([k.value for k in CloseKind], dtype=object)
@@ -200,7 +202,70 @@ class Closes:
     peer_fin_first: Mask  # of those, the unseen peer's FIN came first
 
 
-OUT_OF_WINDOW_CODE = int(np.flatnonzero(RST_CLASSES == RstClass.out_of_window)[0])
+def _has(facts: U8, fact: RstFact) -> Mask:
+    has: Mask = (facts & int(fact)) != 0
+    return has
+
+
+def rst_to_closed_port(facts: U8) -> Mask:
+    """The RST's sender had sent nothing else on the connection, and the RST carries the
+    acknowledgment number of the segment it answers as its sequence number, or 0 with the ACK
+    bit: the answer of an endpoint with no socket for the 4-tuple. RFC 9293 §3.5.2 (reset
+    generation when the connection does not exist), §3.10.7.1 (CLOSED); docs/rules.md "RST
+    classes"."""
+    answers: Mask = _has(facts, RstFact.answers_ack) | _has(facts, RstFact.zero_ack)
+    return answers & ~_has(facts, RstFact.sender_seen)
+
+
+def rst_unverifiable(facts: U8) -> Mask:
+    """The capture lacks the state to judge the RST: nothing but RSTs from its sender, and no ACK
+    from its receiver (midstream, one-sided). Our convention (docs/rules.md "RST classes"): the
+    test of RFC 9293 §3.5.3 needs what the receiver expects, which the capture does not show."""
+    blind: Mask = ~_has(facts, RstFact.sender_seen) & ~_has(facts, RstFact.ack_known)
+    return blind
+
+
+def rst_exact(facts: U8) -> Mask:
+    """The RST's sequence number is exactly what its receiver expects next: it is accepted and
+    the connection ends. RFC 5961 §3.2 (exact match: reset); RFC 9293 §3.10.7.4 ("second, check
+    the RST bit"); docs/rules.md "RST classes"."""
+    return _has(facts, RstFact.exact)
+
+
+def rst_in_window(facts: U8) -> Mask:
+    """Inside the receiver's window but not exact: the receiver answers with a challenge ACK and
+    the connection survives. RFC 5961 §3.2 (challenge ACK); docs/rules.md "RST classes"."""
+    return _has(facts, RstFact.in_window)
+
+
+def rst_out_of_window(facts: U8) -> Mask:
+    """Outside the receiver's window, whose state the capture knows: the receiver drops it, and it
+    closes nothing (stale, or injected). RFC 5961 §3.2 (silently dropped); RFC 9293 §3.10.7.4;
+    docs/rules.md "RST classes". The flow table applies the same test (`rst_ignored` in
+    _flows.c) to keep the RST that may close."""
+    outside: Mask = ((_has(facts, RstFact.sender_seen) | _has(facts, RstFact.ack_known))
+                     & ~_has(facts, RstFact.exact) & ~_has(facts, RstFact.in_window))
+    return outside
+
+
+def rst_class(facts: U8) -> I64:
+    """The class of each RST from its facts (codes into RST_CLASSES), by the precedence of
+    docs/rules.md "RST classes": a closed port's answer is known by its form alone; without the
+    state to judge it an RST is unverifiable; else exact, in window or out of window."""
+    precedence = [
+        (TO_CLOSED_PORT_R, rst_to_closed_port(facts)),
+        (UNVERIFIABLE_R, rst_unverifiable(facts)),
+        (EXACT_R, rst_exact(facts)),
+        (IN_WINDOW_R, rst_in_window(facts)),
+        (OUT_OF_WINDOW_R, rst_out_of_window(facts)),
+    ]
+    code: I64 = np.select([when for _, when in precedence], [k for k, _ in precedence], UNVERIFIABLE_R)
+    return code
+
+
+# rst_class of every combination of the facts (six bits), worked out once: a record's class is
+# then one lookup (a slice of 16,384 records needs no dozen temporary masks).
+RST_CLASS_OF_FACTS = rst_class(np.arange(1 << len(RstFact), dtype=np.uint8)).astype(np.int8)
 
 
 def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj, Mask]:
@@ -208,6 +273,7 @@ def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj, Mask]:
     RST sent while the handshake was under way does not close the connection it completes.
     Its receiver ignores an RST out of its window ("RST classes"): the first RST that could
     close comes first, from either side; a row with only ignored ones shows the first of those.
+    (The flow table keeps, per side, the first such RST, else its first ignored one.)
     Returns (side, frame, time, class, whether it could close)."""
     n = len(s.client_dir)
     rows = np.arange(n)
@@ -215,15 +281,15 @@ def closing_rst(s: Sides) -> tuple[I64, I64, F64, Obj, Mask]:
     frame = np.where(cut == NONE, NEVER, cut)
     cdir = s.client_dir
     by_dir = frame[rows, :, cdir]  # (n, dir)
-    code = s.rec["rst_cut_class"][rows, :, cdir]
-    ignored = code == OUT_OF_WINDOW_CODE
+    code = RST_CLASS_OF_FACTS[s.rec["rst_cut_facts"][rows, :, cdir]]
+    ignored = code == OUT_OF_WINDOW_R
     # Ignored RSTs rank after every RST that could close (frames < 2^62), in their own order.
     first_dir = np.argmin(np.where(ignored & (by_dir != NEVER), by_dir + (1 << 62), by_dir), axis=1)
     f = by_dir[rows, first_dir]
     has = f != NEVER
     side = np.where(has, np.where(first_dir == cdir, CLIENT, SERVER), NOBODY)
     ts = np.where(has, s.rec["rst_cut_ts"][rows, first_dir, cdir], np.nan)
-    cls = RST_CLASSES[np.where(has, code[rows, first_dir], 0)]
+    cls = RST_CLASSES[np.where(has, code[rows, first_dir], NO_RST_R)]
     return side, f, ts, cls, has & ~ignored[rows, first_dir]
 
 

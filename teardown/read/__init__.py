@@ -43,8 +43,9 @@ KNOWN_MAGICS = [
 class FrameBatch:
     """Frames read from one chunk: where each starts in `data` and its record header.
 
-    `data` is the chunk's bytes followed by zero padding, so a decoder may read a few bytes past
-    a short frame without an index error (its validity masks discard what it read there).
+    `data` is the chunk's bytes followed by PAD zero bytes. No decoder relies on them: _decode.c
+    checks every read against the frame's captured length. They are a margin left from the numpy
+    decoder, which read past short frames; cheap, so not worth a second copy of each chunk to drop.
     """
 
     data: npt.NDArray[np.uint8]
@@ -226,7 +227,7 @@ class Reader(Protocol):
 # a step back larger than this is a clock or a merge gone wrong, and is.
 ORDER_JITTER_S = 0.010
 
-PAD = 128  # zero bytes after each chunk: the longest header a decoder peeks at without checks
+PAD = 128  # zero bytes after each chunk (FrameBatch): a margin, not relied on by any decoder
 
 
 class ChunkStream:
