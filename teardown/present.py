@@ -100,41 +100,90 @@ def where_prefix(ctx: int) -> str:
 TEXT_COLUMNS = ("flow_id", "evidence_frames", "notes")
 
 
-def flow_ids(columns: Mapping[str, npt.NDArray[Any]]) -> pa.Array:
+class _Arrow:
+    """Joins whole columns with Arrow's string kernels (a table written, the report): Python runs
+    once per distinct value only."""
+
+    def each(self, values: npt.NDArray[Any], say: Callable[[Any], str], texts: bool = False) -> Any:
+        """`say` of each value, called once per distinct value."""
+        return _per_distinct(text_array(values) if texts else number_array(np.asarray(values, np.int64)), say)
+
+    def number(self, values: npt.NDArray[Any], absent: npt.NDArray[np.bool_] | None = None) -> Any:
+        return _number_text(values, absent)
+
+    def word(self, text: str) -> Any:
+        return text_scalar(text)
+
+    def join(self, parts: Sequence[Any], skip_absent: bool = False) -> Any:
+        import pyarrow.compute as pc
+
+        if not skip_absent:
+            return pc.binary_join_element_wise(*parts, text_scalar(""))
+        # Joined after a first part that is never null, whose ", " is then cut off: skipping nulls,
+        # Arrow's join drops a row whose parts are all null (pyarrow 22 to 26), which shifted the
+        # column and failed the table for a flow with no evidence frames (caught midstream, open).
+        return pc.utf8_slice_codeunits(pc.binary_join_element_wise(
+            text_scalar(""), *parts, text_scalar(", "), null_handling="skip"), len(", "))
+
+
+class _Python:
+    """Joins a few rows in plain Python (a summary's examples, live's closes): importing Arrow's
+    kernels alone costs a terminal run 0.1 s. The texts are the same functions' (below)."""
+
+    def each(self, values: npt.NDArray[Any], say: Callable[[Any], str], texts: bool = False) -> list[str]:
+        return [say(v if texts else int(v)) for v in np.asarray(values).tolist()]
+
+    def number(self, values: npt.NDArray[Any], absent: npt.NDArray[np.bool_] | None = None) -> list[str | None]:
+        gone = np.zeros(len(values), bool) if absent is None else absent
+        return [None if g else str(v) for v, g in zip(np.asarray(values, np.int64).tolist(), gone.tolist())]
+
+    def word(self, text: str) -> str:
+        return text
+
+    def join(self, parts: Sequence[Any], skip_absent: bool = False) -> list[str | None]:
+        n = max((len(p) for p in parts if not isinstance(p, str)), default=0)
+        rows = zip(*[[p] * n if isinstance(p, str) else p for p in parts])
+        if not skip_absent:  # a row with an absent part is absent, as Arrow's join has it
+            return [None if None in row else "".join(row) for row in rows]
+        return [", ".join(v for v in row if v is not None) for row in rows]
+
+
+def flow_ids(columns: Mapping[str, npt.NDArray[Any]], how: Any = None) -> Any:
     """Each row's flow_id: where it was carried, client > server, incarnation
-    (c1/10.0.0.1:40000>[fd00::2]:80/0); docs/rules.md "Vocabulary"."""
-    import pyarrow.compute as pc
+    (c1/10.0.0.1:40000>[fd00::2]:80/0); docs/rules.md "Vocabulary". An Arrow array (a list of
+    str when `how` is _Python())."""
+    how = how or _Arrow()
+    return how.join([how.each(columns["ctx"], where_prefix),
+                     how.each(columns["client_ip"], _address_part, texts=True), how.number(columns["client_port"]),
+                     how.word(">"),
+                     how.each(columns["server_ip"], _address_part, texts=True), how.number(columns["server_port"]),
+                     how.word("/"), how.number(columns["incarnation"])])
 
-    def endpoint_text(ip: str, port: str) -> tuple[pa.Array, pa.Array]:
-        return _per_distinct(text_array(columns[ip]), _address_part), _number_text(columns[port])
 
-    prefix = _per_distinct(number_array(np.asarray(columns["ctx"], np.int64)), where_prefix)
-    return pc.binary_join_element_wise(prefix, *endpoint_text("client_ip", "client_port"), text_scalar(">"),
-                                       *endpoint_text("server_ip", "server_port"), text_scalar("/"),
-                                       _number_text(columns["incarnation"]), text_scalar(""))
+def evidence_frames(columns: Mapping[str, npt.NDArray[Any]], how: Any = None) -> Any:
+    """Each row's evidence frames, labelled (`syn 1, fin client 5, ...`); a row without any: ""."""
+    how = how or _Arrow()
+    frames = np.asarray(columns["evidence"])
+    return how.join([how.join([how.word(f"{label} "), how.number(frames[:, i], frames[:, i] == NONE)])
+                     for i, label in enumerate(EVIDENCE_LABELS)], skip_absent=True)
+
+
+def notes(columns: Mapping[str, npt.NDArray[Any]], how: Any = None) -> Any:
+    """Each row's notes, in NOTES order, joined by "; "."""
+    how = how or _Arrow()
+    return how.each(columns["note_bits"], lambda bits: "; ".join(note for i, note in enumerate(NOTES) if bits >> i & 1))
 
 
 def flow_texts(columns: Mapping[str, npt.NDArray[Any]]) -> dict[str, pa.Array]:
     """flow_id, evidence_frames and notes of every row, as Arrow large_string arrays."""
-    import pyarrow.compute as pc
-
-    word = text_scalar
-    frames = np.asarray(columns["evidence"])
-    labelled = [pc.binary_join_element_wise(word(f"{label} "), _number_text(frames[:, i], frames[:, i] == NONE),
-                                            word("")) for i, label in enumerate(EVIDENCE_LABELS)]
-    # Joined after a first part that is never null, whose ", " is then cut off: skipping nulls,
-    # Arrow's join drops a row whose parts are all null (pyarrow 22 to 26), which shifted the
-    # column and failed the table for a flow with no evidence frames (caught midstream, open).
-    evidence = pc.utf8_slice_codeunits(
-        pc.binary_join_element_wise(word(""), *labelled, word(", "), null_handling="skip"), len(", "))
-    notes = _per_distinct(number_array(np.asarray(columns["note_bits"], np.int64)),
-                          lambda bits: "; ".join(note for i, note in enumerate(NOTES) if bits >> i & 1))
-    return {"flow_id": flow_ids(columns), "evidence_frames": evidence, "notes": notes}
+    return {"flow_id": flow_ids(columns), "evidence_frames": evidence_frames(columns), "notes": notes(columns)}
 
 
 def text_columns(columns: Mapping[str, npt.NDArray[Any]]) -> Columns:
-    """`flow_texts` as numpy object arrays of str, for a few rows (some rows: `RowsOf`)."""
-    return {name: np.array(texts.to_pylist(), dtype=object) for name, texts in flow_texts(columns).items()}
+    """The same texts as numpy object arrays of str, for a few rows (some rows: `RowsOf`)."""
+    how = _Python()
+    return {name: np.array(make(columns, how), dtype=object)
+            for name, make in (("flow_id", flow_ids), ("evidence_frames", evidence_frames), ("notes", notes))}
 
 
 def _number_text(values: npt.NDArray[Any], absent: npt.NDArray[np.bool_] | None = None) -> pa.Array:
