@@ -323,6 +323,9 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
         yield from capture.engine.feed(packets, data, now=info.last_ts)
         if progress is not None:
             progress(summary.bytes_before + source.position(), summary.bytes_total)
+    # Readers count a batch's frames after handing it over: the count is whole only here, and
+    # the next file's numbers start after it.
+    capture.frames = frames_before + info.frames
     summary.bytes_before += info.size_bytes
     if progress is not None:
         progress(summary.bytes_before, summary.bytes_total)

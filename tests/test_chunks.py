@@ -89,6 +89,35 @@ def test_rotated_pieces_name_the_file_of_each_flow(tmp_path: Path) -> None:
     assert list(flows["capture_file"]) == expected
 
 
+@pytest.mark.parametrize("capture", [p for p in SAMPLES if p.suffix == ".pcap"], ids=lambda p: p.stem)
+def test_rotated_pcapng_pieces_number_frames_across_files(capture: Path, tmp_path: Path) -> None:
+    """The same split written as pcapng (dumpcap's and `live --write-size`'s rotation): the
+    pcapng reader counts a batch's frames after handing it over, and the second file's numbers
+    must still start after the first file's last frame, and each row name the file holding its
+    first segment (pieces of records 1..k and k+1..n, k the middle record)."""
+    pytest.importorskip("scapy")
+    from scapy.utils import PcapNgWriter, rdpcap
+
+    from scapy.layers.l2 import Ether
+
+    packets = rdpcap(str(capture))
+    if not isinstance(packets[0], Ether):
+        pytest.skip("scapy writes back Ethernet frames byte for byte, not every link type")
+    middle = len(packets) // 2
+    pieces = []
+    for i, part in enumerate((packets[:middle], packets[middle:])):
+        path = tmp_path / f"piece{i}.pcapng"
+        with PcapNgWriter(str(path)) as out:
+            for packet in part:
+                out.write(packet)
+        pieces.append(str(path))
+    whole = teardown.analyze(str(capture)).flows
+    joined = teardown.analyze(pieces).flows
+    assert joined.drop(columns="capture_file").equals(whole.drop(columns="capture_file"))
+    first = teardown.analyze(str(capture)).columns["first_frame"]
+    assert list(joined["capture_file"]) == ["piece0.pcapng" if f <= middle else "piece1.pcapng" for f in first]
+
+
 @pytest.mark.parametrize("name", ["many_reuse.pcap", "reuse_in_time_wait_rejected.pcap", "tw_assassination.pcap"])
 def test_tiny_retire_slices_give_the_same_flows(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Records are handed out in slices through one reused buffer; a tuple that does not fit
