@@ -28,6 +28,9 @@ from .timewait.finding import plural
 from .timewait.flow_findings import FLOW_FLAGS
 
 if TYPE_CHECKING:
+    from .live import LiveResult
+    from .read.rotation import Rotation
+    from .live.every import Rewriter
     from .report import ReportData
 
 # --fail-on names: every finding kind, and nothing else (docs/rules.md "Findings and their severity").
@@ -99,16 +102,26 @@ def _live_parser(sub: Any) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  sudo teardown live -i eth0 -f 'tcp port 443' --duration 60 "
                               "--write cap.pcapng --jsonl > flows.jsonl")
-    v.add_argument("-i", "--interface", required=True, metavar="IFACE", help="the interface to sniff")
+    v.add_argument("-i", "--interface", required=True, action="append", metavar="IFACE",
+                   help="the interface to sniff; repeat for several (-i eth0 -i eth1), or `any` for every one. "
+                        "Each frame keeps its interface: a segment seen on two is a copy, set aside as offline")
     v.add_argument("-f", "--filter", default="tcp", metavar="BPF",
                    help="capture filter, compiled by libpcap and run in the kernel (default: tcp)")
     v.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     v.add_argument("--count", type=int, metavar="PACKETS", help="stop after this many frames")
     v.add_argument("--write", metavar="FILE.pcapng", help="keep the raw frames as pcapng")
+    v.add_argument("--write-size", type=float, metavar="MB",
+                   help="with --write, rotate as tcpdump -C: FILE-000001.pcapng, FILE-000002.pcapng, ..., a new "
+                        "file once the current one passes MB megabytes (10^6 bytes)")
+    v.add_argument("--write-files", type=int, metavar="N",
+                   help="with --write-size, keep only the newest N files (as tcpdump -W): the oldest is deleted")
     v.add_argument("-o", "--output", metavar="OUT",
                    help="at the stop, write the per-flow table (.csv, .json, .parquet) or the HTML report "
                         "(.html, which needs --write: it draws packets from that file)")
     v.add_argument("--format", choices=FORMATS, help="force the output format")
+    v.add_argument("--every", type=float, metavar="SECONDS",
+                   help="with -o: also rewrite the outputs every SECONDS while the watch runs, from what was judged "
+                        "so far (each version whole; written by a child process, off the capture)")
     v.add_argument("--jsonl", action="store_true",
                    help="one JSON line per connection on stdout as its teardown completes, "
                         "further lines with \"update\": true when it changes")
@@ -123,6 +136,9 @@ def _live_parser(sub: Any) -> None:
                    help="OS profile of one host (repeatable)")
     v.add_argument("--port-range", metavar="LOW-HIGH",
                    help="the clients' ephemeral port range (net.ipv4.ip_local_port_range; default 32768-60999)")
+    v.add_argument("--no-kernel", action="store_true",
+                   help="do not read this host's TCP sockets (netlink sock_diag, as ss does) to show the kernel's "
+                        "TIME_WAIT and ephemeral ports beside the capture's")
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -416,21 +432,22 @@ def _live(args: argparse.Namespace) -> int:
     if args.output and args.write:
         refuse_inputs(args.output, [args.output], [args.write])
     options = _options(args)
-    settings = LiveSettings(iface=args.interface, bpf=args.filter, duration_s=args.duration, count=args.count,
+    settings = LiveSettings(iface=",".join(args.interface), ifaces=tuple(args.interface),
+                            write_rotation=_rotation(args, fmt), bpf=args.filter, duration_s=args.duration, count=args.count,
                             write=args.write, jsonl=args.jsonl, reader=args.reader, keep_rows=bool(args.output),
-                            view=not args.quiet)
-    result = run(settings, options, sys.stdout, sys.stderr)
+                            view=not args.quiet, kernel=not args.no_kernel)
+    every = _rewriter(args, fmt, options)
+    try:
+        result = run(settings, options, sys.stdout, sys.stderr, every)
+    finally:
+        if every is not None:
+            every.close()  # before the final outputs: no older version lands over them
     text = sys.stderr if args.jsonl else sys.stdout  # stdout is for the JSON lines
     analysis = analysis_of(result, options) if args.output else None
-    if analysis is not None and fmt == "html":
-        size = _write_html(_report_data(analysis), args.output, [args.write])
-        print(f"wrote the report of {plural(len(analysis), 'flow')} to {args.output} ({size / 1e6:,.1f} MB)", file=text)
-    elif analysis is not None and fmt:
-        if fmt == "parquet" and not args.write:  # no capture to draw ladders from: the plain table
-            _write_table(analysis, "flows", args.output, fmt)
-        else:
-            write_flows(analysis, args.output, fmt)
-        print(f"wrote {plural(len(analysis), 'flow')} to {args.output}", file=text)
+    if analysis is not None and fmt:
+        print(write_live_outputs(analysis, args.output, fmt, args.write), file=text)
+    if every is not None and not args.quiet:
+        print(every.summary(), file=text)
     if not args.quiet:
         if analysis is not None:
             print("\n".join(findings_lines(analysis, Style.of(text))), file=text)
@@ -442,6 +459,52 @@ def _live(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"teardown live: stopped: {result.stop_reason}", file=sys.stderr)
     return 0
+
+
+def _rotation(args: argparse.Namespace, fmt: str | None) -> Rotation | None:
+    """--write-size and --write-files, checked."""
+    from .read.rotation import Rotation
+
+    rotation = Rotation.of(args.write_size, args.write_files)
+    if rotation is not None and not args.write:
+        raise UsageError(f"--write-size {args.write_size:g}: rotates the files of --write; add --write FILE.pcapng")
+    if rotation is not None and rotation.files is not None and fmt == "html":
+        raise UsageError(f"-o {args.output}: the report draws packets by their number in the whole capture, whose "
+                         f"first files --write-files {rotation.files} deletes; write a table (.parquet) instead")
+    return rotation
+
+
+def write_live_outputs(analysis: Analysis, out: str, fmt: str, capture: str | None) -> str:
+    """`teardown live -o`: the per-flow table or the report (its ladders drawn from the --write
+    file `capture`, as far as it is written), at the stop and for --every; the line telling it."""
+    if fmt == "html":
+        assert capture is not None
+        size = _write_html(_report_data(analysis), out, [capture])
+        return f"wrote the report of {plural(len(analysis), 'flow')} to {out} ({size / 1e6:,.1f} MB)"
+    if fmt == "parquet" and not capture:  # no capture to draw ladders from: the plain table
+        _write_table(analysis, "flows", out, fmt)
+    else:
+        write_flows(analysis, out, fmt)
+    return f"wrote {plural(len(analysis), 'flow')} to {out}"
+
+
+def _rewriter(args: argparse.Namespace, fmt: str | None, options: Options) -> Rewriter[LiveResult] | None:
+    """--every's rewriter of the outputs, or None; a usage error without -o."""
+    if args.every is None:
+        return None
+    if not args.output or fmt is None:
+        raise UsageError(f"--every {args.every:g}: rewrites the outputs while the watch runs; add -o OUT")
+    if not args.every > 0:
+        raise UsageError(f"--every must be a positive number of seconds, not {args.every:g}")
+    from .live import analysis_of
+    from .live.every import Rewriter
+
+    out, capture = args.output, args.write
+
+    def write(result: LiveResult) -> str:
+        return write_live_outputs(analysis_of(result, options), out, fmt, capture)
+
+    return Rewriter(args.every, write)
 
 
 def _write_html(data: ReportData, out: str, inputs: list[str]) -> int:

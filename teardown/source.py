@@ -27,6 +27,7 @@ from .options import ReaderKind
 from .read import CaptureInfo, FrameBatch, Reader, open_capture
 from .read.frames import Counts, FrameSource
 from .read.ranges import Cut, RangeReader, open_range
+from .read.rotation import Rotation
 
 U8 = npt.NDArray[np.uint8]
 Segments = tuple[Packets, U8]  # a batch's segments and the bytes their payload offsets point into
@@ -179,23 +180,26 @@ class LiveSource:
             return None
         info = self.info
         info.frames += len(batch)
-        info.linktype_frames[self.frames.linktype] += len(batch)
+        lt, counts = np.unique(batch.linktype, return_counts=True)
+        for k, v in zip(lt.tolist(), counts.tolist()):
+            info.linktype_frames[k] += v
         info.first_ts = float(batch.ts[0]) if info.first_ts is None else info.first_ts
         info.last_ts = float(np.nanmax(batch.ts))
         return self.decoding.decode(batch)
 
 
-def open_interface(iface: str, decoding: Decoding, capture: str, bpf: str, snaplen: int, count: int | None,
-                   write: str | None) -> LiveSource:
-    """`iface` captured by `capture` ("scapy": a packet socket, "dumpcap": Wireshark's capture
-    program), opened and checked (interface, permission, filter): errors come here, before
-    anything is printed. --write's file gets the raw frames."""
+def open_interface(ifaces: list[str], decoding: Decoding, capture: str, bpf: str, snaplen: int, count: int | None,
+                   write: str | None, rotation: Rotation | None = None) -> LiveSource:
+    """The interfaces `ifaces` (or every one: ["any"]) captured by `capture` ("scapy": a packet
+    socket, "dumpcap": Wireshark's capture program), opened and checked (interface, permission,
+    filter): errors come here, before anything is printed. --write's file (or files, rotated)
+    gets the raw frames, each with its interface."""
     if capture == "dumpcap":
         from .read.dumpcap import DumpcapSource
 
-        frames: FrameSource = DumpcapSource(iface, bpf, snaplen, count, write)
+        frames: FrameSource = DumpcapSource(ifaces, bpf, snaplen, count, write, rotation)
     else:
         from .read.sniffer import ScapySource
 
-        frames = ScapySource(iface, bpf, snaplen, count, write)
-    return LiveSource(frames, decoding, CaptureInfo(path=f"{iface} (live)", format="live"))
+        frames = ScapySource(ifaces, bpf, snaplen, count, write, rotation)
+    return LiveSource(frames, decoding, CaptureInfo(path=f"{','.join(ifaces)} (live)", format="live"))

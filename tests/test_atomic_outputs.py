@@ -27,6 +27,7 @@ import pytest
 
 import teardown
 from teardown.cli import main
+from teardown.read import Interface
 from teardown.read.pcapng import PcapngWriter
 from teardown.report import files
 
@@ -383,7 +384,7 @@ def test_live_write_is_whole_and_readable_at_its_name_from_the_start(tmp_path: P
     grows under its own name (read while it runs); no temporary is left."""
     out = tmp_path / "cap.pcapng"
     out.write_bytes(PREVIOUS)
-    writer = PcapngWriter(str(out), 1, 262144, "eth0", "test")
+    writer = PcapngWriter(str(out), [Interface(1, 262144, "eth0")], "test")
     assert names(tmp_path) == ["cap.pcapng"]
     assert out.read_bytes()[:4] == b"\n\r\r\n"  # the section header: a capture of no frames yet
     assert len(teardown.analyze(str(out))) == 0
@@ -396,7 +397,7 @@ def test_live_write_failing_before_its_header_is_down_leaves_the_previous_file(
     out = tmp_path / "cap.pcapng"
     out.write_bytes(PREVIOUS)
     with full_disk_after(8, monkeypatch), pytest.raises(teardown.TeardownError, match="--write .*No space"):
-        PcapngWriter(str(out), 1, 262144, "eth0", "test")
+        PcapngWriter(str(out), [Interface(1, 262144, "eth0")], "test")
     assert out.read_bytes() == PREVIOUS
     assert names(tmp_path) == ["cap.pcapng"]
 
@@ -465,7 +466,7 @@ def test_the_mode_is_what_a_plain_open_gives(tmp_path: Path, name: str, previous
     with umask(0o027):
         want = mode_of_plain_open(out, previous_mode)
         if name == "cap.pcapng":
-            PcapngWriter(str(out), 1, 262144, "eth0", "test").close(0, 0)
+            PcapngWriter(str(out), [Interface(1, 262144, "eth0")], "test").close(0, 0)
         else:
             args = ["--format", "csv"] if name.endswith("/") else []
             assert teardown_cli("analyze", str(SAMPLE), "-o", str(tmp_path / name), *args, "--quiet")[0] == 0

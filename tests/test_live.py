@@ -156,15 +156,16 @@ def run(net: Net, tmp_path_factory: pytest.TempPathFactory) -> Run:
     tw_client, tw_server = time_wait(net.client_ns), time_wait(net.server_ns)
     out, err = proc.communicate(timeout=30)
     done(server)
-    return Run(proc.returncode, [json.loads(line) for line in out.splitlines()], err, written, saved, ports,
-               tw_client, tw_server)
+    flows = [line for line in map(json.loads, out.splitlines()) if line["event"] != "kernel_time_wait"]
+    return Run(proc.returncode, flows, err, written, saved, ports, tw_client, tw_server)
 
 
 def last_rows(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The row of each flow as last written (time_wait_ended lines carry no row)."""
+    """The row of each flow as last written (time_wait_ended lines carry no row, kernel_time_wait
+    lines no flow)."""
     rows: dict[str, dict[str, Any]] = {}
     for line in lines:
-        if line["event"] != "time_wait_ended":
+        if line["event"] not in ("time_wait_ended", "kernel_time_wait"):
             rows[line["flow_id"]] = line
     return rows
 

@@ -18,7 +18,7 @@ from teardown.dissect import have_tshark
 from teardown.engine import Engine
 from teardown.read.pcapng import BlockCutter, PcapngReader, PcapngWriter
 from teardown.options import Options
-from teardown.read import CaptureInfo, FrameBatch, open_capture
+from teardown.read import CaptureInfo, FrameBatch, Interface, open_capture
 from teardown.read.frames import Counts
 from teardown.schema import INTERNAL_COLUMNS
 from teardown.present import text_columns
@@ -71,12 +71,12 @@ def test_written_pcapng_reads_back_frame_for_frame(tmp_path: Path) -> None:
     out = tmp_path / "copy.pcapng"
     batches = [b for b in open_capture(str(src), 1 << 20) if len(b)]
     lt = int(batches[0].linktype[0])
-    writer = PcapngWriter(str(out), lt, 262144, "test0", "copy")
+    writer = PcapngWriter(str(out), [Interface(lt, 262144, "test0")], "copy")
     for b in batches:
         keep = b.linktype == lt
         ns = np.round(b.ts[keep] * 1e9).astype(np.int64)
         sub = type(b)(b.data, b.pos[keep], b.caplen[keep], b.wirelen[keep], b.ts[keep], b.linktype[keep],
-                      b.iface[keep], b.frame[keep])
+                      np.zeros(int(keep.sum()), np.uint16), b.frame[keep])
         writer.write(sub, ns)
     writer.close(received=10, dropped=1)
     back = [b for b in open_capture(str(out), 1 << 20) if len(b)]
@@ -94,6 +94,9 @@ class _Replay:
     def __init__(self, path: Path) -> None:
         self.batches = [b for b in open_capture(str(path), 1 << 20) if len(b)]
         self.linktype = int(self.batches[0].linktype[0])
+        self.interfaces = [Interface(self.linktype, 262144)]
+        self.written: list[str] = []
+        self.first_frames = [0]
         self.counts = Counts()
         self.stopped = threading.Event()
         self.stop_reason: str | None = "replayed"

@@ -14,12 +14,14 @@ import heapq
 import json
 import math
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TextIO
 
 import numpy as np
 
+from ..analysis import name_files
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS
 from ..present import flow_ids, text_columns
 from ..verdicts import Columns
@@ -107,6 +109,9 @@ class Tracker:
     def __init__(self, out: TextIO | None, capture_file: str, keep_rows: bool) -> None:
         self.out = out
         self.capture_file = capture_file
+        # With --write-size: the files written and the frames before each, to name the file
+        # holding each row's first segment as `analyze` of the set does.
+        self.files: Callable[[], tuple[list[str], list[int]]] | None = None
         self.keep_rows = keep_rows
         self.rows: list[Columns] = []  # final rows, when kept for -o
         # By flow_id, with or without --jsonl: its carrier prefix keeps one 4-tuple in two
@@ -119,8 +124,11 @@ class Tracker:
     def _rows(self, cols: Columns) -> tuple[list[str], list[dict[str, Any]]]:
         """Each row's flow_id and its values as a dict."""
         n = len(cols["incarnation"])
-        cols["capture_file"] = np.full(n, self.capture_file, object)
-        cols["capture"] = np.zeros(n, np.int64)
+        if self.files is not None:
+            name_files(cols, *self.files(), 0)
+        else:
+            cols["capture_file"] = np.full(n, self.capture_file, object)
+            cols["capture"] = np.zeros(n, np.int64)
         if self.out is None:
             rows = [dict(zip(VIEW_COLUMNS, values)) for values in zip(*_plain(cols, VIEW_COLUMNS))]
             return flow_ids(cols).to_pylist(), rows

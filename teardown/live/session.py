@@ -30,8 +30,11 @@ from ..errors import UsageError
 from ..options import Options, ReaderKind
 from ..read import CaptureInfo, Interface
 from ..read.frames import NS_PER_S, Counts
+from ..read.rotation import Rotation
 from ..source import Decoding, LiveSource, Segments, open_interface
 from ..verdicts import Columns
+from .every import Rewriter
+from .kernel import KernelSide
 from .rows import Event, Tallies, Tracker
 from ..terminal import closes_text
 from .view import CLOSERS, KINDS, Status, View
@@ -51,14 +54,18 @@ class LiveSettings:
     duration_s: float | None = None
     count: int | None = None
     write: str | None = None  # pcapng file for the raw frames
+    write_rotation: Rotation | None = None  # --write-size, --write-files: a set of files (read/rotation.py)
+    ifaces: tuple[str, ...] = ()  # the interfaces of -i (["any"]: every one); `iface` names them all
     jsonl: bool = False
     reader: str = "scapy"
     keep_rows: bool = False  # keep every final row for -o
     view: bool = True
     snaplen: int = DEFAULT_SNAPLEN
+    kernel: bool = True  # the kernel's sockets beside the capture (live/kernel.py); --no-kernel
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reader", FORMER_NAMES.get(self.reader, self.reader))
+        object.__setattr__(self, "ifaces", self.ifaces or (self.iface,))
         if self.reader not in READERS:
             raise UsageError(f"--reader {self.reader}: choose one of {', '.join(READERS)}")
         if self.duration_s is not None and not self.duration_s > 0:
@@ -85,13 +92,22 @@ class LiveResult:
     state: dict[str, int] = field(default_factory=dict)  # the most state held at once
     handed_off: Counter[str] = field(default_factory=Counter)  # frames decoded by scapy or tshark, by kind
     reader_warnings: list[str] = field(default_factory=list)
+    kernel_lines: list[str] = field(default_factory=list)  # the kernel beside the capture, at the stop
+    interfaces: list[Interface] = field(default_factory=list)  # numbered as the frames' and --write's
+    written: list[str] = field(default_factory=list)  # --write's files kept, oldest first
+    linktype_frames: Counter[int] = field(default_factory=Counter)
 
 
 def open_source(s: LiveSettings, decoding: Decoding) -> LiveSource:
     """The capture source, opened and checked (interface, permission, filter): errors come here,
     before anything is printed. `--reader dumpcap` captures with dumpcap, as pyshark would."""
-    return open_interface(s.iface, decoding, "dumpcap" if s.reader == "dumpcap" else "scapy", s.bpf, s.snaplen,
-                          s.count, s.write)
+    return open_interface(list(s.ifaces), decoding, "dumpcap" if s.reader == "dumpcap" else "scapy", s.bpf,
+                          s.snaplen, s.count, s.write, s.write_rotation)
+
+
+def _ifaces_gone(s: LiveSettings) -> str | None:
+    """Why one of the interfaces named cannot capture any more, or None (`any` has no end)."""
+    return next((why for iface in s.ifaces if iface != "any" and (why := _iface_gone(iface))), None)
 
 
 def _iface_gone(iface: str) -> str | None:
@@ -129,15 +145,18 @@ class _Stop:
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
-def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResult:
+def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO, every: Rewriter[LiveResult] | None = None) -> LiveResult:
     engine = Engine(options)
     decoding = Decoding(ReaderKind.auto, engine.contexts)
     source = open_source(s, decoding)
     engine.track_changes()
     name = os.path.basename(s.write) if s.write else f"{s.iface} (live)"
     tracker = Tracker(out if s.jsonl else None, name, s.keep_rows)
+    if s.write_rotation is not None:
+        tracker.files = lambda: ([os.path.basename(f) for f in source.frames.written], source.frames.first_frames)
     view = View(err, options, s.view)
     started = time.time()
+    kernel = KernelSide(list(s.ifaces), s.bpf, started) if s.kernel else None
     tcp = 0
     most: dict[str, int] = {"bytes": 0, "live_tuples": 0}
 
@@ -145,7 +164,25 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
         stats = engine.table.stats()
         for k in most:
             most[k] = max(most[k], stats[k])
-        return Status(s.iface, started, source.counts, tcp, stats["bytes"], stats["live_tuples"])
+        return Status(s.iface, started, source.counts, tcp, stats["bytes"], stats["live_tuples"],
+                      kernel.lines(tracker.t, source.counts) if kernel else [])
+
+    def so_far() -> LiveResult:
+        """The result as a stop now would give it: for --every's forked child only, since
+        `finish` empties the engine (live/every.py)."""
+        now = time.time()
+        tracker.out = None  # the parent's JSON lines are not written again
+        for cols in engine.finish():
+            tracker.final(cols, now, Event.stopped)
+        return result_of(now, "still running (--every)", [])
+
+    def result_of(now: float, reason: str, kernel_lines: list[str]) -> LiveResult:
+        result = LiveResult(s, started, now, reason, source.counts, tcp, decoding.skipped, tracker.t, tracker.rows,
+                            engine.contexts.points, source.frames.linktype, source.info.first_ts, source.info.last_ts,
+                            most, decoding.handed_off, decoding.warnings(), kernel_lines)
+        result.interfaces, result.written = list(source.frames.interfaces), source.frames.written
+        result.linktype_frames = source.info.linktype_frames
+        return result
 
     def step(segments: Segments | None, now: float) -> None:
         nonlocal tcp
@@ -173,7 +210,11 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
                 now = time.time()
                 step(source.take(), now)
                 source.frames.refresh_counts()
+                if kernel is not None:
+                    kernel.tick(now, tracker.t, out if s.jsonl else None)
                 view.refresh(status(now), tracker.t, now)
+                if every is not None:
+                    every.tick(so_far)
                 if stop.event.is_set():
                     reason = stop.reason
                 elif source.frames.stopped.is_set():
@@ -182,7 +223,7 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
                     reason = f"{s.duration_s:g} s elapsed (--duration)"
                 elif time.monotonic() >= next_check:
                     next_check = time.monotonic() + IFACE_CHECK_S
-                    reason = _iface_gone(s.iface) or ""
+                    reason = _ifaces_gone(s) or ""
                 if reason:
                     break
         finally:
@@ -190,13 +231,12 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO) -> LiveResu
     now = time.time()
     step(source.take(), now)  # what arrived before the stop
     view.refresh(status(now), tracker.t, now, force=True)
+    kernel_lines = kernel.stop(now, tracker.t, source.counts, out if s.jsonl else None) if kernel else []
     for cols in engine.finish():
         tracker.final(cols, now, Event.stopped)
     tracker.flush()
     source.frames.close()
-    return LiveResult(s, started, now, reason, source.counts, tcp, decoding.skipped, tracker.t, tracker.rows,
-                      engine.contexts.points, source.frames.linktype, source.info.first_ts, source.info.last_ts, most,
-                      decoding.handed_off, decoding.warnings())
+    return result_of(now, reason, kernel_lines)
 
 
 _NO_PACKETS = Packets.empty()
@@ -205,19 +245,35 @@ _NO_DATA = np.zeros(0, np.uint8)
 
 def analysis_of(r: LiveResult, options: Options) -> Analysis:
     """The final rows as an `Analysis`, as `analyze` would give for the --write file."""
-    path = r.settings.write or f"{r.settings.iface} (live)"
+    path = (r.written or [r.settings.write or f"{r.settings.iface} (live)"])[0]
     info = CaptureInfo(path=path, format="pcapng" if r.settings.write else "live", frames=r.counts.frames,
-                       linktype_frames=Counter({r.linktype: r.counts.frames}), first_ts=r.first_ts, last_ts=r.last_ts)
+                       linktype_frames=_linktype_frames(r), first_ts=r.first_ts, last_ts=r.last_ts)
     if r.settings.write:
-        info.size_bytes = os.path.getsize(r.settings.write)
-        info.interfaces = [Interface(r.linktype, r.settings.snaplen, r.settings.iface, NS_PER_S)]
+        info.size_bytes = _size(path)
+        info.interfaces = [Interface(i.linktype, i.snaplen, i.name, NS_PER_S) for i in r.interfaces] or [
+            Interface(r.linktype, r.settings.snaplen, r.settings.iface, NS_PER_S)]
     if r.counts.kernel_drops or r.counts.analyzer_drops:
         info.warnings.append(f"{r.counts.kernel_drops:,} frames dropped by the kernel, {r.counts.analyzer_drops:,} "
                              "by the analyzer (live capture)")
-    summary = CaptureSummary(files=[info], tcp_packets=r.tcp_packets, skipped=r.skipped, handed_off=r.handed_off,
-                             reader_warnings=r.reader_warnings)
+    # A rotation's files: the counts are the capture's, on its first file (the report's ladders
+    # read every file, frame numbers running on).
+    rest = [CaptureInfo(path=f, format="pcapng", size_bytes=_size(f), interfaces=info.interfaces) for f in r.written[1:]]
+    summary = CaptureSummary(files=[info, *rest], tcp_packets=r.tcp_packets, skipped=r.skipped,
+                             handed_off=r.handed_off, reader_warnings=r.reader_warnings)
     flows, summary.copies = concat_rows(r.rows, r.points)
     return Analysis(flows, summary, options)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # a rotation's file deleted since (--write-files)
+        return 0
+
+
+def _linktype_frames(r: LiveResult) -> Counter[int]:
+    """Frames by link type (a result made while running has none: all of the first interface's)."""
+    return Counter(r.linktype_frames) or Counter({r.linktype: r.counts.frames})
 
 
 def summary_lines(r: LiveResult) -> list[str]:
@@ -243,4 +299,6 @@ def summary_lines(r: LiveResult) -> list[str]:
     if t.notable_total:
         lines_.append("")
         lines_.append("notable: " + ", ".join(f"{label} {k:,}" for label, k in t.notable_total.most_common()))
+    if r.kernel_lines:
+        lines_ += ["", *r.kernel_lines]
     return lines_

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from ..options import Options
@@ -31,6 +31,7 @@ class Status:
     tcp_packets: int
     state_bytes: int
     live_tuples: int
+    kernel: list[str] = field(default_factory=list)  # the kernel's sockets beside the capture (live/kernel.py)
 
 
 def _n(x: float) -> str:
@@ -67,6 +68,7 @@ def lines(s: Status, t: Tallies, options: Options, now: float) -> list[str]:
         out.append(f"port pressure (client ports held in TIME_WAIT of {size:,}; sustainable {size / tw_s:,.0f} new/s):")
         for (client, server, port), k in dests:
             out.append(f"  {client} -> {endpoint(server, port)}  {k:,} ({k / size:.1%}), {_n(rate.get((client, server, port), 0) / span)} new/s")
+    out += s.kernel
     if t.notable:
         out.append("notable: " + "; ".join(f"{label}: {label_flow}" for _, label, label_flow in list(t.notable)[-4:]))
     return out

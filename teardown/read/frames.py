@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from . import PAD, FrameBatch
+from . import PAD, FrameBatch, Interface
 
 NS_PER_S = 1_000_000_000
 
@@ -27,6 +27,7 @@ class Frames:
     caplen: list[int] = field(default_factory=list)
     wirelen: list[int] = field(default_factory=list)
     ts_ns: list[int] = field(default_factory=list)
+    iface: list[int] = field(default_factory=list)  # the interface's number in the capture (its IDB)
 
     @staticmethod
     def new(size: int) -> Frames:
@@ -35,8 +36,9 @@ class Frames:
     def __len__(self) -> int:
         return len(self.pos)
 
-    def batch(self, linktype: int, first_frame: int) -> tuple[FrameBatch, npt.NDArray[np.int64]]:
-        """The frames as a `FrameBatch` numbered from `first_frame`, and their timestamps in ns.
+    def batch(self, linktypes: list[int], first_frame: int) -> tuple[FrameBatch, npt.NDArray[np.int64]]:
+        """The frames as a `FrameBatch` numbered from `first_frame`, each with its interface and
+        that interface's link type (`linktypes`, by interface number), and their times in ns.
 
         Seconds are computed as the pcapng reader computes them from nanosecond units, so the
         live engine and the analysis of the written file see the very same floats."""
@@ -44,10 +46,11 @@ class Frames:
         ns = np.array(self.ts_ns, np.int64)
         ts = (ns // NS_PER_S).astype(np.float64) + (ns % NS_PER_S).astype(np.float64) / np.float64(NS_PER_S)
         self.data[self.at: self.at + PAD] = 0
+        iface = np.array(self.iface, np.uint16)
         return FrameBatch(
             data=self.data, pos=np.array(self.pos, np.int64), caplen=np.array(self.caplen, np.uint32),
-            wirelen=np.array(self.wirelen, np.uint32), ts=ts, linktype=np.full(n, linktype, np.uint16),
-            iface=np.zeros(n, np.uint16), frame=np.arange(first_frame, first_frame + n, dtype=np.int64)), ns
+            wirelen=np.array(self.wirelen, np.uint32), ts=ts, linktype=np.array(linktypes, np.uint16)[iface],
+            iface=iface, frame=np.arange(first_frame, first_frame + n, dtype=np.int64)), ns
 
 
 @dataclass(slots=True)
@@ -63,7 +66,8 @@ class FrameSource(Protocol):
     """A live capture: started by the session, taken from a few times a second, stopped once.
     It also writes what it captured to --write's file, if any, as it hands it over."""
 
-    linktype: int  # LINKTYPE_* of every frame (one interface)
+    linktype: int  # LINKTYPE_* of the first interface
+    interfaces: list[Interface]  # numbered as the frames' `iface` and --write's interface blocks
     counts: Counts
     stopped: threading.Event  # set by the source itself when it ends (--count, an error)
     stop_reason: str | None  # why it ended on its own: "interface lo went down", ...
@@ -82,3 +86,11 @@ class FrameSource(Protocol):
 
     def close(self) -> None:
         """After the last take: finish --write's file."""
+
+    @property
+    def written(self) -> list[str]:
+        """--write's files kept so far, oldest first (one without --write-size; none without --write)."""
+
+    @property
+    def first_frames(self) -> list[int]:
+        """The frames written before each of `written` (frame numbers run on across the files)."""

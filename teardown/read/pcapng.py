@@ -16,10 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import CaptureDamaged
-from ..outputs import Staged
 from . import LAST_TS, CaptureInfo, ChunkStream, FrameBatch, FrameChecks, Interface, times_filled
 from ._walk import walk_pcapng  # type: ignore[import-not-found]
 from .gunzip import Gunzip
+from .rotation import CaptureFiles, Rotation
 
 NEED_MORE, CORRUPT, FULL, OTHER_BLOCK = 0, 1, 2, 3
 SHB, IDB, ISB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000005, 0x00000006
@@ -256,7 +256,7 @@ def packet_blocks(batch: FrameBatch, which: npt.NDArray[np.int64], units: npt.ND
     interface's `units` and the interface's number in the section, built in bulk."""
     n = len(which)
     caplen = batch.caplen[which].astype(np.int64)
-    size = 32 + ((caplen + 3) & ~3)
+    size = packet_block_sizes(caplen)
     start = np.zeros(n + 1, np.int64)
     np.cumsum(size, out=start[1:])
     out = np.zeros(int(start[-1]), np.uint8)
@@ -273,7 +273,13 @@ def packet_blocks(batch: FrameBatch, which: npt.NDArray[np.int64], units: npt.ND
     return out.tobytes()
 
 
-def interface_statistics(first_ns: int | None, last_ns: int, received: int, dropped: int) -> bytes:
+def packet_block_sizes(caplen: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """The size of each frame's Enhanced Packet Block: 32 bytes around its data, padded to 4."""
+    return 32 + ((caplen.astype(np.int64) + 3) & ~3)
+
+
+def interface_statistics(first_ns: int | None, last_ns: int, received: int, dropped: int,
+                         comment: str | None = None) -> bytes:
     """Interface 0's statistics at `last_ns`: frames received and dropped by the kernel."""
     def stamp(ns: int) -> bytes:
         return struct.pack("<II", ns >> 32, ns & 0xFFFFFFFF)
@@ -281,60 +287,66 @@ def interface_statistics(first_ns: int | None, last_ns: int, received: int, drop
     body = struct.pack("<I", 0) + stamp(last_ns)
     if first_ns is not None:
         body += option(ISB_STARTTIME, stamp(first_ns)) + option(ISB_ENDTIME, stamp(last_ns))
-    body += (option(ISB_IFRECV, struct.pack("<Q", received)) + option(ISB_IFDROP, struct.pack("<Q", dropped))
-             + option(OPT_END, b""))
+    body += option(ISB_IFRECV, struct.pack("<Q", received)) + option(ISB_IFDROP, struct.pack("<Q", dropped))
+    body += (b"" if comment is None else option(OPT_COMMENT, comment.encode())) + option(OPT_END, b"")
     return block(ISB, body)
 
 
 class PcapngWriter:
-    """Frames -> a pcapng file (live --write): one section, one interface with nanosecond
-    timestamps, an Enhanced Packet Block per frame, and at the end the interface's statistics
-    (packets received and dropped by the kernel). Written and flushed batch by batch, so a stop
-    at any moment leaves a readable file.
+    """Frames -> pcapng (live --write): one section, an interface description per interface
+    captured (nanosecond timestamps), written before the first frame that needs it, an Enhanced
+    Packet Block per frame with its interface's number, and at the end the capture's statistics
+    (frames received and dropped by the kernel). Written and flushed batch by batch, so a stop at
+    any moment leaves a readable file; with a `Rotation`, a set of files (read/rotation.py).
 
     The file replaces any previous one once the capture has started (interface open, filter
     compiled: a failed start leaves it untouched), with its header already in it
     (outputs.Staged), and grows under its own name, so it can be read while the capture runs."""
 
-    def __init__(self, path: str, linktype: int, snaplen: int, iface: str, comment: str) -> None:
-        self.path = path
-        self.file = Staged(path, "--write")
-        self.fh: BinaryIO = self.file.fh
-        try:
-            self.fh.write(section_header(comment) + interface_description(linktype, snaplen, iface, NS_TSRESOL))
-            self.fh.flush()
-            self.file.publish()
-        except OSError as e:
-            self.file.discard()
-            raise self.file.cannot(e) from None
-        except BaseException:
-            self.file.discard()
-            raise
+    def __init__(self, path: str, interfaces: list[Interface], comment: str, rotation: Rotation | None = None) -> None:
+        self.interfaces = interfaces  # the source's list: it grows as interfaces show up (-i any)
+        self.described = len(interfaces)
+        self.head = section_header(comment) + b"".join(map(_description, interfaces))
+        self.files = CaptureFiles(path, rotation, self.head)
         self.first_ns: int | None = None
         self.last_ns = 0
         self.frames = 0
+
+    @property
+    def written(self) -> list[str]:
+        return self.files.written
+
+    @property
+    def first_frames(self) -> list[int]:
+        return self.files.first_frames
 
     def write(self, batch: FrameBatch, ts_ns: npt.NDArray[np.int64]) -> None:
         n = len(batch)
         if not n:
             return
-        try:
-            self.fh.write(packet_blocks(batch, np.arange(n), ts_ns, np.zeros(n, np.int64)))
-            self.fh.flush()
-        except OSError as e:  # a full disk: what was flushed before stays a readable capture
-            raise self.file.cannot(e) from None
+        if len(self.interfaces) > self.described:  # described before their first frame, in every later file too
+            new = b"".join(map(_description, self.interfaces[self.described:]))
+            self.described = len(self.interfaces)
+            self.head += new
+            self.files.write(new, np.array([len(new)], np.int64), lambda: self.head[: -len(new)], np.zeros(1, bool))
+        sizes = packet_block_sizes(batch.caplen)
+        self.files.write(packet_blocks(batch, np.arange(n), ts_ns, batch.iface.astype(np.int64)),
+                         np.cumsum(sizes), lambda: self.head)
         if self.first_ns is None:
             self.first_ns = int(ts_ns[0])
         self.last_ns = int(ts_ns[-1])
         self.frames += n
 
     def close(self, received: int, dropped: int) -> None:
-        """End with the interface statistics: frames received and dropped by the kernel."""
-        try:
-            self.fh.write(interface_statistics(self.first_ns, self.last_ns, received, dropped))
-            self.fh.close()
-        except OSError as e:
-            raise self.file.cannot(e) from None
+        """End with the statistics: frames received and dropped by the kernel, on interface 0
+        (one capture socket counts them for every interface, which a comment says)."""
+        several = len(self.interfaces) > 1
+        comment = f"received and dropped by one capture socket over all {len(self.interfaces)} interfaces" if several else None
+        self.files.close(interface_statistics(self.first_ns, self.last_ns, received, dropped, comment))
+
+
+def _description(iface: Interface) -> bytes:
+    return interface_description(iface.linktype, iface.snaplen, iface.name or None, NS_TSRESOL)
 
 
 # ---- cutting: a stream arriving in pieces -> whole blocks --------------------------------------
@@ -353,6 +365,7 @@ class BlockCutter:
         """The whole packet blocks at the start of `buf`, removed from it."""
         at = 0
         blocks = []
+        self.ends: list[int] = []  # where each block returned ends in the bytes returned
         while len(buf) - at >= 12:
             if struct.unpack_from("<I", buf, at)[0] == SHB:  # the same either way round
                 self.order = section_order(buf, at) or self.order
@@ -367,6 +380,7 @@ class BlockCutter:
                 self.linktype = struct.unpack_from(self.order + "H", whole, 8)[0]
             else:
                 blocks.append(whole)
+                self.ends.append((self.ends[-1] if self.ends else 0) + total)
             at += total
         del buf[:at]
         return b"".join(blocks)
