@@ -323,8 +323,8 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
         yield from capture.engine.feed(packets, data, now=info.last_ts)
         if progress is not None:
             progress(summary.bytes_before + source.position(), summary.bytes_total)
-    # Readers count a batch's frames after handing it over: the count is whole only here, and
-    # the next file's numbers start after it.
+    # The next file's numbers start after this one's last frame: taken once the file is read, as
+    # no reader need count a batch before handing it over.
     capture.frames = frames_before + info.frames
     summary.bytes_before += info.size_bytes
     if progress is not None:

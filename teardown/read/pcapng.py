@@ -182,11 +182,12 @@ class PcapngReader:
                 n = len(pos)
                 self.checks.wire_lengths(caplen, wirelen, frames + 1)
                 linktypes = np.array([i.linktype for i in info.interfaces] or [0], dtype=np.uint16)
-                yield FrameBatch(
+                batch = FrameBatch(
                     data=data, pos=pos, caplen=caplen, wirelen=wirelen, ts=ts, linktype=linktypes[iface],
                     iface=iface, frame=np.arange(frames + 1, frames + n + 1, dtype=np.int64))
                 frames += n
-                info.frames = frames
+                info.frames = frames  # counted before it is handed over, as pcap.py does
+                yield batch
             if info.damage is not None:
                 break
             if not more:
