@@ -25,6 +25,7 @@ from ..analysis import name_files
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS
 from ..present import flow_ids, text_columns
 from ..verdicts import Columns
+from .kept import KeptRows
 
 RATE_WINDOW_S = 10.0  # closes per second are averaged over this window
 NOTABLE_KEPT = 8
@@ -112,8 +113,7 @@ class Tracker:
         # With --write-size: the files written and the frames before each, to name the file
         # holding each row's first segment as `analyze` of the set does.
         self.files: Callable[[], tuple[list[str], list[int]]] | None = None
-        self.keep_rows = keep_rows
-        self.rows: list[Columns] = []  # final rows, when kept for -o
+        self.final_rows = KeptRows() if keep_rows else None  # final rows, for -o
         # By flow_id, with or without --jsonl: its carrier prefix keeps one 4-tuple in two
         # tunnels or VLANs two connections, as the tables count them.
         self.shown: dict[str, Shown] = {}
@@ -152,8 +152,8 @@ class Tracker:
             shown = self.shown.pop(flow_id)
             if shown.counted:
                 self._count(shown, -1)
-        if self.keep_rows:
-            self.rows.append(cols)
+        if self.final_rows is not None:
+            self.final_rows.add(cols)
 
     def _see(self, flow_id: str, row: dict[str, Any], now: float, first_event: Event) -> None:
         digest = hash(tuple(row.values()))

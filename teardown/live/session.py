@@ -28,11 +28,11 @@ from ..decode import Packets
 from ..engine import Engine
 from ..errors import UsageError
 from ..options import Options, ReaderKind
+from ..packed import Held
 from ..read import CaptureInfo, Interface
 from ..read.frames import NS_PER_S, Counts
 from ..read.rotation import Rotation
 from ..source import Decoding, LiveSource, Segments, open_interface
-from ..verdicts import Columns
 from .every import Rewriter
 from .kernel import KernelSide
 from .rows import Event, Tallies, Tracker
@@ -84,7 +84,7 @@ class LiveResult:
     tcp_packets: int
     skipped: Counter[str]
     tallies: Tallies
-    rows: list[Columns]  # final rows (only with keep_rows)
+    rows: list[dict[str, Held]]  # final rows, packed (only with keep_rows)
     points: dict[int, Point]  # the carriers the rows' ctx number
     linktype: int
     first_ts: float | None
@@ -177,7 +177,8 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO, every: Rewr
         return result_of(now, "still running (--every)", [])
 
     def result_of(now: float, reason: str, kernel_lines: list[str]) -> LiveResult:
-        result = LiveResult(s, started, now, reason, source.counts, tcp, decoding.skipped, tracker.t, tracker.rows,
+        result = LiveResult(s, started, now, reason, source.counts, tcp, decoding.skipped, tracker.t,
+                            tracker.final_rows.parts() if tracker.final_rows is not None else [],
                             engine.contexts.points, source.frames.linktype, source.info.first_ts, source.info.last_ts,
                             most, decoding.handed_off, decoding.warnings(), kernel_lines)
         result.interfaces, result.written = list(source.frames.interfaces), source.frames.written
@@ -236,7 +237,10 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO, every: Rewr
         tracker.final(cols, now, Event.stopped)
     tracker.flush()
     source.frames.close()
-    return result_of(now, reason, kernel_lines)
+    result = result_of(now, reason, kernel_lines)
+    if tracker.final_rows is not None:
+        tracker.final_rows.close()
+    return result
 
 
 _NO_PACKETS = Packets.empty()
