@@ -375,9 +375,9 @@ def test_a_flow_another_dissector_read_gets_its_ladder(tmp_path: Path) -> None:
 
     path, n = _on_link_type(tmp_path, *AP1394)
     got = teardown.analyze(str(path))
-    drawn = ladders([str(path)], got.columns, got.options)
+    drawn = ladders(got.capture.files, got.columns, got.options)
     plain = teardown.analyze(str(CAPTURES / "client_first_close.pcap"))
-    want = ladders([str(CAPTURES / "client_first_close.pcap")], plain.columns, plain.options)
+    want = ladders(plain.capture.files, plain.columns, plain.options)
     assert list(drawn) == [0]
     shape = drawn[0].shape
     assert shape["flags"] == [0x02, 0x12, 0x10, 0x18, 0x10, 0x18, 0x10, 0x11, 0x11, 0x10] and len(shape["flags"]) == n

@@ -274,6 +274,17 @@ class Context:
     drops: int
 
 
+def by_address(predicted: Counter[str]) -> Counter[str]:
+    """The capture's TIME_WAITs per address. The capture names hosts by where their connections
+    were carried too (vlan10/10.0.0.1, c2/10.0.0.1: overlapping address spaces kept apart); the
+    kernel's sockets know only the address (a VLAN's or a tunnel's traffic ends in sockets on
+    that address), so an address counts its connections over every carrier."""
+    out: Counter[str] = Counter()
+    for label, k in predicted.items():
+        out[label.rsplit("/", 1)[-1]] += k
+    return out
+
+
 def compare(snap: Snapshot, predicted: Counter[str], hosts: set[str]) -> list[Compared]:
     """Per local address with either count non-zero, busiest first."""
     locals_ = {h for h, k in predicted.items() if k and h in hosts} | {h for h, k in snap.time_wait.items() if k}
@@ -403,7 +414,7 @@ class KernelSide:
         return self.lines(t, counts)
 
     def compared(self, predicted: Counter[str]) -> list[Compared]:
-        return [] if self.snap is None or self.off else compare(self.snap, predicted, self.hosts)
+        return [] if self.snap is None or self.off else compare(self.snap, by_address(predicted), self.hosts)
 
     def lines(self, t: Tallies, counts: Counts, top: int = 5) -> list[str]:
         """The view's and the summary's lines: per local address, predicted / kernel, and why

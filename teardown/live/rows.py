@@ -24,6 +24,7 @@ import numpy as np
 from ..analysis import name_files
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS
 from ..present import flow_ids, text_columns
+from ..timewait.tables import host_labels
 from ..verdicts import Columns
 from .kept import KeptRows
 
@@ -57,7 +58,7 @@ class Shown:
 @dataclass(slots=True)
 class Tallies:
     closes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (close_kind, active_closer)
-    time_wait: Counter[str] = field(default_factory=Counter)  # host -> TIME_WAIT held now
+    time_wait: Counter[str] = field(default_factory=Counter)  # host label (vlan10/ip, c2/ip, ip) -> TIME_WAIT held now
     client_time_wait: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # destination -> held now
     time_wait_total: Counter[str] = field(default_factory=Counter)  # "client" / "server" holders
     notable_total: Counter[str] = field(default_factory=Counter)
@@ -121,9 +122,12 @@ class Tracker:
         self.versions = 0  # each row seen gets a new one: the heap's entries of older rows are void
         self.t = Tallies()
 
-    def _rows(self, cols: Columns) -> tuple[list[str], list[dict[str, Any]]]:
-        """Each row's flow_id and its values as a dict."""
+    def _rows(self, cols: Columns) -> tuple[list[str], list[dict[str, Any]], list[tuple[str, str]]]:
+        """Each row's flow_id, its values as a dict, and its client's and server's host labels
+        (with the carrier's prefix, vlan10/ or c2/, as the host tables name hosts)."""
         n = len(cols["incarnation"])
+        hosts = list(zip(host_labels(np.asarray(cols["client_ip"], object), cols["ctx"]).tolist(),
+                         host_labels(np.asarray(cols["server_ip"], object), cols["ctx"]).tolist()))
         if self.files is not None:
             name_files(cols, *self.files(), 0)
         else:
@@ -131,41 +135,40 @@ class Tracker:
             cols["capture"] = np.zeros(n, np.int64)
         if self.out is None:
             rows = [dict(zip(VIEW_COLUMNS, values)) for values in zip(*_plain(cols, VIEW_COLUMNS))]
-            return flow_ids(cols).to_pylist(), rows
+            return flow_ids(cols).to_pylist(), rows, hosts
         cols.update(text_columns(cols))
-        return cols["flow_id"].tolist(), [dict(zip(COLUMN_NAMES, v)) for v in zip(*_plain(cols, COLUMN_NAMES))]
+        return cols["flow_id"].tolist(), [dict(zip(COLUMN_NAMES, v)) for v in zip(*_plain(cols, COLUMN_NAMES))], hosts
 
     def provisional(self, cols: Columns | None, now: float) -> None:
         """Rows whose teardown is over, as they stand now."""
         if cols is None:
             return
-        for flow_id, row in zip(*self._rows(cols)):
-            self._see(flow_id, row, now, Event.teardown)
+        for flow_id, row, hosts in zip(*self._rows(cols)):
+            self._see(flow_id, row, hosts, now, Event.teardown)
 
     def final(self, cols: Columns, now: float, first_event: Event) -> None:
         """Rows nothing can change any more: written if new or changed, then forgotten."""
         if not len(cols["incarnation"]):
             return
-        ids, rows = self._rows(cols)
-        for flow_id, row in zip(ids, rows):
-            self._see(flow_id, row, now, first_event)
+        for flow_id, row, hosts in zip(*self._rows(cols)):
+            self._see(flow_id, row, hosts, now, first_event)
             shown = self.shown.pop(flow_id)
             if shown.counted:
                 self._count(shown, -1)
         if self.final_rows is not None:
             self.final_rows.add(cols)
 
-    def _see(self, flow_id: str, row: dict[str, Any], now: float, first_event: Event) -> None:
+    def _see(self, flow_id: str, row: dict[str, Any], hosts: tuple[str, str], now: float, first_event: Event) -> None:
         digest = hash(tuple(row.values()))
         old = self.shown.get(flow_id)
         if old is not None and old.digest == digest:
             return
         tw_end = row["time_wait_end_ts"]
         holder = row["time_wait_on"]
+        client, server = hosts
         holders = () if tw_end is None else {
-            "client": (row["client_ip"],), "server": (row["server_ip"],),
-            "both": (row["client_ip"], row["server_ip"])}.get(holder, ())
-        dest = (row["client_ip"], row["server_ip"], row["server_port"])
+            "client": (client,), "server": (server,), "both": (client, server)}.get(holder, ())
+        dest = (client, server, row["server_port"])
         shown = Shown(digest, math.nan if tw_end is None else tw_end, holders,
                       dest if holder in ("client", "both") else None)
         notable = _notable(row)

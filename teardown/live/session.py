@@ -31,7 +31,7 @@ from ..options import Options, ReaderKind
 from ..packed import Held
 from ..read import CaptureInfo, Interface
 from ..read.frames import NS_PER_S, Counts
-from ..read.rotation import Rotation
+from ..read.rotation import Rotation, Written
 from ..source import Decoding, LiveSource, Segments, open_interface
 from .every import Rewriter
 from .kernel import KernelSide
@@ -94,7 +94,7 @@ class LiveResult:
     reader_warnings: list[str] = field(default_factory=list)
     kernel_lines: list[str] = field(default_factory=list)  # the kernel beside the capture, at the stop
     interfaces: list[Interface] = field(default_factory=list)  # numbered as the frames' and --write's
-    written: list[str] = field(default_factory=list)  # --write's files kept, oldest first
+    written: list[Written] = field(default_factory=list)  # --write's files kept, oldest first
     linktype_frames: Counter[int] = field(default_factory=Counter)
 
 
@@ -153,7 +153,8 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO, every: Rewr
     name = os.path.basename(s.write) if s.write else f"{s.iface} (live)"
     tracker = Tracker(out if s.jsonl else None, name, s.keep_rows)
     if s.write_rotation is not None:
-        tracker.files = lambda: ([os.path.basename(f) for f in source.frames.written], source.frames.first_frames)
+        tracker.files = lambda: ([os.path.basename(f.path) for f in source.frames.written],
+                                 [f.first_frame for f in source.frames.written])
     view = View(err, options, s.view)
     started = time.time()
     kernel = KernelSide(list(s.ifaces), s.bpf, started) if s.kernel else None
@@ -249,11 +250,10 @@ _NO_DATA = np.zeros(0, np.uint8)
 
 def analysis_of(r: LiveResult, options: Options) -> Analysis:
     """The final rows as an `Analysis`, as `analyze` would give for the --write file."""
-    path = (r.written or [r.settings.write or f"{r.settings.iface} (live)"])[0]
+    path = r.written[0].path if r.written else r.settings.write or f"{r.settings.iface} (live)"
     info = CaptureInfo(path=path, format="pcapng" if r.settings.write else "live", frames=r.counts.frames,
                        linktype_frames=_linktype_frames(r), first_ts=r.first_ts, last_ts=r.last_ts)
     if r.settings.write:
-        info.size_bytes = _size(path)
         info.interfaces = [Interface(i.linktype, i.snaplen, i.name, NS_PER_S) for i in r.interfaces] or [
             Interface(r.linktype, r.settings.snaplen, r.settings.iface, NS_PER_S)]
     if r.counts.kernel_drops or r.counts.analyzer_drops:
@@ -261,11 +261,21 @@ def analysis_of(r: LiveResult, options: Options) -> Analysis:
                              "by the analyzer (live capture)")
     # A rotation's files: the counts are the capture's, on its first file (the report's ladders
     # read every file, frame numbers running on).
-    rest = [CaptureInfo(path=f, format="pcapng", size_bytes=_size(f), interfaces=info.interfaces) for f in r.written[1:]]
+    rest = [CaptureInfo(path=f.path, format="pcapng", interfaces=info.interfaces) for f in r.written[1:]]
+    for file, written in zip([info, *rest], r.written):
+        _as_written(file, written)
     summary = CaptureSummary(files=[info, *rest], tcp_packets=r.tcp_packets, skipped=r.skipped,
                              handed_off=r.handed_off, reader_warnings=r.reader_warnings)
     flows, summary.copies = concat_rows(r.rows, r.points)
     return Analysis(flows, summary, options)
+
+
+def _as_written(info: CaptureInfo, written: Written) -> None:
+    """What the writer knows of a file: its size and hash as written so far (an --every child's:
+    at the fork, while the file goes on growing), and its marks, which the report's ladders
+    read by (report/ladder.py)."""
+    info.size_bytes = written.size if written.size is not None else _size(written.path)
+    info.sha256, info.marks = written.sha256, list(written.marks)
 
 
 def _size(path: str) -> int:

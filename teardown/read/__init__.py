@@ -80,6 +80,19 @@ class Interface:
 
 
 @dataclass(slots=True)
+class Mark:
+    """A place in a file its writer noted (live --write): the frames written before it, and the
+    least and greatest time of the frames from here to the next mark, so that a reader wanting
+    a few flows reads only the stretches that can hold them (the report's ladders)."""
+
+    offset: int  # where a packet block starts
+    frames: int  # frames before it, counted from the capture's first (numbers run on over a rotation)
+    first_ts: float
+    last_ts: float
+    interfaces: int  # interfaces described before it
+
+
+@dataclass(slots=True)
 class CaptureInfo:
     """What the reader learnt about one capture file."""
 
@@ -95,6 +108,8 @@ class CaptureInfo:
     damage: CaptureDamaged | None = None
     warnings: list[str] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)  # from the writer; none for a file read
+    sha256: str | None = None  # from the writer, which hashed what it wrote; None: hash the file
 
 
 # Lengths and times a record header may give that no real capture has.

@@ -33,7 +33,7 @@ from ..outputs import Staged
 from . import CaptureInfo, FrameBatch, Interface
 from .frames import Counts
 from .pcapng import BlockCutter, PcapngReader
-from .rotation import CaptureFiles, Rotation
+from .rotation import CaptureFiles, Rotation, Written
 from .sniffer import ANY, named_interfaces, no_permission
 
 READ_BYTES = 1 << 20
@@ -200,12 +200,11 @@ class DumpcapSource:
                                np.array([k in PACKET_BLOCKS for k in kinds], bool))
 
     @property
-    def written(self) -> list[str]:
-        return self.rotated.written if self.rotated is not None else [self.out.path] if self.out is not None else []
-
-    @property
-    def first_frames(self) -> list[int]:
-        return self.rotated.first_frames if self.rotated is not None else [0]
+    def written(self) -> list[Written]:
+        if self.rotated is not None:
+            return self.rotated.files
+        # dumpcap writes the one file itself: nothing known of it but its name
+        return [Written(self.out.path, 0, None, [], None)] if self.out is not None else []
 
     def refresh_counts(self) -> None:
         """dumpcap reports its drops when it ends."""

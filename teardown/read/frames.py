@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import PAD, FrameBatch, Interface
+from .rotation import Written
 
 NS_PER_S = 1_000_000_000
 
@@ -88,9 +89,5 @@ class FrameSource(Protocol):
         """After the last take: finish --write's file."""
 
     @property
-    def written(self) -> list[str]:
+    def written(self) -> list[Written]:
         """--write's files kept so far, oldest first (one without --write-size; none without --write)."""
-
-    @property
-    def first_frames(self) -> list[int]:
-        """The frames written before each of `written` (frame numbers run on across the files)."""

@@ -313,14 +313,6 @@ class PcapngWriter:
         self.last_ns = 0
         self.frames = 0
 
-    @property
-    def written(self) -> list[str]:
-        return self.files.written
-
-    @property
-    def first_frames(self) -> list[int]:
-        return self.files.first_frames
-
     def write(self, batch: FrameBatch, ts_ns: npt.NDArray[np.int64]) -> None:
         n = len(batch)
         if not n:
@@ -332,7 +324,7 @@ class PcapngWriter:
             self.files.write(new, np.array([len(new)], np.int64), lambda: self.head[: -len(new)], np.zeros(1, bool))
         sizes = packet_block_sizes(batch.caplen)
         self.files.write(packet_blocks(batch, np.arange(n), ts_ns, batch.iface.astype(np.int64)),
-                         np.cumsum(sizes), lambda: self.head)
+                         np.cumsum(sizes), lambda: self.head, ts=batch.ts, interfaces=self.described)
         if self.first_ns is None:
             self.first_ns = int(ts_ns[0])
         self.last_ns = int(ts_ns[-1])

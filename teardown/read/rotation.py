@@ -11,16 +11,19 @@ boundary. So every file of the set is a complete capture of its own, and `teardo
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import UsageError
 from ..outputs import Staged
+from . import Mark
 
 BYTES_PER_MB = 1_000_000  # as tcpdump -C counts a megabyte
 # A sequence number of fixed width sorts by name in the order the files were written, as the
@@ -65,20 +68,37 @@ def rotated_files(path: str) -> list[str]:
     return [f for _, f in sorted(found)]
 
 
+MARK_BYTES = 1 << 20  # a mark per megabyte written at most: a reader wanting a few flows reads ~1 MB each
+
+
+@dataclass(slots=True)
+class Written:
+    """One file of --write as written so far: its frames run on from `first_frame`; `size`
+    bytes of it are written, hashed as they went (`sha256` of those bytes), and `marks` say
+    which stretches hold which times."""
+
+    path: str
+    first_frame: int
+    size: int | None = 0  # None: written by another program (dumpcap), which tells us nothing of it
+    marks: list[Mark] = field(default_factory=list)
+    digest: Any = field(default_factory=hashlib.sha256)  # hashlib's object: what was written, hashed on the way
+
+    @property
+    def sha256(self) -> str | None:
+        return None if self.digest is None else str(self.digest.copy().hexdigest())
+
+
 class CaptureFiles:
     """--write's file(s): `write` appends whole blocks, starting the next file of a rotation
     (with `head()`: the section header and every interface description so far) once the
-    current one has passed the size; `written` names the files kept, oldest first, and
-    `first_frames` the frames written before each (frame numbers run on across the files)."""
+    current one has passed the size; `files` are the files kept, oldest first."""
 
     def __init__(self, path: str, rotation: Rotation | None, head: bytes) -> None:
         self.path = path
         self.rotation = rotation
-        self.written: list[str] = []
-        self.first_frames: list[int] = []
+        self.files: list[Written] = []
         self.frames = 0  # packet blocks written so far
         self.number = 0
-        self.size = 0
         if rotation is not None:
             earlier = rotated_files(path)
             if earlier:
@@ -102,13 +122,11 @@ class CaptureFiles:
             raise
         self.file = file
         self.number += 1
-        self.size = len(head)
-        self.written.append(name)
-        self.first_frames.append(self.frames)
+        self.files.append(Written(name, self.frames, len(head)))
+        self.files[-1].digest.update(head)
         if self.rotation is not None and self.rotation.files is not None:
-            while len(self.written) > self.rotation.files:
-                oldest = self.written.pop(0)
-                self.first_frames.pop(0)
+            while len(self.files) > self.rotation.files:
+                oldest = self.files.pop(0).path
                 try:
                     os.remove(oldest)
                 except FileNotFoundError:  # removed by someone else: it is gone either way
@@ -118,34 +136,53 @@ class CaptureFiles:
                                      f"{e.strerror or e}") from None
 
     def write(self, blocks: bytes, ends: npt.NDArray[np.int64], head: Callable[[], bytes],
-              packets: npt.NDArray[np.bool_] | None = None) -> None:
+              packets: npt.NDArray[np.bool_] | None = None, ts: npt.NDArray[np.float64] | None = None,
+              interfaces: int = 0) -> None:
         """Whole blocks (`ends`: where each ends in `blocks`; `packets`: which are packet blocks,
         None: all) appended and flushed; with a rotation, a new file once the current one has
-        passed the size, block by block."""
+        passed the size, block by block. `ts`: each packet block's time (all blocks packets),
+        noted in the marks with the `interfaces` described before them."""
         counted = np.cumsum(np.ones(len(ends), np.int64) if packets is None else packets.astype(np.int64))
         before = self.frames
         at = 0
         while at < len(blocks):
             take = len(blocks) - at
             if self.rotation is not None:
-                if self.size > self.rotation.size_bytes:
+                if self._size() > self.rotation.size_bytes:
                     self._next(head())
-                # Up to and including the block that takes the file past the size (tcpdump -C).
-                room = self.rotation.size_bytes - self.size
+                # Up to and including the block that takes the file past the size (tcpdump -C);
+                # one block at least, where the head alone is past it (a size under ~200 bytes).
+                room = max(self.rotation.size_bytes - self._size(), 0)
                 i = int(np.searchsorted(ends, at + room, side="right"))
                 if i < len(ends):
                     take = int(ends[i]) - at
+            if ts is not None:
+                first, last = np.searchsorted(ends, at, side="right"), np.searchsorted(ends, at + take, side="left")
+                self._mark(ts[first:last + 1], interfaces)
             self._append(blocks[at: at + take])
             at += take
             self.frames = before + int(counted[np.searchsorted(ends, at, side="right") - 1])
 
+    def _mark(self, ts: npt.NDArray[np.float64], interfaces: int) -> None:
+        """The times of the packet blocks about to be appended, in the file's last mark, or in a
+        new one once that covers a megabyte."""
+        file, size = self.files[-1], self._size()
+        low, high = float(np.nanmin(ts)), float(np.nanmax(ts))
+        last = file.marks[-1] if file.marks else None
+        if last is None or size - last.offset >= MARK_BYTES or last.interfaces != interfaces:
+            file.marks.append(Mark(size, self.frames, low, high, interfaces))
+        else:
+            last.first_ts, last.last_ts = min(last.first_ts, low), max(last.last_ts, high)
+
     def _append(self, data: bytes) -> None:
+        file = self.files[-1]
         try:
             self.file.fh.write(data)
             self.file.fh.flush()
         except OSError as e:  # a full disk: what was flushed before stays a readable capture
             raise self.file.cannot(e) from None
-        self.size += len(data)
+        file.size = self._size() + len(data)
+        file.digest.update(data)
 
     def _next(self, head: bytes) -> None:
         try:
@@ -161,6 +198,11 @@ class CaptureFiles:
             self.file.fh.close()
         except OSError as e:
             raise self.file.cannot(e) from None
+        self.files[-1].size = self._size() + len(tail)
+        self.files[-1].digest.update(tail)
+
+    def _size(self) -> int:
+        return self.files[-1].size or 0  # every file here is one this writes: its size is known
 
 
 def block_ends(sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -29,7 +29,7 @@ from ..errors import CaptureError, ReaderUnavailable, UsageError
 from . import PAD, FrameBatch, Interface
 from .frames import Counts, Frames
 from .pcapng import PcapngWriter
-from .rotation import Rotation
+from .rotation import Rotation, Written
 
 SOL_PACKET = 263
 ANY = "any"  # every interface, as tcpdump names it
@@ -373,12 +373,8 @@ class ScapySource:
             self.writer.close(self.counts.frames + self.counts.kernel_drops, self.counts.kernel_drops)
 
     @property
-    def written(self) -> list[str]:
-        return self.writer.written if self.writer is not None else []
-
-    @property
-    def first_frames(self) -> list[int]:
-        return self.writer.first_frames if self.writer is not None else [0]
+    def written(self) -> list[Written]:
+        return self.writer.files.files if self.writer is not None else []
 
 
 def _join(parts: list[Frames]) -> Frames:

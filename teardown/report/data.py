@@ -137,7 +137,7 @@ def _ladders(analysis: Analysis) -> dict[int, Ladder]:
     # A reuse ladder shows the old incarnation's end too: draw the old one wherever the new one is.
     rows = np.union1d(rows, [previous[r] for r in rows.tolist() if r in previous]).astype(np.int64)
     # The carrier numbers (ctx) come along: the ladders' second reading numbers carriers alike.
-    drawn = ladders([f.path for f in analysis.capture.files], RowsOf(flows, rows), analysis.options)
+    drawn = ladders(analysis.capture.files, RowsOf(flows, rows), analysis.options)
     by_row = {int(rows[i]): lad for i, lad in drawn.items()}
     return with_reuse(by_row, previous)
 

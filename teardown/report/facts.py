@@ -105,11 +105,12 @@ def sha256_of(path: str) -> str:
 
 
 def facts_of(analysis: Analysis) -> Facts:
-    """The header facts of a fresh analysis; hashes each capture file (about 0.3 s per 100 MB)."""
+    """The header facts of a fresh analysis; hashes each capture file (about 0.3 s per 100 MB)
+    that its writer did not hash as it wrote it (live --write)."""
     cap = analysis.capture
     options = analysis.options
     files = tuple(
-        FileFacts(path=f.path, size_bytes=f.size_bytes, sha256=sha256_of(f.path),
+        FileFacts(path=f.path, size_bytes=f.size_bytes, sha256=f.sha256 or sha256_of(f.path),
                   format=f.format + ("+gzip" if f.compressed else ""), frames=f.frames,
                   first_ts=f.first_ts, last_ts=f.last_ts,
                   damaged=str(f.damage) if f.damage is not None else None)

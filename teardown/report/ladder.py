@@ -12,6 +12,7 @@ changes (`states.py`).
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -22,6 +23,8 @@ import numpy.typing as npt
 from ..decode import ACK, FIN, RST, SYN
 from ..options import Options
 from ..packed import distinct_objects
+from ..read import CaptureInfo, Mark
+from ..read.ranges import Cut
 from ..source import Decoding, open_source
 from .states import FlowEnd, states_of
 
@@ -182,8 +185,38 @@ class _Tuples:
         return at
 
 
-def _match(paths: Sequence[str], flows: Columns, options: Options) -> _Matched:
-    """Every packet of the wanted flows' 4-tuples, from all files (frame numbers run on)."""
+MARK_SLACK_S = 1e-6
+
+
+def _stretches(file: CaptureInfo, flows: Columns) -> list[tuple[Mark, int]]:
+    """The stretches of a file its writer marked that can hold a packet of the wanted flows
+    (times within some flow's first to last packet), each as its first mark and where it stops;
+    the file read whole (a mark at 0, and no end) when it has no marks."""
+    if not file.marks:
+        return [(Mark(0, 0, math.nan, math.nan, 0), -1)]
+    first = np.asarray(flows["first_ts"], np.float64)
+    last = np.asarray(flows["last_ts"], np.float64)
+    by_start = np.argsort(first, kind="stable")
+    latest_end = np.maximum.accumulate(last[by_start])  # of the flows starting up to each
+    # Widened by a microsecond: a time read back from the file may differ from the writer's by
+    # its last bit, and a stretch read for nothing costs less than a packet missed.
+    low = np.array([m.first_ts for m in file.marks]) - MARK_SLACK_S
+    high = np.array([m.last_ts for m in file.marks]) + MARK_SLACK_S
+    started = np.searchsorted(first[by_start], high, side="right")  # flows starting by the stretch's end
+    wanted = (started > 0) & (latest_end[np.maximum(started - 1, 0)] >= low)
+    out: list[tuple[Mark, int]] = []
+    ends = [m.offset for m in file.marks[1:]] + [file.size_bytes]
+    for i in np.flatnonzero(wanted).tolist():
+        if out and out[-1][1] == file.marks[i].offset:  # runs on from the previous stretch
+            out[-1] = (out[-1][0], ends[i])
+        else:
+            out.append((file.marks[i], ends[i]))
+    return out
+
+
+def _match(files: Sequence[CaptureInfo], flows: Columns, options: Options) -> _Matched:
+    """Every packet of the wanted flows' 4-tuples, from all files (frame numbers run on); of a
+    file its writer marked (live --write), only the stretches that can hold them."""
     wanted = _flow_keys(flows)
     tuple_keys, tuple_of_flow = np.unique(wanted, return_inverse=True)
     tuples = _Tuples(tuple_keys)
@@ -194,8 +227,12 @@ def _match(paths: Sequence[str], flows: Columns, options: Options) -> _Matched:
     # Decoded as the analysis decoded them (`--reader`, and `auto`'s hand-off: a flow scapy or
     # tshark read gets its ladder too); read in the analysis's order, carriers get its numbers.
     decoding = Decoding(options.reader)
-    for path in paths:
-        source = open_source(path, decoding, options.chunk_bytes, frames_before)
+    for file, (mark, stop) in ((f, s) for f in files for s in _stretches(f, flows)):
+        if stop < 0:
+            source = open_source(file.path, decoding, options.chunk_bytes, frames_before)
+        else:
+            source = open_source(file.path, decoding, options.chunk_bytes, mark.frames, (mark.offset, stop),
+                                 Cut(mark.offset, tuple(file.interfaces[:mark.interfaces])))
         for p, _ in source:
             pre = np.flatnonzero(np.isin(p.sport, ports) & np.isin(p.dport, ports))
             if not len(pre):
@@ -216,7 +253,8 @@ def _match(paths: Sequence[str], flows: Columns, options: Options) -> _Matched:
                     "ts": p.ts[idx], "frame": p.frame[idx], "flags": p.flags[idx].astype(np.int64),
                     "seq": p.seq[idx].astype(np.int64), "ack": p.ack[idx].astype(np.int64),
                     "payload": p.payload[idx].astype(np.int64)})
-        frames_before += source.info.frames
+        if stop < 0:
+            frames_before += source.info.frames
     if not parts:
         empty = np.zeros(0, np.int64)
         return _Matched(empty, empty, np.zeros(0), empty, empty, empty, empty, empty)
@@ -261,14 +299,14 @@ def _first_of_group(group: I64, mask: npt.NDArray[np.bool_], values: I64, n_grou
     return out
 
 
-def ladders(paths: Sequence[str], flows: Columns, options: Options) -> dict[int, Ladder]:
+def ladders(files: Sequence[CaptureInfo], flows: Columns, options: Options) -> dict[int, Ladder]:
     """The ladder of every flow in `flows` (columns of the analysis's, with its carrier numbers
     `ctx`), keyed by its position there; flows whose packets are not in the capture (a different
     file given) get none."""
     count = len(flows["first_ts"])
     if not count:
         return {}
-    m = _match(paths, flows, options)
+    m = _match(files, flows, options)
     order = np.lexsort((m.frame, m.ts, m.flow))
     # Copies seen at other points are other carriers' packets: they do not match (copies.py).
     m = m.take(order)
