@@ -10,6 +10,7 @@ Needs root and network namespaces (as tests/test_live.py); skips with the reason
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -64,15 +65,17 @@ def flows_in(data: bytes, fmt: str) -> int:
     return int(counted[1].replace(",", "")) if counted else 0
 
 
-def watch(ns: str, tmp: Path, fmt: str) -> tuple[float, list[tuple[float, int]], subprocess.CompletedProcess[str], Path]:
-    """Run the watch with traffic; every version of the output read while it runs, as
-    (seconds after the start, flows), the finished process and the --write file."""
-    out, capture = tmp / f"out.{fmt}", tmp / "cap.pcapng"
+def watch(ns: str, tmp: Path, fmt: str, *more: str) -> tuple[float, list[tuple[float, int]],
+                                                              subprocess.CompletedProcess[str], Path]:
+    """Run the watch with traffic (`more`: more options of live); every version of the output
+    read while it runs, as (seconds after the start, flows), the finished process and the
+    --write file (its first, with --write-size)."""
+    out, capture = tmp / f"out.{fmt}", tmp / ("cap-000001.pcapng" if "--write-size" in more else "cap.pcapng")
     inns = ["ip", "netns", "exec", ns, sys.executable]
     server = subprocess.Popen([*inns, TRAFFIC, "serve", "127.0.0.1", str(RUN_S + 6)], stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None and server.stdout.readline().strip() == "ready"
     proc = subprocess.Popen([*inns, "-m", "teardown.cli", "live", "-i", "lo", "--duration", str(RUN_S), "--quiet",
-                             "--write", str(capture), "-o", str(out), "--every", "1"],
+                             "--write", str(tmp / "cap.pcapng"), "-o", str(out), "--every", "1", *more],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     end = time.monotonic() + 20
     while not (capture.exists() and capture.stat().st_size) and time.monotonic() < end:
@@ -135,6 +138,34 @@ def test_outputs_rewritten_while_the_watch_runs(ns: str, tmp_path: Path, fmt: st
         pd.testing.assert_frame_equal(pq.read_table(io.BytesIO(final)).to_pandas(), pq.read_table(ref).to_pandas())
     else:
         assert final == ref.read_bytes()
+
+
+@needs_namespaces
+def test_report_rewritten_from_a_rotation_draws_and_hashes_as_offline(ns: str, tmp_path: Path) -> None:
+    """With --write-size, the report is rewritten from a set of files still growing: its ladders
+    are read by the writer's marks and its hashes are the writer's. At the stop they are what
+    `analyze` of the set draws and hashes, reading the files whole."""
+    _, seen, done, _ = watch(ns, tmp_path, "html", "--write-size", "0.03")
+    assert done.returncode == 0, done.stderr
+    assert "rewriting the outputs failed" not in done.stderr
+    assert len(seen) >= 3, seen
+    files = sorted(tmp_path.glob("cap-*.pcapng"))
+    assert len(files) >= 2, files
+    ref = tmp_path / "ref.html"
+    offline = subprocess.run([sys.executable, "-m", "teardown.cli", "analyze", *map(str, files), "-o", str(ref)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert offline.returncode == 0, offline.stderr
+    live, alone = (tmp_path / "out.html").read_text(), ref.read_text()
+
+    def page_data(text: str) -> dict[str, object]:
+        found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S)
+        assert found is not None
+        return dict(json.loads(found[1]))
+
+    assert page_data(live)["ladders"] == page_data(alone)["ladders"]
+    assert page_data(live)["ladders"]  # some flows drawn
+    hashes = {hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    assert set(re.findall(r"\b[0-9a-f]{64}\b", live)) == hashes == set(re.findall(r"\b[0-9a-f]{64}\b", alone))
 
 
 def test_every_without_an_output_is_a_usage_error() -> None:

@@ -69,3 +69,27 @@ def test_the_writer_hashes_what_it_wrote(tmp_path: Path) -> None:
     writer.close(5, 1)
     assert file.size == (tmp_path / "w.pcapng").stat().st_size
     assert file.sha256 == hashlib.sha256((tmp_path / "w.pcapng").read_bytes()).hexdigest()
+
+
+def test_a_size_under_the_files_head_puts_one_frame_in_each_file(tmp_path: Path) -> None:
+    """--write-size below the section header and interface descriptions (~200 bytes): each file
+    takes one frame, rather than none forever (which looped)."""
+    import signal
+
+    def hung(*_: object) -> None:
+        raise TimeoutError("the writer did not finish")
+
+    sample = CAPTURES / "client_first_close.pcap"
+    frames = sum(len(b) for b in open_capture(str(sample), 1 << 14))
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        writer = _rewritten(sample, tmp_path / "w.pcapng", Rotation(10))
+        writer.close(0, 0)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    files = [f.path for f in writer.files.files]
+    assert len(files) == frames
+    assert [sum(len(b) for b in open_capture(f, 1 << 14)) for f in files] == [1] * frames
+    assert teardown.analyze(files).capture.tcp_packets == frames

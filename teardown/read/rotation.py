@@ -148,7 +148,7 @@ class CaptureFiles:
         while at < len(blocks):
             take = len(blocks) - at
             if self.rotation is not None:
-                if self._size() > self.rotation.size_bytes:
+                if self._size() > self.rotation.size_bytes and self.frames > self.files[-1].first_frame:
                     self._next(head())
                 # Up to and including the block that takes the file past the size (tcpdump -C);
                 # one block at least, where the head alone is past it (a size under ~200 bytes).
