@@ -19,7 +19,7 @@ ORDER = [
     "errors", "times", "seq", "memory", "options", "outputs", "schema", "carriers",
     # The pipeline.
     "read", "decode", "dissect", "source", "flows", "http", "packed", "copies", "verdicts", "present", "rows",
-    "timewait", "engine", "analysis",
+    "timewait", "engine", "analysis", "matching",
     # At the edges: what users run.
     "terminal", "scale", "crosscheck", "report", "live", "cli", "__main__",
 ]

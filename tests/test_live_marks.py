@@ -17,6 +17,7 @@ from teardown.read import rotation
 from teardown.read.pcapng import PcapngWriter
 from teardown.read.rotation import Rotation
 from teardown.read import Interface
+from teardown import matching
 from teardown.report import ladder
 from teardown.present import RowsOf
 
@@ -56,7 +57,7 @@ def test_ladders_read_by_marks_are_the_ladders_read_whole(tmp_path: Path, monkey
         assert by_marks == whole
     # Five flows: only the stretches holding them are read.
     five = RowsOf(flows, np.array([0, n // 2, n - 1]))
-    read = sum(stop - mark.offset for f in marked for mark, stop in ladder._stretches(f, five))
+    read = sum(stop - mark.offset for f in marked for mark, stop in matching.stretches(f, five))
     assert 0 < read < sum(f.size_bytes for f in marked) / 4
 
 

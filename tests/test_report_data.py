@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 import teardown
+from teardown import matching
 from teardown.decode import FIN, RST, SYN
 from teardown.report import from_analysis, render_html
 from teardown.report.data import drawn_afresh
@@ -161,17 +162,17 @@ def test_a_long_flow_keeps_its_handshake_teardown_and_end() -> None:
 
 def test_packet_lookup_checks_the_whole_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """A packet whose digest is a wanted 4-tuple's but whose key is not is not that flow's."""
-    keys = np.zeros(3, ladder._KEY)
+    keys = np.zeros(3, matching.KEY)
     keys["port_a"], keys["a_lo"] = [1000, 1000, 2000], [1, 2, 1]
-    monkeypatch.setattr(ladder, "_digest", lambda key: key["port_a"].astype(np.uint64))
-    assert ladder._Tuples(keys[:1].view("V40")).find(keys).tolist() == [0, -1, -1]
+    monkeypatch.setattr(matching, "_digest", lambda key: key["port_a"].astype(np.uint64))
+    assert matching.Tuples(keys[:1].view("V40")).find(keys).tolist() == [0, -1, -1]
 
 
 def test_ladders_are_the_same_when_wanted_tuples_share_a_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     """Then the lookup is a sorted search on the whole keys (many_reuse: many incarnations of a 4-tuple)."""
     analysis = teardown.analyze(str(CAPTURES / "many_reuse.pcap"))
     drawn = pack(drawn_afresh(analysis).ladders)  # made afresh, not the ones kept for the analysis
-    monkeypatch.setattr(ladder, "_digest", lambda key: np.zeros(len(key), np.uint64))
+    monkeypatch.setattr(matching, "_digest", lambda key: np.zeros(len(key), np.uint64))
     assert pack(drawn_afresh(analysis).ladders) == drawn and len(drawn["flows"]) > 1
 
 
