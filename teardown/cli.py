@@ -135,7 +135,8 @@ def _live_parser(sub: Any) -> None:
     v.add_argument("--host-os", action="append", default=[], metavar="IP=PROFILE",
                    help="OS profile of one host (repeatable)")
     v.add_argument("--port-range", metavar="LOW-HIGH",
-                   help="the clients' ephemeral port range (net.ipv4.ip_local_port_range; default 32768-60999)")
+                   help="the clients' ephemeral port range (default: this host's net.ipv4.ip_local_port_range, "
+                        "as the kernel's figures use; give the watched clients' own when they are other hosts)")
     v.add_argument("--no-kernel", action="store_true",
                    help="do not read this host's TCP sockets (netlink sock_diag, as ss does) to show the kernel's "
                         "TIME_WAIT and ephemeral ports beside the capture's")
@@ -422,6 +423,7 @@ def expand(captures: list[str]) -> list[str]:
 def _live(args: argparse.Namespace) -> int:
     """`teardown live`: sniff until a stop, then write what was asked and the summary."""
     from .live import LiveSettings, analysis_of, run, summary_lines
+    from .live.kernel import local_port_range
 
     fmt = _format_of(args.output, args.format) if args.output else None
     if fmt == "html" and not args.write:
@@ -432,6 +434,8 @@ def _live(args: argparse.Namespace) -> int:
     if args.output and args.write:
         refuse_inputs(args.output, [args.output], [args.write])
     options = _options(args)
+    if args.port_range is None:  # the watched host is most often this one: its own range
+        options = replace(options, port_range=local_port_range())
     settings = LiveSettings(iface=",".join(args.interface), ifaces=tuple(args.interface),
                             write_rotation=_rotation(args, fmt), bpf=args.filter, duration_s=args.duration, count=args.count,
                             write=args.write, jsonl=args.jsonl, reader=args.reader, keep_rows=bool(args.output),

@@ -284,3 +284,24 @@ def test_an_interface_without_an_address_is_not_compared(pair: tuple[str, str, s
     said = [line for line in err.splitlines() if line.startswith("kernel: not compared:")]
     assert said == ["kernel: not compared: tdkspan has no address of this host (a mirror or SPAN port?): its "
                     "connections are other hosts'; the kernel's sockets are not the capture's"]
+
+
+@needs_root
+def test_the_port_range_is_this_hosts_unless_given(pair: tuple[str, str, str], tmp_path: Path) -> None:
+    """Live watches this host most often: without --port-range, port utilisation counts against
+    this namespace's net.ipv4.ip_local_port_range, as the kernel's figures do (the report's
+    facts show the range used); --port-range still wins."""
+    cns, cif, _ = pair
+    key = "net.ipv4.ip_local_port_range"
+    before = subprocess.run(["ip", "netns", "exec", cns, "sysctl", "-n", key], capture_output=True, text=True,
+                            check=True).stdout.split()
+    sh("sysctl", "-w", f"{key}=20000 60999", ns=cns)
+    try:
+        for given, want in (((), "20000–60999"), (("--port-range", "40000-40999"), "40000–40999")):
+            report = tmp_path / f"r{len(given)}.html"
+            proc, _ = watch(cns, cif, tmp_path, "-o", str(report), *given, seconds=2)
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            assert f"<dd>{want} (" in report.read_text()
+    finally:
+        sh("sysctl", "-w", f"{key}={' '.join(before)}", ns=cns)

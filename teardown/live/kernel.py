@@ -19,6 +19,7 @@ from typing import TextIO
 
 import numpy as np
 
+from ..options import DEFAULT_PORT_RANGE
 from ..present import endpoint
 from ..read.frames import Counts
 from .rows import Tallies
@@ -334,7 +335,7 @@ class KernelSide:
         self.cost_s = 0.0  # the last poll's time
         self.seen_local = False  # a connection the capture saw has an address of this host
         self.seen_foreign = 0  # connections seen before that, none of whose addresses is this host's
-        self.port_range = _port_range()
+        self.port_range = local_port_range()
         self.diag: Diag | None = None
         try:
             self.diag = Diag()
@@ -456,11 +457,12 @@ class KernelSide:
             self.diag = None
 
 
-def _port_range() -> tuple[int, int]:
-    """net.ipv4.ip_local_port_range of this namespace (connect()'s ephemeral ports)."""
+def local_port_range() -> tuple[int, int]:
+    """net.ipv4.ip_local_port_range of this namespace (connect()'s ephemeral ports); Linux's
+    default where it cannot be read."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
             lo, hi = fh.read().split()
         return int(lo), int(hi)
     except (OSError, ValueError):
-        return 32768, 60999
+        return DEFAULT_PORT_RANGE
