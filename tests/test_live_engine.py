@@ -87,6 +87,27 @@ def test_written_pcapng_reads_back_frame_for_frame(tmp_path: Path) -> None:
                        np.concatenate([b.ts[b.linktype == lt] for b in batches]), atol=1e-9)
 
 
+def replay(path: Path, tracker: Any, chunk: int = 4096, rows_at_a_time: int | None = None) -> tuple[Engine, float]:
+    """The capture fed to an engine and a live Tracker as live feeds them, a batch at a time:
+    rows retired as they come (`rows_at_a_time` of them at once, as a watch retires a few per
+    batch), provisional rows after each batch. The engine is not finished: (it, the last time)."""
+    from teardown.live.rows import Event
+
+    engine = Engine(Options())
+    engine.track_changes()
+    now = 0.0
+    for batch in open_capture(str(path), chunk):
+        packets = decode(batch, Counter(), engine.contexts)
+        now = float(batch.ts[-1]) if len(batch) else now
+        for cols in engine.feed(packets, batch.data, now=now):
+            n = len(cols["incarnation"])
+            step = rows_at_a_time or max(n, 1)
+            for i in range(0, n, step):
+                tracker.final({k: v[i:i + step] for k, v in cols.items()}, now, Event.retired)
+        tracker.provisional(engine.provisional(), now)
+    return engine, now
+
+
 class _Replay:
     """A live frame source (read.frames.FrameSource) that hands over a capture file's frames at
     the first take, then ends: the live session without an interface, and so without root."""
@@ -156,15 +177,7 @@ def test_one_four_tuple_in_two_tunnels_is_two_closes_live(jsonl: bool) -> None:
     truth = json.loads(path.with_suffix(".truth.json").read_text())["flows"]
     out = io.StringIO()
     tracker = Tracker(out if jsonl else None, path.name, keep_rows=False)
-    engine = Engine(Options())
-    engine.track_changes()
-    now = 0.0
-    for batch in open_capture(str(path), 4096):
-        packets = decode(batch, Counter(), engine.contexts)
-        now = float(batch.ts[-1]) if len(batch) else now
-        for cols in engine.feed(packets, batch.data, now=now):
-            tracker.final(cols, now, Event.retired)
-        tracker.provisional(engine.provisional(), now)
+    engine, now = replay(path, tracker)
     # TIME_WAIT held at the end, per host as the host table names hosts: the client once in
     # each tunnel. The kernel, which knows addresses only, is compared with their sum.
     held = Counter(tracker.t.time_wait)

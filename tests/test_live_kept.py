@@ -5,47 +5,30 @@ while the parent goes on writing."""
 from __future__ import annotations
 
 import os
-from collections import Counter
 
 import numpy as np
 import pytest
 
 import teardown
 from teardown.analysis import concat_rows
-from teardown.decode import decode
 from teardown.engine import Engine
 from teardown.live import kept
 from teardown.live.rows import Event, Tracker
-from teardown.options import Options
-from teardown.read import open_capture
 from teardown.schema import COLUMN_NAMES
 
 from .conftest import CAPTURES
+from .test_live_engine import replay
 
 SAMPLE = CAPTURES / "tw_mixed_servers.pcap.gz"  # 810 connections, kernel-made
 
 
-def _in_slices(cols: dict[str, np.ndarray], rows: int = 37) -> list[dict[str, np.ndarray]]:
-    """Rows as a watch retires them: a few at a time (this short sample retires its 810 only
-    at the end, all at once)."""
-    n = len(cols["incarnation"])
-    return [{k: v[i:i + rows] for k, v in cols.items()} for i in range(0, n, rows)]
-
-
 def _watch(tracker: Tracker) -> Engine:
-    """The sample fed as live feeds it, a small batch at a time, rows retired as they go."""
-    engine = Engine(Options())
-    engine.track_changes()
-    now = 0.0
-    for batch in open_capture(str(SAMPLE), 2048):
-        packets = decode(batch, Counter(), engine.contexts)
-        now = float(batch.ts[-1]) if len(batch) else now
-        for cols in engine.feed(packets, batch.data, now=now):
-            for rows in _in_slices(cols):
-                tracker.final(rows, now, Event.retired)
+    """The sample fed as live feeds it, rows retired 37 at a time (this short sample retires its
+    810 only at the end, all at once; a watch retires a few per batch)."""
+    engine, now = replay(SAMPLE, tracker, 2048, rows_at_a_time=37)
     for cols in engine.finish():
-        for rows in _in_slices(cols):
-            tracker.final(rows, now, Event.stopped)
+        for i in range(0, len(cols["incarnation"]), 37):
+            tracker.final({k: v[i:i + 37] for k, v in cols.items()}, now, Event.stopped)
     return engine
 
 
