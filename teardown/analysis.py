@@ -28,7 +28,7 @@ from .rows import ROWS_PER_BATCH, arrow_batches, arrow_table, dataframe
 from .schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS, TABLES
 from .source import Decoding, open_source
 from .timewait import HostViews, host_views
-from .verdicts import EVIDENCE_LABELS, Columns
+from .verdicts import EVIDENCE_LABELS, RUNS_ON_NOTE, Columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,6 +56,9 @@ class CaptureSummary:
     """What was read: per file, and the counts of what was skipped and why."""
 
     files: list[CaptureInfo] = field(default_factory=list)
+    # Which capture of the run each file is part of (the rows' `capture`): files that continue
+    # each other are one, whose frame numbers run on across them; each other starts from 1.
+    file_captures: list[int] = field(default_factory=list)
     tcp_packets: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     continuous: bool = True  # several files read as one capture
@@ -187,7 +190,8 @@ def _empty_columns() -> Columns:
     for c in FLOW_COLUMNS:
         kind = c.dtype if isinstance(c.dtype, str) else "category"
         out[c.name] = np.zeros(0, {"Float64": np.float64, "Int64": np.int64, "boolean": bool}.get(kind, object))
-    out.update(close_cause=np.zeros(0, np.int8), first_frame=np.zeros(0, np.int64),
+    out.update(close_cause=np.zeros(0, np.int8), first_frame=np.zeros(0, np.int64), last_frame=np.zeros(0, np.int64),
+               file_frames=np.zeros((0, 2), np.int64),
                evidence=np.zeros((0, len(EVIDENCE_LABELS)), np.int64), note_bits=np.zeros(0, np.int64),
                capture=np.zeros(0, np.int64), ctx=np.zeros(0, np.uint32), first_seq=np.zeros((0, 2), np.int64))
     return out
@@ -199,13 +203,13 @@ def concat_rows(slices: Sequence[Mapping[str, Held]], points: Mapping[int, Point
     names = COLUMN_NAMES + list(INTERNAL_COLUMNS)
     parts: list[dict[str, Held]] = [dict(s) for s in slices]  # FlowColumns takes the columns out as it reads them
     if not parts:
-        return FlowColumns([dict(_empty_columns())], names), SetAside()
+        return FlowColumns([dict(_empty_columns())], names, points=points), SetAside()
     order = np.lexsort((joined(parts, "first_frame"), joined(parts, "first_ts")))
     if not any(unpack(p["ctx"]).any() for p in parts):  # one point: nothing can be a copy
-        return FlowColumns(parts, names, order), SetAside()
+        return FlowColumns(parts, names, order, points), SetAside()
     whole = {k: joined(parts, k)[order] for k in parts[0]}
     keep, report = set_aside(whole, points)
-    return FlowColumns([{k: v[keep] for k, v in whole.items()}], names), report
+    return FlowColumns([{k: v[keep] for k, v in whole.items()}], names, points=points), report
 
 
 # A rotated piece may start a little before the previous one ended: tcpdump writes buffered
@@ -244,17 +248,29 @@ class _Capture:
 
     def tag(self, part: dict[str, Held]) -> dict[str, Held]:
         """A judged slice (packed), its files named."""
-        named = name_files({"first_frame": unpack(part["first_frame"])}, self.names, self.first_frames, self.index)
-        part.update(pack({name: named[name] for name in ("capture_file", "capture")}))
+        named = name_files({name: unpack(part[name]) for name in ("first_frame", "last_frame", "note_bits")},
+                           self.names, self.first_frames, self.index)
+        part.update(pack({name: named[name] for name in ("capture_file", "capture", "file_frames", "note_bits")}))
         return part
 
 
 def name_files(part: Columns, names: list[str], first_frames: list[int], capture: int) -> Columns:
     """Name the file holding each row's first segment (`first_frames`: frames before each file)
-    and the capture of the run it belongs to."""
-    at = np.searchsorted(np.array(first_frames), part["first_frame"], side="left") - 1
-    part["capture_file"] = np.array(names, dtype=object)[np.maximum(at, 0)]
+    and the capture of the run it belongs to; give the row's first and last frame in that file
+    as the file numbers them (`file_frames`: display filters are written from them), and note
+    a row running on past the file's end (where `note_bits` are given)."""
+    starts = np.array(first_frames, np.int64)
+    at = np.maximum(np.searchsorted(starts, part["first_frame"], side="left") - 1, 0)
+    # A file ends where the next begins. The file being read has no end yet: a row first seen in
+    # it has no later frame than those read so far, all in it.
+    ends = np.append(starts[1:], np.iinfo(np.int64).max)[at]
+    before, last = starts[at], np.asarray(part["last_frame"], np.int64)
+    first = np.asarray(part["first_frame"], np.int64)
+    part["capture_file"] = np.array(names, dtype=object)[at]
     part["capture"] = np.full(len(at), capture, np.int64)
+    part["file_frames"] = np.stack([first - before, np.minimum(last, ends) - before], axis=1)
+    if "note_bits" in part:
+        part["note_bits"] = np.asarray(part["note_bits"], np.int64) | (last > ends).astype(np.int64) << RUNS_ON_NOTE
     return part
 
 
@@ -298,6 +314,7 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
             parts += [capture.tag(p) for p in capture.engine.finish()]
             capture = _Capture(Engine(options, contexts, aside, pack), capture.index + 1)
             summary.continuous = False
+        summary.file_captures.append(capture.index)
         parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoding)]
         last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts
     parts += [capture.tag(p) for p in capture.engine.finish()]
@@ -316,6 +333,7 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
     info = source.info
     capture.names.append(os.path.basename(path))
     capture.first_frames.append(frames_before)
+    info.frames_before = frames_before
     summary.files.append(info)
     for packets, data in source:
         capture.frames = frames_before + info.frames

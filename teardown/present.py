@@ -1,6 +1,7 @@
 """Judged columns -> what people read: addresses as text, where each connection was carried (its
-VLAN, link type and tunnels, and the `vlan100/` or `c3/` prefix), flow ids, evidence frames and
-notes. The one place they are spelled, for the files, the summary, the report and live.
+VLAN, link type and tunnels, and the `vlan100/` or `c3/` prefix), flow ids, evidence frames,
+notes and display filters (filters.py). The one place they are spelled, for the files, the
+summary, the report and live.
 
 The texts are joined by Arrow's string kernels from the numbers they say: Python runs once per
 distinct value only (an address, a carrier, a set of notes), never per flow. A few rows (a
@@ -17,6 +18,7 @@ import numpy.typing as npt
 
 from .carriers import TUNNEL_CTX_BASE, Point, encapsulated
 from .decode import LINKTYPE_NAMES
+from .filters import carrier_clauses, display_filters
 from .flows import NONE
 from .memory import freed
 from .packed import Held, Packed, join, same_objects, unpack, unpack_at
@@ -97,7 +99,7 @@ def where_prefix(ctx: int) -> str:
 
 # Built only when asked for (a table written, a flow shown): for 100,000 flows they cost more
 # than every verdict together.
-TEXT_COLUMNS = ("flow_id", "evidence_frames", "notes")
+TEXT_COLUMNS = ("flow_id", "evidence_frames", "notes", "display_filter")
 
 
 class _Arrow:
@@ -174,16 +176,32 @@ def notes(columns: Mapping[str, npt.NDArray[Any]], how: Any = None) -> Any:
     return how.each(columns["note_bits"], lambda bits: "; ".join(note for i, note in enumerate(NOTES) if bits >> i & 1))
 
 
-def flow_texts(columns: Mapping[str, npt.NDArray[Any]]) -> dict[str, pa.Array]:
-    """flow_id, evidence_frames and notes of every row, as Arrow large_string arrays."""
-    return {"flow_id": flow_ids(columns), "evidence_frames": evidence_frames(columns), "notes": notes(columns)}
+def flow_texts(columns: Mapping[str, npt.NDArray[Any]], points: Mapping[int, Point] | None = None) -> dict[str, pa.Array]:
+    """The text columns of every row, as Arrow large_string arrays; `points`: the run's carriers
+    (carriers.Contexts.points), which the display filters tell apart (by default the columns'
+    own: FlowColumns.points)."""
+    how = _Arrow()
+    return {"flow_id": flow_ids(columns, how), "evidence_frames": evidence_frames(columns, how),
+            "notes": notes(columns, how),
+            "display_filter": display_filters(columns, carrier_clauses(_points(columns, points)), how)}
 
 
-def text_columns(columns: Mapping[str, npt.NDArray[Any]]) -> Columns:
+def text_columns(columns: Mapping[str, npt.NDArray[Any]], points: Mapping[int, Point] | None = None) -> Columns:
     """The same texts as numpy object arrays of str, for a few rows (some rows: `RowsOf`)."""
     how = _Python()
-    return {name: np.array(make(columns, how), dtype=object)
-            for name, make in (("flow_id", flow_ids), ("evidence_frames", evidence_frames), ("notes", notes))}
+    clauses = carrier_clauses(_points(columns, points))
+    return {"flow_id": np.array(flow_ids(columns, how), dtype=object),
+            "evidence_frames": np.array(evidence_frames(columns, how), dtype=object),
+            "notes": np.array(notes(columns, how), dtype=object),
+            "display_filter": np.array(display_filters(columns, clauses, how), dtype=object)}
+
+
+def _points(columns: Mapping[str, npt.NDArray[Any]], points: Mapping[int, Point] | None) -> Mapping[int, Point]:
+    """The carriers given, else those the columns carry (FlowColumns, RowsOf), else none."""
+    if points is not None:
+        return points
+    own: Mapping[int, Point] = getattr(columns, "points", {})
+    return own
 
 
 def _number_text(values: npt.NDArray[Any], absent: npt.NDArray[np.bool_] | None = None) -> pa.Array:
@@ -266,7 +284,9 @@ class FlowColumns(Mapping[str, npt.NDArray[Any]]):
 
     RECENT = 4  # unpacked columns kept (8 MB each per million rows; 8 of them: 100 MB more at the 10x peak)
 
-    def __init__(self, parts: Sequence[dict[str, Held]], order: list[str], rows: I64 | None = None) -> None:
+    def __init__(self, parts: Sequence[dict[str, Held]], order: list[str], rows: I64 | None = None,
+                 points: Mapping[int, Point] | None = None) -> None:
+        self.points: Mapping[int, Point] = points or {}  # the run's carriers, for the display filters
         self._parts = parts  # columns as produced (packed.py), slice by slice, before `rows` is applied
         self._rows = rows
         self._held: dict[str, Held] = {}  # columns joined and in `rows` order, packed
@@ -326,6 +346,11 @@ class RowsOf(Mapping[str, npt.NDArray[Any]]):
 
     def __init__(self, columns: Mapping[str, npt.NDArray[Any]], rows: I64 | slice) -> None:
         self._columns, self._rows = columns, rows
+
+    @property
+    def points(self) -> Mapping[int, Point]:
+        """The carriers of the rows' analysis (FlowColumns.points); none known otherwise."""
+        return getattr(self._columns, "points", {})
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         if isinstance(self._columns, FlowColumns):

@@ -2,8 +2,8 @@
 file (CSV, JSON, Parquet) and every DataFrame hold are formed.
 
 No Python object per row: numbers go to Arrow as they are, the enums become dictionary arrays
-over the enum's values, and the text columns (flow_id, evidence_frames, notes) are joined by
-present.py from the numbers they say.
+over the enum's values, and the text columns (flow_id, evidence_frames, notes, display_filter)
+are joined by present.py from the numbers they say.
 """
 
 from __future__ import annotations

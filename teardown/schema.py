@@ -205,6 +205,11 @@ FLOW_COLUMNS: list[Column] = [
     Column("capture_file", "string", "Name of the capture file holding the incarnation's first segment. Files "
            "given together are read as one capture when each starts where the previous ended (rotated pieces), "
            "else each on its own, with frame numbers counted from 1 in each."),
+    Column("display_filter", "string", "A Wireshark display filter (4.0 and later) selecting exactly this "
+           "incarnation's frames in capture_file: its 4-tuple both ways, its frames as that file numbers them (from "
+           "1 in each file), and what tells its carrier (interface, VLAN, tunnel) from the others the run holds, so "
+           "that copies seen at other points are left out (docs/rules.md \"Display filters\"). A flow running on "
+           "into the next file of a rotation: its frames in capture_file only, and a note says so."),
 ]
 ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict, DataAfterFin,
                               CloseCause, Severity, FindingKind]
@@ -214,6 +219,9 @@ INTERNAL_COLUMNS = {
     "close_cause": "why the server closed first, read from both sides' first payload bytes (int8: an index into "
                    "http.CAUSES; -1 where the server did not close first)",
     "first_frame": "frame number of the incarnation's first segment: orders rows with equal first_ts",
+    "last_frame": "frame number of the incarnation's last segment",
+    "file_frames": "the incarnation's first and last frame in capture_file, (rows, 2), numbered as that file "
+                   "numbers them (from 1): the frame range of display_filter",
     "capture": "which capture of the run the row belongs to (files read as one capture share one)",
     "ctx": "the carrier the flow was seen on: its VLAN id, or a number from 4096 (carriers.Contexts)",
     "first_seq": "raw sequence number of the first segment each side sent, (rows, 2) client then server: tells "

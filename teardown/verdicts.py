@@ -551,7 +551,11 @@ NOTES = [  # note_bits: bit i set -> NOTES[i] applies
     "FIN, which is seen; half_close and data_after_fin rest on the data seen",
     "bytes just before an RST are not in the capture (the peer acknowledged them): the RST's class rests on the "
     "sequence numbers seen, and the data it cut short is unseen",
+    # Set where the files are named (analysis.name_files), not here: a row is judged before its file is known.
+    "runs on past the end of capture_file into the next file(s) of the capture: display_filter selects its frames "
+    "in capture_file only; the next file numbers its frames from 1 again",
 ]
+RUNS_ON_NOTE = len(NOTES) - 1  # note_bits' bit of the last note
 
 
 def _note_bits(masks: list[Mask]) -> I64:
@@ -669,7 +673,7 @@ def judge(rec: Records, options: Options) -> Columns:
         "capture_loss": loss_bytes > 0, "capture_loss_bytes": loss_bytes,
         "capture_loss_bytes_c2s": loss.lost[:, CLIENT], "capture_loss_bytes_s2c": loss.lost[:, SERVER],
         "close_cause": _server_close_causes(s, c),
-        "first_frame": s.frame("first_frame").min(axis=1), "ctx": ctx,
+        "first_frame": s.frame("first_frame").min(axis=1), "last_frame": s.get("last_frame").max(axis=1), "ctx": ctx,
         "first_seq": np.stack([s.get("first_seq")[:, CLIENT], s.get("first_seq")[:, SERVER]], axis=1), "evidence": _evidence(s, c, loss),
         "note_bits": note_bits,
     }

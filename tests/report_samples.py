@@ -10,6 +10,8 @@ import pandas as pd
 import pyarrow as pa
 
 import teardown
+from teardown.filters import display_filters
+from teardown.present import _Python
 from teardown.report import ReportData, from_analysis, render_html
 
 from .conftest import CAPTURES
@@ -48,4 +50,10 @@ def many_flows(n: int) -> ReportData:
     rows["flow_id"] = pd.array([f"{c}:{p}>{s}:{q}/{i}" for c, p, s, q, i in zip(
         rows["client_ip"], rows["client_port"], rows["server_ip"], rows["server_port"], rows["incarnation"])],
         dtype="string")  # no VLAN and IPv4 in many_reuse: as flows.py spells it
+    # As filters.py spells them, each flow 10 frames on from the previous one's first, of one carrier.
+    first = 1 + 10 * i
+    columns = {name: rows[name].to_numpy(object if name.endswith("_ip") else np.int64)
+               for name in ("client_ip", "server_ip", "client_port", "server_port", "ip_version")}
+    columns |= {"file_frames": np.stack([first, first + 9 + i % 7], axis=1), "ctx": np.zeros(n, np.int64)}
+    rows["display_filter"] = pd.array(display_filters(columns, lambda _: "", _Python()), dtype="string")
     return ReportData(base.facts, pa.Table.from_pandas(rows, schema=base.flows.schema, preserve_index=False))

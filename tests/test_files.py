@@ -20,7 +20,7 @@ from teardown.flows import NONE
 from teardown.report import files
 from teardown.report.saved import read_parquet
 from teardown import rows as rows_module
-from teardown.present import flow_texts, text_array, text_columns
+from teardown.present import evidence_frames, text_array, text_columns
 from teardown.rows import TableColumns
 from teardown.schema import TABLES
 from teardown.verdicts import EVIDENCE_LABELS
@@ -256,7 +256,7 @@ def test_evidence_text_is_the_per_row_builders_with_any_frames_absent() -> None:
                    "note_bits": np.zeros(rows, np.int64)}
         want = [", ".join(f"{label} {f}" for label, f in zip(EVIDENCE_LABELS, row) if f != NONE)
                 for row in frames.tolist()]
-        assert flow_texts(columns)["evidence_frames"].to_pylist() == want
+        assert evidence_frames(columns).to_pylist() == want
 
 
 SELF = ("10.0.0.1", 5000)  # a socket connected to itself: both ends one address and port

@@ -18,10 +18,10 @@ ORDER = [
     # Used by every stage; no stage of their own.
     "errors", "times", "seq", "memory", "options", "outputs", "schema", "carriers",
     # The pipeline.
-    "read", "decode", "dissect", "source", "flows", "http", "packed", "copies", "verdicts", "present", "rows",
-    "timewait", "engine", "analysis", "matching",
+    "read", "decode", "dissect", "source", "flows", "http", "packed", "copies", "verdicts", "filters", "present",
+    "rows", "timewait", "engine", "analysis", "matching",
     # At the edges: what users run.
-    "terminal", "scale", "crosscheck", "report", "live", "cli", "__main__",
+    "terminal", "scale", "crosscheck", "report", "wireshark", "live", "cli", "__main__",
 ]
 
 

@@ -21,7 +21,7 @@ from teardown.options import Options
 from teardown.read import CaptureInfo, FrameBatch, Interface, open_capture
 from teardown.read.frames import Counts
 from teardown.schema import INTERNAL_COLUMNS
-from teardown.present import text_columns
+from teardown.present import flow_ids
 from teardown.verdicts import Columns
 
 from .conftest import CAPTURES
@@ -31,7 +31,7 @@ INTERNAL = set(INTERNAL_COLUMNS)
 
 
 def _rows(cols: Columns) -> dict[str, dict[str, Any]]:
-    ids = text_columns(cols)["flow_id"]
+    ids = flow_ids(cols).to_pylist()
     return {str(f): {k: v[i] for k, v in cols.items() if k not in INTERNAL} for i, f in enumerate(ids)}
 
 

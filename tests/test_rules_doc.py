@@ -61,6 +61,7 @@ OTHER_SECTIONS = {
     "Host-level views",  # likewise
     "Mitigations",  # advice
     "Honesty about the capture point",  # its verdicts are in its subsections
+    "Display filters",  # how a flow is found in Wireshark, not a verdict
     "What the tool cannot know",
 }
 # Sections whose rule no sample shows yet: they say so with `Example: none in captures/ yet`.

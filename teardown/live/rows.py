@@ -14,7 +14,7 @@ import heapq
 import json
 import math
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TextIO
@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..analysis import name_files
+from ..carriers import Point
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS
 from ..present import flow_ids, text_columns
 from ..timewait.tables import host_labels
@@ -115,6 +116,7 @@ class Tracker:
         # holding each row's first segment as `analyze` of the set does.
         self.files: Callable[[], tuple[list[str], list[int]]] | None = None
         self.final_rows = KeptRows() if keep_rows else None  # final rows, for -o
+        self.points: Mapping[int, Point] = {}  # the engine's carriers, which the display filters tell apart
         # By flow_id, with or without --jsonl: its carrier prefix keeps one 4-tuple in two
         # tunnels or VLANs two connections, as the tables count them.
         self.shown: dict[str, Shown] = {}
@@ -125,18 +127,13 @@ class Tracker:
     def _rows(self, cols: Columns) -> tuple[list[str], list[dict[str, Any]], list[tuple[str, str]]]:
         """Each row's flow_id, its values as a dict, and its client's and server's host labels
         (with the carrier's prefix, vlan10/ or c2/, as the host tables name hosts)."""
-        n = len(cols["incarnation"])
         hosts = list(zip(host_labels(np.asarray(cols["client_ip"], object), cols["ctx"]).tolist(),
                          host_labels(np.asarray(cols["server_ip"], object), cols["ctx"]).tolist()))
-        if self.files is not None:
-            name_files(cols, *self.files(), 0)
-        else:
-            cols["capture_file"] = np.full(n, self.capture_file, object)
-            cols["capture"] = np.zeros(n, np.int64)
+        name_files(cols, *(self.files() if self.files is not None else ([self.capture_file], [0])), 0)
         if self.out is None:
             rows = [dict(zip(VIEW_COLUMNS, values)) for values in zip(*_plain(cols, VIEW_COLUMNS))]
             return flow_ids(cols).to_pylist(), rows, hosts
-        cols.update(text_columns(cols))
+        cols.update(text_columns(cols, self.points))
         return cols["flow_id"].tolist(), [dict(zip(COLUMN_NAMES, v)) for v in zip(*_plain(cols, COLUMN_NAMES))], hosts
 
     def provisional(self, cols: Columns | None, now: float) -> None:

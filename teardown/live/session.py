@@ -152,6 +152,7 @@ def run(s: LiveSettings, options: Options, out: TextIO, err: TextIO, every: Rewr
     engine.track_changes()
     name = os.path.basename(s.write) if s.write else f"{s.iface} (live)"
     tracker = Tracker(out if s.jsonl else None, name, s.keep_rows)
+    tracker.points = engine.contexts.points
     if s.write_rotation is not None:
         tracker.files = lambda: ([os.path.basename(f.path) for f in source.frames.written],
                                  [f.first_frame for f in source.frames.written])
@@ -264,6 +265,7 @@ def analysis_of(r: LiveResult, options: Options) -> Analysis:
     rest = [CaptureInfo(path=f.path, format="pcapng", interfaces=info.interfaces) for f in r.written[1:]]
     for file, written in zip([info, *rest], r.written):
         _as_written(file, written)
+        file.frames_before = written.first_frame
     summary = CaptureSummary(files=[info, *rest], tcp_packets=r.tcp_packets, skipped=r.skipped,
                              handed_off=r.handed_off, reader_warnings=r.reader_warnings)
     flows, summary.copies = concat_rows(r.rows, r.points)

@@ -110,6 +110,7 @@ class CaptureInfo:
     comments: list[str] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)  # from the writer; none for a file read
     sha256: str | None = None  # from the writer, which hashed what it wrote; None: hash the file
+    frames_before: int = 0  # frames of its capture in the files before it: its own are numbered on from there
 
 
 # Lengths and times a record header may give that no real capture has.

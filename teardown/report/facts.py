@@ -6,6 +6,7 @@ from the metadata of a saved result, so `teardown report` can state the same fac
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ class FileFacts:
     first_ts: float | None
     last_ts: float | None
     damaged: str | None = None  # where reading stopped early, if it did
+    frames_before: int = 0  # frames of its capture in the files before it (read.CaptureInfo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,26 @@ class Facts:
     def size_bytes(self) -> int:
         return sum(f.size_bytes for f in self.files)
 
+    def frame_numbering(self) -> dict[str, tuple[int, int | None]]:
+        """Per file name, as `capture_file` gives it: the frames of its capture before it, and
+        the number of its last frame in the capture's numbering (None where not known): what
+        turns frame numbers that run on across a rotation into the numbers of one file. A name
+        two files share is left out: a row naming it could mean either."""
+        out: dict[str, tuple[int, int | None]] = {}
+        shared = set()
+        for f, after in zip(self.files, [*self.files[1:], None]):
+            name = os.path.basename(f.path)
+            # A file ends where the next file of its capture begins. A live rotation counts its
+            # frames on its first file (report facts of a watch): the next file's start says more.
+            if after is not None and after.frames_before > f.frames_before:
+                last: int | None = after.frames_before
+            else:
+                last = f.frames_before + f.frames if f.frames else None
+            if name in out:
+                shared.add(name)
+            out[name] = (f.frames_before, last)
+        return {name: numbers for name, numbers in out.items() if name not in shared}
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -113,7 +135,7 @@ def facts_of(analysis: Analysis) -> Facts:
         FileFacts(path=f.path, size_bytes=f.size_bytes, sha256=f.sha256 or sha256_of(f.path),
                   format=f.format + ("+gzip" if f.compressed else ""), frames=f.frames,
                   first_ts=f.first_ts, last_ts=f.last_ts,
-                  damaged=str(f.damage) if f.damage is not None else None)
+                  damaged=str(f.damage) if f.damage is not None else None, frames_before=f.frames_before)
         for f in cap.files)
     return Facts(
         files=files, tcp_packets=cap.tcp_packets, link_types=dict(cap.link_types),

@@ -30,7 +30,7 @@ from .data import ReportData
 from .facts import Facts
 from .flags import FLAGS, LADDER_BITS, flag_bits
 from .ladder import SEGMENT_BUDGET, pack
-from .listing import LISTED_COLUMNS, listing
+from .listing import LISTED_COLUMNS, Filters, filters_of, listing
 from .reuse import as_drawn
 from .table import DEFAULT_VISIBLE, Values, encode_flows, encode_values, help_of
 
@@ -116,6 +116,7 @@ def page_data(data: ReportData, bits: npt.NDArray[np.int64] | None = None) -> di
         "featured": groups,
         "capture_last_ts": data.facts.last_ts,
         "csv_name": os.path.splitext(_title(data.facts))[0] + "-flows.csv",
+        "files": {name: list(numbers) for name, numbers in data.facts.frame_numbering().items()},
     }
 
 
@@ -127,11 +128,13 @@ class StaticLadder:
     row: int  # the one drawn
     title: str
     svg: Markup
+    filters: Filters
 
 
 def static_ladders(data: ReportData, bits: npt.NDArray[np.int64]) -> list[StaticLadder]:
     """The first drawn flow of each flag, in FLAGS' order, up to STATIC_LADDERS of them."""
     out: list[StaticLadder] = []
+    numbering = data.facts.frame_numbering()
     for i, flag in enumerate(FLAGS):
         rows = np.flatnonzero(bits >> i & 1).tolist()
         drawn = [r for r in rows if r in data.ladders]
@@ -143,7 +146,8 @@ def static_ladders(data: ReportData, bits: npt.NDArray[np.int64]) -> list[Static
         title = (f"{row['flow_id']} · {said['close_kind']} · closed first by {said['active_closer']} · "
                  f"TIME_WAIT on {said['time_wait_on']}")
         out.append(StaticLadder(flag.name, flag.label, len(rows), r, title,
-                                ladder_svg.draw(as_drawn(data.ladders, r, data.columns), row, data.facts.last_ts)))
+                                ladder_svg.draw(as_drawn(data.ladders, r, data.columns), row, data.facts.last_ts),
+                                filters_of(data.columns, numbering, r)))
     return out
 
 
@@ -186,7 +190,7 @@ def render_html(data: ReportData, generated_ts: float | None = None) -> str:
         "findings": found,
         "headline": verdict.headline(data, found),
         "flagged": int((bits != 0).sum()),
-        "listing": listing(data.columns, bits),
+        "listing": listing(data.columns, bits, data.facts.frame_numbering()),
         "static_ladders": static_ladders(data, bits),
         "ladder_flows": int((bits & LADDER_BITS != 0).sum()),
         "listed_columns": LISTED_COLUMNS,

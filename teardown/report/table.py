@@ -5,8 +5,10 @@ plain encodings, chosen by measuring them on a sample of rows: the values as the
 dictionary of repeated values with one code per row, a default with its exceptions, numbers cut
 out of similar strings (evidence frames), or nothing at all for `flow_id` when the page can
 spell every id from the row's own address, port, VLAN and incarnation columns (flow ids are
-unique: sent, they were 47 % of a 100,000-flow report and 60 % of a SYN flood's). Times are
-whole microseconds: `first_ts` as steps from the previous row,
+unique: sent, they were 47 % of a 100,000-flow report and 60 % of a SYN flood's). Display
+filters likewise: the page spells each from the row's addresses and ports, and is sent only what
+they lack: the frame range (its first frame as a step from the previous row's, its length) and
+the carrier's clause. Times are whole microseconds: `first_ts` as steps from the previous row,
 the other times from the row's own `first_ts`. templates/report-data.js (`decodeValues`) reads
 it back.
 """
@@ -23,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..packed import distinct_objects
-from ..present import text_array
+from ..present import number_scalar, text_array
 from ..present import text_scalar as word
 from ..schema import FLOW_COLUMNS, Column
 
@@ -103,6 +105,81 @@ def page_spells_flow_ids(flows: pa.Table) -> bool:
                                         word(""))
     same = pc.equal(spelt, as_text("flow_id"))
     return same.null_count == 0 and bool(pc.all(same).as_py())
+
+
+# A display filter as filters.display_filters writes it: the 4-tuple, the frame range in its file,
+# then the carrier's clause (nothing, or " && ..."): the range and the clause are what is sent.
+FILTER_PARTS = r"^(?P<tuple>.*) && frame\.number in \{(?P<first>\d+)\.\.(?P<last>\d+)\}(?P<carrier>.*)$"
+
+
+def spelt_display_filters(flows: pa.Table) -> dict[str, Any] | None:
+    """What report-data.js (`spellFilters`) needs besides the row's own columns to spell each
+    display filter as filters.display_filters wrote it: the first frame of each range (a step
+    from the previous row's), the range's length and the carrier's clause. The page's rule is
+    mirrored here in Arrow's string kernels and its result compared filter for filter: None
+    where any differs (then the filters are sent as they are)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not flows.num_rows:
+        return None
+    written = flows.column("display_filter").combine_chunks()
+    parts = pc.extract_regex(written, FILTER_PARTS)
+    if parts.null_count:
+        return None
+    first, last = (pc.cast(parts.field(name), pa.int64()) for name in ("first", "last"))
+    carrier = parts.field("carrier")
+    spelt = pc.binary_join_element_wise(*_spelt_tuple(flows), word(" && frame.number in {"), pc.cast(first, pa.large_string()),
+                                        word(".."), pc.cast(last, pa.large_string()), word("}"),
+                                        pc.cast(carrier, pa.large_string()), word(""))
+    same = pc.equal(spelt, pc.cast(written, pa.large_string()))
+    if same.null_count or not pc.all(same).as_py():
+        return None
+    start, length = _integers(first), _integers(pc.subtract(last, first))
+    return {"from": encode_values(Values.whole(np.diff(start, prepend=0))) | {"delta": True},
+            "length": encode_values(Values.whole(length)), "carrier": encode_values(_texts(carrier))}
+
+
+def _spelt_tuple(flows: pa.Table) -> list[Any]:
+    """The 4-tuple both ways, as report-data.js spells it from the row's addresses, ports and IP
+    version (filters.written_addresses: an IPv4-mapped address of an IPv6 header as ::ffff:a.b.c.d)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    v6 = pc.equal(flows.column("ip_version").combine_chunks(), number_scalar(6))  # a Python int would import pandas
+
+    def address(name: str) -> tuple[pa.Array, pa.Array]:
+        ip = pc.cast(flows.column(name).combine_chunks(), pa.large_string())
+        mapped = pc.and_(v6, pc.invert(pc.match_substring(ip, ":")))
+        ip = pc.if_else(mapped, pc.binary_join_element_wise(word("::ffff:"), ip, word("")), ip)
+        return pc.if_else(pc.match_substring(ip, ":"), word("ipv6"), word("ip")), ip
+
+    def port(name: str) -> pa.Array:
+        return pc.cast(flows.column(name).combine_chunks(), pa.large_string())
+
+    (cp, c), (sp, s) = address("client_ip"), address("server_ip")
+    c_port, s_port = port("client_port"), port("server_port")
+    return [word("(("), cp, word(".src=="), c, word(" && tcp.srcport=="), c_port, word(" && "), sp, word(".dst=="), s,
+            word(" && tcp.dstport=="), s_port, word(") || ("), sp, word(".src=="), s, word(" && tcp.srcport=="), s_port,
+            word(" && "), cp, word(".dst=="), c, word(" && tcp.dstport=="), c_port, word("))")]
+
+
+def _integers(values: pa.Array) -> npt.NDArray[np.int64]:
+    """An int64 Arrow array without nulls as numpy, from its buffer (pyarrow's to_numpy imports pandas)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pc.cast(values, pa.int64())
+    return np.frombuffer(values.buffers()[1], np.int64)[values.offset:values.offset + len(values)].copy()
+
+
+def _texts(values: pa.Array) -> Values:
+    """A string Arrow array without nulls as Values, each distinct text one Python str."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    words = np.array(encoded.dictionary.to_pylist(), object)
+    return Values(words[_integers(encoded.indices)], np.zeros(len(values), bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,12 +389,15 @@ def encode_flows(table: pa.Table, flows: Columns, t0_us: int) -> list[dict[str, 
     order, for report-data.js."""
     micros = _micros(flows, t0_us)
     spelt_by_page = page_spells_flow_ids(table)
+    filters = spelt_display_filters(table)
     every = slice(None, None, max(1, table.num_rows // SAMPLE_ROWS))
     out = []
     for c in FLOW_COLUMNS:
         meta: dict[str, Any] = {"name": c.name, "label": header_of(c.name), "kind": kind_of(c), "help": help_of(c)}
         if c.name == "flow_id" and spelt_by_page:
             out.append(meta | {"spelt": True})
+        elif c.name == "display_filter" and filters is not None:
+            out.append(meta | {"spelt": True} | filters)
         elif c.name == "first_ts":
             out.append(meta | {"v": np.diff(micros["first_ts"], prepend=0).tolist(), "delta": True})
         elif c.name in micros:

@@ -129,6 +129,8 @@ def run(client: Client, paths: list[str], options: Options, progress: Progress |
     jobs: list[tuple[int, ShardJob, Future[Any]]] = []
     for c, capture in enumerate(captures):
         before, names, first_frames = frame_offsets(capture)
+        for f, frames_before in zip(capture, first_frames):
+            f.info.frames_before = frames_before
         parts = [p for f in capture for p in f.pieces]
         job = ShardJob(options, [before[id(p)] for p in parts], [carriers[id(p)] for p in parts], contexts.points,
                        [p.info.last_ts for p in parts], names, first_frames, c)
@@ -214,8 +216,10 @@ def _summary(ordered: list[FileRead], captures: list[list[FileRead]], options: O
     summary = CaptureSummary(bytes_total=total, bytes_before=total, reader=options.reader.value,
                              continuous=len(captures) == 1)
     decoding = Decoding(options.reader, contexts)  # for its warnings on what `auto` could hand to nothing
+    capture_of = {id(f): c for c, files in enumerate(captures) for f in files}
     for f in ordered:
         summary.files.append(f.info)
+        summary.file_captures.append(capture_of[id(f)])
         for p in f.pieces:
             summary.tcp_packets += p.tcp_packets
             summary.skipped.update(p.skipped)

@@ -69,6 +69,39 @@ var teardownReport = (function () {
         endpoint(VALUES.server_ip[r], VALUES.server_port[r]) + "/" + VALUES.incarnation[r];
     });
   }
+  // display_filter not sent either, where the writer found every filter spelt so (report/table.py,
+  // spelt_display_filters): the 4-tuple from the row's columns, as filters.display_filters
+  // writes it, then the frame range and the carrier's clause, which are sent.
+  function address(ip, version) { return version === 6 && ip.indexOf(":") < 0 ? "::ffff:" + ip : ip; }
+  function source(ip, port) { return (ip.indexOf(":") >= 0 ? "ipv6" : "ip") + ".src==" + ip + " && tcp.srcport==" + port; }
+  function destination(ip, port) { return (ip.indexOf(":") >= 0 ? "ipv6" : "ip") + ".dst==" + ip + " && tcp.dstport==" + port; }
+  var FILTERS = COLUMNS.filter(function (c) { return c.name === "display_filter" && c.spelt; })[0];
+  if (FILTERS) {
+    var firsts = decodeValues(FILTERS.from, N), lengths = decodeValues(FILTERS.length, N);
+    var carriers = decodeValues(FILTERS.carrier, N);
+    VALUES.display_filter = VALUES.client_ip.map(function (ip, r) {
+      var c = address(ip, VALUES.ip_version[r]), s = address(VALUES.server_ip[r], VALUES.ip_version[r]);
+      var cp = VALUES.client_port[r], sp = VALUES.server_port[r];
+      return "((" + source(c, cp) + " && " + destination(s, sp) + ") || (" + source(s, sp) + " && " +
+        destination(c, cp) + ")) && frame.number in {" + firsts[r] + ".." + (firsts[r] + lengths[r]) + "}" + carriers[r];
+    });
+  }
+  // The evidence frames as a filter on the row's file: numbered there from 1 (DATA.files: per
+  // file name, the frames of its capture before it and the number of its last frame, null when
+  // not known), sorted, each once; those past the file's end counted (filters.evidence_filter).
+  function evidenceFilter(r) {
+    var file = DATA.files[VALUES.capture_file[r]], text = VALUES.evidence_frames[r];
+    if (!file || !text) { return null; }
+    var seen = {}, inside = [], beyond = 0;
+    (text.match(/[0-9]+/g) || []).forEach(function (n) {
+      var k = Number(n) - file[0];
+      if (seen[k]) { return; }
+      seen[k] = true;
+      if (k > 0 && (file[1] === null || k <= file[1] - file[0])) { inside.push(k); } else { beyond++; }
+    });
+    inside.sort(function (a, b) { return a - b; });
+    return { text: inside.length ? "frame.number in {" + inside.join(",") + "}" : "", beyond: beyond };
+  }
   var FLAGS = decodeValues(DATA.flags.bits, N);
   var KIND = {};
   COLUMNS.forEach(function (c) { KIND[c.name] = c.kind; });
@@ -132,5 +165,5 @@ var teardownReport = (function () {
 
   return { DATA: DATA, N: N, COLUMNS: COLUMNS, VALUES: VALUES, FLAGS: FLAGS, KIND: KIND, endpoint: endpoint,
            clockText: clockText, secondsText: secondsText, cellText: cellText, csvText: csvText,
-           flagLabels: flagLabels, el: el, svg: svg, thousands: thousands };
+           flagLabels: flagLabels, el: el, svg: svg, thousands: thousands, evidenceFilter: evidenceFilter };
 })();

@@ -5,7 +5,7 @@
 
   var DATA = T.DATA, N = T.N, COLUMNS = T.COLUMNS, VALUES = T.VALUES, FLAGS = T.FLAGS, KIND = T.KIND;
   var el = T.el, thousands = T.thousands, cellText = T.cellText, csvText = T.csvText, flagLabels = T.flagLabels;
-  var drawLadder = T.drawLadder;
+  var drawLadder = T.drawLadder, evidenceFilter = T.evidenceFilter;
 
   var ALL_COLUMNS = COLUMNS.map(function (c) { return c.name; });
   ALL_COLUMNS.splice(ALL_COLUMNS.indexOf("notes"), 0, "findings");
@@ -13,7 +13,8 @@
   var LABEL = { findings: "Findings" };
   COLUMNS.forEach(function (c) { HELP[c.name] = c.name + ": " + c.help; LABEL[c.name] = c.label; });
   var NUMERIC = { int: true, ts: true, dur: true };
-  var WIDTH = { flow_id: 300, notes: 380, evidence_frames: 420, findings: 260, client_ip: 150, server_ip: 150 };
+  var WIDTH = { flow_id: 300, notes: 380, evidence_frames: 420, findings: 260, client_ip: 150, server_ip: 150,
+                display_filter: 520 };
   var state = { visible: DATA.visible.slice(), sortBy: null, descending: false, view: null, selected: null,
                 text: "", closeKind: "", closer: "", finding: "" };
   var scroller = document.getElementById("flow-scroll");
@@ -99,6 +100,7 @@
       if (text.length > 18) { td.title = text; }
       if (NUMERIC[KIND[name]]) { td.className = "num"; }
       if (KIND[name] === "ts" || name === "evidence_frames") { td.className = "num mono"; }
+      if (name === "display_filter") { td.className = "mono"; }
     }
     return td;
   }
@@ -207,6 +209,56 @@
     window.setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
   });
 
+  /* ---------- a flow's Wireshark filters, each with a copy button ---------- */
+
+  function copy(text, code, button) {
+    function said(done) {
+      button.textContent = done ? "Copied" : "Selected: press Ctrl+C";
+      window.setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    }
+    function selectAndCopy() {   // without the clipboard API (an old browser, a page it distrusts)
+      var range = document.createRange();
+      range.selectNodeContents(code);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      try { return document.execCommand("copy"); } catch (e) { return false; }
+    }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { said(true); }, function () { said(selectAndCopy()); });
+    } else {
+      said(selectAndCopy());
+    }
+  }
+
+  function filterLine(label, text, help, more) {
+    var pair = el("div");
+    pair.appendChild(el("dt", { title: help }, label));
+    var dd = el("dd");
+    var code = el("code", { "class": "filter" }, text);
+    var button = el("button", { type: "button", "class": "copy", title: "Copy to paste into Wireshark's display filter bar" }, "Copy");
+    button.addEventListener("click", function () { copy(text, code, button); });
+    dd.appendChild(code);
+    dd.appendChild(button);
+    if (more) { dd.appendChild(el("span", { "class": "muted" }, more)); }
+    pair.appendChild(dd);
+    return pair;
+  }
+
+  function filterBlock(r) {   // as filters.html.j2 writes it for a page without this script
+    var block = el("dl", { "class": "filters" });
+    if (VALUES.display_filter[r]) {
+      block.appendChild(filterLine("Display filter", VALUES.display_filter[r], HELP.display_filter));
+    }
+    var evidence = evidenceFilter(r);
+    if (evidence && evidence.text) {
+      var more = evidence.beyond ? " and " + thousands(evidence.beyond) + " in the next file" + (evidence.beyond === 1 ? "" : "s") : "";
+      block.appendChild(filterLine("Evidence frames", evidence.text, "The frames evidence_frames names, numbered as " +
+        VALUES.capture_file[r] + " numbers them", more));
+    }
+    return block;
+  }
+
   /* ---------- a chosen flow, and the featured ladders ---------- */
 
   function select(r) {
@@ -215,11 +267,14 @@
     var panel = document.getElementById("flow-detail");
     panel.hidden = false;
     document.getElementById("flow-detail-id").textContent = VALUES.flow_id[r];
+    var filters = document.getElementById("flow-detail-filters");
+    filters.textContent = "";
+    filters.appendChild(filterBlock(r));
     var facts = document.getElementById("flow-detail-facts");
     facts.textContent = "";
     ALL_COLUMNS.forEach(function (name) {
       var text = name === "findings" ? flagLabels(r).join(", ") : cellText(name, r);
-      if (text === "" || name === "flow_id") { return; }
+      if (text === "" || name === "flow_id" || name === "display_filter") { return; }
       var pair = el("div");
       pair.appendChild(el("dt", { title: HELP[name] || name }, LABEL[name] || name));
       pair.appendChild(el("dd", {}, text));
@@ -231,6 +286,10 @@
 
   function featured() {   // the page holds the first ladder of some findings already (ladder_svg.py)
     var holder = document.getElementById("featured-ladders");
+    // Each ladder drawn into the page gets its filters' copy buttons, paged through or not.
+    holder.querySelectorAll("section[data-row]").forEach(function (section) {
+      section.replaceChild(filterBlock(Number(section.dataset.row)), section.querySelector("dl.filters"));
+    });
     if (!DATA.featured.length) { return; }
     DATA.featured.forEach(function (group) {
       group.rows = [];
@@ -244,6 +303,7 @@
         h.appendChild(el("h3", {}, group.label + " — " + thousands(group.rows.length) + (group.rows.length === 1 ? " flow" : " flows")));
         section.appendChild(h);
         section.appendChild(el("p", { "class": "ladder-title" }));
+        section.appendChild(el("dl", { "class": "filters" }));
         section.appendChild(el("div", { "class": "ladder-box" }));
         holder.appendChild(section);
       }
@@ -261,6 +321,7 @@
         where.textContent = thousands(at + 1) + " of " + thousands(group.rows.length);
         title.textContent = VALUES.flow_id[r] + " · " + VALUES.close_kind[r] + " · closed first by " + VALUES.active_closer[r] +
           " · TIME_WAIT on " + VALUES.time_wait_on[r];
+        section.replaceChild(filterBlock(r), section.querySelector("dl.filters"));
         if (draw) { drawLadder(r, box); }
       }
       prev.addEventListener("click", function () { at = (at + group.rows.length - 1) % group.rows.length; show(true); });
