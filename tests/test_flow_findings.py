@@ -73,7 +73,8 @@ def test_a_lost_final_ack_is_told_by_the_side_that_sent_its_fin_again() -> None:
     assert f.subject == "198.18.0.2:8080" and f.severity == Severity.info
     assert "(server) sent its FIN again" in f.message and "restarted 1 time" in f.message
     # The drop rule sat before the capture point (truth: final_ack_lost_after_capture false).
-    assert "in 1 it does not: the final ACK was lost before the capture point" in f.message
+    assert ("in 1 the capture shows no final ACK of the client's before the FIN came again: the final ACK was "
+            "lost before the capture point") in f.message
     (after,) = found("lost_final_ack_after_capture.pcap", FindingKind.fin_retransmission)
     assert "in 1 the capture shows the client's final ACK before the FIN came again" in after.message
 

@@ -198,8 +198,9 @@ def fin_retransmission(c: Columns, keys: Keys, flags: Flags, options: Options) -
             after = int(np.count_nonzero(beyond[rows]))
             where = [f"in {after:,} the capture shows the {peer}'s final ACK before the FIN came again: that ACK was "
                      "lost beyond the capture point"] * bool(after)
-            where += [f"in {len(rows) - after:,} it does not: the final ACK was lost before the capture point, or "
-                      "the FIN itself beyond it"] * bool(len(rows) - after)
+            where += [f"in {len(rows) - after:,} the capture shows no final ACK of the {peer}'s before the FIN came "
+                      "again: the final ACK was lost before the capture point, or the FIN itself beyond it"
+                      ] * bool(len(rows) - after)
             yield Finding(
                 Severity.warning if lossy else Severity.info, FindingKind.fin_retransmission, name,
                 f"{name} ({side}) sent its FIN again in {of_its(len(rows), total, 'connection')} "
