@@ -4,7 +4,6 @@ everything in order: whatever the files and byte ranges the work is cut into."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,10 +15,9 @@ import pytest
 import teardown
 from teardown.options import Options
 from teardown.read.ranges import Cut
-from teardown.verdicts import NOTES, RUNS_ON_NOTE
 
 from .conftest import CAPTURES
-from .test_chunks import _split_pcap
+from .test_chunks import _split_pcap, file_free
 
 distributed = pytest.importorskip("distributed")
 
@@ -101,15 +99,8 @@ def test_split_at_every_record_of_the_teardown(name: str, client: distributed.Cl
         pieces = _split_pcap(capture, at, tmp_path)
         files = run(client, pieces, Options())
         _same(teardown.analyze(pieces), files)
-        pd.testing.assert_frame_equal(_file_free(one.flows), _file_free(files.flows), check_exact=True)
+        pd.testing.assert_frame_equal(file_free(one.flows), file_free(files.flows), check_exact=True)
 
-
-def _file_free(flows: pd.DataFrame) -> pd.DataFrame:
-    """The table but for what says which file holds a flow: its name, its display filter (the
-    frames as that file numbers them) and the note that it runs on into the next file."""
-    runs_on = "(; )?" + re.escape(NOTES[RUNS_ON_NOTE])  # the last note: after any other
-    return flows.drop(columns=["capture_file", "display_filter"]).assign(
-        notes=flows["notes"].str.replace(runs_on, "", regex=True))
 
 
 def test_a_wrong_guess_of_a_range_start_is_read_again(client: distributed.Client) -> None:
