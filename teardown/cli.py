@@ -22,6 +22,7 @@ from .analysis import Analysis, analyze
 from .errors import TeardownError, UsageError
 from .options import DEFAULT_PORT_RANGE, Options, OsProfile, ReaderKind
 from .outputs import Outputs, refuse_inputs, replaced_together
+from .report.flags import FLAGS
 from .schema import FORMATS, TABLES, FindingKind
 from .terminal import Style, analysis_text, findings_lines
 from .timewait.finding import plural
@@ -66,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no summary on stdout")
     a.add_argument("--html", action="store_true",
                    help="also write the HTML incident report to reports/NAME.html (-o NAME.html picks the path)")
+    a.add_argument("--annotate", metavar="OUT.pcapng",
+                   help="also write the capture back as pcapng with a comment on each frame a verdict rests on, "
+                        "saying what it shows (Wireshark shows it; display filter: frame.comment)")
+    a.add_argument("--extract", metavar="OUT.pcapng",
+                   help="also write only the frames of the connections with findings, annotated as --annotate, each "
+                        "comment giving the frame's number in the original capture: small enough for a ticket")
+    a.add_argument("--only", metavar="KIND,...",
+                   help="with --extract: only the connections with these findings (the report's filter names): "
+                        + ", ".join(flag.name for flag in FLAGS))
     a.add_argument("--workers", type=int, metavar="N",
                    help="analyze on a local Dask cluster of N worker processes; 0: in this process (default: "
                         "all cores where a measured model predicts the cluster is faster: many cores, big input; "
@@ -294,6 +304,7 @@ def _analyze(args: argparse.Namespace) -> int:
     for out in (args.output, html):
         if out:  # before anything is read
             refuse_inputs(out, _files_of(out, fmt), captures)
+    kinds = _check_copies(args, captures, [w for out in (args.output, html) if out for w in _files_of(out, fmt)])
     options = replace(_options(args), reader=ReaderKind(args.reader))
     workers = _workers(args, captures)
     if html:  # the page's modules and template (0.25 s) on a second core while the capture is read
@@ -324,12 +335,18 @@ def _analyze(args: argparse.Namespace) -> int:
         else:
             write_flows(result, args.output, fmt)
             written = [args.output]
+    done = [f"wrote {plural(len(result), 'flow')} to {args.output}" + (
+        f" ({', '.join(Path(w).name for w in written)})" if len(written) > 1 else "")] if written else []
+    copies = _write_copies(result, args.annotate, args.extract, kinds)
+    done += list(copies.values())
     if not args.quiet:
-        done = f"wrote {plural(len(result), 'flow')} to {args.output}" + (
-            f" ({', '.join(Path(w).name for w in written)})" if len(written) > 1 else "") if written else ""
-        print(analysis_text(result, Style.of(sys.stdout), done))
+        print(analysis_text(result, Style.of(sys.stdout), "\n".join(done)))
     if html:
-        _write_report(_report_data(result), html, captures, args.quiet)
+        data = _report_data(result)
+        if copies:  # the report says which files hold the frames for Wireshark, and what each holds
+            data = replace(data, facts=replace(data.facts, for_wireshark={
+                os.path.basename(path): line.split(": ", 1)[1] for path, line in copies.items()}))
+        _write_report(data, html, captures, args.quiet)
     if args.quiet:  # otherwise the head of the summary said them, before any table
         for w in result.capture.warnings:
             print(f"warning: {w}", file=sys.stderr)
@@ -338,6 +355,53 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"teardown: findings present: {', '.join(hits)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_copies(args: argparse.Namespace, captures: list[str], other_outputs: list[str]) -> list[str]:
+    """--annotate, --extract and --only checked before anything is read; --only's kinds."""
+    if args.only is not None and not args.extract:
+        raise UsageError(f"--only {args.only}: picks the connections of --extract; add --extract OUT.pcapng")
+    copies = [(option, out) for option, out in (("--annotate", args.annotate), ("--extract", args.extract)) if out]
+    if not copies:
+        return []
+    from .wireshark import check_formats, parse_kinds
+
+    kinds = parse_kinds(args.only) if args.only is not None else []
+    taken = list(other_outputs)
+    for option, out in copies:
+        if _is_directory(out) or out.lower().endswith((".pcap", ".cap", ".gz")):
+            raise UsageError(f"{option} {out}: writes one pcapng file (only pcapng holds comments); name it .pcapng")
+        refuse_inputs(out, [out], captures, option)
+        if any(os.path.realpath(out) == os.path.realpath(t) for t in taken):
+            raise UsageError(f"{option} {out}: another output of this run has that name; give each its own")
+        taken.append(out)
+    check_formats(captures, copies[0][0])
+    return kinds
+
+
+def _write_copies(result: Analysis, annotate: str | None, extract: str | None, kinds: list[str]) -> dict[str, str]:
+    """The capture written back for Wireshark (--annotate, --extract): each file written, and
+    a line telling it ("wrote PATH: what it holds")."""
+    if not annotate and not extract:
+        return {}
+    from . import wireshark
+
+    lines = {}
+    if annotate:
+        w = wireshark.annotate(result, annotate)
+        lines[annotate] = (f"wrote {annotate}: the capture, {plural(w.frames, 'frame')}, with "
+                           f"{plural(w.comments, 'frame comment')} ({_size(w.size)}){w.said_too()}")
+    if extract:
+        w = wireshark.extract(result, extract, kinds)
+        which = f" ({', '.join(kinds)})" if kinds else ""
+        lines[extract] = (f"wrote {extract}: {plural(w.frames, 'frame')} of the "
+                          f"{plural(w.connections, 'connection')} with findings{which}, "
+                          f"{plural(w.comments, 'frame comment')} ({_size(w.size)}){w.said_too()}")
+    return lines
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} kB"
 
 
 def present(result: Analysis, names: list[str]) -> list[str]:

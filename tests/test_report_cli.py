@@ -169,3 +169,20 @@ def test_a_version_1_file_with_its_tables_as_json_makes_the_same_report(tmp_path
         assert run(tmp_path, "report", f"{version}.parquet", "-o", f"{version}.html").returncode == 0
     pages = [re.sub(r"on [-0-9]+ [:.0-9]+ UTC\. One", "", (tmp_path / f"{v}.html").read_text()) for v in ("v1", "v2")]
     assert pages[0] == pages[1]
+
+
+def test_the_report_names_the_files_written_for_wireshark(tmp_path: Path) -> None:
+    """With --annotate and --extract, the report's header names each file and what it holds,
+    as the summary line says it; without them it names none."""
+    r = run(tmp_path, "analyze", str(SAMPLE), "--annotate", "all.pcapng", "--extract", "flagged.pcapng",
+            "--only", "assassination", "-o", "r.html")
+    assert r.returncode == 0, r.stderr
+    told = {line.split(": ", 1)[0].removeprefix("wrote "): line.split(": ", 1)[1]
+            for line in r.stdout.splitlines() if line.startswith("wrote ") and ".pcapng:" in line}
+    assert set(told) == {"all.pcapng", "flagged.pcapng"} and "(assassination)" in told["flagged.pcapng"]
+    html = (tmp_path / "r.html").read_text()
+    header = html.split("<dt>For Wireshark</dt>", 1)[1].split("</dd>", 1)[0]
+    for name, what in told.items():
+        assert f'<span class="mono">{name}</span>: {what}</li>' in header.replace("&#39;", "'")
+    run(tmp_path, "analyze", str(SAMPLE), "-o", "plain.html")
+    assert "For Wireshark" not in (tmp_path / "plain.html").read_text()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import CaptureDamaged, CaptureError
 from . import CaptureInfo, ChunkStream, FrameBatch, FrameChecks, Interface
@@ -19,6 +20,7 @@ from .gunzip import Gunzip
 # Wireshark refuse records above 256 KiB for ordinary link types (WTAP_MAX_PACKET_SIZE_STANDARD).
 MAX_RECORD_BYTES = 262_144
 NEED_MORE, CORRUPT, FULL = 0, 1, 2
+FCS_LENGTH_PRESENT = 0x04000000
 RECORDS_PER_CALL = 1 << 18
 
 
@@ -39,6 +41,10 @@ class PcapReader:
         order = ">" if big_endian else "<"
         _major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(order + "HHiIII", rest)
         self.linktype = linktype & 0xFFFF  # upper bits carry the FCS length, not the link type
+        # The frame check sequence each frame ends with, in bytes, where the header says (libpcap's
+        # LT_FCS_LENGTH_PRESENT and LT_FCS_LENGTH): a copy as pcapng says it as if_fcslen.
+        self.fcs_bytes = (linktype >> 28) * 2 if linktype & FCS_LENGTH_PRESENT else None
+        self.units_per_s = round(1 / resolution)  # the header's time unit: 10^6 or 10^9 a second
         self.max_caplen = MAX_RECORD_BYTES
         if 0 < snaplen <= 16 << 20:
             self.max_caplen = max(snaplen, MAX_RECORD_BYTES)
@@ -50,6 +56,15 @@ class PcapReader:
 
     def close(self) -> None:
         self.fh.close()
+
+    def record_units(self, batch: FrameBatch) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+        """Each frame's time in the header's own units since 1970 (seconds x units_per_s + the
+        fraction) and its original length, as its record header says: exact where `batch.ts` is
+        a float, and before `FrameChecks.wire_lengths` corrects an impossible length. What a
+        copy of the frame keeps (wireshark/)."""
+        at = batch.pos - 16  # each record's header, just before its frame
+        words = batch.data[at[:, None] + np.arange(16)].view(">u4" if self.swapped else "<u4").reshape(-1, 4)
+        return words[:, 0].astype(np.int64) * self.units_per_s + words[:, 1], words[:, 3].astype(np.uint32)
 
     def position(self) -> int:
         return self.stream.position()

@@ -2,14 +2,16 @@
 
 Reading: packet blocks are walked by the C walker; section headers, interface descriptions
 (link type, timestamp resolution and offset), comments and every other block are handled here,
-once per block rather than once per packet. Writing (live --write, the frames `auto` hands to
-tshark) and cutting a stream into whole blocks (dumpcap's pipe) are at the end: each block's
-layout is written once, here."""
+once per block rather than once per packet; `PcapngReader.blocks` walks the same way keeping
+each block whole, for a copy of the file (wireshark/). Writing (live --write, the frames `auto`
+hands to tshark, a block given a comment) and cutting a stream into whole blocks (dumpcap's
+pipe) are at the end: each block's layout is written once, here."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -24,7 +26,9 @@ from .rotation import CaptureFiles, Rotation
 NEED_MORE, CORRUPT, FULL, OTHER_BLOCK = 0, 1, 2, 3
 SHB, IDB, ISB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000005, 0x00000006
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
-OPT_END, OPT_COMMENT, OPT_IF_NAME, OPT_IF_TSRESOL, OPT_IF_TSOFFSET = 0, 1, 2, 9, 14
+OPT_END, OPT_COMMENT, OPT_IF_NAME, OPT_IF_TSRESOL, OPT_IF_FCSLEN, OPT_IF_TSOFFSET = 0, 1, 2, 9, 13, 14
+MAX_OPTION_BYTES = 0xFFFF  # an option's value: its length is 16 bits
+SHB_OPTIONS_AT = 24  # a section header's options: after its type, length, magic, version and section length
 ISB_STARTTIME, ISB_ENDTIME, ISB_IFRECV, ISB_IFDROP = 2, 3, 4, 5
 NS_TSRESOL = 9  # if_tsresol: 10^-9 s
 # The finest if_tsresol read: 2^-30 s (about tshark's nanosecond; the tshark reader's clock
@@ -195,6 +199,104 @@ class PcapngReader:
                 break
         self.fh.close()
 
+    def blocks(self) -> Iterator[Blocks]:
+        """The file's blocks, whole and in file order, a chunk at a time, as places in the chunk's
+        bytes: for copying the file (wireshark/), where `__iter__` decodes its frames. Packet
+        blocks are walked by the same C walker and numbered as `__iter__` numbers them; every
+        other block is read by `_block` (a section's byte order, its interfaces) and checked as
+        there, so the walk ends where reading the frames ends, at the same damage."""
+        stream = self.stream
+        frames, offset = 0, 0
+        while True:
+            try:
+                more = stream.fill(offset)
+            except OSError:  # where reading the frames stops too (told there)
+                return
+            offset = 0
+            payload = stream.padded().data[: len(stream.buf)]
+            found = _FoundBlocks()
+            while True:
+                out = [np.empty(RECORDS_PER_CALL, dt) for dt in (np.int64, np.uint32, np.uint32, np.uint32, np.uint32, np.uint32)]
+                n, end, status = walk_pcapng(payload, offset, self.swapped, 0xFFFFFFFF, *out)
+                if n:
+                    found.packets(out[0][:n], out[1][:n], out[5][:n] == SIMPLE_PACKET, end, frames, self.swapped)
+                    frames += n
+                offset = end
+                if status == FULL:
+                    continue
+                problem = None
+                if status == OTHER_BLOCK:
+                    length, problem = self._block(stream.buf, offset)  # a section header sets self.swapped
+                    if length:
+                        kind = struct.unpack_from(">I" if self.swapped else "<I", stream.buf, offset)[0]
+                        found.other(offset, offset + length, kind, self.swapped)
+                        offset += length
+                        continue
+                break
+            if found.start:
+                yield found.made(stream.buf)
+            if status == CORRUPT or problem or not more:
+                return
+
+
+
+@dataclass(slots=True)
+class Blocks:
+    """Whole blocks of a pcapng file read from one chunk, one after another: block i is
+    `data[start[i]:end[i]]`."""
+
+    data: memoryview
+    start: npt.NDArray[np.int64]
+    end: npt.NDArray[np.int64]
+    frame: npt.NDArray[np.int64]  # a packet block's frame number in the file (from 1); 0 for other blocks
+    kind: npt.NDArray[np.uint32]  # the type of other blocks (SHB, IDB, ...); 0 for packet blocks
+    simple: npt.NDArray[np.bool_]  # a Simple Packet Block: it has no options, so none can be added
+    caplen: npt.NDArray[np.int64]  # a packet block's captured bytes (its options follow them)
+    big_endian: npt.NDArray[np.bool_]  # the block's section is in big-endian byte order
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+class _FoundBlocks:
+    """The places of the blocks found in one chunk, gathered run by run for `Blocks`."""
+
+    def __init__(self) -> None:
+        self.start: list[npt.NDArray[np.int64]] = []
+        self.end: list[npt.NDArray[np.int64]] = []
+        self.frame: list[npt.NDArray[np.int64]] = []
+        self.kind: list[npt.NDArray[np.uint32]] = []
+        self.simple: list[npt.NDArray[np.bool_]] = []
+        self.caplen: list[npt.NDArray[np.int64]] = []
+        self.big_endian: list[npt.NDArray[np.bool_]] = []
+
+    def packets(self, pos: npt.NDArray[Any], caplen: npt.NDArray[Any], simple: npt.NDArray[np.bool_],
+                end: int, frames_before: int, swapped: bool) -> None:
+        """A run of packet blocks the walker found: each starts its head before its frame and
+        ends where the next starts; the run ends at `end`."""
+        n = len(pos)
+        start = pos.astype(np.int64) - np.where(simple, 12, 28)  # Simple: type, length, original length; else 28 bytes
+        self.start.append(start)
+        self.end.append(np.r_[start[1:], end].astype(np.int64))
+        self.frame.append(np.arange(frames_before + 1, frames_before + n + 1, dtype=np.int64))
+        self.kind.append(np.zeros(n, np.uint32))
+        self.simple.append(simple.copy())
+        self.caplen.append(caplen.astype(np.int64))
+        self.big_endian.append(np.full(n, swapped))
+
+    def other(self, start: int, end: int, kind: int, swapped: bool) -> None:
+        for column, value in ((self.start, start), (self.end, end), (self.frame, 0), (self.caplen, 0)):
+            column.append(np.array([value], np.int64))
+        self.kind.append(np.array([kind], np.uint32))
+        self.simple.append(np.zeros(1, bool))
+        self.big_endian.append(np.array([swapped]))
+
+    def made(self, data: memoryview) -> Blocks:
+        return Blocks(data, start=np.concatenate(self.start), end=np.concatenate(self.end),
+                      frame=np.concatenate(self.frame), kind=np.concatenate(self.kind),
+                      simple=np.concatenate(self.simple), caplen=np.concatenate(self.caplen),
+                      big_endian=np.concatenate(self.big_endian))
+
 
 def section_order(buf: memoryview | bytes | bytearray, at: int) -> str | None:
     """The struct byte order ("<" or ">") of the section whose header block starts at `at` (its
@@ -227,56 +329,113 @@ def tsresol_text(option: int) -> str:
     return f"{2 if option & 0x80 else 10}^-{option & 0x7F} s"
 
 
-# ---- writing: each block's layout once, little-endian, one section ---------------------------
+# ---- writing: each block's layout once, little-endian unless a section is read in its own order -----
 
-def option(code: int, value: bytes) -> bytes:
-    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+def option(code: int, value: bytes, order: str = "<") -> bytes:
+    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
-def block(kind: int, body: bytes) -> bytes:
+def block(kind: int, body: bytes, order: str = "<") -> bytes:
     total = 12 + len(body)
-    return struct.pack("<II", kind, total) + body + struct.pack("<I", total)
+    return struct.pack(order + "II", kind, total) + body + struct.pack(order + "I", total)
+
+
+def comment_bytes(text: str | bytes) -> bytes:
+    """A comment's UTF-8, cut (at a character, with an ellipsis) to what an option's 16-bit
+    length holds."""
+    raw = text.encode() if isinstance(text, str) else text
+    if len(raw) <= MAX_OPTION_BYTES:
+        return raw
+    return raw[: MAX_OPTION_BYTES - 3].decode("utf-8", "ignore").encode() + "\u2026".encode()
 
 
 def section_header(comment: str | None = None) -> bytes:
     """A section of unknown length (-1), version 1.0."""
-    options = b"" if comment is None else option(OPT_COMMENT, comment.encode()) + option(OPT_END, b"")
+    options = b"" if comment is None else option(OPT_COMMENT, comment_bytes(comment)) + option(OPT_END, b"")
     return block(SHB, struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1) + options)
 
 
-def interface_description(linktype: int, snaplen: int, name: str | None = None, tsresol: int | None = None) -> bytes:
-    """An interface; without `tsresol` its times are in microseconds (the pcapng default)."""
+def interface_description(linktype: int, snaplen: int, name: str | None = None, tsresol: int | None = None,
+                          fcslen: int | None = None) -> bytes:
+    """An interface; without `tsresol` its times are in microseconds (the pcapng default);
+    `fcslen`: the bytes of frame check sequence each frame ends with, where known."""
     options = b"" if name is None else option(OPT_IF_NAME, name.encode())
     options += b"" if tsresol is None else option(OPT_IF_TSRESOL, bytes([tsresol]))
+    options += b"" if fcslen is None else option(OPT_IF_FCSLEN, bytes([fcslen]))
     return block(IDB, struct.pack("<HHI", linktype, 0, snaplen) + (options + option(OPT_END, b"") if options else b""))
 
 
+_OPTION_HEAD = struct.Struct("<HH")
+_END_OF_OPTIONS = struct.pack("<HH", OPT_END, 0)
+
+
+def comment_options(text: str | bytes) -> bytes:
+    """An option list holding one comment (opt_comment), ended as the format asks: `option`'s
+    layout, made in one step (a copy may give 400,000 frames a comment)."""
+    raw = comment_bytes(text)
+    return _OPTION_HEAD.pack(OPT_COMMENT, len(raw)) + raw + b"\0" * (-len(raw) % 4) + _END_OF_OPTIONS
+
+
 def packet_blocks(batch: FrameBatch, which: npt.NDArray[np.int64], units: npt.NDArray[np.int64],
-                  iface: npt.NDArray[np.int64]) -> bytes:
+                  iface: npt.NDArray[np.int64], options: Mapping[int, bytes] | None = None) -> bytes:
     """An Enhanced Packet Block for each frame `which` of `batch`, with its time in the
-    interface's `units` and the interface's number in the section, built in bulk."""
+    interface's `units` and the interface's number in the section, built in bulk; `options`:
+    the option list (comment_options) of some of them, by their position in `which`."""
     n = len(which)
     caplen = batch.caplen[which].astype(np.int64)
     size = packet_block_sizes(caplen)
+    if options:
+        at = np.fromiter(options, np.int64, len(options))
+        size[at] += np.fromiter(map(len, options.values()), np.int64, len(options))
     start = np.zeros(n + 1, np.int64)
     np.cumsum(size, out=start[1:])
     out = np.zeros(int(start[-1]), np.uint8)
     words = out.view("<u4")
     header = np.stack([np.full(n, EPB), size, iface, units >> 32, units & 0xFFFFFFFF, caplen,
                        batch.wirelen[which].astype(np.int64)], axis=1).astype("<u4")
-    at = start[:-1] // 4
+    at_word = start[:-1] // 4
     for k in range(7):
-        words[at + k] = header[:, k]
+        words[at_word + k] = header[:, k]
     words[(start[1:] // 4) - 1] = size.astype("<u4")
     data, dst = batch.data.data, out.data
     for a, p, c in zip((start[:-1] + 28).tolist(), batch.pos[which].tolist(), caplen.tolist()):
         dst[a: a + c] = data[p: p + c]
+    if options:
+        options_at = start[:-1] + packet_block_sizes(caplen) - 4  # after the padded frame
+        for i, value in options.items():
+            a = int(options_at[i])
+            dst[a: a + len(value)] = value
     return out.tobytes()
 
 
 def packet_block_sizes(caplen: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
     """The size of each frame's Enhanced Packet Block: 32 bytes around its data, padded to 4."""
     return 32 + ((caplen.astype(np.int64) + 3) & ~3)
+
+
+def with_comment(whole: bytes | memoryview, options_at: int, order: str, text: str | bytes) -> bytes:
+    """A block read from a file (`whole`, in its section's byte order), the same but for a
+    comment (opt_comment) put first among its options, which start at `options_at`: what it
+    held is kept as it was, its lengths grow by the comment's."""
+    body = bytes(whole[options_at: len(whole) - 4])
+    added = option(OPT_COMMENT, comment_bytes(text), order) + (b"" if body else option(OPT_END, b"", order))
+    total = len(whole) + len(added)
+    return (struct.pack(order + "II", struct.unpack_from(order + "I", whole)[0], total)
+            + bytes(whole[8: options_at]) + added + body + struct.pack(order + "I", total))
+
+
+def packet_options_at(caplen: int) -> int:
+    """Where the options of an Enhanced (or obsolete) Packet Block start: after its 28-byte
+    head and its frame, padded to 4 bytes."""
+    return 28 + ((caplen + 3) & ~3)
+
+
+def section_of_unknown_length(whole: bytes | memoryview, order: str, comment: str | None = None) -> bytes:
+    """A section header read from a file, its section length set to unknown (-1: the blocks
+    after it are about to change size) and `comment` put first among its options."""
+    head = bytearray(whole if comment is None else with_comment(whole, SHB_OPTIONS_AT, order, comment))
+    struct.pack_into(order + "q", head, 16, -1)
+    return bytes(head)
 
 
 def interface_statistics(first_ns: int | None, last_ns: int, received: int, dropped: int,

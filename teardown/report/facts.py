@@ -52,6 +52,8 @@ class Facts:
     carriers: dict[str, str] = field(default_factory=dict)
     copies: dict[str, int] = field(default_factory=dict)
     copied_connections: int = 0
+    # Files written beside the report for Wireshark (--annotate, --extract): name -> what it holds.
+    for_wireshark: dict[str, str] = field(default_factory=dict)
 
     def options(self) -> Options:
         """The settings the analysis ran with."""
