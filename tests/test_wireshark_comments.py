@@ -6,9 +6,7 @@ are one copy, numbered on (wireshark_tools.py runs the tools)."""
 from __future__ import annotations
 
 import functools
-import os
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +15,9 @@ from typing import Any
 import pytest
 
 from .conftest import CAPTURES
+from .test_display_filters import selected as selected_by_listeners
 from .wireshark_tools import copies, seen  # noqa: F401  (fixtures)
-from .wireshark_tools import (Copy, copy_of, Frame, ORIGINAL, SAMPLES, Seen, TCP, TSHARK, capinfos, capinfos_value, editcap,
+from .wireshark_tools import (Copy, copy_of, Frame, ORIGINAL, SAMPLES, Seen, TCP, capinfos, capinfos_value, editcap,
     flow_id, in_parallel, row_of, rows_of, section_comments, selected, teardown_ok, truth, truth_kinds, tshark_ok)
 
 
@@ -236,34 +235,12 @@ def test_the_section_comment_sums_up_the_capture(copies: list[Copy]) -> None:
 
 # ---- 3. extract ------------------------------------------------------------------------------
 
-# One Lua listener per line of the file TEARDOWN_FILTERS names: each prints "line frame" for every
-# frame its display filter selects, so one tshark run tells the frames of many filters.
-LISTENERS = """
-local i = 0
-for line in io.lines(os.getenv("TEARDOWN_FILTERS")) do
-  i = i + 1
-  local index = i
-  local listener = Listener.new(nil, line)
-  function listener.packet(pinfo, tvb) print(index .. " " .. pinfo.number) end
-end
-"""
-
-
 def selected_each(path: Path, filters: Sequence[str], tmp: Path) -> list[set[int]]:
     """The frames of `path` each of `filters` selects, in one tshark run (none for no filter)."""
     if not filters:
         return []
-    script, lines = tmp / f"{path.name}.lua", tmp / f"{path.name}.filters"
-    script.write_text(LISTENERS)
-    lines.write_text("".join(f"{f}\n" for f in filters))
-    run = subprocess.run([str(TSHARK), "-r", str(path), "-n", "-q", "-X", f"lua_script:{script}"], capture_output=True,
-                         text=True, env={**os.environ, "TEARDOWN_FILTERS": str(lines)}, timeout=300)
-    assert run.returncode == 0 and "rror" not in run.stderr, run.stderr
-    out: list[set[int]] = [set() for _ in filters]
-    for line in run.stdout.splitlines():
-        index, frame = line.split()
-        out[int(index) - 1].add(int(frame))
-    return out
+    got = selected_by_listeners(path, list(filters), tmp)
+    return [got.get(i, set()) for i in range(len(filters))]
 
 
 # Samples whose truth files decide every finding kind of every connection (none of capture
