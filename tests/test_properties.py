@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -128,6 +129,17 @@ def _flow_ids_renamed(ids: pd.Series, ip: Callable[[str], str], port: Callable[[
     return out
 
 
+def _filters_renamed(filters: pd.Series, ip: Callable[[str], str], port: Callable[[int], int]) -> list[str]:
+    """Display filters with each address (and its protocol: ip or ipv6) and port renamed."""
+    def address(m: re.Match[str]) -> str:
+        new = ip(m.group(3))
+        return f"{'ipv6' if ':' in new else 'ip'}.{m.group(2)}=={new}"
+
+    return [re.sub(r"(ip|ipv6)\.(src|dst)==([0-9a-f.:]+)", address,
+                   re.sub(r"(tcp\.(?:src|dst)port==)(\d+)", lambda m: f"{m.group(1)}{port(int(m.group(2)))}", text))
+            for text in filters]
+
+
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sample=st.sampled_from(SAMPLES), turns=st.lists(st.integers(0, 65535), min_size=4, max_size=4))
 def test_renumbering_ports_renames_only_the_ports(tmp_path: Path, sample: Path, turns: list[int]) -> None:
@@ -144,10 +156,11 @@ def test_renumbering_ports_renames_only_the_ports(tmp_path: Path, sample: Path, 
         return p
 
     after = _rewritten(sample, tmp_path, renumbered)
-    _same_except(before, after, ["flow_id", "client_port", "server_port"])
+    _same_except(before, after, ["flow_id", "display_filter", "client_port", "server_port"])
     for side in ("client_port", "server_port"):
         assert after[side].tolist() == [mapping[int(v)] for v in before[side]]
     assert after["flow_id"].tolist() == _flow_ids_renamed(before["flow_id"], str, lambda p: mapping[p])
+    assert after["display_filter"].tolist() == _filters_renamed(before["display_filter"], str, lambda p: mapping[p])
 
 
 def _as_ipv6(address: str) -> str:
@@ -179,11 +192,12 @@ def _ipv6_frame(p: Any) -> Any:
 def test_ipv6_in_place_of_ipv4_changes_only_the_addresses(tmp_path: Path, sample: Path) -> None:
     before = _flows(sample)
     after = _rewritten(sample, tmp_path, _ipv6_frame)
-    _same_except(before, after, ["flow_id", "client_ip", "server_ip", "ip_version"])
+    _same_except(before, after, ["flow_id", "display_filter", "client_ip", "server_ip", "ip_version"])
     assert (after["ip_version"] == 6).all()
     for side in ("client_ip", "server_ip"):
         assert after[side].astype(str).tolist() == [_as_ipv6(str(v)) for v in before[side]]
     assert after["flow_id"].tolist() == _flow_ids_renamed(before["flow_id"], _as_ipv6, lambda p: p)
+    assert after["display_filter"].tolist() == _filters_renamed(before["display_filter"], _as_ipv6, lambda p: p)
 
 
 def test_the_rewrites_are_seen() -> None:

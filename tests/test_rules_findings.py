@@ -198,12 +198,14 @@ def test_fins_sent_again_are_told_by_their_sender() -> None:
     assert got == [
         ("warning", "fin-retransmission", f"{B}:8080",
          f"{B}:8080 (server) sent its FIN again in all 10 of its connections (13 retransmissions): in 4 the capture "
-         "shows the client's final ACK before the FIN came again: that ACK was lost beyond the capture point; in 6 it "
-         "does not: the final ACK was lost before the capture point, or the FIN itself beyond it. The TIME_WAIT was "
+         "shows the client's final ACK before the FIN came again: that ACK was lost beyond the capture point; in 6 the "
+         "capture shows no final ACK of the client's before the FIN came again: the final ACK was lost before the "
+         "capture point, or the FIN itself beyond it. The TIME_WAIT was "
          f"restarted 10 times (e.g. {ids(40000, 40001, 40002)} and 7 more)."),
         ("info", "fin-retransmission", A,
-         f"{A} (client) sent its FIN again in 1 of its 11 connections (2 retransmissions): in 1 it does not: the "
-         "final ACK was lost before the capture point, or the FIN itself beyond it. The TIME_WAIT was restarted 0 "
+         f"{A} (client) sent its FIN again in 1 of its 11 connections (2 retransmissions): in 1 the capture shows no "
+         "final ACK of the server's before the FIN came again: the final ACK was lost before the capture point, or "
+         "the FIN itself beyond it. The TIME_WAIT was restarted 0 "
          f"times (e.g. {ids(40000, server=f'{B}:9090')})."),
     ]
 
@@ -214,7 +216,7 @@ def test_a_lossy_path_is_more_than_a_tenth_of_ten_or_more() -> None:
         rows = [dict(client_port=40000 + i, at=(i, i + 0.5), fin_retransmissions_server=int(i < 10),
                      final_ack_lost_after_capture=True if i < 10 else None) for i in range(total)]
         (f,) = [f for f in findings(flows(*rows), span=200) if f[1] == "fin-retransmission"]
-        assert "in 10 the capture shows" in f[3] and "it does not" not in f[3]
+        assert "in 10 the capture shows the client's" in f[3] and "shows no final ACK" not in f[3]
         return f[0]
 
     assert (severity(100), severity(99)) == ("info", "warning")
