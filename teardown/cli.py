@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("result", metavar="RESULT.parquet", help="the flows table written by teardown analyze -o NAME.parquet")
     r.add_argument("-o", "--output", metavar="OUT.html", help="where to write the report (default reports/NAME.html)")
     _live_parser(sub)
+    _diff_parser(sub)
     x = sub.add_parser("crosscheck", help="compare our verdicts with Wireshark's own TCP analysis (tshark)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Runs tshark on the capture and compares, connection by connection, TCP stream "
@@ -150,6 +151,32 @@ def _live_parser(sub: Any) -> None:
     v.add_argument("--no-kernel", action="store_true",
                    help="do not read this host's TCP sockets (netlink sock_diag, as ss does) to show the kernel's "
                         "TIME_WAIT and ephemeral ports beside the capture's")
+
+
+def _diff_parser(sub: Any) -> None:
+    """`teardown diff BEFORE AFTER`: what changed between two analyses of one service."""
+    d = sub.add_parser("diff", help="compare two captures or saved analyses of one service: what changed",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Per host, server endpoint and client -> endpoint: connections, who closes\n"
+                                   "first, close kinds, aborts, TIME_WAIT peak and total, port utilisation and\n"
+                                   "time to exhaustion, before and after; the findings lost and gained.\n"
+                                   "Biggest change first.",
+                       epilog="example:\n  teardown diff monday.pcap tuesday.pcap\n"
+                              "  teardown analyze monday.pcap -o monday.parquet\n"
+                              "  teardown diff monday.parquet tuesday.pcap -o diff.html")
+    for name, when in (("before", "earlier"), ("after", "later")):
+        d.add_argument(name, metavar=name.upper(), help=f"the {when} capture (pcap, pcapng, gzipped or not), or an "
+                       "analysis saved by teardown analyze -o NAME.parquet")
+    d.add_argument("-o", "--output", metavar="OUT", help="also write the diff: .csv, .json, .jsonl or .parquet (one "
+                   "row per scope, subject and figure: before, after, change) or .html (a page for a ticket)")
+    d.add_argument("--quiet", action="store_true", help="no text on stdout but what was written")
+    d.add_argument("--os", choices=[p.value for p in OsProfile],
+                   help="OS profile of the hosts, for both (default linux, or what a saved analysis was made with)")
+    d.add_argument("--time-wait", type=float, metavar="SECONDS", help="override the TIME_WAIT length, for both")
+    d.add_argument("--host-os", action="append", default=[], metavar="IP=PROFILE",
+                   help="OS profile of one host, for both (repeatable)")
+    d.add_argument("--port-range", metavar="LOW-HIGH", help="the clients' ephemeral port range, for both "
+                   "(default 32768-60999, or what a saved analysis was made with)")
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -279,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     args = _parser().parse_args(argv)
     try:
-        return {"report": _report, "live": _live, "crosscheck": _crosscheck}.get(args.command, _analyze)(args)
+        return {"report": _report, "live": _live, "crosscheck": _crosscheck,
+                "diff": _diff}.get(args.command, _analyze)(args)
     except TeardownError as e:
         print(f"teardown: {e}", file=sys.stderr)
         return 2
@@ -598,6 +626,54 @@ def _report(args: argparse.Namespace) -> int:
     refuse_inputs(out, [out], [args.result])
     _write_report(read_parquet(args.result), out, [args.result], quiet=False)
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    """`teardown diff BEFORE AFTER`: the diff on stdout, and in -o OUT."""
+    from .compare import DIFF_COLUMNS, compare, diff_columns, diff_lines
+    from .compare.text import hanging_indent
+    from .report.diff_inputs import snapshots
+
+    inputs = [args.before, args.after]
+    if args.output:  # before anything is read
+        refuse_inputs(args.output, [args.output], inputs)
+    fmt = _diff_format(args.output) if args.output else None
+    # Settings the command line gave apply to both; the others are a saved analysis's own, or defaults.
+    given = {field for field, value in (("os", args.os), ("time_wait_s", args.time_wait),
+                                        ("host_os", args.host_os or None), ("port_range", args.port_range))
+             if value is not None}
+    options = _options(argparse.Namespace(**{**vars(args), "os": args.os or OsProfile.linux.value}))
+    diff = compare(*snapshots(inputs, options, given))
+    if not args.quiet:
+        style = Style.of(sys.stdout)
+        for line in diff_lines(diff):
+            body = line.lstrip(" ")
+            lead = line[:len(line) - len(body)]
+            print("\n".join(style.wrap(body, hanging_indent(line), lead)))
+    if fmt == "html":
+        from .report.diff_page import write_diff_html
+
+        size = write_diff_html(diff, args.output, inputs)
+        print(f"wrote the diff page to {args.output} ({_size(size)})")
+    elif fmt:
+        from .report.files import write_table
+        from .rows import arrow_table
+
+        table = arrow_table(diff_columns(diff), DIFF_COLUMNS)
+        write_table(table, args.output, fmt)
+        print(f"wrote the diff, {plural(table.num_rows, 'row')}, to {args.output}")
+    return 0
+
+
+def _diff_format(out: str) -> str:
+    if _is_directory(out):
+        raise UsageError(f"-o {out}: the diff is one file; name it .csv, .json, .jsonl, .parquet or .html")
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix in FORMATS or suffix == "html":
+        return suffix
+    if suffix == "htm":
+        return "html"
+    raise UsageError(f"-o {out}: cannot tell the format from the suffix; use .csv, .json, .jsonl, .parquet or .html")
 
 
 def _default_report(inputs: list[str]) -> str:

@@ -6,6 +6,7 @@ the README's column table are all built from this list.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -313,6 +314,50 @@ FINDING_COLUMNS: list[Column] = [
     Column("message", "string", "What was found, in plain words with the numbers behind it."),
     Column("advice", "string", "What to do, from the mitigations of docs/rules.md."),
 ]
+# ---- teardown diff: one row per (scope, subject, metric), compare/table.py --------------------
+
+class Scope(StrEnum):
+    capture = "capture"  # every connection of the capture: subject `capture`
+    host = "host"  # one host (the hosts table): subject its address
+    endpoint = "endpoint"  # one server endpoint (the servers table): subject ip:port
+    destination = "destination"  # one client -> server endpoint (the destinations table): subject `client -> ip:port`
+    finding = "finding"  # one finding: subject the finding's subject, metric its kind
+
+
+class Presence(StrEnum):
+    both = "both"  # the subject (or the finding) is in both analyses
+    before_only = "before_only"  # only in BEFORE: gone, or the finding was lost
+    after_only = "after_only"  # only in AFTER: new, or the finding was gained
+
+
+DIFF_COLUMNS: list[Column] = [
+    Column("scope", Scope, "What the row is about."),
+    Column("subject", "string", "Which one: `capture`; a host (as the hosts table names it); a server endpoint "
+           "ip:port ([ipv6]:port); `client -> ip:port`; for a finding, its subject."),
+    Column("metric", "string", "The figure: the column of the hosts, servers or destinations table it is read "
+           "from (time_wait_peak, server_closed_first_share, seconds_to_exhaustion, ...); close_kind_X: the "
+           "connections of close kind X (an endpoint's, or all of them); for scope capture the servers table "
+           "summed (its shares weighted by `closed`), and time_wait_peak, port_utilisation_peak, "
+           "seconds_to_exhaustion the highest (shortest) of any host or client; for a finding, its kind."),
+    Column("presence", Presence, "Whether the subject is in both analyses or one only; for a finding, whether "
+           "the finding is."),
+    Column("before", "Float64", "The figure in BEFORE; for a finding 1 when present, else 0. Counts are whole "
+           "numbers, shares and port utilisation fractions (0 to 1).",
+           empty_when="the subject is not in BEFORE, or its table leaves the figure empty (a share of no closed "
+                      "connection, a time to exhaustion never reached)"),
+    Column("after", "Float64", "The figure in AFTER.", empty_when="as for before, in AFTER"),
+    Column("change", "Float64", "after - before; a count of a subject absent from one analysis counts 0 there "
+           "(a host that is gone holds no TIME_WAIT).",
+           empty_when="before or after is empty and the figure is not a count (a share, a time to exhaustion)"),
+    Column("relative_change", "Float64", "change / before.", unit="fraction",
+           empty_when="change is empty or before is empty or 0"),
+    Column("score", "Float64", "How big the change is, the ranking of the terminal and of this table: "
+           "the metric's weight x the change relative to the figure x log10(10 + the connections or sockets "
+           "it concerns); 0 when nothing changed. Findings: 1 when lost or gained."),
+    Column("severity", Severity, "The finding's severity (AFTER's when in both).", empty_when="scope is not finding"),
+    Column("detail", "string", "The finding's message (AFTER's when it is there, else BEFORE's).",
+           empty_when="scope is not finding"),
+]
 # The files a table is written as (`-o NAME.csv`, `-o DIR/ --format jsonl`): report/files.py.
 FORMATS = ("csv", "json", "jsonl", "parquet")
 TABLES: dict[str, list[Column]] = {"flows": FLOW_COLUMNS, "hosts": HOST_COLUMNS,
@@ -321,8 +366,9 @@ TABLES: dict[str, list[Column]] = {"flows": FLOW_COLUMNS, "hosts": HOST_COLUMNS,
 
 
 def _enum_meanings(e: type[StrEnum]) -> list[str]:
-    """The one-line meanings written beside each enum value, read from this file's source."""
-    source = Path(__file__).read_text()
+    """The one-line meanings written beside each enum value, read from the source of the module
+    defining it (this one, or compare/metrics.py for the diff's)."""
+    source = Path(inspect.getfile(e)).read_text()
     block = source.split(f"class {e.__name__}(StrEnum):", 1)[1].split("\n\n", 1)[0]
     out = []
     for line in block.splitlines():
@@ -358,10 +404,14 @@ def markers(table: str) -> tuple[str, str]:
     return f"<!-- schema:{table}:start -->", f"<!-- schema:{table}:end -->"
 
 
+# Every table the README documents: those `teardown analyze` writes, and the diff's.
+DOCUMENTED: dict[str, list[Column]] = {**TABLES, "diff": DIFF_COLUMNS}
+
+
 def rewrite_readme(path: Path) -> bool:
     """Put each table's columns between its markers (where present); True when the file changed."""
     text = new = path.read_text()
-    for table, columns in TABLES.items():
+    for table, columns in DOCUMENTED.items():
         start, end = markers(table)
         if start not in new:
             continue

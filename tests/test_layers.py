@@ -19,7 +19,7 @@ ORDER = [
     "errors", "times", "seq", "memory", "options", "outputs", "schema", "carriers",
     # The pipeline.
     "read", "decode", "dissect", "source", "flows", "http", "packed", "copies", "verdicts", "filters", "present",
-    "rows", "timewait", "engine", "analysis", "matching", "points",
+    "rows", "timewait", "engine", "analysis", "matching", "points", "compare",
     # At the edges: what users run.
     "terminal", "scale", "crosscheck", "report", "wireshark", "live", "cli", "__main__",
 ]
