@@ -25,7 +25,7 @@ from .packed import Held, pack, unpack
 from .present import FlowColumns, joined
 from .read import CaptureInfo, open_capture, time_span
 from .rows import ROWS_PER_BATCH, arrow_batches, arrow_table, dataframe
-from .schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS, TABLES
+from .schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS, POINT_COLUMNS, TABLES
 from .source import Decoding, open_source
 from .timewait import HostViews, host_views
 from .verdicts import EVIDENCE_LABELS, RUNS_ON_NOTE, Columns
@@ -51,6 +51,21 @@ class CaptureLoss:
         return cls(int(np.nansum(lost)), int(np.count_nonzero(lost > 0)))
 
 
+@dataclass(frozen=True, slots=True)
+class JoinedPoints:
+    """Two captures of one path joined into one analysis (points/join.py, docs/rules.md "Two
+    capture points"): the first point's clock is the analysis's."""
+
+    names: tuple[str, str]  # the files of the first point's capture, then the other's
+    offset_s: float  # the other's clock minus the first's
+    uncertainty_s: float  # half the width of the interval the offset lies in (NaN: unknown)
+    segments: int  # seen at both points: what the offset rests on
+    both: int  # connections seen at both points
+    only: tuple[int, int]  # connections seen at one point only, each point's
+    first_nearer_client: int  # connections whose client the first point is nearer
+    lost: dict[str, Counter[str]]  # "c2s" / "s2c" -> what the segments were -> lost between the points
+
+
 @dataclass(slots=True)
 class CaptureSummary:
     """What was read: per file, and the counts of what was skipped and why."""
@@ -69,6 +84,7 @@ class CaptureSummary:
     carried_in: dict[int, str] = field(default_factory=dict)  # ctx >= 4096 -> the carrier it numbers
     reader_warnings: list[str] = field(default_factory=list)
     copies: SetAside = field(default_factory=SetAside)  # connections seen at several points: the copies dropped
+    joined: list[JoinedPoints] = field(default_factory=list)  # captures of one path joined (points/join.py)
     cluster: str = ""  # where it ran when not in this process ("a local Dask cluster of 2 workers")
     loss: CaptureLoss = field(default_factory=CaptureLoss)  # set with the flows (Analysis)
 
@@ -250,7 +266,8 @@ class _Capture:
         """A judged slice (packed), its files named."""
         named = name_files({name: unpack(part[name]) for name in ("first_frame", "last_frame", "note_bits")},
                            self.names, self.first_frames, self.index)
-        part.update(pack({name: named[name] for name in ("capture_file", "capture", "file_frames", "note_bits")}))
+        part.update(pack({name: named[name] for name in ("capture_file", "capture", "file_frames", "note_bits",
+                                                          *POINT_COLUMNS)}))
         return part
 
 
@@ -268,6 +285,10 @@ def name_files(part: Columns, names: list[str], first_frames: list[int], capture
     first = np.asarray(part["first_frame"], np.int64)
     part["capture_file"] = np.array(names, dtype=object)[at]
     part["capture"] = np.full(len(at), capture, np.int64)
+    # One point until captures of one path are joined (points/join.py): the columns that say so empty.
+    part["seen_at"], part["lost_between"] = np.full(len(at), None, object), np.full(len(at), None, object)
+    for name in ("clock_offset_s", "lost_between_c2s", "lost_between_s2c"):
+        part[name] = np.full(len(at), np.nan)
     part["file_frames"] = np.stack([first - before, np.minimum(last, ends) - before], axis=1)
     if "note_bits" in part:
         part["note_bits"] = np.asarray(part["note_bits"], np.int64) | (last > ends).astype(np.int64) << RUNS_ON_NOTE
@@ -275,8 +296,11 @@ def name_files(part: Columns, names: list[str], first_frames: list[int], capture
 
 
 def analyze(path: str | list[str], options: Options | None = None, progress: Progress | None = None,
-            **settings: Any) -> Analysis:
-    """Analyze one capture, or several pieces of one, into an `Analysis`.
+            points: bool = False, **settings: Any) -> Analysis:
+    """Analyze one capture, or several pieces of one, into an `Analysis`. With `points`, each
+    file is a capture of its own, in the order given (the same traffic at several points of its
+    path, for points.join_points: clocks apart by more than a file's span would otherwise make
+    the files look like pieces of one capture, the second starting where the first ended).
 
     `settings` are the fields of `Options` (os="macos", time_wait_s=30, ...), for convenience.
     """
@@ -301,7 +325,7 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     # starting where the previous ended; a file starting earlier than that is a capture of its
     # own, read with a fresh engine and frame numbers from 1.
     starts = [(_first_ts(p), i, p) for i, p in enumerate(paths)] if len(paths) > 1 else [(None, 0, paths[0])]
-    ordered = sorted(starts, key=lambda s: (s[0] is None, s[0] or 0.0, s[1]))
+    ordered = starts if points else sorted(starts, key=lambda s: (s[0] is None, s[0] or 0.0, s[1]))
     summary = CaptureSummary(bytes_total=sum(_size(p) for p in paths), reader=options.reader.value)
     contexts = Contexts()  # tunnels, numbered alike in every file of the run
     decoding = Decoding(options.reader, contexts, summary.skipped)
@@ -310,7 +334,8 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
     parts: list[dict[str, Held]] = []
     last_ts: float | None = None
     for first_ts, _, path_ in ordered:
-        if last_ts is not None and first_ts is not None and first_ts < last_ts - ROTATION_SLACK_S:
+        if (points and summary.files) or (last_ts is not None and first_ts is not None
+                                          and first_ts < last_ts - ROTATION_SLACK_S):
             parts += [capture.tag(p) for p in capture.engine.finish()]
             capture = _Capture(Engine(options, contexts, aside, pack), capture.index + 1)
             summary.continuous = False

@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no summary on stdout")
     a.add_argument("--html", action="store_true",
                    help="also write the HTML incident report to reports/NAME.html (-o NAME.html picks the path)")
+    a.add_argument("--points", action="store_true",
+                   help="the files are the same traffic captured at several points of its path (client side "
+                        "first, then server side): one row per connection, the clocks' offset and the segments "
+                        "lost between the points (files that overlap in time and share connections are joined "
+                        "without it)")
     a.add_argument("--annotate", metavar="OUT.pcapng",
                    help="also write the capture back as pcapng with a comment on each frame a verdict rests on, "
                         "saying what it shows (Wireshark shows it; display filter: frame.comment)")
@@ -334,7 +339,11 @@ def _analyze(args: argparse.Namespace) -> int:
             refuse_inputs(out, _files_of(out, fmt), captures)
     kinds = _check_copies(args, captures, [w for out in (args.output, html) if out for w in _files_of(out, fmt)])
     options = replace(_options(args), reader=ReaderKind(args.reader))
-    workers = _workers(args, captures)
+    if args.points and len(captures) < 2:
+        raise UsageError("--points: give the capture of each point (two files or more)")
+    if args.points and (args.workers or args.scheduler):
+        raise UsageError("--points analyzes in this process: leave out --workers and --scheduler")
+    workers = 0 if args.points else _workers(args, captures)
     if html:  # the page's modules and template (0.25 s) on a second core while the capture is read
         threading.Thread(target=_prepare_report, daemon=True).start()
     progress = _Progress() if sys.stderr.isatty() else None
@@ -348,10 +357,13 @@ def _analyze(args: argparse.Namespace) -> int:
 
             result = analyze_on_cluster(captures, options, workers, args.scheduler, progress, tell)
         else:
-            result = analyze(captures, options, progress=progress)
+            result = analyze(captures, options, progress=progress, points=args.points)
     finally:
         if progress:
             progress.close()
+    from .points import join_points
+
+    result = join_points(result)
     written = []
     if args.output and fmt and fmt != "html":
         if not args.quiet:

@@ -211,7 +211,23 @@ FLOW_COLUMNS: list[Column] = [
            "1 in each file), and what tells its carrier (interface, VLAN, tunnel) from the others the run holds, so "
            "that copies seen at other points are left out (docs/rules.md \"Display filters\"). A flow running on "
            "into the next file of a rotation: its frames in capture_file only, and a note says so."),
+    Column("seen_at", "string", "The capture points (files) that saw this connection, '; '-separated, where "
+           "captures of one path taken at several points were joined into one analysis (docs/rules.md \"Two capture "
+           "points\"): a connection seen at both is one row, from the point nearer its TIME_WAIT's holder.",
+           empty_when="the run holds one capture point"),
+    Column("clock_offset_s", "Float64", "How far the other point's clock is ahead of the first's, estimated from "
+           "the segments seen at both (the same for every row of the pair of captures); this row's times are in "
+           "the first point's clock.", unit="s", empty_when="the run holds one capture point"),
+    Column("lost_between_c2s", "Int64", "Segments from the client that the point nearer it saw and the point "
+           "nearer the server never did: lost between the points (a copy sent again and seen at both is not a "
+           "loss).", empty_when="not seen at two points"),
+    Column("lost_between_s2c", "Int64", "Segments from the server lost between the points, likewise.",
+           empty_when="not seen at two points"),
+    Column("lost_between", "string", "Each segment lost between the points, in words, with its frame at the point "
+           "that saw it: e.g. \"the client's final ACK (client_side.pcap frame 36) never reached "
+           "server_side.pcap\".", empty_when="none lost, or not seen at two points"),
 ]
+POINT_COLUMNS = ("seen_at", "clock_offset_s", "lost_between_c2s", "lost_between_s2c", "lost_between")
 ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict, DataAfterFin,
                               CloseCause, Severity, FindingKind]
 COLUMN_NAMES = [c.name for c in FLOW_COLUMNS]

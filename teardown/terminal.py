@@ -14,7 +14,7 @@ from typing import TextIO
 
 import numpy as np
 
-from .analysis import Analysis, CaptureSummary
+from .analysis import Analysis, CaptureSummary, JoinedPoints
 from .options import ReaderKind
 from .present import endpoint, where_prefix
 from .schema import CloseKind, Severity
@@ -68,6 +68,8 @@ def head_lines(result: Analysis, style: Style) -> list[str]:
         start = utc(cap.first_ts)
         span = f", {start} UTC + {cap.last_ts - cap.first_ts:,.3f} s"
     lines = style.wrap(f"{names}: {plural(cap.frames, 'frame')}, {plural(cap.tcp_packets, 'TCP segment')}{span}")
+    for joined in cap.joined:
+        lines += style.wrap(points_text(joined), 2)
     for w in cap.warnings:
         lines += style.wrap(w, 4, style.paint("warning: ", COLOURS[Severity.warning]))
     c = result.columns
@@ -82,6 +84,23 @@ def head_lines(result: Analysis, style: Style) -> list[str]:
         text += (f"; the capture missed {plural(lost.bytes, 'byte')} that the peers acknowledged, in "
                  f"{plural(lost.connections, 'connection')}")
     return lines + style.wrap(text, 2)
+
+
+def points_text(j: JoinedPoints) -> str:
+    """Two captures of one path joined: which, their clocks, and the segments lost between them."""
+    first, other = j.names
+    error = f" ± {j.uncertainty_s * 1e3:,.3f} ms" if j.uncertainty_s == j.uncertainty_s else ""
+    only = [f"{n:,} at {name} only" for n, name in zip(j.only, j.names) if n]
+    text = (f"capture points joined: {first} and {other} saw the same {plural(j.both, 'connection')}"
+            f"{' (' + ', '.join(only) + ')' if only else ''}, each counted once; {other}'s clock is "
+            f"{j.offset_s:+,.6f} s{error} against {first}'s (from {plural(j.segments, 'segment')} seen at both); ")
+    lost = sum(sum(c.values()) for c in j.lost.values())
+    if not lost:
+        return text + "no segment lost between them"
+    said = [f"{'client to server' if d == 'c2s' else 'server to client'} {sum(c.values()):,} ("
+            + ", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}" for kind, n in c.most_common()) + ")"
+            for d, c in j.lost.items() if c]
+    return text + f"{plural(lost, 'segment')} lost between them: " + "; ".join(said)
 
 
 def closes_text(closes: Mapping[tuple[str, str], int]) -> str:

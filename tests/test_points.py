@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from teardown import points
+from teardown.points import segments as points
 from teardown.analysis import Analysis, analyze
 from teardown.matching import match
 from teardown.present import RowsOf, text_columns
@@ -73,3 +73,70 @@ def test_each_loss_in_its_direction_at_its_frame_and_none_elsewhere(joined: dict
     assert got == want
     counts = lost.counts(len(ids))
     assert counts.sum() == 10 and (counts[:, 0].sum(), counts[:, 1].sum()) == (9, 1)
+
+
+# ---- from the command line: teardown analyze --points CLIENT_SIDE SERVER_SIDE ------------------
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str]:
+    import contextlib
+    import io
+
+    import pandas as pd
+
+    from teardown.cli import main
+
+    out = tmp_path_factory.mktemp("points") / "flows.csv"
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["analyze", "--points", str(HERE / "client_side.pcap"), str(HERE / "server_side.pcap"),
+                     "-o", str(out)]) == 0
+    return pd.read_csv(out), said.getvalue()
+
+
+def test_one_row_per_connection_with_both_points_and_the_offset(table: tuple[Any, str]) -> None:
+    flows, _ = table
+    assert len(flows) == TRUTH["connections"]
+    assert (flows["seen_at"] == "client_side.pcap; server_side.pcap").all()
+    assert (abs(flows["clock_offset_s"] - TRUTH["clock_offset_s"]) < 1e-3).all()
+
+
+def test_each_side_s_state_from_the_point_nearest_it(table: tuple[Any, str]) -> None:
+    """The TIME_WAIT holders as `ss` listed them in each namespace, each row judged at the point
+    nearer its holder, its times in the client side's clock (the SYN's time there)."""
+    flows, _ = table
+    by_port = flows.set_index("client_port")
+    for f in TRUTH["flows"]:
+        row = by_port.loc[f["client_port"]]
+        assert row["time_wait_on"] == f["ss_time_wait_on"] == f["time_wait_on"], f["client_port"]
+        assert row["capture_file"] == f"{f['ss_time_wait_on']}_side.pcap", f["client_port"]
+        assert abs(row["first_ts"] - float(f["syn_ts"]["client_side"])) < 1e-3, f["client_port"]
+    assert flows["time_wait_on"].value_counts().to_dict() == {"client": 17, "server": 17}
+
+
+def test_losses_per_connection_and_in_words(table: tuple[Any, str]) -> None:
+    flows, summary = table
+    by_port = flows.set_index("client_port")
+    for f in TRUTH["flows"]:
+        row = by_port.loc[f["client_port"]]
+        c2s = [d for d in f["dropped"] if d["direction"] == "c2s"]
+        s2c = [d for d in f["dropped"] if d["direction"] == "s2c"]
+        assert (row["lost_between_c2s"], row["lost_between_s2c"]) == (len(c2s), len(s2c)), f["client_port"]
+        words = row["lost_between"] if isinstance(row["lost_between"], str) else ""
+        for d in c2s:
+            assert f"the client's {KIND[d['what']]} (client_side.pcap frame {d['client_side_frame']}) never " \
+                   "reached server_side.pcap" in words
+        for d in s2c:
+            assert f"the server's {KIND[d['what']]} (server_side.pcap frame {d['server_side_frame']}) never " \
+                   "reached client_side.pcap" in words
+        assert bool(words) == bool(f["dropped"])
+    text = " ".join(summary.split())
+    assert "capture points joined: client_side.pcap and server_side.pcap saw the same 34 connections" in text
+    assert ("10 segments lost between them: client to server 9 (4 final ACKs, 3 requests, 2 FINs); server to "
+            "client 1 (1 FIN)") in text
+    assert "34 connections: closed first by the client 17, the server 17" in text
+
+
+def test_one_capture_leaves_the_point_columns_empty() -> None:
+    flows = analyze(str(HERE / "client_side.pcap")).flows
+    assert flows[["seen_at", "clock_offset_s", "lost_between_c2s", "lost_between_s2c", "lost_between"]].isna().all().all()

@@ -61,6 +61,7 @@ OTHER_SECTIONS = {
     "Host-level views",  # likewise
     "Mitigations",  # advice
     "Honesty about the capture point",  # its verdicts are in its subsections
+    "Two capture points",  # joins captures; tests/test_points.py checks it on captures/points/
     "Display filters",  # how a flow is found in Wireshark, not a verdict
     "What the tool cannot know",
 }

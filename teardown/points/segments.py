@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .decode import ACK, FIN, RST, SYN
-from .flows import NONE
-from .matching import Matched
-from .seq import SEQ_SPACE
+from ..decode import ACK, FIN, RST, SYN
+from ..flows import NONE
+from ..matching import Matched
+from ..seq import SEQ_SPACE
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
