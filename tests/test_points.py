@@ -140,3 +140,19 @@ def test_losses_per_connection_and_in_words(table: tuple[Any, str]) -> None:
 def test_one_capture_leaves_the_point_columns_empty() -> None:
     flows = analyze(str(HERE / "client_side.pcap")).flows
     assert flows[["seen_at", "clock_offset_s", "lost_between_c2s", "lost_between_s2c", "lost_between"]].isna().all().all()
+
+
+def test_the_report_says_which_points_were_joined(tmp_path: Any) -> None:
+    """Fresh, and drawn again from the saved analysis: the header names the points, the offset
+    and the losses, as the summary does."""
+    from teardown.cli import main
+
+    sides = [str(HERE / "client_side.pcap"), str(HERE / "server_side.pcap")]
+    assert main(["analyze", "--points", *sides, "-o", str(tmp_path / "r.html"), "--quiet"]) == 0
+    assert main(["analyze", "--points", *sides, "-o", str(tmp_path / "r.parquet"), "--quiet"]) == 0
+    assert main(["report", str(tmp_path / "r.parquet"), "-o", str(tmp_path / "again.html")]) == 0
+    for page in ("r.html", "again.html"):
+        html = (tmp_path / page).read_text().replace("&#39;", "'")
+        fact = html.split("<dt>Capture points</dt>", 1)[1].split("</dd>", 1)[0]
+        assert "client_side.pcap and server_side.pcap saw the same 34 connections" in fact
+        assert "server_side.pcap's clock is +3.2000" in fact and "10 segments lost between them" in fact

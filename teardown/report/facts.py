@@ -15,6 +15,7 @@ from .. import __version__
 from ..analysis import Analysis
 from ..present import where_prefix
 from ..read import time_span
+from ..terminal import points_text
 from ..options import Options, OsProfile
 
 
@@ -54,6 +55,8 @@ class Facts:
     copied_connections: int = 0
     # Files written beside the report for Wireshark (--annotate, --extract): name -> what it holds.
     for_wireshark: dict[str, str] = field(default_factory=dict)
+    # Captures of one path joined (points/): what the summary says of each pair, in words.
+    points: tuple[str, ...] = ()
 
     def options(self) -> Options:
         """The settings the analysis ran with."""
@@ -111,6 +114,7 @@ class Facts:
         host_os = tuple((str(h), str(p)) for h, p in data["host_os"])
         low, high = data["port_range"]
         rest = {k: v for k, v in data.items() if k not in ("files", "host_os", "port_range", "warnings")}
+        rest["points"] = tuple(rest.get("points", ()))
         return Facts(files=files, host_os=host_os, port_range=(int(low), int(high)),
                      warnings=tuple(data["warnings"]), **rest)
 
@@ -146,4 +150,5 @@ def facts_of(analysis: Analysis) -> Facts:
         host_os=tuple((host, profile.value) for host, profile in options.host_os),
         port_range=options.port_range, tool_version=__version__, analyzed_ts=time.time(),
         carriers={where_prefix(k).rstrip("/"): what for k, what in sorted(cap.carried_in.items())},
-        copies=dict(cap.copies.packets.most_common()), copied_connections=cap.copies.connections)
+        copies=dict(cap.copies.packets.most_common()), copied_connections=cap.copies.connections,
+        points=tuple(points_text(j) for j in cap.joined))
