@@ -101,6 +101,7 @@ class FindingKind(StrEnum):
     capture_loss = "capture-loss"  # bytes acknowledged that the capture never saw
     one_sided = "one-sided"  # the capture holds one direction only of some connections
     roles_inferred = "roles-inferred"  # connections caught midstream: client and server inferred
+    lost_between_points = "lost-between-points"  # segments one capture point saw leave and the next never saw
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,10 +135,14 @@ def test_losses_per_connection_and_in_words(table: tuple[Any, str]) -> None:
     assert ("10 segments lost between them: client to server 9 (4 final ACKs, 3 requests, 2 FINs); server to "
             "client 1 (1 FIN)") in text
     assert "34 connections: closed first by the client 17, the server 17" in text
+    assert ("lost-between-points: 10 segments lost between client_side.pcap and server_side.pcap, in 10 of 34 "
+            "connections: client to server 9 (4 final ACKs, 3 requests, 2 FINs); server to client 1 (1 FIN)") in text
 
 
 def test_one_capture_leaves_the_point_columns_empty() -> None:
-    flows = analyze(str(HERE / "client_side.pcap")).flows
+    one = analyze(str(HERE / "client_side.pcap"))
+    assert "lost-between-points" not in {f.kind for f in one.host_views.findings}
+    flows = one.flows
     assert flows[["seen_at", "clock_offset_s", "lost_between_c2s", "lost_between_s2c", "lost_between"]].isna().all().all()
 
 

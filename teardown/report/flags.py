@@ -45,6 +45,7 @@ FLAGS: list[Flag] = [
     Flag(FindingKind.capture_loss, "capture loss", ladder=False),
     Flag(FindingKind.one_sided, "one direction only in the capture", ladder=False),
     Flag(FindingKind.roles_inferred, "roles inferred (no handshake)", ladder=False),
+    Flag(FindingKind.lost_between_points, "lost between capture points", ladder=True),
 ]
 
 

@@ -8,6 +8,8 @@ docs/rules.md "Findings and their severity".
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +57,16 @@ def _yes(c: Columns, name: str) -> Mask:
     return out
 
 
+def _lost_between(c: Columns) -> npt.NDArray[np.float64]:
+    """Segments lost between two capture points, per flow (0 where one point saw it, or where
+    the columns come from before points were joined: a table saved by an older release)."""
+    if "lost_between_c2s" not in c:
+        return np.zeros(len(c["first_ts"]))
+    both = np.stack([np.asarray(c["lost_between_c2s"], np.float64), np.asarray(c["lost_between_s2c"], np.float64)])
+    out: npt.NDArray[np.float64] = np.nansum(both, axis=0)
+    return out
+
+
 def _fin_sent_again(c: Columns) -> Mask:
     again: Mask = (np.asarray(c["fin_retransmissions_client"]) + np.asarray(c["fin_retransmissions_server"])) > 0
     return again
@@ -77,6 +89,7 @@ FLOW_FLAGS: dict[FindingKind, Callable[[Columns], Mask]] = {
     FindingKind.capture_loss: lambda c: _yes(c, "capture_loss"),
     FindingKind.one_sided: lambda c: _yes(c, "one_sided"),
     FindingKind.roles_inferred: lambda c: _yes(c, "roles_inferred"),
+    FindingKind.lost_between_points: lambda c: _lost_between(c) > 0,
 }
 
 
@@ -124,7 +137,8 @@ def flow_findings(t: Tables, c: Columns, options: Options) -> list[Finding]:
     scans, scanned = scan(c, keys, flags)
     out = list(scans)
     for rule in (server_close_flows, abort, fin_retransmission, assassination, reuse_in_time_wait, reuse_rejected,
-                 simultaneous, data_after_fin, half_close, capture_loss, one_sided, roles_inferred):
+                 simultaneous, data_after_fin, half_close, capture_loss, one_sided, roles_inferred,
+                 lost_between_points):
         out += rule(c, keys, flags, options)
     flags[FindingKind.refused] &= ~scanned
     flags[FindingKind.handshake_reset] &= ~scanned
@@ -424,3 +438,33 @@ def roles_inferred(c: Columns, keys: Keys, flags: Flags, options: Options) -> It
                          lambda rows, n: f"{of_all(len(rows), n, 'connection')} began before the capture: "
                                          "client and server were inferred from the ports",
                          "start the capture before the connections open to see who opened them")
+
+
+# "the client's final ACK (client_side.pcap frame 36) never reached ...": points/join.py's words.
+LOST_SEGMENT = re.compile(r"the (client|server)'s (.+?) \(")
+
+
+def lost_between_points(c: Columns, keys: Keys, flags: Flags, options: Options) -> Iterator[Finding]:
+    """Segments one capture point saw on their way and the point after it never did, where two
+    captures of one path were joined (docs/rules.md "Two capture points"): lost in between.
+    Warning: what lies between the points drops traffic."""
+    rows = np.flatnonzero(flags[FindingKind.lost_between_points])
+    if not len(rows):
+        return
+    said: dict[str, Counter[str]] = {"client": Counter(), "server": Counter()}
+    for words in np.asarray(c["lost_between"], object)[rows].tolist():
+        for side, kind in LOST_SEGMENT.findall(words or ""):
+            said[side][kind] += 1
+    total = sum(sum(k.values()) for k in said.values())
+    points = sorted(set(np.asarray(c["seen_at"], object)[rows].tolist()))
+    between = " and ".join(str(p).replace("; ", " and ") for p in points[:1]) + (
+        f" (and {len(points) - 1} more pairs)" if len(points) > 1 else "")
+    parts = [f"{'client to server' if side == 'client' else 'server to client'} {sum(k.values()):,} ("
+             + ", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}" for kind, n in k.most_common()) + ")"
+             for side, k in said.items() if k]
+    yield Finding(Severity.warning, FindingKind.lost_between_points, "capture",
+                  f"{plural(total, 'segment')} lost between {between}, in {of_all(len(rows), len(c['first_ts']), 'connection')}: "
+                  + "; ".join(parts) + examples(c, rows) + ".",
+                  "look at what lies between the capture points (a router, firewall or load balancer): its drop "
+                  "counters, queue and policy drops; each loss costs a retransmission, and a lost final ACK makes the "
+                  "peer send its FIN again", weight=len(rows))
