@@ -7,6 +7,7 @@ router's iptables counters, the frames tshark finds the segments at)."""
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from teardown.points import segments as points
 from teardown.analysis import Analysis, analyze
 from teardown.matching import match
+from teardown.points import join_points
 from teardown.present import RowsOf, text_columns
 
 from .conftest import CAPTURES
@@ -160,3 +162,26 @@ def test_the_report_says_which_points_were_joined(tmp_path: Any) -> None:
         fact = html.split("<dt>Capture points</dt>", 1)[1].split("</dd>", 1)[0]
         assert "client_side.pcap and server_side.pcap saw the same 34 connections" in fact
         assert "server_side.pcap's clock is +3.2000" in fact and "10 segments lost between them" in fact
+
+
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap is not installed (apt-get install tshark)")
+def test_overlapping_captures_sharing_connections_join_without_the_flag(tmp_path: Any) -> None:
+    """The server side moved back into the client side's time (editcap -t -3.1: the clocks 0.1 s
+    apart, the files overlapping): recognised as two points of one path and joined; two captures
+    that share no connection stay apart."""
+    import subprocess
+
+    near = tmp_path / "server_side_near.pcap"
+    subprocess.run(["editcap", "-F", "pcap", "-t", "-3.1", str(HERE / "server_side.pcap"), str(near)], check=True,
+                   capture_output=True)
+    joined = join_points(analyze([str(HERE / "client_side.pcap"), str(near)]))
+    (pair,) = joined.capture.joined
+    assert len(joined) == TRUTH["connections"] and pair.both == TRUTH["connections"]
+    assert abs(pair.offset_s - 0.1) < 1e-3
+    other = tmp_path / "other_service.pcap"  # captures/diff/after.pcap moved to start 0.5 s after the client side
+    starts = [analyze(str(p)).capture.first_ts or 0.0 for p in (HERE / "client_side.pcap", CAPTURES / "diff" / "after.pcap")]
+    subprocess.run(["editcap", "-F", "pcap", "-t", f"{starts[0] - starts[1] + 0.5:.6f}",
+                    str(CAPTURES / "diff" / "after.pcap"), str(other)], check=True, capture_output=True)
+    apart = join_points(analyze([str(HERE / "client_side.pcap"), str(other)]))
+    assert not apart.capture.continuous and not apart.capture.joined
+    assert len(apart) == TRUTH["connections"] + 20  # after.pcap's 20 keep-alive connections
