@@ -655,7 +655,11 @@ static int add_segment(Table *t, Tuple *tp, Inc *inc, int d, const Seg *g) {
         inc->d[0].rst_cut_facts[d] = inc->d[1].rst_cut_facts[d] = 0;
     }
     if (pl > 0) {
-        if (r->fin_frame != NONE) { s->data_after_peer_fin_frame = g->frame; s->data_after_peer_fin_ts = g->ts; }
+        /* Half-close: data the peer's FIN did not stop. Bytes sent again (the FIN, or the ACK it
+         * carried, lost on the way) are not more sending: only data beyond the highest sent. */
+        if (r->fin_frame != NONE && (s->nxt_u == NONE || seq_u + pl > s->nxt_u)) {
+            s->data_after_peer_fin_frame = g->frame; s->data_after_peer_fin_ts = g->ts;
+        }
         if (s->fin_frame != NONE) {
             if (seq_u + pl > s->fin_seq_u) s->new_data_after_fin = 1;
             else s->resent_after_fin = 1;

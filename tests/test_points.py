@@ -185,3 +185,12 @@ def test_overlapping_captures_sharing_connections_join_without_the_flag(tmp_path
     apart = join_points(analyze([str(HERE / "client_side.pcap"), str(other)]))
     assert not apart.capture.continuous and not apart.capture.joined
     assert len(apart) == TRUTH["connections"] + 20  # after.pcap's 20 keep-alive connections
+
+
+@pytest.mark.parametrize("side", ["client_side", "server_side"])
+def test_data_sent_again_after_a_lost_fin_is_no_half_close(side: str) -> None:
+    """Each point alone: no connection was half-closed (the peers never wrote after a FIN), though
+    where the client's FIN was lost (41006, 41021) the server sent its last answer again after it."""
+    flows = analyze(str(HERE / f"{side}.pcap")).flows.set_index("client_port")
+    for f in TRUTH["flows"]:
+        assert bool(flows.loc[f["client_port"], "half_close"]) == f["half_close"], f["client_port"]
