@@ -225,8 +225,9 @@ FLOW_COLUMNS: list[Column] = [
     Column("lost_between_s2c", "Int64", "Segments from the server lost between the points, likewise.",
            empty_when="not seen at two points"),
     Column("lost_between", "string", "Each segment lost between the points, in words, with its frame at the point "
-           "that saw it: e.g. \"the client's final ACK (client_side.pcap frame 36) never reached "
-           "server_side.pcap\".", empty_when="none lost, or not seen at two points"),
+           "that saw it and what the other point saw next: e.g. \"the client's final ACK (client_side.pcap frame "
+           "36) never reached server_side.pcap; the server sent its FIN again (server_side.pcap frame 51)\".",
+           empty_when="none lost, or not seen at two points"),
 ]
 POINT_COLUMNS = ("seen_at", "clock_offset_s", "lost_between_c2s", "lost_between_s2c", "lost_between")
 ENUMS: list[type[StrEnum]] = [CloseKind, Side, Handshake, RstClass, ReuseVerdict, DataAfterFin,

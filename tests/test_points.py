@@ -125,12 +125,14 @@ def test_losses_per_connection_and_in_words(table: tuple[Any, str]) -> None:
         s2c = [d for d in f["dropped"] if d["direction"] == "s2c"]
         assert (row["lost_between_c2s"], row["lost_between_s2c"]) == (len(c2s), len(s2c)), f["client_port"]
         words = row["lost_between"] if isinstance(row["lost_between"], str) else ""
-        for d in c2s:
-            assert f"the client's {KIND[d['what']]} (client_side.pcap frame {d['client_side_frame']}) never " \
-                   "reached server_side.pcap" in words
-        for d in s2c:
-            assert f"the server's {KIND[d['what']]} (server_side.pcap frame {d['server_side_frame']}) never " \
-                   "reached client_side.pcap" in words
+        for d in f["dropped"]:  # what the point downstream saw next: the segment sent again, or the FIN again
+            side, up, down = (("client", "client_side", "server_side") if d["direction"] == "c2s"
+                              else ("server", "server_side", "client_side"))
+            then = (f"the server sent its FIN again ({down}.pcap frame {d['fin_again_frames'][down]})"
+                    if d["what"] == "final_ack" else
+                    f"sent again, it got there ({down}.pcap frame {d['retransmission_frames'][down]})")
+            assert (f"the {side}'s {KIND[d['what']]} ({up}.pcap frame {d[up + '_frame']}) never reached {down}.pcap; "
+                    f"{then}") in words, words
         assert bool(words) == bool(f["dropped"])
     text = " ".join(summary.split())
     assert "capture points joined: client_side.pcap and server_side.pcap saw the same 34 connections" in text

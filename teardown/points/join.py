@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..analysis import Analysis, CaptureSummary, JoinedPoints
+from ..decode import FIN
 from ..matching import match
 from ..packed import Held
 from ..present import FlowColumns, RowsOf
@@ -91,6 +92,7 @@ class _Point:
         self.offset, self.a_first = clock_offset(sa, sb, at_a, at_b)
         self.a_first = self.a_first[:n] if len(self.a_first) >= n else np.r_[self.a_first, np.zeros(n - len(self.a_first), bool)]
         self.lost: Lost = lost_between(sa, sb, at_a, at_b, self.offset, self.a_first, spans[0], spans[1])
+        self.segments = (sa, sb)
 
     @staticmethod
     def _segments(result: Analysis, rows: I64, capture: int, flipped: npt.NDArray[np.bool_] | None) -> Segments:
@@ -134,16 +136,34 @@ class _Point:
             columns["lost_between"][kept[i]] = text
 
     def _words(self) -> dict[int, str]:
-        """Per pair with losses: each lost segment in words, in the order sent."""
+        """Per pair with losses: each lost segment in words, in the order sent, and what came of
+        it at the point downstream: the segment arriving when sent again, or, for a final ACK,
+        the peer's FIN sent again."""
         out: dict[int, list[str]] = {}
-        order = np.argsort(self.lost.frame, kind="stable")
-        for i in order.tolist():
+        for i in np.argsort(self.lost.frame, kind="stable").tolist():
             pair, d, kind = int(self.lost.connection[i]), int(self.lost.direction[i]), KINDS[int(self.lost.kind[i])]
             seen = int(self.lost.seen_at[i])
-            out.setdefault(pair, []).append(
-                f"the {SIDES[d]}'s {kind} ({self.names[seen]} frame {int(self.lost.frame[i])}) never reached "
-                f"{self.names[1 - seen]}")
+            text = (f"the {SIDES[d]}'s {kind} ({self.names[seen]} frame {int(self.lost.frame[i])}) never reached "
+                    f"{self.names[1 - seen]}")
+            out.setdefault(pair, []).append(text + self._then(pair, d, kind, seen, int(self.lost.frame[i])))
         return {pair: "; ".join(said) for pair, said in out.items()}
+
+    def _then(self, pair: int, d: int, kind: str, seen: int, frame: int) -> str:
+        """What the point downstream saw next of a segment lost on the way to it."""
+        mine, other = self.segments[seen], self.segments[1 - seen]
+        at = np.flatnonzero((mine.connection == pair) & (mine.frame == frame))[0]
+        when = mine.ts[at] + (self.offset.offset_s if seen == 0 else -self.offset.offset_s)  # the other's clock
+        later = (other.connection == pair) & (other.ts > when)
+        if kind == "final ACK":  # answered by the peer's FIN sent again
+            found = np.flatnonzero(later & (other.direction == 1 - d) & ((other.flags & FIN) != 0))
+            said = f"the {SIDES[1 - d]} sent its FIN again"
+        else:
+            found = np.flatnonzero(later & (other.direction == d) & (other.seq == mine.seq[at])
+                                   & (other.flags == mine.flags[at]) & (other.payload == mine.payload[at]))
+            said = "sent again, it got there"
+        if not len(found):
+            return ""
+        return f"; {said} ({self.names[1 - seen]} frame {int(other.frame[found[np.argmin(other.ts[found])]])})"
 
 
 def _files_in_first_clock(capture: CaptureSummary, shift: dict[int, float]) -> list[Any]:
