@@ -14,7 +14,6 @@ not go as planned is refused, not written.
 """
 import json
 import os
-import subprocess
 import sys
 from decimal import Decimal
 
@@ -46,13 +45,8 @@ HOW = (
 
 
 def tshark(path):
-    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
-    for f in FIELDS:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     segs = []
-    for line in out.splitlines():
-        v = line.split("\t")
+    for v in truth.tshark_fields(path, FIELDS):
         segs.append(dict(frame=int(v[0]), ts=Decimal(v[1]), src=v[2], sport=int(v[3]), dport=int(v[4]),
                          flags=int(v[5], 16), seq=int(v[6]), len=int(v[7])))
     return segs

@@ -42,6 +42,8 @@ import sys
 import threading
 import time
 
+from peer import recv_line  # noqa: E402  (a line from a socket, as every peer reads one)
+
 CONNECTIONS = 34
 BASE_PORT = 41000
 REQUEST1_BYTES = 300
@@ -115,16 +117,6 @@ def rules(cli, srv, sport):
 def message(kind, i, n, who, size):
     head = b"%s %d %d/2 close=%s " % (kind, i, n, who.encode())
     return head + b"." * (size - len(head) - 1) + b"\n"
-
-
-def recv_line(s):
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-    return buf
 
 
 def recv_eof(s):

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import struct
-import subprocess
 import sys
 from decimal import Decimal
 
@@ -55,13 +54,8 @@ HOW = (
 
 
 def tshark(path):
-    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
-    for f in FIELDS:
-        cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     segs = []
-    for line in out.splitlines():
-        v = line.split("\t")
+    for v in truth.tshark_fields(path, FIELDS):
         segs.append(dict(frame=int(v[0]), ts=Decimal(v[1]), src=v[2], dst=v[3], ipid=int(v[4], 16),
                          ttl=int(v[5]), sport=int(v[6]), dport=int(v[7]), flags=int(v[8], 16),
                          seq=int(v[9]), ack=int(v[10]), len=int(v[11]),

@@ -12,6 +12,7 @@ to "kernel_observations".  Uses scapy to read the capture.
 import glob
 import json
 import os
+import subprocess
 import sys
 
 from scapy.all import IP, TCP, IPv6, rdpcap  # type: ignore
@@ -214,6 +215,15 @@ SPEC = {
              "(payload length must come from the IP header). " + DIRECT + "."),
         flows=[dict(CF, half_close=True)]),
 }
+
+
+def tshark_fields(path, fields):
+    """Each frame of `path` as tshark prints `fields` (first occurrence each), a list of str per frame."""
+    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
 
 
 def endpoints(p):
