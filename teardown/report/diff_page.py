@@ -17,7 +17,8 @@ from .. import __version__
 from ..compare import Diff, Presence, Scope, Snapshot, headline
 from ..compare.text import settings_text, subject_heading
 from ..compare.words import ARROW, before_after, change_text, finding_name
-from ..outputs import atomic_output, refuse_inputs
+from ..outputs import refuse_inputs
+from .output import write_page
 from .render import TEMPLATES, environment
 
 SUBJECTS_SHOWN = 200  # subjects with changes on the page; every figure is in -o diff.csv
@@ -100,7 +101,4 @@ def render_diff(diff: Diff, generated_ts: float | None = None) -> str:
 def write_diff_html(diff: Diff, out: str, inputs: Sequence[str]) -> int:
     """The page, whole or not at all, never over an input; the bytes written."""
     refuse_inputs(out, [out], inputs)
-    html = render_diff(diff).encode("utf-8")
-    with atomic_output(out) as fh:
-        fh.write(html)
-    return len(html)
+    return write_page(render_diff(diff), out)

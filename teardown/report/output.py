@@ -25,7 +25,12 @@ def default_path(inputs: Sequence[str]) -> str:
 def write_html(data: ReportData, out: str, inputs: Sequence[str]) -> int:
     """Render and write the report, whole or not at all; the bytes written."""
     refuse_inputs(out, [out], inputs)
-    html = render_html(data).encode("utf-8")
+    return write_page(render_html(data), out)
+
+
+def write_page(page: str, out: str) -> int:
+    """An HTML page written whole or not at all (the caller refused inputs); the bytes written."""
+    html = page.encode("utf-8")
     with atomic_output(out) as fh:
         fh.write(html)
     return len(html)
