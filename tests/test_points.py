@@ -196,3 +196,23 @@ def test_data_sent_again_after_a_lost_fin_is_no_half_close(side: str) -> None:
     flows = analyze(str(HERE / f"{side}.pcap")).flows.set_index("client_port")
     for f in TRUTH["flows"]:
         assert bool(flows.loc[f["client_port"], "half_close"]) == f["half_close"], f["client_port"]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (apt-get install tshark)")
+def test_the_annotated_copy_names_each_lost_segment_on_its_frame(tmp_path: Any) -> None:
+    """`--annotate` of a joined run: each file a section, in order (the server side's frames after
+    the client side's 425), each dropped segment's frame at the point that saw it commented with
+    the finding and what the other point saw next; no other frame says so."""
+    import subprocess
+
+    from teardown.cli import main
+
+    out = tmp_path / "both.pcapng"
+    assert main(["analyze", "--points", str(HERE / "client_side.pcap"), str(HERE / "server_side.pcap"),
+                 "--annotate", str(out), "--quiet"]) == 0
+    listed = subprocess.run(["tshark", "-r", str(out), "-Y", 'frame.comment contains "lost-between-points"', "-T",
+                             "fields", "-e", "frame.number"], capture_output=True, text=True, check=True).stdout
+    before = TRUTH["captures"]["client_side"]["frames"]
+    want = sorted(d["client_side_frame"] if d["direction"] == "c2s" else before + d["server_side_frame"]
+                  for f in TRUTH["flows"] for d in f["dropped"])
+    assert sorted(map(int, listed.split())) == want

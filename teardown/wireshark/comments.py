@@ -19,6 +19,7 @@ bytes, counts), which only rows with a finding have.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -154,7 +155,8 @@ READ = ("evidence", "capture", "note_bits", "first_ts", "close_kind", "handshake
         "first_rst_by", "rst_class", "time_wait_on", "half_close", "data_after_fin", "reuses_tuple_in_time_wait",
         "reuse_verdict", "tw_assassination", "fin_retransmissions_client", "fin_retransmissions_server",
         "final_ack_lost_after_capture", "capture_loss", "capture_loss_bytes", "one_sided", "roles_inferred",
-        "ctx", "client_ip", "client_port", "server_ip", "server_port", "incarnation")
+        "ctx", "client_ip", "client_port", "server_ip", "server_port", "incarnation", "lost_between_c2s",
+        "lost_between_s2c", "lost_between")
 
 
 def frame_comments(columns: Columns, rows: I64, numbering: Numbering, found: FlowFrames,
@@ -172,6 +174,7 @@ def frame_comments(columns: Columns, rows: I64, numbering: Numbering, found: Flo
         at = np.flatnonzero(whole[:, rank] != NONE)
         parts.add(whole[at, rank], at, rank, texts[at], bits[at])
     _frames_found(parts, c, rows, whole, found, refer)
+    _lost_between_points(parts, c, numbering)
     _flow_notes(parts, c, whole)
     _unshown(parts, c, whole)
     return _assembled(parts, flow_ids(c), (lambda f: numbering.texts(f, "original ")) if originals else None)
@@ -387,6 +390,24 @@ def _frames_found(parts: _Parts, c: Columns, rows: I64, whole: I64, found: FlowF
         said = (f"RST in sequence: assassinates {whose} TIME_WAIT (RFC 1337)" if killed[i]
                 else f"RST in sequence hits {whose} TIME_WAIT: {NOTES[KILL_IGNORED]}")
         parts.add(np.array([frame]), np.array([i]), RST_AT, [said], BIT[FindingKind.assassination])
+
+
+# One segment of `lost_between` (points/join.py's words): who sent it, what, the file and frame
+# that saw it, and the rest of its clause.
+LOST = re.compile(r"the (?:client|server)'s .+? \((?P<file>.+?) frame (?P<frame>\d+)\) never reached [^;]+(?:; (?!the (?:client|server)'s \w[^;]* \(.+? frame \d+\) never)[^;]+)?")
+
+
+def _lost_between_points(parts: _Parts, c: Columns, numbering: Numbering) -> None:
+    """Each segment lost between two capture points (a joined run), on its frame at the point
+    that saw it leave: what it was and what the other point saw next."""
+    words = np.asarray(c["lost_between"], object)
+    for i in np.flatnonzero(np.array([isinstance(w, str) and bool(w) for w in words.tolist()], bool)).tolist():
+        for m in LOST.finditer(words[i]):
+            if m.group("file") not in numbering.names:  # a point of several files: named by them all
+                continue
+            f = numbering.names.index(m.group("file"))
+            parts.add(np.array([int(numbering.before[f]) + int(m.group("frame"))]), np.array([i]), -1,
+                      [m.group(0).removeprefix("the ")], BIT[FindingKind.lost_between_points])
 
 
 def _flow_notes(parts: _Parts, c: Columns, whole: I64) -> None:
