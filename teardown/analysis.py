@@ -358,7 +358,7 @@ def _run_file(path: str, capture: _Capture, summary: CaptureSummary, options: Op
     info = source.info
     capture.names.append(os.path.basename(path))
     capture.first_frames.append(frames_before)
-    info.frames_before = frames_before
+    info.frames_before, info.capture = frames_before, capture.index
     summary.files.append(info)
     for packets, data in source:
         capture.frames = frames_before + info.frames

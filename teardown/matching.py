@@ -69,10 +69,17 @@ def _address_words(ips: npt.NDArray[np.object_]) -> npt.NDArray[np.uint64]:
     return out
 
 
+# The carrier's number and the capture of the run share a key's `ctx`: a packet belongs to flows
+# of its own capture only (two captures of one run may hold the same 4-tuple at the same time:
+# the two points of one path, points/).
+CAPTURE_SHIFT = 24
+
+
 def _flow_keys(flows: Columns) -> npt.NDArray[np.void]:
     client, server = _address_words(flows["client_ip"]), _address_words(flows["server_ip"])
     keys = np.zeros(len(client), KEY)
-    keys["ctx"] = flows["ctx"]  # carriers.Contexts' numbers, as the analysis gave them
+    capture = np.asarray(flows["capture"], np.uint32) if "capture" in flows else np.zeros(len(client), np.uint32)
+    keys["ctx"] = np.asarray(flows["ctx"], np.uint32) | capture << CAPTURE_SHIFT  # carriers.Contexts' numbers
     keys["port_a"] = flows["client_port"]
     keys["port_b"] = flows["server_port"]
     keys["a_hi"], keys["a_lo"] = client[:, 0], client[:, 1]
@@ -176,7 +183,7 @@ def match(files: Sequence[CaptureInfo], flows: Columns, options: Options) -> Mat
             if not len(pre):
                 continue
             key = np.zeros(len(pre), KEY)
-            key["ctx"] = p.ctx[pre]
+            key["ctx"] = p.ctx[pre].astype(np.uint32) | np.uint32(file.capture) << CAPTURE_SHIFT
             for direction, (a, b) in enumerate((("src", "dst"), ("dst", "src"))):
                 key["port_a"], key["port_b"] = (p.sport[pre], p.dport[pre]) if a == "src" else (p.dport[pre], p.sport[pre])
                 key["a_hi"], key["a_lo"] = getattr(p, f"{a}_hi")[pre], getattr(p, f"{a}_lo")[pre]
@@ -197,10 +204,24 @@ def match(files: Sequence[CaptureInfo], flows: Columns, options: Options) -> Mat
         empty = np.zeros(0, np.int64)
         return Matched(empty, empty, np.zeros(0), empty, empty, empty, empty, empty)
     cols = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
-    flow = incarnation_of(cols["tuple"], cols["ts"], tuple_of_flow.ravel(), flows)
+    flow = incarnation_of(cols["tuple"], cols["ts"], tuple_of_flow.ravel(), _in_own_clock(flows))
     keep = flow >= 0
     return Matched(flow[keep], cols["direction"][keep], cols["ts"][keep], cols["frame"][keep],
                     cols["flags"][keep], cols["seq"][keep], cols["ack"][keep], cols["payload"][keep])
+
+
+def _in_own_clock(flows: Columns) -> Columns:
+    """The flows' first and last times in their own capture's clock: a capture joined to the
+    run's first as another point of one path holds its rows' times in the first's clock
+    (points/join.py: `clock_offset_s`, on every row of both)."""
+    if "clock_offset_s" not in flows or "capture" not in flows:
+        return flows
+    offset = np.asarray(flows["clock_offset_s"], np.float64)
+    shift = np.where((np.asarray(flows["capture"], np.int64) != 0) & ~np.isnan(offset), offset, 0.0)
+    if not shift.any():
+        return flows
+    return {"first_ts": np.asarray(flows["first_ts"], np.float64) + shift,
+            "last_ts": np.asarray(flows["last_ts"], np.float64) + shift}
 
 
 def incarnation_of(tuple_id: I64, ts: npt.NDArray[np.float64], tuple_of_flow: I64, flows: Columns) -> I64:

@@ -216,3 +216,20 @@ def test_the_annotated_copy_names_each_lost_segment_on_its_frame(tmp_path: Any) 
     want = sorted(d["client_side_frame"] if d["direction"] == "c2s" else before + d["server_side_frame"]
                   for f in TRUTH["flows"] for d in f["dropped"])
     assert sorted(map(int, listed.split())) == want
+
+
+def test_each_joined_row_is_drawn_from_its_own_point() -> None:
+    """The report's ladders read each row's segments at the point it was judged at: the frames
+    of its own capture (the server side's in its own clock), as many as the row counted."""
+    from teardown.report import from_analysis
+
+    joined = join_points(analyze([str(HERE / "client_side.pcap"), str(HERE / "server_side.pcap")], points=True))
+    data = from_analysis(joined)
+    packets = np.asarray(joined.columns["packets_c2s"]) + np.asarray(joined.columns["packets_s2c"])
+    capture = np.asarray(joined.columns["capture"])
+    before = TRUTH["captures"]["client_side"]["frames"]
+    assert set(capture.tolist()) == {0, 1}
+    for r in range(len(joined)):
+        frames = np.cumsum(data.ladders[r].frames)  # held as steps from the previous frame
+        assert len(frames) == packets[r], r
+        assert ((frames > before) == bool(capture[r])).all(), r  # the server side's frames follow the client side's

@@ -111,6 +111,7 @@ class CaptureInfo:
     marks: list[Mark] = field(default_factory=list)  # from the writer; none for a file read
     sha256: str | None = None  # from the writer, which hashed what it wrote; None: hash the file
     frames_before: int = 0  # frames of its capture in the files before it: its own are numbered on from there
+    capture: int = 0  # which capture of the run it belongs to (the rows' `capture`)
 
 
 # Lengths and times a record header may give that no real capture has.

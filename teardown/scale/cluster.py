@@ -130,7 +130,7 @@ def run(client: Client, paths: list[str], options: Options, progress: Progress |
     for c, capture in enumerate(captures):
         before, names, first_frames = frame_offsets(capture)
         for f, frames_before in zip(capture, first_frames):
-            f.info.frames_before = frames_before
+            f.info.frames_before, f.info.capture = frames_before, c
         parts = [p for f in capture for p in f.pieces]
         job = ShardJob(options, [before[id(p)] for p in parts], [carriers[id(p)] for p in parts], contexts.points,
                        [p.info.last_ts for p in parts], names, first_frames, c)
