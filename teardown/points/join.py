@@ -14,6 +14,7 @@ the first point's clock. The capture the row was judged from keeps its own frame
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -25,7 +26,7 @@ from ..analysis import Analysis, CaptureSummary, JoinedPoints
 from ..decode import FIN
 from ..matching import match
 from ..packed import Held
-from ..present import FlowColumns, RowsOf
+from ..present import TEXT_COLUMNS, FlowColumns, RowsOf
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS
 from .segments import KINDS, Lost, Pairs, Segments, clock_offset, lost_between, paired_rows, same_segments
 
@@ -67,8 +68,6 @@ def join_points(result: Analysis) -> Analysis:
 
 def _stored(columns: Any) -> list[str]:
     """The columns to carry over: all but the texts present.py spells from the others."""
-    from ..present import TEXT_COLUMNS
-
     return [n for n in COLUMN_NAMES + list(INTERNAL_COLUMNS) if n not in TEXT_COLUMNS]
 
 
@@ -80,8 +79,8 @@ class _Point:
         self.a, self.b, self.pairs, self.other = a, b, pairs, other
         files = result.capture.files
         of = result.capture.file_captures or [0] * len(files)
-        self.names = ("; ".join(f.path.rsplit("/", 1)[-1] for f, c in zip(files, of) if c == 0),
-                      "; ".join(f.path.rsplit("/", 1)[-1] for f, c in zip(files, of) if c == other))
+        self.names = ("; ".join(os.path.basename(f.path) for f, c in zip(files, of) if c == 0),
+                      "; ".join(os.path.basename(f.path) for f, c in zip(files, of) if c == other))
         spans = [(min(f.first_ts for f, c in zip(files, of) if c == k and f.first_ts is not None),
                   max(f.last_ts for f, c in zip(files, of) if c == k and f.last_ts is not None)) for k in (0, other)]
         n = len(pairs)
