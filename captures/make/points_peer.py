@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 
-from peer import recv_line  # noqa: E402  (a line from a socket, as every peer reads one)
+from peer import recv_line, touch  # noqa: E402  (as every peer reads a line and says it is ready)
 
 CONNECTIONS = 34
 BASE_PORT = 41000
@@ -126,12 +126,6 @@ def recv_eof(s):
         if not chunk:
             return n
         n += len(chunk)
-
-
-def touch(path):
-    with open(path + ".tmp", "w"):
-        pass
-    os.rename(path + ".tmp", path)
 
 
 def log(path, line, lock=threading.Lock()):
