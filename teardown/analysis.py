@@ -71,9 +71,6 @@ class CaptureSummary:
     """What was read: per file, and the counts of what was skipped and why."""
 
     files: list[CaptureInfo] = field(default_factory=list)
-    # Which capture of the run each file is part of (the rows' `capture`): files that continue
-    # each other are one, whose frame numbers run on across them; each other starts from 1.
-    file_captures: list[int] = field(default_factory=list)
     tcp_packets: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     continuous: bool = True  # several files read as one capture
@@ -91,6 +88,13 @@ class CaptureSummary:
     @property
     def frames(self) -> int:
         return sum(f.frames for f in self.files)
+
+    @property
+    def file_captures(self) -> list[int]:
+        """Which capture of the run each file is part of (the rows' `capture`): files that
+        continue each other are one, whose frame numbers run on across them; each other starts
+        from 1."""
+        return [f.capture for f in self.files]
 
     @property
     def first_ts(self) -> float | None:
@@ -339,7 +343,6 @@ def analyze(path: str | list[str], options: Options | None = None, progress: Pro
             parts += [capture.tag(p) for p in capture.engine.finish()]
             capture = _Capture(Engine(options, contexts, aside, pack), capture.index + 1)
             summary.continuous = False
-        summary.file_captures.append(capture.index)
         parts += [capture.tag(p) for p in _run_file(path_, capture, summary, options, progress, decoding)]
         last_ts = summary.files[-1].last_ts if summary.files[-1].last_ts is not None else last_ts
     parts += [capture.tag(p) for p in capture.engine.finish()]

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from ..analysis import Analysis, CaptureSummary, JoinedPoints
 from ..decode import FIN
 from ..matching import match
+from ..read import CaptureInfo
 from ..packed import Held
 from ..present import TEXT_COLUMNS, FlowColumns, RowsOf
 from ..schema import COLUMN_NAMES, FLOW_COLUMNS, INTERNAL_COLUMNS
@@ -77,26 +78,22 @@ class _Point:
 
     def __init__(self, result: Analysis, a: I64, b: I64, pairs: Pairs, other: int) -> None:
         self.a, self.b, self.pairs, self.other = a, b, pairs, other
-        files = result.capture.files
-        of = result.capture.file_captures or [0] * len(files)
-        self.names = ("; ".join(os.path.basename(f.path) for f, c in zip(files, of) if c == 0),
-                      "; ".join(os.path.basename(f.path) for f, c in zip(files, of) if c == other))
-        spans = [(min(f.first_ts for f, c in zip(files, of) if c == k and f.first_ts is not None),
-                  max(f.last_ts for f, c in zip(files, of) if c == k and f.last_ts is not None)) for k in (0, other)]
-        n = len(pairs)
-        sa = self._segments(result, a, 0, None)
-        sb = self._segments(result, b, other, pairs.flipped)
+        files = [[f for f in result.capture.files if f.capture == k] for k in (0, other)]
+        self.names = ("; ".join(os.path.basename(f.path) for f in files[0]),
+                      "; ".join(os.path.basename(f.path) for f in files[1]))
+        spans = [(min(f.first_ts for f in fs if f.first_ts is not None),
+                  max(f.last_ts for f in fs if f.last_ts is not None)) for fs in files]
+        sa = self._segments(result, a, files[0], None)
+        sb = self._segments(result, b, files[1], pairs.flipped)
         first_guess = clock_offset(sa, sb, *same_segments(sa, sb))[0]
         at_a, at_b = same_segments(sa, sb, first_guess.offset_s)
         self.offset, self.a_first = clock_offset(sa, sb, at_a, at_b)
-        self.a_first = self.a_first[:n] if len(self.a_first) >= n else np.r_[self.a_first, np.zeros(n - len(self.a_first), bool)]
         self.lost: Lost = lost_between(sa, sb, at_a, at_b, self.offset, self.a_first, spans[0], spans[1])
         self.segments = (sa, sb)
 
     @staticmethod
-    def _segments(result: Analysis, rows: I64, capture: int, flipped: npt.NDArray[np.bool_] | None) -> Segments:
-        files = [f for f, c in zip(result.capture.files, result.capture.file_captures or [0] * len(result.capture.files))
-                 if c == capture]
+    def _segments(result: Analysis, rows: I64, files: list[CaptureInfo], flipped: npt.NDArray[np.bool_] | None) -> Segments:
+        """The segments of `rows`, read again from their capture's `files`."""
         m = match(files, RowsOf(result.columns, rows), result.options)
         return Segments.of(m, np.arange(len(rows), dtype=np.int64), flipped)
 
@@ -165,14 +162,13 @@ class _Point:
         return f"; {said} ({self.names[1 - seen]} frame {int(other.frame[found[np.argmin(other.ts[found])]])})"
 
 
-def _files_in_first_clock(capture: CaptureSummary, shift: dict[int, float]) -> list[Any]:
+def _files_in_first_clock(capture: CaptureSummary, shift: dict[int, float]) -> list[CaptureInfo]:
     """The files, those of a joined capture with their first and last times in the first point's
     clock, so the run's span is one clock's."""
-    of = capture.file_captures or [0] * len(capture.files)
     out = []
-    for f, c in zip(capture.files, of):
-        if c in shift and f.first_ts is not None and f.last_ts is not None:
-            f = replace(f, first_ts=f.first_ts - shift[c], last_ts=f.last_ts - shift[c])
+    for f in capture.files:
+        if f.capture in shift and f.first_ts is not None and f.last_ts is not None:
+            f = replace(f, first_ts=f.first_ts - shift[f.capture], last_ts=f.last_ts - shift[f.capture])
         out.append(f)
     return out
 

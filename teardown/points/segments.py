@@ -101,6 +101,7 @@ class Segments:
     seq: I64
     ack: I64
     payload: I64
+    connections: int  # paired connections, those with no segment here included
 
     @classmethod
     def of(cls, m: Matched, connection_of_row: I64, flipped: Mask | None = None) -> Segments:
@@ -108,7 +109,8 @@ class Segments:
         row's pair given by `connection_of_row`, directions turned where the pair is flipped."""
         connection = connection_of_row[m.flow]
         direction = m.direction if flipped is None else np.where(flipped[connection], 1 - m.direction, m.direction)
-        return cls(connection, direction.astype(np.int64), m.ts, m.frame, m.flags, m.seq, m.ack, m.payload)
+        return cls(connection, direction.astype(np.int64), m.ts, m.frame, m.flags, m.seq, m.ack, m.payload,
+                   int(connection_of_row.max(initial=-1)) + 1)
 
 
 def same_segments(a: Segments, b: Segments, offset_s: float | None = None) -> tuple[I64, I64]:
@@ -171,7 +173,7 @@ def clock_offset(a: Segments, b: Segments, at_a: I64, at_b: I64) -> tuple[ClockO
     segments to the server pass a first). A connection's direction passing a first is the one
     whose segments b sees later, by the median: queueing delays only add, so the median of a
     direction stays on its side of the offset."""
-    n = int(max(a.connection.max(initial=-1), b.connection.max(initial=-1))) + 1
+    n = a.connections
     delta = b.ts[at_b] - a.ts[at_a]
     connection, direction = a.connection[at_a], a.direction[at_a]
     median = np.full((n, 2), np.nan)

@@ -216,10 +216,8 @@ def _summary(ordered: list[FileRead], captures: list[list[FileRead]], options: O
     summary = CaptureSummary(bytes_total=total, bytes_before=total, reader=options.reader.value,
                              continuous=len(captures) == 1)
     decoding = Decoding(options.reader, contexts)  # for its warnings on what `auto` could hand to nothing
-    capture_of = {id(f): c for c, files in enumerate(captures) for f in files}
-    for f in ordered:
+    for f in ordered:  # each knows its capture (run sets it before this)
         summary.files.append(f.info)
-        summary.file_captures.append(capture_of[id(f)])
         for p in f.pieces:
             summary.tcp_packets += p.tcp_packets
             summary.skipped.update(p.skipped)

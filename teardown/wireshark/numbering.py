@@ -36,7 +36,7 @@ class Numbering:
     def of(cls, capture: CaptureSummary) -> Numbering:
         frames = np.array([f.frames for f in capture.files], np.int64)
         before = np.concatenate([[0], np.cumsum(frames)[:-1]]).astype(np.int64) if len(frames) else frames
-        which = np.array(capture.file_captures or [0] * len(frames), np.int64)
+        which = np.array(capture.file_captures, np.int64)
         # A capture's first file is the first of its files in reading order (captures are in that order).
         firsts = np.searchsorted(which, np.arange(int(which.max(initial=-1)) + 1))
         return cls([os.path.basename(f.path) for f in capture.files], before, frames,
